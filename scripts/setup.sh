@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Takes a fresh Debian 12 machine to ready for building, serving and testing MedFocus.
+# Idempotent: every step checks first and skips what is already there. Everything comes from
+# Debian's packages, crates.io (built from source), rustup and the npm registry: no prebuilt
+# binaries from anywhere else (wasm-pack would otherwise download wasm-bindgen and chromedriver).
+# Sourced by serve.sh and test.sh; can be run on its own.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- Debian packages ---------------------------------------------------------------------
+# chromium + chromium-driver: browser tests; mesa-vulkan-drivers + libvulkan1: a Vulkan adapter
+# (lavapipe) so the wgpu path is tested on GPU-less machines; nodejs/npm: the page's bundler.
+apt_packages=(chromium chromium-driver mesa-vulkan-drivers libvulkan1 ca-certificates curl git build-essential pkg-config)
+command -v node >/dev/null 2>&1 || apt_packages+=(nodejs npm)
+missing=()
+for package in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# --- Rust ----------------------------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -x "$HOME/.cargo/bin/cargo" ] || {
+    log "installing Rust with rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+  }
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# wasm-bindgen-cli must be exactly the wasm-bindgen version in Cargo.lock.
+bindgen_version="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)"
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
+  log "building wasm-bindgen-cli $bindgen_version from crates.io"
+  cargo install --quiet --locked --force wasm-bindgen-cli --version "$bindgen_version"
+fi
+if ! command -v wasm-pack >/dev/null 2>&1; then
+  log "building wasm-pack from crates.io"
+  cargo install --quiet --locked wasm-pack
+fi
+
+# --- npm packages for the page -------------------------------------------------------------
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# One cargo target dir outside the clone, so CI runs and clones on this machine share builds.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/medfocus/target}"
+# wasm-pack keeps its own cache outside the clone too.
+export WASM_PACK_CACHE="${WASM_PACK_CACHE:-$HOME/.cache/medfocus/wasm-pack}"
+log "ready (cargo target dir: $CARGO_TARGET_DIR)"

@@ -1,0 +1,146 @@
+//! Labelled images laid out one folder per class — the layout of the public Kaggle sets
+//! (`Training/glioma/*.jpg`, `train/NORMAL/*.jpeg`) that users download.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// File extensions we try to decode; anything else in a class folder is ignored.
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "jfif"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error("cannot read the data folder {path}: {source}")]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    #[error("{0} is not a folder: expected one sub-folder per class")]
+    NotAFolder(PathBuf),
+    #[error("{0} has no class sub-folders containing images")]
+    NoClasses(PathBuf),
+}
+
+/// One labelled image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelledImage {
+    pub path: PathBuf,
+    pub class_index: usize,
+}
+
+/// The classes (sorted by name, so indices are stable) and their images (sorted by path).
+#[derive(Clone, Debug)]
+pub struct ClassFolders {
+    pub root: PathBuf,
+    pub classes: Vec<String>,
+    pub images: Vec<LabelledImage>,
+}
+
+impl ClassFolders {
+    /// Scans `root`: every non-hidden sub-folder holding at least one image file is a class.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self, DatasetError> {
+        let root = root.as_ref().to_path_buf();
+        if !root.is_dir() {
+            return Err(DatasetError::NotAFolder(root));
+        }
+        let mut class_dirs: Vec<(String, PathBuf)> = read_dir_sorted(&root)?
+            .into_iter()
+            .filter(|path| path.is_dir())
+            .filter_map(|path| Some((visible_name(&path)?, path)))
+            .collect();
+        class_dirs.sort();
+
+        let mut classes = Vec::new();
+        let mut images = Vec::new();
+        for (name, dir) in class_dirs {
+            let files: Vec<PathBuf> = read_dir_sorted(&dir)?
+                .into_iter()
+                .filter(|path| path.is_file() && visible_name(path).is_some() && is_image_path(path))
+                .collect();
+            if files.is_empty() {
+                continue;
+            }
+            let class_index = classes.len();
+            classes.push(name);
+            images.extend(files.into_iter().map(|path| LabelledImage { path, class_index }));
+        }
+        if classes.is_empty() {
+            return Err(DatasetError::NoClasses(root));
+        }
+        Ok(Self { root, classes, images })
+    }
+
+    /// Number of images in each class, in class order.
+    pub fn counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes.len()];
+        for image in &self.images {
+            counts[image.class_index] += 1;
+        }
+        counts
+    }
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+    let unreadable = |source| DatasetError::Unreadable { path: dir.to_path_buf(), source };
+    let mut paths = fs::read_dir(dir)
+        .map_err(unreadable)?
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unreadable)?;
+    paths.sort();
+    Ok(paths)
+}
+
+fn visible_name(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    (!name.starts_with('.')).then(|| name.to_string())
+}
+
+/// Whether the file name has an image extension (case-insensitive).
+pub fn is_image_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|ext| ext.to_str())
+        .is_some_and(|ext| IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("medfocus-dataset-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn classes_sorted_hidden_and_non_images_skipped() {
+        let root = scratch("layout");
+        for (class, files) in [
+            ("b_class", vec!["2.JPG", "1.png", "notes.txt"]),
+            ("a_class", vec!["x.jpeg"]),
+            (".hidden", vec!["y.jpg"]),
+            ("empty", vec!["readme.md"]),
+        ] {
+            fs::create_dir_all(root.join(class)).unwrap();
+            for file in files {
+                fs::write(root.join(class).join(file), b"").unwrap();
+            }
+        }
+        fs::write(root.join("stray.jpg"), b"").unwrap();
+        let set = ClassFolders::open(&root).unwrap();
+        assert_eq!(set.classes, ["a_class", "b_class"]);
+        assert_eq!(set.counts(), [1, 2]);
+        let names: Vec<_> =
+            set.images.iter().map(|image| image.path.file_name().unwrap().to_owned()).collect();
+        assert_eq!(names, ["x.jpeg", "1.png", "2.JPG"]);
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn missing_or_classless_folders_are_errors() {
+        let root = scratch("empty");
+        assert!(matches!(ClassFolders::open(&root), Err(DatasetError::NoClasses(_))));
+        let missing = root.join("nope");
+        let error = ClassFolders::open(&missing).unwrap_err();
+        assert!(error.to_string().contains("nope"), "{error}");
+        fs::remove_dir_all(root).unwrap();
+    }
+}

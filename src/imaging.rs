@@ -1,0 +1,200 @@
+//! Decoding the user's images, the same code natively and inside wasm.
+//!
+//! Medical images arrive as JPEG/PNG exports (chest X-rays are usually 8- or 16-bit grayscale,
+//! MRI slices often RGB with grey content). Decoding is bounded so that a hostile or broken file
+//! gives an error instead of exhausting the browser tab's memory.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+use serde::Serialize;
+
+/// Largest side we accept; whole-slide pathology images need tiling, which we do not do.
+pub const MAX_SIDE: u32 = 16_384;
+/// Largest decoded buffer we allow (the wasm heap is 4 GiB at most, shared with the models).
+pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("the image is empty (0 bytes)")]
+    Empty,
+    #[error("not a supported image format (JPEG, PNG, BMP, TIFF, WebP): {0}")]
+    UnknownFormat(String),
+    #[error("the {format} image is corrupt or truncated: {detail}")]
+    Corrupt { format: String, detail: String },
+    #[error("the image is too large to process here: {0}")]
+    TooLarge(String),
+}
+
+/// How the pixels are stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ColorInfo {
+    pub channels: u8,
+    pub bits_per_channel: u8,
+    pub has_alpha: bool,
+    /// The decoder's name for the layout, e.g. `L8`, `Rgb8`, `L16`.
+    pub layout: String,
+}
+
+/// A decoded image with what the user should know about it.
+#[derive(Clone, Debug)]
+pub struct DecodedImage {
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+    pub color: ColorInfo,
+    /// True when every pixel has equal colour channels: a grayscale scan stored as RGB.
+    pub grayscale_content: bool,
+    pub pixels: DynamicImage,
+}
+
+impl DecodedImage {
+    /// 8-bit RGBA, row-major: what a browser canvas (`ImageData`) takes.
+    pub fn to_rgba8(&self) -> Vec<u8> {
+        self.pixels.to_rgba8().into_raw()
+    }
+
+    /// One line for the CLI and the page.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} {}×{} px, {} channel{} of {} bit ({}){}",
+            self.format,
+            self.width,
+            self.height,
+            self.color.channels,
+            if self.color.channels == 1 { "" } else { "s" },
+            self.color.bits_per_channel,
+            self.color.layout,
+            if self.grayscale_content && self.color.channels > 1 { ", grey content" } else { "" },
+        )
+    }
+}
+
+/// Decode an image from its file bytes (format sniffed from the content, not a file name).
+pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|error| ImageError::UnknownFormat(error.to_string()))?;
+    let format = reader.format().ok_or_else(|| {
+        ImageError::UnknownFormat(format!("unrecognised header {}", hex_prefix(bytes)))
+    })?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+
+    let format_name = format_name(format);
+    let pixels = reader.decode().map_err(|error| match error {
+        image::ImageError::Limits(limit) => ImageError::TooLarge(limit.to_string()),
+        image::ImageError::Unsupported(detail) => ImageError::UnknownFormat(detail.to_string()),
+        other => ImageError::Corrupt { format: format_name.clone(), detail: other.to_string() },
+    })?;
+    if pixels.width() == 0 || pixels.height() == 0 {
+        return Err(ImageError::Corrupt { format: format_name, detail: "zero width or height".into() });
+    }
+    let color = pixels.color();
+    let channels = color.channel_count();
+    Ok(DecodedImage {
+        format: format_name,
+        width: pixels.width(),
+        height: pixels.height(),
+        color: ColorInfo {
+            channels,
+            bits_per_channel: (color.bits_per_pixel() / u16::from(channels)) as u8,
+            has_alpha: color.has_alpha(),
+            layout: format!("{color:?}"),
+        },
+        grayscale_content: is_grey(&pixels),
+        pixels,
+    })
+}
+
+fn is_grey(pixels: &DynamicImage) -> bool {
+    if !pixels.color().has_color() {
+        return true;
+    }
+    pixels.to_rgb8().pixels().all(|pixel| pixel[0] == pixel[1] && pixel[1] == pixel[2])
+}
+
+fn format_name(format: ImageFormat) -> String {
+    format.extensions_str().first().map_or_else(|| format!("{format:?}"), |ext| ext.to_uppercase())
+}
+
+fn hex_prefix(bytes: &[u8]) -> String {
+    bytes.iter().take(8).map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png_bytes(image: &DynamicImage) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        image.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn decodes_grayscale_png_and_reports_layout() {
+        let image = DynamicImage::ImageLuma8(image::GrayImage::from_fn(7, 5, |x, y| {
+            image::Luma([(x * 30 + y) as u8])
+        }));
+        let decoded = decode_image(&png_bytes(&image)).unwrap();
+        assert_eq!((decoded.width, decoded.height), (7, 5));
+        assert_eq!(decoded.format, "PNG");
+        assert_eq!(decoded.color.channels, 1);
+        assert_eq!(decoded.color.bits_per_channel, 8);
+        assert!(decoded.grayscale_content);
+        let rgba = decoded.to_rgba8();
+        assert_eq!(rgba.len(), 7 * 5 * 4);
+        // Pixel (3, 2): grey 92 replicated, opaque.
+        let offset = (2 * 7 + 3) * 4;
+        assert_eq!(&rgba[offset..offset + 4], &[92, 92, 92, 255]);
+    }
+
+    #[test]
+    fn rgb_with_colour_is_not_grey() {
+        let image = DynamicImage::ImageRgb8(image::RgbImage::from_fn(4, 4, |x, _| {
+            image::Rgb([x as u8 * 10, 0, 0])
+        }));
+        let decoded = decode_image(&png_bytes(&image)).unwrap();
+        assert_eq!(decoded.color.channels, 3);
+        assert!(!decoded.grayscale_content);
+        assert!(decoded.summary().contains("4×4"));
+    }
+
+    #[test]
+    fn empty_garbage_and_truncated_inputs_are_clear_errors() {
+        assert!(matches!(decode_image(&[]), Err(ImageError::Empty)));
+        let garbage = decode_image(b"definitely not an image").unwrap_err();
+        assert!(matches!(garbage, ImageError::UnknownFormat(_)), "{garbage}");
+
+        let image = DynamicImage::ImageRgb8(image::RgbImage::new(64, 64));
+        let bytes = png_bytes(&image);
+        let truncated = decode_image(&bytes[..bytes.len() / 2]).unwrap_err();
+        assert!(matches!(truncated, ImageError::Corrupt { .. }), "{truncated}");
+        assert!(truncated.to_string().contains("PNG"), "{truncated}");
+    }
+
+    #[test]
+    fn oversized_dimensions_are_refused_before_allocating() {
+        // A well-formed 24-bit BMP header that claims 100000×100000 pixels, with no pixel data.
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(b"BM");
+        bytes.extend_from_slice(&(54u32).to_le_bytes()); // file size
+        bytes.extend_from_slice(&0u32.to_le_bytes()); // reserved
+        bytes.extend_from_slice(&54u32.to_le_bytes()); // pixel data offset
+        bytes.extend_from_slice(&40u32.to_le_bytes()); // BITMAPINFOHEADER size
+        bytes.extend_from_slice(&100_000i32.to_le_bytes());
+        bytes.extend_from_slice(&100_000i32.to_le_bytes());
+        bytes.extend_from_slice(&1u16.to_le_bytes()); // planes
+        bytes.extend_from_slice(&24u16.to_le_bytes()); // bits per pixel
+        bytes.extend_from_slice(&[0u8; 24]); // no compression, sizes, resolution, palette
+        let error = decode_image(&bytes).unwrap_err();
+        assert!(matches!(error, ImageError::TooLarge(_)), "{error}");
+    }
+}

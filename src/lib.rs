@@ -1,0 +1,12 @@
+//! MedFocus: few-shot medical image classification where a segmentation mask steers CLIP,
+//! running natively (wgpu or CPU) and in the browser (WebGPU or CPU), images never uploaded.
+//!
+//! Module map: `docs/ARCHITECTURE.md`.
+
+pub mod compute_check;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod dataset;
+pub mod device;
+pub mod imaging;
+#[cfg(target_arch = "wasm32")]
+pub mod web;

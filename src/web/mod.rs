@@ -1,0 +1,160 @@
+//! The wasm boundary: conversions between JS values and the library, and async plumbing.
+//! No model logic lives here. Every export returns `Result<_, JsError>`: nothing panics across.
+
+use std::cell::RefCell;
+
+use js_sys::{Function, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::compute_check;
+use crate::device::{self, ChosenDevice, DeviceRequest};
+use crate::imaging::{self, DecodedImage};
+
+thread_local! {
+    /// The device the page chose; wasm is single-threaded, so one per page.
+    static CHOSEN: RefCell<Option<ChosenDevice>> = const { RefCell::new(None) };
+}
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+fn js_error(error: impl std::fmt::Display) -> JsError {
+    JsError::new(&error.to_string())
+}
+
+fn to_js(value: &impl serde::Serialize) -> Result<JsValue, JsError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(js_error)
+}
+
+/// Chooses the compute device (`"auto"`, `"cpu"` or `"gpu"`; default auto) and returns its
+/// report: `{request, kind, backend, adapter, reason, warnings}`.
+#[wasm_bindgen(js_name = initDevice)]
+pub async fn init_device(request: Option<String>) -> Result<JsValue, JsError> {
+    let request = match request {
+        Some(text) => text.parse::<DeviceRequest>().map_err(js_error)?,
+        None => DeviceRequest::Auto,
+    };
+    let chosen = device::choose_device(request).await.map_err(js_error)?;
+    let report = to_js(&chosen.report)?;
+    CHOSEN.with(|cell| *cell.borrow_mut() = Some(chosen));
+    Ok(report)
+}
+
+/// The device chosen by `initDevice`, or a clear error when it has not run.
+pub fn chosen_device() -> Result<ChosenDevice, JsError> {
+    CHOSEN
+        .with(|cell| cell.borrow().clone())
+        .ok_or_else(|| JsError::new("no device yet: call initDevice() first"))
+}
+
+/// Runs the compute check of `size`×`size` on the chosen device and compares it with the
+/// plain-Rust reference: `{size, backend, maxAbsDiff}`.
+#[wasm_bindgen(js_name = checkDevice)]
+pub async fn check_device(size: usize) -> Result<JsValue, JsError> {
+    if !(1..=1024).contains(&size) {
+        return Err(JsError::new("size must be between 1 and 1024"));
+    }
+    let chosen = chosen_device()?;
+    let output = compute_check::run_check(&chosen.device, size).await.map_err(js_error)?;
+    let max_abs_diff = output.max_abs_diff(&compute_check::reference(size));
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct CheckSummary {
+        size: usize,
+        backend: String,
+        max_abs_diff: f32,
+    }
+    to_js(&CheckSummary { size, backend: chosen.report.backend, max_abs_diff })
+}
+
+/// An image decoded inside wasm: its facts, and RGBA pixels for a canvas.
+#[wasm_bindgen]
+pub struct WebImage {
+    image: DecodedImage,
+}
+
+#[wasm_bindgen]
+impl WebImage {
+    #[wasm_bindgen(getter)]
+    pub fn width(&self) -> u32 {
+        self.image.width
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn height(&self) -> u32 {
+        self.image.height
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn channels(&self) -> u8 {
+        self.image.color.channels
+    }
+
+    #[wasm_bindgen(getter, js_name = bitsPerChannel)]
+    pub fn bits_per_channel(&self) -> u8 {
+        self.image.color.bits_per_channel
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn format(&self) -> String {
+        self.image.format.clone()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn layout(&self) -> String {
+        self.image.color.layout.clone()
+    }
+
+    #[wasm_bindgen(getter, js_name = greyContent)]
+    pub fn grey_content(&self) -> bool {
+        self.image.grayscale_content
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn summary(&self) -> String {
+        self.image.summary()
+    }
+
+    /// RGBA8 pixels, row-major, ready for `new ImageData(...)`.
+    pub fn rgba(&self) -> Vec<u8> {
+        self.image.to_rgba8()
+    }
+}
+
+/// Decodes image file bytes inside wasm; a corrupt or unsupported file is a `JsError`.
+#[wasm_bindgen(js_name = decodeImage)]
+pub fn decode_image(bytes: &[u8]) -> Result<WebImage, JsError> {
+    imaging::decode_image(bytes).map(|image| WebImage { image }).map_err(js_error)
+}
+
+fn navigator_gpu() -> Option<JsValue> {
+    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let gpu = Reflect::get(&navigator, &"gpu".into()).ok()?;
+    (!gpu.is_undefined() && !gpu.is_null()).then_some(gpu)
+}
+
+/// Whether this browser exposes WebGPU at all.
+pub fn has_navigator_gpu() -> bool {
+    navigator_gpu().is_some()
+}
+
+/// Vendor, architecture and description of the adapter `navigator.gpu` would give, which wgpu
+/// does not pass on.
+pub async fn adapter_identity() -> Option<String> {
+    let gpu = navigator_gpu()?;
+    let request: Function = Reflect::get(&gpu, &"requestAdapter".into()).ok()?.dyn_into().ok()?;
+    let promise: Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
+    let adapter = JsFuture::from(promise).await.ok()?;
+    let info = Reflect::get(&adapter, &"info".into()).ok()?;
+    let parts: Vec<String> = ["vendor", "architecture", "device", "description"]
+        .iter()
+        .filter_map(|key| Reflect::get(&info, &(*key).into()).ok()?.as_string())
+        .filter(|part| !part.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
