@@ -39,15 +39,24 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
+# A tool's published Cargo.lock can name a dependency version the registry no longer serves
+# (seen: wasm-bindgen-cli 0.2.130's webpki-roots 1.0.11); then resolve afresh instead.
+cargo_install() {
+  cargo install --quiet --locked "$@" || {
+    log "cargo install --locked $* failed; retrying with freshly resolved dependencies"
+    cargo install --quiet "$@"
+  }
+}
+
 # wasm-bindgen-cli must be exactly the wasm-bindgen version in Cargo.lock.
 bindgen_version="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)"
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
   log "building wasm-bindgen-cli $bindgen_version from crates.io"
-  cargo install --quiet --locked --force wasm-bindgen-cli --version "$bindgen_version"
+  cargo_install --force wasm-bindgen-cli --version "$bindgen_version"
 fi
 if ! command -v wasm-pack >/dev/null 2>&1; then
   log "building wasm-pack from crates.io"
-  cargo install --quiet --locked wasm-pack
+  cargo_install wasm-pack
 fi
 
 # --- npm packages for the page -------------------------------------------------------------

@@ -6,6 +6,12 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 source scripts/setup.sh
 
+# Mesa's Vulkan driver complains on every device open when this is unset (headless machines, CI).
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/medfocus-runtime-$(id -u)"
+  mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+fi
+
 start=$SECONDS
 echo "=== native tests (cargo test)"
 cargo test --locked

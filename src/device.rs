@@ -418,9 +418,71 @@ async fn web_adapter() -> Option<AdapterSummary> {
     Some(summary)
 }
 
-/// GPU runtimes already opened in this process: burn registers a runtime once and refuses a
-/// second initialisation, so later requests for the same adapter reuse the first.
-static OPENED: Mutex<Vec<(DeviceKind, WgpuBackend, ChosenDevice)>> = Mutex::new(Vec::new());
+/// A GPU runtime opened in this process. burn registers a runtime once per adapter and API and
+/// refuses a second initialisation, so later requests reuse the first.
+#[derive(Clone)]
+struct OpenedGpu {
+    kind: DeviceKind,
+    api: WgpuBackend,
+    device: Device,
+    adapter: AdapterSummary,
+}
+
+static OPENED: Mutex<Vec<OpenedGpu>> = Mutex::new(Vec::new());
+
+fn find_opened(opened: &[OpenedGpu], kind: &DeviceKind, api: WgpuBackend) -> Option<OpenedGpu> {
+    opened.iter().find(|gpu| gpu.kind == *kind && gpu.api == api).cloned()
+}
+
+/// Opens (or reuses) the runtime for `choice` and returns it with the adapter it really got.
+async fn open_gpu(choice: &AdapterChoice) -> Result<OpenedGpu, DeviceError> {
+    let kind = device_kind(choice, Platform::current());
+    let api = graphics_api(&choice.adapter.backend).ok_or_else(|| DeviceError::GpuInit {
+        adapter: choice.adapter.name.clone(),
+        message: format!("the {} API is not supported by MedFocus", choice.adapter.backend),
+    })?;
+    let init_error = |error: WgpuInitError| DeviceError::GpuInit {
+        adapter: choice.adapter.name.clone(),
+        message: error.to_string(),
+    };
+    let options = || Device::wgpu_options().device_kind(kind.clone()).graphics_api(api);
+    let opened = |device: Device, adapter: &wgpu::Adapter| {
+        // Describe the adapter the runtime actually opened. In a browser keep the listed name: it
+        // carries the vendor and architecture that wgpu drops.
+        let mut summary = AdapterSummary::from_adapter(adapter);
+        if Platform::current() == Platform::Browser {
+            summary.name = choice.adapter.name.clone();
+        }
+        OpenedGpu { kind: kind.clone(), api, device, adapter: summary }
+    };
+
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        // Natively several threads may ask at once: check and open under one lock.
+        let mut all = OPENED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(gpu) = find_opened(&all, &kind, api) {
+            return Ok(gpu);
+        }
+        let (device, setup) = options().init_with_setup().map_err(init_error)?;
+        let gpu = opened(device, &setup.adapter);
+        all.push(gpu.clone());
+        Ok(gpu)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        // One thread, and no guard may be held across the await.
+        let known = OPENED.lock().ok().and_then(|all| find_opened(&all, &kind, api));
+        if let Some(gpu) = known {
+            return Ok(gpu);
+        }
+        let (device, setup) = options().init_with_setup_async().await.map_err(init_error)?;
+        let gpu = opened(device, &setup.adapter);
+        if let Ok(mut all) = OPENED.lock() {
+            all.push(gpu.clone());
+        }
+        Ok(gpu)
+    }
+}
 
 /// Choose and open the device for `request`.
 pub async fn choose_device(request: DeviceRequest) -> Result<ChosenDevice, DeviceError> {
@@ -431,76 +493,23 @@ pub async fn choose_device(request: DeviceRequest) -> Result<ChosenDevice, Devic
     match plan(request, Platform::current(), &adapters)? {
         Plan::Cpu { reason } => Ok(cpu_device(request, reason)),
         Plan::Gpu { choice, reason, warnings } => {
-            let kind = device_kind(&choice, Platform::current());
-            let api = graphics_api(&choice.adapter.backend).ok_or_else(|| DeviceError::GpuInit {
-                adapter: choice.adapter.name.clone(),
-                message: format!("the {} API is not supported by MedFocus", choice.adapter.backend),
-            })?;
-            let open = |device: Device, opened: &wgpu::Adapter| {
-                // Report the adapter the runtime actually opened. In a browser keep the listed
-                // name: it carries the vendor and architecture that wgpu drops.
-                let mut adapter = AdapterSummary::from_adapter(opened);
-                if Platform::current() == Platform::Browser {
-                    adapter.name = choice.adapter.name.clone();
-                }
-                ChosenDevice {
-                    device,
-                    report: DeviceReport {
-                        request,
-                        kind: match adapter.adapter_type {
-                            AdapterType::Cpu => ComputeKind::SoftwareGpu,
-                            _ => ComputeKind::Gpu,
-                        },
-                        backend: adapter.backend.clone(),
-                        adapter: Some(adapter),
-                        reason: reason.clone(),
-                        warnings: warnings.clone(),
+            let gpu = open_gpu(&choice).await?;
+            Ok(ChosenDevice {
+                device: gpu.device,
+                report: DeviceReport {
+                    request,
+                    kind: match gpu.adapter.adapter_type {
+                        AdapterType::Cpu => ComputeKind::SoftwareGpu,
+                        _ => ComputeKind::Gpu,
                     },
-                }
-            };
-            let init_error = |error: WgpuInitError| DeviceError::GpuInit {
-                adapter: choice.adapter.name.clone(),
-                message: error.to_string(),
-            };
-            let options = || Device::wgpu_options().device_kind(kind.clone()).graphics_api(api);
-
-            #[cfg(not(target_arch = "wasm32"))]
-            {
-                // Natively several threads may ask at once: open under the lock.
-                let mut opened = OPENED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                if let Some((_, _, chosen)) =
-                    opened.iter().find(|(known, known_api, _)| *known == kind && *known_api == api)
-                {
-                    return Ok(chosen.clone());
-                }
-                let (device, setup) = options().init_with_setup().map_err(init_error)?;
-                let chosen = open(device, &setup.adapter);
-                opened.push((kind, api, chosen.clone()));
-                Ok(chosen)
-            }
-            #[cfg(target_arch = "wasm32")]
-            {
-                // One thread: no guard may be held across the await.
-                let known = OPENED.lock().ok().and_then(|opened| {
-                    opened
-                        .iter()
-                        .find(|(known, known_api, _)| *known == kind && *known_api == api)
-                        .map(|(_, _, chosen)| chosen.clone())
-                });
-                if let Some(chosen) = known {
-                    return Ok(chosen);
-                }
-                let (device, setup) = options().init_with_setup_async().await.map_err(init_error)?;
-                let chosen = open(device, &setup.adapter);
-                if let Ok(mut opened) = OPENED.lock() {
-                    opened.push((kind, api, chosen.clone()));
-                }
-                Ok(chosen)
-            }
+                    backend: gpu.adapter.backend.clone(),
+                    adapter: Some(gpu.adapter),
+                    reason,
+                    warnings,
+                },
+            })
         }
     }
-}
-
 }
 
 /// burn's CPU backend, with a report saying why it was chosen.

@@ -93,6 +93,14 @@ pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
         image::ImageError::Unsupported(detail) => ImageError::UnknownFormat(detail.to_string()),
         other => ImageError::Corrupt { format: format_name.clone(), detail: other.to_string() },
     })?;
+    // The JPEG decoder pads a cut-off scan with grey instead of failing; a silently half-grey
+    // scan is worse than an error in a medical tool, so require the end-of-image marker.
+    if format == ImageFormat::Jpeg && !jpeg_has_end_after_last_scan(bytes) {
+        return Err(ImageError::Corrupt {
+            format: format_name,
+            detail: "the image data ends before the end-of-image marker (file cut short?)".into(),
+        });
+    }
     if pixels.width() == 0 || pixels.height() == 0 {
         return Err(ImageError::Corrupt { format: format_name, detail: "zero width or height".into() });
     }
@@ -111,6 +119,14 @@ pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
         grayscale_content: is_grey(&pixels),
         pixels,
     })
+}
+
+/// Whether an end-of-image marker (FF D9) follows the start of the last scan (FF DA). Inside
+/// entropy-coded data every FF byte is stuffed (FF 00) or a restart marker, so an FF D9 there is
+/// impossible; an EXIF thumbnail's own markers come before the main image's scans.
+fn jpeg_has_end_after_last_scan(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|pair| pair == [0xFF, marker]);
+    matches!((last(0xDA), last(0xD9)), (Some(scan), Some(end)) if end > scan)
 }
 
 fn is_grey(pixels: &DynamicImage) -> bool {
@@ -157,6 +173,19 @@ mod tests {
     }
 
     #[test]
+    fn a_jpeg_cut_inside_its_scan_is_refused() {
+        let image = DynamicImage::ImageLuma8(image::GrayImage::from_fn(64, 64, |x, y| {
+            image::Luma([((x * y) % 251) as u8])
+        }));
+        let mut bytes = Vec::new();
+        image.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Jpeg).unwrap();
+        let whole = decode_image(&bytes).unwrap();
+        assert_eq!((whole.width, whole.height), (64, 64));
+        let error = decode_image(&bytes[..bytes.len() - 40]).unwrap_err();
+        assert!(error.to_string().contains("end-of-image"), "{error}");
+    }
+
+    #[test]
     fn rgb_with_colour_is_not_grey() {
         let image = DynamicImage::ImageRgb8(image::RgbImage::from_fn(4, 4, |x, _| {
             image::Rgb([x as u8 * 10, 0, 0])
@@ -182,15 +211,15 @@ mod tests {
 
     #[test]
     fn oversized_dimensions_are_refused_before_allocating() {
-        // A well-formed 24-bit BMP header that claims 100000×100000 pixels, with no pixel data.
+        // A well-formed 24-bit BMP header that claims 20000×20000 pixels (over MAX_SIDE), with no pixel data.
         let mut bytes = Vec::new();
         bytes.extend_from_slice(b"BM");
         bytes.extend_from_slice(&(54u32).to_le_bytes()); // file size
         bytes.extend_from_slice(&0u32.to_le_bytes()); // reserved
         bytes.extend_from_slice(&54u32.to_le_bytes()); // pixel data offset
         bytes.extend_from_slice(&40u32.to_le_bytes()); // BITMAPINFOHEADER size
-        bytes.extend_from_slice(&100_000i32.to_le_bytes());
-        bytes.extend_from_slice(&100_000i32.to_le_bytes());
+        bytes.extend_from_slice(&20_000i32.to_le_bytes());
+        bytes.extend_from_slice(&20_000i32.to_le_bytes());
         bytes.extend_from_slice(&1u16.to_le_bytes()); // planes
         bytes.extend_from_slice(&24u16.to_le_bytes()); // bits per pixel
         bytes.extend_from_slice(&[0u8; 24]); // no compression, sizes, resolution, palette

@@ -6,7 +6,8 @@
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
     use std::error::Error;
-    use std::path::PathBuf;
+    use std::io::{self, Write};
+    use std::path::{Path, PathBuf};
     use std::process::ExitCode;
 
     use clap::{Parser, Subcommand};
@@ -43,12 +44,21 @@ mod cli {
 
     pub fn run() -> ExitCode {
         let cli = Cli::parse();
+        let mut out = io::stdout().lock();
         let result = match cli.command {
-            Command::Devices { check } => devices(cli.device, check),
-            Command::Inspect { paths } => inspect(&paths),
+            Command::Devices { check } => devices(&mut out, cli.device, check),
+            Command::Inspect { paths } => inspect(&mut out, &paths),
         };
         match result {
             Ok(code) => code,
+            // `medfocus … | head` closing the pipe early is not a failure.
+            Err(error)
+                if error
+                    .downcast_ref::<io::Error>()
+                    .is_some_and(|error| error.kind() == io::ErrorKind::BrokenPipe) =>
+            {
+                ExitCode::SUCCESS
+            }
             Err(error) => {
                 eprintln!("error: {error}");
                 ExitCode::FAILURE
@@ -56,19 +66,23 @@ mod cli {
         }
     }
 
-    fn devices(request: DeviceRequest, check: bool) -> Result<ExitCode, Box<dyn Error>> {
+    fn devices(out: &mut impl Write, request: DeviceRequest, check: bool) -> Result<ExitCode, Box<dyn Error>> {
         let adapters = pollster::block_on(device::list_adapters());
-        println!("GPU adapters found: {}", adapters.len());
+        writeln!(out, "GPU adapters found: {}", adapters.len())?;
         for adapter in &adapters {
-            println!("  - {} [{}; {:?}] {}", adapter.name, adapter.backend, adapter.adapter_type, adapter.driver);
+            writeln!(
+                out,
+                "  - {} [{}; {:?}] {}",
+                adapter.name, adapter.backend, adapter.adapter_type, adapter.driver
+            )?;
         }
         let chosen = device::choose_device_blocking(request)?;
-        print!("{}", chosen.report);
+        write!(out, "{}", chosen.report)?;
         if check {
             const SIZE: usize = 64;
             let output = pollster::block_on(compute_check::run_check(&chosen.device, SIZE))?;
             let diff = output.max_abs_diff(&compute_check::reference(SIZE));
-            println!("check: softmax(A·B/√n) with n = {SIZE}: max |Δ| to reference = {diff:.2e}");
+            writeln!(out, "check: softmax(A·B/√n) with n = {SIZE}: max |Δ| to reference = {diff:.2e}")?;
             if diff > 1e-4 {
                 eprintln!("error: the device computed a wrong result");
                 return Ok(ExitCode::FAILURE);
@@ -77,17 +91,20 @@ mod cli {
         Ok(ExitCode::SUCCESS)
     }
 
-    fn inspect(paths: &[PathBuf]) -> Result<ExitCode, Box<dyn Error>> {
+    /// Decodes every file (a folder is read as one sub-folder per class); a bad file is reported
+    /// and the rest still inspected.
+    fn inspect(out: &mut impl Write, paths: &[PathBuf]) -> Result<ExitCode, Box<dyn Error>> {
         let mut failures = 0usize;
-        let mut describe = |path: &std::path::Path, label: &str| {
+        let mut describe = |out: &mut dyn Write, path: &Path, label: &str| -> io::Result<()> {
             let result = std::fs::read(path)
                 .map_err(|error| error.to_string())
                 .and_then(|bytes| imaging::decode_image(&bytes).map_err(|error| error.to_string()));
             match result {
-                Ok(image) => println!("{}{label}: {}", path.display(), image.summary()),
+                Ok(image) => writeln!(out, "{}{label}: {}", path.display(), image.summary()),
                 Err(error) => {
                     failures += 1;
                     eprintln!("{}{label}: error: {error}", path.display());
+                    Ok(())
                 }
             }
         };
@@ -95,13 +112,13 @@ mod cli {
             if path.is_dir() {
                 let set = ClassFolders::open(path)?;
                 for (class, count) in set.classes.iter().zip(set.counts()) {
-                    println!("class {class}: {count} images");
+                    writeln!(out, "class {class}: {count} images")?;
                 }
                 for image in &set.images {
-                    describe(&image.path, &format!(" [{}]", set.classes[image.class_index]));
+                    describe(out, &image.path, &format!(" [{}]", set.classes[image.class_index]))?;
                 }
             } else {
-                describe(path, "");
+                describe(out, path, "")?;
             }
         }
         Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
