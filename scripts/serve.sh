@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (scripts/setup.sh), builds the wasm package into pkg/ and serves the page on
-# http://127.0.0.1:8080 (override with PORT). Nothing leaves the machine: the page runs locally.
+# http://127.0.0.1:8080 (override with PORT); with --build-only, bundles into dist/ and stops.
+# Nothing leaves the machine: the page and everything it computes stay local.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -8,7 +9,7 @@ source scripts/setup.sh
 
 wasm-pack build --release --target bundler --out-dir pkg --out-name medfocus
 if [ "${1:-}" = "--build-only" ]; then
-  npx webpack --mode production
-  exit 0
+  # Bundle into dist/ without serving (the page's end-to-end test uses this).
+  exec npx webpack --mode production
 fi
 exec npx webpack serve --mode development --host 127.0.0.1 --port "${PORT:-8080}"

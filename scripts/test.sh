@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets up (scripts/setup.sh) and runs every test: native `cargo test`, then the browser suite
-# with `wasm-pack test --headless --chrome` in headless Chromium with WebGPU.
+# Sets up (scripts/setup.sh) and runs every test: native `cargo test`, the browser suite with
+# `wasm-pack test --headless --chrome` in headless Chromium with WebGPU, and the page end to end.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -12,16 +12,26 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   mkdir -p -m 700 "$XDG_RUNTIME_DIR"
 fi
 
-start=$SECONDS
-echo "=== native tests (cargo test)"
-cargo test --locked
-native_s=$((SECONDS - start))
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+timings=()
+step() { # step NAME COMMAND...: runs and times one suite, keeping its output for the totals.
+  local name="$1" start=$SECONDS
+  shift
+  echo "=== $name: $*"
+  "$@" 2>&1 | tee "$logs/$name.log"
+  timings+=("$name $((SECONDS - start))s")
+}
 
-start=$SECONDS
-echo "=== browser tests (wasm-pack test --headless --chrome, release build)"
+step native cargo test --locked
 # Release: burn's kernels built at opt-level 0 make the browser tests crawl. The driver is
 # Debian's; webdriver.json enables WebGPU (SwiftShader without a GPU).
-wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" --release
-browser_s=$((SECONDS - start))
+step browser wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" --release
+step page-build ./scripts/serve.sh --build-only
+step page node --test www/e2e/
 
-echo "=== all tests passed (native ${native_s}s, browser ${browser_s}s)"
+# One closing line over all suites (each runner prints its own, per test binary).
+passed=$(cat "$logs"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1/p; s/^# pass ([0-9]+)$/\1/p' | awk '{ total += $1 } END { print total + 0 }')
+failed=$(cat "$logs"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\2/p; s/^# fail ([0-9]+)$/\1/p' | awk '{ total += $1 } END { print total + 0 }')
+echo "=== times: ${timings[*]}"
+echo "all suites: $passed passed, $failed failed"

@@ -1,0 +1,114 @@
+// End-to-end test of the page in headless Chromium (Debian's, with WebGPU enabled): it loads the
+// wasm, reports a WebGPU device, checks computation, decodes a real JPEG dropped in, and shows a
+// clear error for a corrupt file. Run by scripts/test.sh after `scripts/serve.sh --build-only`.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import { extname, join, normalize, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const dist = join(root, "dist");
+const data = process.env.MEDFOCUS_DATA ?? join(root, "..", "shared", "data");
+const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
+
+let server;
+let browser;
+let page;
+let url;
+const consoleErrors = [];
+
+before(async () => {
+  // A static server for dist/ on a loopback port chosen by the OS.
+  server = createServer(async (request, response) => {
+    const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
+    const file = join(dist, path === "/" ? "index.html" : path);
+    try {
+      const body = await readFile(file);
+      response.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" });
+      response.end(body);
+    } catch {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  url = `http://127.0.0.1:${server.address().port}/`;
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: [
+      "--no-sandbox",
+      "--enable-unsafe-webgpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--disable-quic",
+      "--no-first-run",
+    ],
+  });
+  page = await browser.newPage();
+  page.on("console", (message) => message.type() === "error" && consoleErrors.push(message.text()));
+  page.on("pageerror", (error) => consoleErrors.push(String(error)));
+  await page.goto(url);
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+test("the page reports the WebGPU device it chose and its check passes", async () => {
+  await page.waitForFunction(() => document.body.dataset.device, null, { timeout: 60_000 });
+  const device = await page.evaluate(() => document.body.dataset.device);
+  assert.equal(device, "WebGPU", `device report: ${await page.textContent("#device-report")}; errors: ${consoleErrors}`);
+  const report = await page.textContent("#device-report");
+  assert.match(report, /adapter/);
+  assert.match(report, /max storage binding/);
+
+  await page.click("#device-check");
+  await page.waitForFunction(() => /max \|Δ\|/.test(document.querySelector("#device-check-result").textContent), null, {
+    timeout: 60_000,
+  });
+  const check = await page.textContent("#device-check-result");
+  const diff = Number(/max \|Δ\| to reference ([0-9.e+-]+)/.exec(check)[1]);
+  assert.ok(diff < 1e-5, check);
+});
+
+test("switching to the CPU backend is reported", async () => {
+  await page.selectOption("#device-request", "cpu");
+  await page.waitForFunction(() => document.body.dataset.device === "flex", null, { timeout: 30_000 });
+  assert.match(await page.textContent("#device-report"), /requested/);
+});
+
+test("a real chest X-ray is decoded in wasm and drawn", async () => {
+  const file = join(data, "chest-xray", "PNEUMONIA", "person1951_bacteria_4882.jpeg");
+  await page.setInputFiles("#file-input", file);
+  await page.waitForFunction(() => document.body.dataset.image, null, { timeout: 30_000 });
+  const info = await page.textContent("#image-info");
+  assert.match(info, /1 × 8 bit \(L8\)/);
+  assert.match(info, /grayscale/);
+  const [width, height] = (await page.evaluate(() => document.body.dataset.image)).split("x").map(Number);
+  assert.ok(width > 900 && height > 500, `${width}x${height}`);
+  // The canvas holds the picture, not a blank: the X-ray has both dark and bright pixels.
+  const [min, max] = await page.evaluate(() => {
+    const canvas = document.querySelector("#preview");
+    const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    let lo = 255;
+    let hi = 0;
+    for (let i = 0; i < pixels.length; i += 4) {
+      lo = Math.min(lo, pixels[i]);
+      hi = Math.max(hi, pixels[i]);
+    }
+    return [lo, hi];
+  });
+  assert.ok(min < 30 && max > 200, `pixel range ${min}..${max}`);
+  if (process.env.MEDFOCUS_SCREENSHOT) await page.screenshot({ path: process.env.MEDFOCUS_SCREENSHOT, fullPage: true });
+});
+
+test("a corrupt file gives a clear error and keeps the page working", async () => {
+  await page.setInputFiles("#file-input", { name: "broken.jpg", mimeType: "image/jpeg", buffer: Buffer.from("not really a jpeg") });
+  await page.waitForFunction(() => document.querySelector("#image-error").textContent, null, { timeout: 30_000 });
+  assert.match(await page.textContent("#image-error"), /broken\.jpg: not a supported image format/);
+  assert.deepEqual(consoleErrors, []);
+});
