@@ -18,7 +18,9 @@ fn shared_data() -> PathBuf {
 }
 
 fn check(request: DeviceRequest, size: usize) -> (device::ChosenDevice, CheckOutput) {
-    let chosen = device::choose_device_blocking(request).expect("device");
+    let chosen = device::choose_device_blocking(request).unwrap_or_else(|error| {
+        panic!("{error} (without a GPU, install mesa-vulkan-drivers: scripts/setup.sh does)")
+    });
     let output = pollster::block_on(compute_check::run_check(&chosen.device, size)).expect("check");
     (chosen, output)
 }
