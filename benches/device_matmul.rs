@@ -15,12 +15,17 @@ fn median_matmul(device: &Device) -> Duration {
     let b = Tensor::<2>::random([SIZE, SIZE], Distribution::Uniform(-1.0, 1.0), device);
     let mut times = Vec::with_capacity(RUNS);
     for run in 0..WARMUP + RUNS {
+        // A new right-hand side each run, made before the clock starts, so nothing can be reused.
+        let rhs = b.clone() + run as f32;
+        let _ = rhs.to_data();
         let started = Instant::now();
-        // Reading the result back forces the work to finish on asynchronous backends.
-        let _ = a.clone().matmul(b.clone()).into_data();
+        // Reading the values back forces the work to finish on asynchronous backends; the
+        // `TensorData` a GPU backend returns may still be waiting, so touch the bytes too.
+        let product = a.clone().matmul(rhs).into_data().to_vec::<f32>().expect("f32 result");
         if run >= WARMUP {
             times.push(started.elapsed());
         }
+        assert_eq!(product.len(), SIZE * SIZE);
     }
     times.sort();
     times[RUNS / 2]

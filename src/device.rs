@@ -5,7 +5,7 @@
 //!   (flex). The browser decides which adapter; we report what it gave us.
 //! - Native: wgpu on a *hardware* GPU adapter (discrete, then integrated, then virtual), else
 //!   flex. A software Vulkan adapter (lavapipe, SwiftShader) is never picked silently: on a
-//!   GPU-less machine it measured about 50× slower than flex on a 512×512 matmul
+//!   2-core GPU-less machine lavapipe took about 23× as long as flex for a 512×512 matmul
 //!   (`cargo bench --bench device_matmul`). `--device gpu` still forces it, with a warning.
 //!
 //! The decision ([`plan`]) is a pure function of the request and the adapter list so that it can
