@@ -134,25 +134,17 @@ impl AdapterSummary {
     fn from_adapter(adapter: &wgpu::Adapter) -> Self {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let name = if info.name.is_empty() {
-            // Browsers often hide the name; vendor/architecture is what they do give.
-            [info.vendor.to_string(), info.driver_info.clone()]
-                .into_iter()
-                .filter(|part| !part.is_empty() && part != "0")
-                .collect::<Vec<_>>()
-                .join(" ")
-        } else {
-            info.name.clone()
+        // Browsers often leave the name empty; the PCI vendor id is better than nothing.
+        let name = match (info.name.is_empty(), info.vendor) {
+            (false, _) => info.name.clone(),
+            (true, 0) => "(unnamed adapter)".into(),
+            (true, vendor) => format!("vendor {vendor:#06x}"),
         };
         Self {
-            name: if name.is_empty() { "(unnamed adapter)".into() } else { name },
+            name,
             backend: backend_name(info.backend).to_string(),
             adapter_type: AdapterType::from_wgpu(info.device_type),
-            driver: [info.driver.as_str(), info.driver_info.as_str()]
-                .into_iter()
-                .filter(|part| !part.is_empty())
-                .collect::<Vec<_>>()
-                .join(" "),
+            driver: join_present(&[info.driver.as_str(), info.driver_info.as_str()]),
             limits: AdapterLimits {
                 max_buffer_size: limits.max_buffer_size,
                 max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
@@ -164,6 +156,11 @@ impl AdapterSummary {
             },
         }
     }
+}
+
+/// The non-empty parts, space-separated.
+fn join_present(parts: &[&str]) -> String {
+    parts.iter().filter(|part| !part.is_empty()).copied().collect::<Vec<_>>().join(" ")
 }
 
 fn backend_name(backend: wgpu::Backend) -> &'static str {
