@@ -30,8 +30,12 @@ step browser wasm-pack test --headless --chrome --chromedriver "$(command -v chr
 step page-build ./scripts/serve.sh --build-only
 step page node --test www/e2e/
 
-# One closing line over all suites (each runner prints its own, per test binary).
-passed=$(cat "$logs"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1/p; s/^# pass ([0-9]+)$/\1/p' | awk '{ total += $1 } END { print total + 0 }')
-failed=$(cat "$logs"/*.log | sed -nE 's/^test result: [a-zA-Z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\2/p; s/^# fail ([0-9]+)$/\1/p' | awk '{ total += $1 } END { print total + 0 }')
+# One closing line over all suites (each runner prints its own, per test binary): cargo's and
+# wasm-bindgen-test's "test result: ok. N passed; M failed; …", node's "# pass N" / "# fail M".
+read -r passed failed < <(cat "$logs"/*.log | awk '
+  /^test result: / { for (i = 2; i <= NF; i++) { if ($i == "passed;") p += $(i - 1); if ($i == "failed;") f += $(i - 1) } }
+  /^# pass [0-9]+$/ { p += $3 }
+  /^# fail [0-9]+$/ { f += $3 }
+  END { print p + 0, f + 0 }')
 echo "=== times: ${timings[*]}"
 echo "all suites: $passed passed, $failed failed"
