@@ -21,7 +21,12 @@ fn median_matmul(device: &Device) -> Duration {
         let started = Instant::now();
         // Reading the values back forces the work to finish on asynchronous backends; the
         // `TensorData` a GPU backend returns may still be waiting, so touch the bytes too.
-        let product = a.clone().matmul(rhs).into_data().to_vec::<f32>().expect("f32 result");
+        let product = a
+            .clone()
+            .matmul(rhs)
+            .into_data()
+            .to_vec::<f32>()
+            .expect("f32 result");
         if run >= WARMUP {
             times.push(started.elapsed());
         }
@@ -35,11 +40,18 @@ fn main() {
     // `cargo bench` passes --bench; ignore arguments.
     let cpu = device::choose_device_blocking(DeviceRequest::Cpu).expect("cpu backend");
     let cpu_time = median_matmul(&cpu.device);
-    println!("{SIZE}x{SIZE} matmul, median of {RUNS}: flex (CPU) {:.2} ms", cpu_time.as_secs_f64() * 1e3);
+    println!(
+        "{SIZE}x{SIZE} matmul, median of {RUNS}: flex (CPU) {:.2} ms",
+        cpu_time.as_secs_f64() * 1e3
+    );
     match device::choose_device_blocking(DeviceRequest::Gpu) {
         Ok(gpu) => {
             let gpu_time = median_matmul(&gpu.device);
-            let adapter = gpu.report.adapter.as_ref().map_or("?", |adapter| adapter.name.as_str());
+            let adapter = gpu
+                .report
+                .adapter
+                .as_ref()
+                .map_or("?", |adapter| adapter.name.as_str());
             println!(
                 "{SIZE}x{SIZE} matmul, median of {RUNS}: wgpu on {adapter} ({:?}) {:.2} ms = {:.1}x the CPU backend's time",
                 gpu.report.kind,

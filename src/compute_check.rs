@@ -18,7 +18,9 @@ fn input_b(k: usize, j: usize) -> f32 {
 }
 
 fn matrix(n: usize, value: fn(usize, usize) -> f32) -> TensorData {
-    let values: Vec<f32> = (0..n * n).map(|index| value(index / n, index % n)).collect();
+    let values: Vec<f32> = (0..n * n)
+        .map(|index| value(index / n, index % n))
+        .collect();
     TensorData::new(values, [n, n])
 }
 
@@ -52,12 +54,20 @@ impl CheckOutput {
             .zip(&other.probabilities)
             .chain(self.row_sums.iter().zip(&other.row_sums))
             .map(|(left, right)| (left - right).abs())
-            .fold(if self.size == other.size { 0.0 } else { f32::INFINITY }, f32::max)
+            .fold(
+                if self.size == other.size {
+                    0.0
+                } else {
+                    f32::INFINITY
+                },
+                f32::max,
+            )
     }
 }
 
 fn read(data: TensorData) -> Result<Vec<f32>, CheckError> {
-    data.try_into_vec::<f32>().map_err(|error| CheckError(format!("{error:?}")))
+    data.try_into_vec::<f32>()
+        .map_err(|error| CheckError(format!("{error:?}")))
 }
 
 /// Runs the check on `device`, reading back asynchronously (the only way a browser allows).
@@ -67,8 +77,15 @@ pub async fn run_check(device: &Device, n: usize) -> Result<CheckOutput, CheckEr
         .into_data_async()
         .await
         .map_err(|error| CheckError(error.to_string()))?;
-    let row_sums = row_sums.into_data_async().await.map_err(|error| CheckError(error.to_string()))?;
-    Ok(CheckOutput { size: n, probabilities: read(probabilities)?, row_sums: read(row_sums)? })
+    let row_sums = row_sums
+        .into_data_async()
+        .await
+        .map_err(|error| CheckError(error.to_string()))?;
+    Ok(CheckOutput {
+        size: n,
+        probabilities: read(probabilities)?,
+        row_sums: read(row_sums)?,
+    })
 }
 
 /// The same computation in plain Rust (f64 accumulation), independent of burn.
@@ -79,7 +96,9 @@ pub fn reference(n: usize) -> CheckOutput {
     for i in 0..n {
         let logits: Vec<f64> = (0..n)
             .map(|j| {
-                (0..n).map(|k| f64::from(input_a(i, k)) * f64::from(input_b(k, j))).sum::<f64>()
+                (0..n)
+                    .map(|k| f64::from(input_a(i, k)) * f64::from(input_b(k, j)))
+                    .sum::<f64>()
                     * scale
             })
             .collect();
@@ -90,7 +109,11 @@ pub fn reference(n: usize) -> CheckOutput {
         row_sums.push(row.iter().map(|&value| f64::from(value)).sum::<f64>() as f32);
         probabilities.extend(row);
     }
-    CheckOutput { size: n, probabilities, row_sums }
+    CheckOutput {
+        size: n,
+        probabilities,
+        row_sums,
+    }
 }
 
 #[cfg(test)]

@@ -5,12 +5,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// File extensions we try to decode; anything else in a class folder is ignored.
-pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "jfif"];
+pub const IMAGE_EXTENSIONS: [&str; 8] =
+    ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "jfif"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     #[error("cannot read the data folder {path}: {source}")]
-    Unreadable { path: PathBuf, source: std::io::Error },
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0} is not a folder: expected one sub-folder per class")]
     NotAFolder(PathBuf),
     #[error("{0} has no class sub-folders containing images")]
@@ -51,19 +55,29 @@ impl ClassFolders {
         for (name, dir) in class_dirs {
             let files: Vec<PathBuf> = read_dir_sorted(&dir)?
                 .into_iter()
-                .filter(|path| path.is_file() && visible_name(path).is_some() && is_image_path(path))
+                .filter(|path| {
+                    path.is_file() && visible_name(path).is_some() && is_image_path(path)
+                })
                 .collect();
             if files.is_empty() {
                 continue;
             }
             let class_index = classes.len();
             classes.push(name);
-            images.extend(files.into_iter().map(|path| LabelledImage { path, class_index }));
+            images.extend(
+                files
+                    .into_iter()
+                    .map(|path| LabelledImage { path, class_index }),
+            );
         }
         if classes.is_empty() {
             return Err(DatasetError::NoClasses(root));
         }
-        Ok(Self { root, classes, images })
+        Ok(Self {
+            root,
+            classes,
+            images,
+        })
     }
 
     /// Number of images in each class, in class order.
@@ -77,7 +91,10 @@ impl ClassFolders {
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
-    let unreadable = |source| DatasetError::Unreadable { path: dir.to_path_buf(), source };
+    let unreadable = |source| DatasetError::Unreadable {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut paths = fs::read_dir(dir)
         .map_err(unreadable)?
         .map(|entry| entry.map(|entry| entry.path()))
@@ -104,7 +121,8 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("medfocus-dataset-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("medfocus-dataset-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir
@@ -128,8 +146,11 @@ mod tests {
         let set = ClassFolders::open(&root).unwrap();
         assert_eq!(set.classes, ["a_class", "b_class"]);
         assert_eq!(set.counts(), [1, 2]);
-        let names: Vec<_> =
-            set.images.iter().map(|image| image.path.file_name().unwrap().to_owned()).collect();
+        let names: Vec<_> = set
+            .images
+            .iter()
+            .map(|image| image.path.file_name().unwrap().to_owned())
+            .collect();
         assert_eq!(names, ["x.jpeg", "1.png", "2.JPG"]);
         fs::remove_dir_all(root).unwrap();
     }
@@ -137,7 +158,10 @@ mod tests {
     #[test]
     fn missing_or_classless_folders_are_errors() {
         let root = scratch("empty");
-        assert!(matches!(ClassFolders::open(&root), Err(DatasetError::NoClasses(_))));
+        assert!(matches!(
+            ClassFolders::open(&root),
+            Err(DatasetError::NoClasses(_))
+        ));
         let missing = root.join("nope");
         let error = ClassFolders::open(&missing).unwrap_err();
         assert!(error.to_string().contains("nope"), "{error}");

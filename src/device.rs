@@ -149,8 +149,7 @@ impl AdapterSummary {
                 max_buffer_size: limits.max_buffer_size,
                 max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
                 max_compute_workgroup_storage_size: limits.max_compute_workgroup_storage_size,
-                max_compute_invocations_per_workgroup: limits
-                    .max_compute_invocations_per_workgroup,
+                max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
                 max_compute_workgroup_size_x: limits.max_compute_workgroup_size_x,
                 shader_f16: adapter.features().contains(wgpu::Features::SHADER_F16),
             },
@@ -160,7 +159,12 @@ impl AdapterSummary {
 
 /// The non-empty parts, space-separated.
 fn join_present(parts: &[&str]) -> String {
-    parts.iter().filter(|part| !part.is_empty()).copied().collect::<Vec<_>>().join(" ")
+    parts
+        .iter()
+        .filter(|part| !part.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn backend_name(backend: wgpu::Backend) -> &'static str {
@@ -206,6 +210,16 @@ pub struct DeviceReport {
     pub adapter: Option<AdapterSummary>,
     pub reason: String,
     pub warnings: Vec<String>,
+}
+
+impl DeviceReport {
+    /// One line: what computes (for headers of other commands' output).
+    pub fn summary(&self) -> String {
+        match &self.adapter {
+            Some(adapter) => format!("{} on {} ({:?})", adapter.name, self.backend, self.kind),
+            None => format!("CPU backend ({})", self.backend),
+        }
+    }
 }
 
 impl fmt::Display for DeviceReport {
@@ -271,8 +285,14 @@ pub struct AdapterChoice {
 /// The decision, before any device is opened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
-    Gpu { choice: AdapterChoice, reason: String, warnings: Vec<String> },
-    Cpu { reason: String },
+    Gpu {
+        choice: AdapterChoice,
+        reason: String,
+        warnings: Vec<String>,
+    },
+    Cpu {
+        reason: String,
+    },
 }
 
 /// Decide which device to use. `adapters` are in enumeration order (the order burn indexes them).
@@ -288,7 +308,8 @@ pub fn plan(
             index_within_type: adapters[..position]
                 .iter()
                 .filter(|earlier| {
-                    earlier.backend == adapter.backend && earlier.adapter_type == adapter.adapter_type
+                    earlier.backend == adapter.backend
+                        && earlier.adapter_type == adapter.adapter_type
                 })
                 .count(),
         }
@@ -308,7 +329,9 @@ pub fn plan(
     };
 
     match (request, platform) {
-        (DeviceRequest::Cpu, _) => Ok(Plan::Cpu { reason: "the CPU backend was requested".into() }),
+        (DeviceRequest::Cpu, _) => Ok(Plan::Cpu {
+            reason: "the CPU backend was requested".into(),
+        }),
         (DeviceRequest::Auto | DeviceRequest::Gpu, Platform::Browser) => match adapters.first() {
             Some(adapter) => Ok(Plan::Gpu {
                 choice: choose(0),
@@ -318,7 +341,9 @@ pub fn plan(
             None if request == DeviceRequest::Auto => Ok(Plan::Cpu {
                 reason: "this browser offers no WebGPU adapter".into(),
             }),
-            None => Err(DeviceError::NoGpuAdapter(" (this browser offers no WebGPU adapter)".into())),
+            None => Err(DeviceError::NoGpuAdapter(
+                " (this browser offers no WebGPU adapter)".into(),
+            )),
         },
         (_, Platform::Native) => match (best_hardware, request) {
             (Some(position), _) => Ok(Plan::Gpu {
@@ -329,9 +354,9 @@ pub fn plan(
                 ),
                 warnings: Vec::new(),
             }),
-            (None, DeviceRequest::Auto) if adapters.is_empty() => {
-                Ok(Plan::Cpu { reason: "no GPU adapter was found".into() })
-            }
+            (None, DeviceRequest::Auto) if adapters.is_empty() => Ok(Plan::Cpu {
+                reason: "no GPU adapter was found".into(),
+            }),
             (None, DeviceRequest::Auto) => Ok(Plan::Cpu {
                 reason: format!(
                     "only software GPU adapters were found ({}), which are far slower than the \
@@ -428,7 +453,10 @@ struct OpenedGpu {
 static OPENED: Mutex<Vec<OpenedGpu>> = Mutex::new(Vec::new());
 
 fn find_opened(opened: &[OpenedGpu], kind: &DeviceKind, api: WgpuBackend) -> Option<OpenedGpu> {
-    opened.iter().find(|gpu| gpu.kind == *kind && gpu.api == api).cloned()
+    opened
+        .iter()
+        .find(|gpu| gpu.kind == *kind && gpu.api == api)
+        .cloned()
 }
 
 /// Opens (or reuses) the runtime for `choice` and returns it with the adapter it really got.
@@ -436,13 +464,20 @@ async fn open_gpu(choice: &AdapterChoice) -> Result<OpenedGpu, DeviceError> {
     let kind = device_kind(choice, Platform::current());
     let api = graphics_api(&choice.adapter.backend).ok_or_else(|| DeviceError::GpuInit {
         adapter: choice.adapter.name.clone(),
-        message: format!("the {} API is not supported by MedFocus", choice.adapter.backend),
+        message: format!(
+            "the {} API is not supported by MedFocus",
+            choice.adapter.backend
+        ),
     })?;
     let init_error = |error: WgpuInitError| DeviceError::GpuInit {
         adapter: choice.adapter.name.clone(),
         message: error.to_string(),
     };
-    let options = || Device::wgpu_options().device_kind(kind.clone()).graphics_api(api);
+    let options = || {
+        Device::wgpu_options()
+            .device_kind(kind.clone())
+            .graphics_api(api)
+    };
     let opened = |device: Device, adapter: &wgpu::Adapter| {
         // Describe the adapter the runtime actually opened. In a browser keep the listed name: it
         // carries the vendor and architecture that wgpu drops.
@@ -450,13 +485,20 @@ async fn open_gpu(choice: &AdapterChoice) -> Result<OpenedGpu, DeviceError> {
         if Platform::current() == Platform::Browser {
             summary.name = choice.adapter.name.clone();
         }
-        OpenedGpu { kind: kind.clone(), api, device, adapter: summary }
+        OpenedGpu {
+            kind: kind.clone(),
+            api,
+            device,
+            adapter: summary,
+        }
     };
 
     #[cfg(not(target_arch = "wasm32"))]
     {
         // Natively several threads may ask at once: check and open under one lock.
-        let mut all = OPENED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut all = OPENED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(gpu) = find_opened(&all, &kind, api) {
             return Ok(gpu);
         }
@@ -468,11 +510,17 @@ async fn open_gpu(choice: &AdapterChoice) -> Result<OpenedGpu, DeviceError> {
     #[cfg(target_arch = "wasm32")]
     {
         // One thread, and no guard may be held across the await.
-        let known = OPENED.lock().ok().and_then(|all| find_opened(&all, &kind, api));
+        let known = OPENED
+            .lock()
+            .ok()
+            .and_then(|all| find_opened(&all, &kind, api));
         if let Some(gpu) = known {
             return Ok(gpu);
         }
-        let (device, setup) = options().init_with_setup_async().await.map_err(init_error)?;
+        let (device, setup) = options()
+            .init_with_setup_async()
+            .await
+            .map_err(init_error)?;
         let gpu = opened(device, &setup.adapter);
         if let Ok(mut all) = OPENED.lock() {
             all.push(gpu.clone());
@@ -489,7 +537,11 @@ pub async fn choose_device(request: DeviceRequest) -> Result<ChosenDevice, Devic
     };
     match plan(request, Platform::current(), &adapters)? {
         Plan::Cpu { reason } => Ok(cpu_device(request, reason)),
-        Plan::Gpu { choice, reason, warnings } => {
+        Plan::Gpu {
+            choice,
+            reason,
+            warnings,
+        } => {
             let gpu = open_gpu(&choice).await?;
             Ok(ChosenDevice {
                 device: gpu.device,
@@ -552,14 +604,24 @@ mod tests {
     }
 
     fn lavapipe() -> AdapterSummary {
-        adapter("llvmpipe (LLVM 15.0.6, 256 bits)", "Vulkan", AdapterType::Cpu)
+        adapter(
+            "llvmpipe (LLVM 15.0.6, 256 bits)",
+            "Vulkan",
+            AdapterType::Cpu,
+        )
     }
 
     #[test]
     fn requests_parse_and_reject_nonsense() {
-        assert_eq!("AUTO".parse::<DeviceRequest>().unwrap(), DeviceRequest::Auto);
+        assert_eq!(
+            "AUTO".parse::<DeviceRequest>().unwrap(),
+            DeviceRequest::Auto
+        );
         assert_eq!("cpu".parse::<DeviceRequest>().unwrap(), DeviceRequest::Cpu);
-        assert_eq!(" wgpu ".parse::<DeviceRequest>().unwrap(), DeviceRequest::Gpu);
+        assert_eq!(
+            " wgpu ".parse::<DeviceRequest>().unwrap(),
+            DeviceRequest::Gpu
+        );
         let error = "tpu".parse::<DeviceRequest>().unwrap_err();
         assert!(error.to_string().contains("'tpu'"), "{error}");
     }
@@ -586,19 +648,28 @@ mod tests {
             adapter("RTX A", "Vulkan", AdapterType::DiscreteGpu),
             adapter("RTX B", "Vulkan", AdapterType::DiscreteGpu),
         ];
-        let Plan::Gpu { choice, warnings, .. } = plan_auto_native(&adapters) else {
+        let Plan::Gpu {
+            choice, warnings, ..
+        } = plan_auto_native(&adapters)
+        else {
             panic!("expected a GPU");
         };
         assert_eq!(choice.adapter.name, "RTX A");
         assert_eq!(choice.index_within_type, 0);
         assert!(warnings.is_empty());
-        assert_eq!(device_kind(&choice, Platform::Native), DeviceKind::DiscreteGpu(0));
+        assert_eq!(
+            device_kind(&choice, Platform::Native),
+            DeviceKind::DiscreteGpu(0)
+        );
 
         let Plan::Gpu { choice, .. } = plan_auto_native(&adapters[..2]) else {
             panic!("expected a GPU");
         };
         assert_eq!(choice.adapter.name, "Intel UHD");
-        assert_eq!(device_kind(&choice, Platform::Native), DeviceKind::IntegratedGpu(0));
+        assert_eq!(
+            device_kind(&choice, Platform::Native),
+            DeviceKind::IntegratedGpu(0)
+        );
     }
 
     #[test]
@@ -608,16 +679,21 @@ mod tests {
             adapter("GPU on Vulkan", "Vulkan", AdapterType::VirtualGpu),
             adapter("second virtual", "Vulkan", AdapterType::VirtualGpu),
         ];
-        let Plan::Gpu { choice, .. } = plan_auto_native(&adapters) else { panic!() };
+        let Plan::Gpu { choice, .. } = plan_auto_native(&adapters) else {
+            panic!()
+        };
         assert_eq!(choice.adapter.name, "GPU on Dx12");
-        let Plan::Gpu { choice, .. } = plan_auto_native(&adapters[1..]) else { panic!() };
+        let Plan::Gpu { choice, .. } = plan_auto_native(&adapters[1..]) else {
+            panic!()
+        };
         assert_eq!(choice.index_within_type, 0);
     }
 
     #[test]
     fn gpu_override_uses_a_software_adapter_with_a_warning() {
-        let Plan::Gpu { choice, warnings, .. } =
-            plan(DeviceRequest::Gpu, Platform::Native, &[lavapipe()]).unwrap()
+        let Plan::Gpu {
+            choice, warnings, ..
+        } = plan(DeviceRequest::Gpu, Platform::Native, &[lavapipe()]).unwrap()
         else {
             panic!("expected the software GPU");
         };
@@ -653,7 +729,10 @@ mod tests {
         else {
             panic!("expected WebGPU");
         };
-        assert_eq!(device_kind(&choice, Platform::Browser), DeviceKind::DefaultDevice);
+        assert_eq!(
+            device_kind(&choice, Platform::Browser),
+            DeviceKind::DefaultDevice
+        );
         assert!(matches!(
             plan(DeviceRequest::Auto, Platform::Browser, &[]).unwrap(),
             Plan::Cpu { .. }

@@ -65,7 +65,11 @@ impl DecodedImage {
             if self.color.channels == 1 { "" } else { "s" },
             self.color.bits_per_channel,
             self.color.layout,
-            if self.grayscale_content && self.color.channels > 1 { ", grey content" } else { "" },
+            if self.grayscale_content && self.color.channels > 1 {
+                ", grey content"
+            } else {
+                ""
+            },
         )
     }
 }
@@ -91,7 +95,10 @@ pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
     let pixels = reader.decode().map_err(|error| match error {
         image::ImageError::Limits(limit) => ImageError::TooLarge(limit.to_string()),
         image::ImageError::Unsupported(detail) => ImageError::UnknownFormat(detail.to_string()),
-        other => ImageError::Corrupt { format: format_name.clone(), detail: other.to_string() },
+        other => ImageError::Corrupt {
+            format: format_name.clone(),
+            detail: other.to_string(),
+        },
     })?;
     // The JPEG decoder pads a cut-off scan with grey instead of failing; a silently half-grey
     // scan is worse than an error in a medical tool, so require the end-of-image marker.
@@ -102,7 +109,10 @@ pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
         });
     }
     if pixels.width() == 0 || pixels.height() == 0 {
-        return Err(ImageError::Corrupt { format: format_name, detail: "zero width or height".into() });
+        return Err(ImageError::Corrupt {
+            format: format_name,
+            detail: "zero width or height".into(),
+        });
     }
     let color = pixels.color();
     let channels = color.channel_count();
@@ -133,15 +143,26 @@ fn is_grey(pixels: &DynamicImage) -> bool {
     if !pixels.color().has_color() {
         return true;
     }
-    pixels.to_rgb8().pixels().all(|pixel| pixel[0] == pixel[1] && pixel[1] == pixel[2])
+    pixels
+        .to_rgb8()
+        .pixels()
+        .all(|pixel| pixel[0] == pixel[1] && pixel[1] == pixel[2])
 }
 
 fn format_name(format: ImageFormat) -> String {
-    format.extensions_str().first().map_or_else(|| format!("{format:?}"), |ext| ext.to_uppercase())
+    format
+        .extensions_str()
+        .first()
+        .map_or_else(|| format!("{format:?}"), |ext| ext.to_uppercase())
 }
 
 fn hex_prefix(bytes: &[u8]) -> String {
-    bytes.iter().take(8).map(|byte| format!("{byte:02x}")).collect::<Vec<_>>().join(" ")
+    bytes
+        .iter()
+        .take(8)
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -150,7 +171,9 @@ mod tests {
 
     fn png_bytes(image: &DynamicImage) -> Vec<u8> {
         let mut bytes = Vec::new();
-        image.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png).unwrap();
+        image
+            .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+            .unwrap();
         bytes
     }
 
@@ -178,7 +201,9 @@ mod tests {
             image::Luma([((x * y) % 251) as u8])
         }));
         let mut bytes = Vec::new();
-        image.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Jpeg).unwrap();
+        image
+            .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Jpeg)
+            .unwrap();
         let whole = decode_image(&bytes).unwrap();
         assert_eq!((whole.width, whole.height), (64, 64));
         let error = decode_image(&bytes[..bytes.len() - 40]).unwrap_err();
@@ -205,7 +230,10 @@ mod tests {
         let image = DynamicImage::ImageRgb8(image::RgbImage::new(64, 64));
         let bytes = png_bytes(&image);
         let truncated = decode_image(&bytes[..bytes.len() / 2]).unwrap_err();
-        assert!(matches!(truncated, ImageError::Corrupt { .. }), "{truncated}");
+        assert!(
+            matches!(truncated, ImageError::Corrupt { .. }),
+            "{truncated}"
+        );
         assert!(truncated.to_string().contains("PNG"), "{truncated}");
     }
 

@@ -3,10 +3,15 @@
 //!
 //! Module map: `docs/ARCHITECTURE.md`.
 
+pub mod clip;
 pub mod compute_check;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod dataset;
 pub mod device;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fetch;
+pub mod focus;
 pub mod imaging;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+pub mod weights;

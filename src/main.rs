@@ -10,14 +10,24 @@ mod cli {
     use std::path::{Path, PathBuf};
     use std::process::ExitCode;
 
-    use clap::{Parser, Subcommand};
+    use clap::{Parser, Subcommand, ValueEnum};
+    use medfocus::clip::preprocess::Pixels8;
+    use medfocus::clip::{ZeroShotClassifier, load::load_clip_dir};
     use medfocus::compute_check;
     use medfocus::dataset::ClassFolders;
     use medfocus::device::{self, DeviceRequest};
+    use medfocus::fetch;
+    use medfocus::focus::{
+        self, AttentionFocus, BiasedLayers, BiasedQueries, Focus, Mask, VisualPrompt,
+    };
     use medfocus::imaging;
 
     #[derive(Parser)]
-    #[command(name = "medfocus", version, about = "Few-shot medical image classification, on your machine")]
+    #[command(
+        name = "medfocus",
+        version,
+        about = "Few-shot medical image classification, on your machine"
+    )]
     struct Cli {
         /// Compute device: auto (a hardware GPU, else the CPU backend), cpu, or gpu (any wgpu
         /// adapter, even a software one).
@@ -40,6 +50,134 @@ mod cli {
             #[arg(required = true)]
             paths: Vec<PathBuf>,
         },
+        /// Zero-shot classification with a CLIP model folder (open_clip, BiomedCLIP or Hugging
+        /// Face layout), optionally steered by a mask.
+        Classify(ClassifyArgs),
+        /// Model weights: list the known models, or download one into the cache.
+        Weights {
+            #[command(subcommand)]
+            action: WeightsAction,
+        },
+    }
+
+    #[derive(Subcommand)]
+    enum WeightsAction {
+        /// The models `fetch` knows, and where they would go.
+        List,
+        /// Download a model's files (resumable, SHA-256 checked); prints the folder to pass as --model.
+        Fetch {
+            model: String,
+            /// Folder that receives `<model>/` (default: $MEDFOCUS_CACHE or ~/.cache/medfocus/models).
+            #[arg(long)]
+            dir: Option<PathBuf>,
+            /// Hub base URL (a mirror, or a local server).
+            #[arg(long, env = "MEDFOCUS_HUB_URL", default_value = medfocus::fetch::DEFAULT_HUB)]
+            hub_url: String,
+        },
+    }
+
+    #[derive(clap::Args)]
+    struct ClassifyArgs {
+        /// Model folder, as downloaded (see `medfocus weights`).
+        #[arg(long)]
+        model: PathBuf,
+        /// Class names, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        classes: Vec<String>,
+        /// Prompt templates with `{}` for the class name, separated by `|` (default: medical templates).
+        #[arg(long, value_delimiter = '|')]
+        templates: Vec<String>,
+        /// Mask image (white = region of interest), same size as each image.
+        #[arg(long)]
+        mask: Option<PathBuf>,
+        /// Region of interest as a box `left,top,right,bottom` in pixels, instead of a mask image.
+        #[arg(long = "box", value_delimiter = ',', num_args = 4)]
+        region: Option<Vec<usize>>,
+        /// How the mask steers CLIP.
+        #[arg(long, value_enum, default_value = "none")]
+        focus: FocusMethod,
+        /// Overlay opacity inside the mask (focus overlay).
+        #[arg(long, default_value_t = 0.35)]
+        alpha: f32,
+        /// Blur σ in pixels (focus blur).
+        #[arg(long, default_value_t = 8.0)]
+        sigma: f32,
+        /// Margin around the mask's box, as a fraction of its size (focus crop).
+        #[arg(long, default_value_t = 0.1)]
+        margin: f32,
+        /// Attention bias strength (focus attention); 0 is plain CLIP.
+        #[arg(long, default_value_t = 2.0)]
+        strength: f32,
+        /// Bias only the last N blocks (focus attention; default all).
+        #[arg(long)]
+        last_layers: Option<usize>,
+        /// Bias every token's attention, not just the class token's (focus attention).
+        #[arg(long)]
+        all_tokens: bool,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    }
+
+    #[derive(Clone, Copy, ValueEnum)]
+    enum FocusMethod {
+        None,
+        Overlay,
+        Blur,
+        Crop,
+        Binary,
+        Grey,
+        Attention,
+    }
+
+    impl ClassifyArgs {
+        fn focus(&self) -> Focus {
+            match self.focus {
+                FocusMethod::None => Focus::None,
+                FocusMethod::Overlay => Focus::Prompt(VisualPrompt::Overlay {
+                    inside: [255, 0, 0],
+                    inside_alpha: self.alpha,
+                    outside: [0, 0, 0],
+                    outside_alpha: 0.0,
+                }),
+                FocusMethod::Blur => Focus::Prompt(VisualPrompt::BlurOutside { sigma: self.sigma }),
+                FocusMethod::Crop => Focus::Prompt(VisualPrompt::CropToBox {
+                    margin: self.margin,
+                }),
+                FocusMethod::Binary => Focus::Prompt(VisualPrompt::BinaryMask),
+                FocusMethod::Grey => Focus::Prompt(VisualPrompt::GreyOutside),
+                FocusMethod::Attention => Focus::Attention(AttentionFocus {
+                    strength: self.strength,
+                    queries: if self.all_tokens {
+                        BiasedQueries::AllTokens
+                    } else {
+                        BiasedQueries::ClassToken
+                    },
+                    layers: self
+                        .last_layers
+                        .map_or(BiasedLayers::All, BiasedLayers::Last),
+                }),
+            }
+        }
+
+        fn mask_for(&self, width: usize, height: usize) -> Result<Option<Mask>, Box<dyn Error>> {
+            if let Some(path) = &self.mask {
+                let bytes =
+                    std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))?;
+                let decoded = imaging::decode_image(&bytes)
+                    .map_err(|error| format!("{}: {error}", path.display()))?;
+                return Ok(Some(Mask::from_image(&decoded.pixels)));
+            }
+            if let Some(region) = &self.region {
+                let (left, top, right, bottom) = (region[0], region[1], region[2], region[3]);
+                if left >= right || top >= bottom || right > width || bottom > height {
+                    return Err(format!("--box {left},{top},{right},{bottom} is not inside the {width}×{height} image").into());
+                }
+                return Ok(Some(Mask::rectangle(
+                    width, height, left, top, right, bottom,
+                )));
+            }
+            Ok(None)
+        }
     }
 
     pub fn run() -> ExitCode {
@@ -48,6 +186,8 @@ mod cli {
         let result = match cli.command {
             Command::Devices { check } => devices(&mut out, cli.device, check),
             Command::Inspect { paths } => inspect(&mut out, &paths),
+            Command::Classify(args) => classify(&mut out, cli.device, &args),
+            Command::Weights { action } => weights(&mut out, action),
         };
         match result {
             Ok(code) => code,
@@ -66,7 +206,11 @@ mod cli {
         }
     }
 
-    fn devices(out: &mut impl Write, request: DeviceRequest, check: bool) -> Result<ExitCode, Box<dyn Error>> {
+    fn devices(
+        out: &mut impl Write,
+        request: DeviceRequest,
+        check: bool,
+    ) -> Result<ExitCode, Box<dyn Error>> {
         let adapters = pollster::block_on(device::list_adapters());
         writeln!(out, "GPU adapters found: {}", adapters.len())?;
         for adapter in &adapters {
@@ -82,13 +226,154 @@ mod cli {
             const SIZE: usize = 64;
             let output = pollster::block_on(compute_check::run_check(&chosen.device, SIZE))?;
             let diff = output.max_abs_diff(&compute_check::reference(SIZE));
-            writeln!(out, "check: softmax(A·B/√n) with n = {SIZE}: max |Δ| to reference = {diff:.2e}")?;
+            writeln!(
+                out,
+                "check: softmax(A·B/√n) with n = {SIZE}: max |Δ| to reference = {diff:.2e}"
+            )?;
             if diff > 1e-4 {
                 eprintln!("error: the device computed a wrong result");
                 return Ok(ExitCode::FAILURE);
             }
         }
         Ok(ExitCode::SUCCESS)
+    }
+
+    /// Draws one progress bar per file on stderr.
+    struct Bars(Option<indicatif::ProgressBar>);
+
+    impl fetch::Progress for Bars {
+        fn start(&mut self, file: &str, total: Option<u64>, already: u64) {
+            let bar = match total {
+                Some(total) => indicatif::ProgressBar::new(total),
+                None => indicatif::ProgressBar::no_length(),
+            };
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{msg:32} {bar:30} {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} eta {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            bar.set_message(file.to_string());
+            bar.set_position(already);
+            self.0 = Some(bar);
+        }
+
+        fn advance(&mut self, bytes: u64) {
+            if let Some(bar) = &self.0 {
+                bar.inc(bytes);
+            }
+        }
+
+        fn finish(&mut self, file: &str, status: fetch::FileStatus) {
+            if let Some(bar) = self.0.take() {
+                bar.finish_and_clear();
+            }
+            eprintln!("{file}: {status:?}");
+        }
+    }
+
+    fn weights(out: &mut impl Write, action: WeightsAction) -> Result<ExitCode, Box<dyn Error>> {
+        match action {
+            WeightsAction::List => {
+                let cache = fetch::default_cache_dir();
+                for entry in fetch::registry() {
+                    writeln!(out, "{:20} {}", entry.name, entry.description)?;
+                    writeln!(out, "{:20} → {}", "", cache.join(entry.name).display())?;
+                }
+            }
+            WeightsAction::Fetch {
+                model,
+                dir,
+                hub_url,
+            } => {
+                let entry =
+                    fetch::find_model(&model).ok_or_else(|| fetch::FetchError::UnknownModel {
+                        name: model.clone(),
+                        known: fetch::registry()
+                            .iter()
+                            .map(|entry| entry.name)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })?;
+                let folder = dir
+                    .unwrap_or_else(fetch::default_cache_dir)
+                    .join(entry.name);
+                fetch::Fetcher::new(&hub_url).fetch(&entry, &folder, &mut Bars(None))?;
+                writeln!(out, "{}", folder.display())?;
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn classify(
+        out: &mut impl Write,
+        request: DeviceRequest,
+        args: &ClassifyArgs,
+    ) -> Result<ExitCode, Box<dyn Error>> {
+        let focus = args.focus();
+        if !matches!(focus, Focus::None) && args.mask.is_none() && args.region.is_none() {
+            return Err("this --focus needs a region: give --mask or --box".into());
+        }
+        let chosen = device::choose_device_blocking(request)?;
+        let clip = load_clip_dir(&args.model, &chosen.device)?;
+        let classifier = ZeroShotClassifier::new(&clip, &args.classes, &args.templates)?;
+        writeln!(
+            out,
+            "model: {} ({}), device: {}",
+            args.model.display(),
+            clip.family,
+            chosen.report.summary()
+        )?;
+        let width = classifier
+            .classes
+            .iter()
+            .map(|class| class.chars().count())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let mut failures = 0usize;
+        for path in &args.images {
+            let result = (|| -> Result<Vec<f32>, Box<dyn Error>> {
+                let bytes = std::fs::read(path)?;
+                let decoded = imaging::decode_image(&bytes)?;
+                let pixels = Pixels8::from_image(&decoded.pixels);
+                let mask = args.mask_for(pixels.width, pixels.height)?;
+                let embedding = focus::encode_focused(
+                    &clip.model,
+                    &clip.preprocess,
+                    &pixels,
+                    mask.as_ref(),
+                    &focus,
+                    &chosen.device,
+                )?;
+                Ok(pollster::block_on(classifier.read_probabilities(embedding))?.remove(0))
+            })();
+            match result {
+                Ok(probabilities) => {
+                    writeln!(out, "\n{}", path.display())?;
+                    let mut ranked: Vec<(usize, f32)> =
+                        probabilities.into_iter().enumerate().collect();
+                    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    for (rank, (class, probability)) in ranked.iter().enumerate() {
+                        let marker = if rank == 0 { "→" } else { " " };
+                        writeln!(
+                            out,
+                            "  {marker} {:<width$}  {:6.2} %",
+                            classifier.classes[*class],
+                            probability * 100.0
+                        )?;
+                    }
+                }
+                Err(error) => {
+                    failures += 1;
+                    eprintln!("{}: error: {error}", path.display());
+                }
+            }
+        }
+        Ok(if failures == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
     }
 
     /// Decodes every file (a folder is read as one sub-folder per class); a bad file is reported
@@ -115,13 +400,21 @@ mod cli {
                     writeln!(out, "class {class}: {count} images")?;
                 }
                 for image in &set.images {
-                    describe(out, &image.path, &format!(" [{}]", set.classes[image.class_index]))?;
+                    describe(
+                        out,
+                        &image.path,
+                        &format!(" [{}]", set.classes[image.class_index]),
+                    )?;
                 }
             } else {
                 describe(out, path, "")?;
             }
         }
-        Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        Ok(if failures == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
     }
 }
 

@@ -13,7 +13,11 @@ fn shared_data() -> PathBuf {
     let dir = std::env::var_os("MEDFOCUS_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
-    assert!(dir.is_dir(), "the shared images are missing at {} (set MEDFOCUS_DATA)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "the shared images are missing at {} (set MEDFOCUS_DATA)",
+        dir.display()
+    );
     dir
 }
 
@@ -45,7 +49,11 @@ fn auto_choice_matches_the_adapters_of_this_machine() {
     }
     let cpu = device::choose_device_blocking(DeviceRequest::Cpu).unwrap();
     assert_eq!(cpu.report.kind, ComputeKind::Cpu);
-    assert!(cpu.report.to_string().contains("CPU backend"), "{}", cpu.report);
+    assert!(
+        cpu.report.to_string().contains("CPU backend"),
+        "{}",
+        cpu.report
+    );
 }
 
 #[test]
@@ -59,11 +67,27 @@ fn wgpu_and_cpu_backends_compute_the_same_result() {
     let adapter = gpu.report.adapter.as_ref().expect("a wgpu adapter");
     assert_ne!(gpu.report.kind, ComputeKind::Cpu);
     assert!(!adapter.name.is_empty());
-    assert!(adapter.limits.max_storage_buffer_binding_size >= 1 << 27, "{:?}", adapter.limits);
+    assert!(
+        adapter.limits.max_storage_buffer_binding_size >= 1 << 27,
+        "{:?}",
+        adapter.limits
+    );
 
-    assert!(on_cpu.max_abs_diff(&reference) < 1e-5, "flex vs reference: {}", on_cpu.max_abs_diff(&reference));
-    assert!(on_gpu.max_abs_diff(&reference) < 1e-5, "wgpu vs reference: {}", on_gpu.max_abs_diff(&reference));
-    assert!(on_gpu.max_abs_diff(&on_cpu) < 1e-5, "wgpu vs flex: {}", on_gpu.max_abs_diff(&on_cpu));
+    assert!(
+        on_cpu.max_abs_diff(&reference) < 1e-5,
+        "flex vs reference: {}",
+        on_cpu.max_abs_diff(&reference)
+    );
+    assert!(
+        on_gpu.max_abs_diff(&reference) < 1e-5,
+        "wgpu vs reference: {}",
+        on_gpu.max_abs_diff(&reference)
+    );
+    assert!(
+        on_gpu.max_abs_diff(&on_cpu) < 1e-5,
+        "wgpu vs flex: {}",
+        on_gpu.max_abs_diff(&on_cpu)
+    );
 
     // Asking again reuses the opened runtime rather than failing to register a second one.
     let again = device::choose_device_blocking(DeviceRequest::Gpu).unwrap();
@@ -73,7 +97,10 @@ fn wgpu_and_cpu_backends_compute_the_same_result() {
 #[test]
 fn real_brain_mri_images_decode_with_their_classes() {
     let set = ClassFolders::open(shared_data().join("brain-mri")).unwrap();
-    assert_eq!(set.classes, ["glioma", "meningioma", "notumor", "pituitary"]);
+    assert_eq!(
+        set.classes,
+        ["glioma", "meningioma", "notumor", "pituitary"]
+    );
     assert_eq!(set.counts(), [6, 5, 3, 3]);
     for labelled in &set.images {
         let bytes = std::fs::read(&labelled.path).unwrap();
@@ -81,8 +108,15 @@ fn real_brain_mri_images_decode_with_their_classes() {
             .unwrap_or_else(|error| panic!("{}: {error}", labelled.path.display()));
         assert_eq!(image.format, "JPG");
         assert_eq!(image.color.channels, 3, "{}", labelled.path.display());
-        assert!((235..=674).contains(&image.width.max(image.height)), "{}", image.summary());
-        assert_eq!(image.to_rgba8().len(), (image.width * image.height * 4) as usize);
+        assert!(
+            (235..=674).contains(&image.width.max(image.height)),
+            "{}",
+            image.summary()
+        );
+        assert_eq!(
+            image.to_rgba8().len(),
+            (image.width * image.height * 4) as usize
+        );
     }
 }
 
@@ -96,7 +130,11 @@ fn real_chest_xrays_decode_as_single_channel_grayscale() {
         let image = imaging::decode_image(&bytes).unwrap();
         assert_eq!(image.color.channels, 1, "{}", image.summary());
         assert!(image.grayscale_content);
-        assert!(image.width >= 900 && image.height >= 500, "{}", image.summary());
+        assert!(
+            image.width >= 900 && image.height >= 500,
+            "{}",
+            image.summary()
+        );
     }
 }
 
@@ -105,5 +143,8 @@ fn a_truncated_real_jpeg_is_an_error_not_a_panic() {
     let path = shared_data().join("chest-xray/PNEUMONIA/person1951_bacteria_4882.jpeg");
     let bytes = std::fs::read(path).unwrap();
     let error = imaging::decode_image(&bytes[..bytes.len() / 3]).unwrap_err();
-    assert!(error.to_string().contains("corrupt or truncated"), "{error}");
+    assert!(
+        error.to_string().contains("corrupt or truncated"),
+        "{error}"
+    );
 }

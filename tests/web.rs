@@ -13,8 +13,10 @@ wasm_bindgen_test_configure!(run_in_browser);
 const SIZE: usize = 64;
 
 /// A real brain MRI (RGB JPEG) and a real chest X-ray (grayscale JPEG) from `../shared/data`.
-const MRI_JPEG: &[u8] =
-    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/brain-mri/notumor/Te-no_0021.jpg"));
+const MRI_JPEG: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/data/brain-mri/notumor/Te-no_0021.jpg"
+));
 const XRAY_JPEG: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/data/chest-xray/PNEUMONIA/person1951_bacteria_4882.jpeg"
@@ -22,50 +24,93 @@ const XRAY_JPEG: &[u8] = include_bytes!(concat!(
 
 fn message(error: wasm_bindgen::JsError) -> String {
     let value: JsValue = error.into();
-    js_sys::Reflect::get(&value, &"message".into()).ok().and_then(|m| m.as_string()).unwrap_or_default()
+    js_sys::Reflect::get(&value, &"message".into())
+        .ok()
+        .and_then(|m| m.as_string())
+        .unwrap_or_default()
 }
 
 #[wasm_bindgen_test]
 async fn runs_on_a_webgpu_adapter_and_reads_back_asynchronously() {
-    assert!(web::has_navigator_gpu(), "navigator.gpu is missing: is --enable-unsafe-webgpu set?");
-    let chosen = device::choose_device(DeviceRequest::Auto).await.expect("device");
+    assert!(
+        web::has_navigator_gpu(),
+        "navigator.gpu is missing: is --enable-unsafe-webgpu set?"
+    );
+    let chosen = device::choose_device(DeviceRequest::Auto)
+        .await
+        .expect("device");
     assert_eq!(chosen.report.backend, "WebGPU", "{}", chosen.report);
-    assert_ne!(chosen.report.kind, ComputeKind::Cpu, "fell back to the CPU backend: {}", chosen.report);
+    assert_ne!(
+        chosen.report.kind,
+        ComputeKind::Cpu,
+        "fell back to the CPU backend: {}",
+        chosen.report
+    );
     let adapter = chosen.report.adapter.as_ref().expect("adapter");
     assert!(!adapter.name.is_empty());
 
-    let on_gpu = compute_check::run_check(&chosen.device, SIZE).await.expect("webgpu check");
+    let on_gpu = compute_check::run_check(&chosen.device, SIZE)
+        .await
+        .expect("webgpu check");
     let reference = compute_check::reference(SIZE);
     let diff = on_gpu.max_abs_diff(&reference);
     assert!(diff < 1e-5, "WebGPU vs reference: {diff}");
 
-    let on_cpu = compute_check::run_check(&device::cpu_device(DeviceRequest::Cpu, "test".into()).device, SIZE)
-        .await
-        .expect("cpu check");
-    assert!(on_gpu.max_abs_diff(&on_cpu) < 1e-5, "WebGPU vs flex: {}", on_gpu.max_abs_diff(&on_cpu));
+    let on_cpu = compute_check::run_check(
+        &device::cpu_device(DeviceRequest::Cpu, "test".into()).device,
+        SIZE,
+    )
+    .await
+    .expect("cpu check");
+    assert!(
+        on_gpu.max_abs_diff(&on_cpu) < 1e-5,
+        "WebGPU vs flex: {}",
+        on_gpu.max_abs_diff(&on_cpu)
+    );
 }
 
 #[wasm_bindgen_test]
 async fn cpu_backend_computes_the_same_op() {
-    let chosen = device::choose_device(DeviceRequest::Cpu).await.expect("cpu");
+    let chosen = device::choose_device(DeviceRequest::Cpu)
+        .await
+        .expect("cpu");
     assert_eq!(chosen.report.kind, ComputeKind::Cpu);
-    let output = compute_check::run_check(&chosen.device, SIZE).await.expect("cpu check");
+    let output = compute_check::run_check(&chosen.device, SIZE)
+        .await
+        .expect("cpu check");
     let diff = output.max_abs_diff(&compute_check::reference(SIZE));
     assert!(diff < 1e-5, "flex vs reference: {diff}");
 }
 
 #[wasm_bindgen_test]
 async fn exported_device_api_reports_and_checks() {
-    let report = web::init_device(Some("gpu".into())).await.map_err(message).expect("initDevice");
+    let report = web::init_device(Some("gpu".into()))
+        .await
+        .map_err(message)
+        .expect("initDevice");
     let backend = js_sys::Reflect::get(&report, &"backend".into()).unwrap();
     assert_eq!(backend.as_string().as_deref(), Some("WebGPU"));
-    let summary = web::check_device(32).await.map_err(message).expect("checkDevice");
-    let diff = js_sys::Reflect::get(&summary, &"maxAbsDiff".into()).unwrap().as_f64().unwrap();
+    let summary = web::check_device(32)
+        .await
+        .map_err(message)
+        .expect("checkDevice");
+    let diff = js_sys::Reflect::get(&summary, &"maxAbsDiff".into())
+        .unwrap()
+        .as_f64()
+        .unwrap();
     assert!(diff < 1e-5, "{diff}");
 
-    let bad = web::init_device(Some("tpu".into())).await.map(|_| ()).map_err(message).unwrap_err();
+    let bad = web::init_device(Some("tpu".into()))
+        .await
+        .map(|_| ())
+        .map_err(message)
+        .unwrap_err();
     assert!(bad.contains("tpu"), "{bad}");
-    let bad_size = web::check_device(0).await.map(|_| ()).map_err(message).unwrap_err();
+    let bad_size = web::check_device(0)
+        .await
+        .map(|_| ())
+        .map_err(message)
+        .unwrap_err();
     assert!(bad_size.contains("size"), "{bad_size}");
 }
 
@@ -76,17 +121,33 @@ fn real_jpegs_decode_inside_wasm() {
     assert_eq!(mri.format(), "JPG");
     assert_eq!(mri.rgba().len(), 236 * 231 * 4);
 
-    let xray = web::decode_image(XRAY_JPEG).map_err(message).expect("x-ray");
+    let xray = web::decode_image(XRAY_JPEG)
+        .map_err(message)
+        .expect("x-ray");
     assert_eq!(xray.channels(), 1);
     assert!(xray.grey_content());
-    assert_eq!(xray.rgba().len(), (xray.width() * xray.height() * 4) as usize);
+    assert_eq!(
+        xray.rgba().len(),
+        (xray.width() * xray.height() * 4) as usize
+    );
 }
 
 #[wasm_bindgen_test]
 fn corrupt_images_are_js_errors_not_panics() {
-    let garbage = message(web::decode_image(b"GIF? no, garbage").err().expect("garbage must fail"));
-    assert!(garbage.contains("not a supported image format"), "{garbage}");
-    let truncated = message(web::decode_image(&XRAY_JPEG[..XRAY_JPEG.len() / 3]).err().expect("truncated must fail"));
+    let garbage = message(
+        web::decode_image(b"GIF? no, garbage")
+            .err()
+            .expect("garbage must fail"),
+    );
+    assert!(
+        garbage.contains("not a supported image format"),
+        "{garbage}"
+    );
+    let truncated = message(
+        web::decode_image(&XRAY_JPEG[..XRAY_JPEG.len() / 3])
+            .err()
+            .expect("truncated must fail"),
+    );
     assert!(truncated.contains("corrupt or truncated"), "{truncated}");
     let empty = message(web::decode_image(&[]).err().expect("empty must fail"));
     assert!(empty.contains("empty"), "{empty}");

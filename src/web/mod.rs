@@ -7,6 +7,8 @@ use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+pub mod clip;
+
 use crate::compute_check;
 use crate::device::{self, ChosenDevice, DeviceRequest};
 use crate::imaging::{self, DecodedImage};
@@ -60,7 +62,9 @@ pub async fn check_device(size: usize) -> Result<JsValue, JsError> {
         return Err(JsError::new("size must be between 1 and 1024"));
     }
     let chosen = chosen_device()?;
-    let output = compute_check::run_check(&chosen.device, size).await.map_err(js_error)?;
+    let output = compute_check::run_check(&chosen.device, size)
+        .await
+        .map_err(js_error)?;
     let max_abs_diff = output.max_abs_diff(&compute_check::reference(size));
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
@@ -69,7 +73,11 @@ pub async fn check_device(size: usize) -> Result<JsValue, JsError> {
         backend: String,
         max_abs_diff: f32,
     }
-    to_js(&CheckSummary { size, backend: chosen.report.backend, max_abs_diff })
+    to_js(&CheckSummary {
+        size,
+        backend: chosen.report.backend,
+        max_abs_diff,
+    })
 }
 
 /// An image decoded inside wasm: its facts, and RGBA pixels for a canvas.
@@ -129,7 +137,9 @@ impl WebImage {
 /// Decodes image file bytes inside wasm; a corrupt or unsupported file is a `JsError`.
 #[wasm_bindgen(js_name = decodeImage)]
 pub fn decode_image(bytes: &[u8]) -> Result<WebImage, JsError> {
-    imaging::decode_image(bytes).map(|image| WebImage { image }).map_err(js_error)
+    imaging::decode_image(bytes)
+        .map(|image| WebImage { image })
+        .map_err(js_error)
 }
 
 fn navigator_gpu() -> Option<JsValue> {
@@ -147,7 +157,10 @@ pub fn has_navigator_gpu() -> bool {
 /// does not pass on.
 pub async fn adapter_identity() -> Option<String> {
     let gpu = navigator_gpu()?;
-    let request: Function = Reflect::get(&gpu, &"requestAdapter".into()).ok()?.dyn_into().ok()?;
+    let request: Function = Reflect::get(&gpu, &"requestAdapter".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
     let promise: Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
     let adapter = JsFuture::from(promise).await.ok()?;
     let info = Reflect::get(&adapter, &"info".into()).ok()?;

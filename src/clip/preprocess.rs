@@ -1,0 +1,332 @@
+//! Image preprocessing exactly as open_clip's eval transform does it: torchvision `Resize`
+//! (shortest side, bicubic, through Pillow), `CenterCrop`, RGB, `ToTensor`, `Normalize`.
+//!
+//! Pillow's resampling is reproduced to the bit: separable two-pass convolution (horizontal
+//! first, 8-bit intermediate), antialiasing support widened by the scale factor, bicubic with
+//! a = −0.5, and 22-bit fixed-point coefficients with Pillow's rounding.
+
+use image::DynamicImage;
+use serde::{Deserialize, Serialize};
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// CLIP's normalisation constants (OpenAI; BiomedCLIP uses the same).
+pub const OPENAI_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+pub const OPENAI_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_1];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeMode {
+    /// Shortest side to the target, then centre crop (open_clip's default).
+    Shortest,
+    /// Both sides to the target, aspect ratio ignored.
+    Squash,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PreprocessConfig {
+    pub image_size: usize,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub resize_mode: ResizeMode,
+}
+
+impl PreprocessConfig {
+    pub fn openai(image_size: usize) -> Self {
+        Self {
+            image_size,
+            mean: OPENAI_MEAN,
+            std: OPENAI_STD,
+            resize_mode: ResizeMode::Shortest,
+        }
+    }
+}
+
+/// 8-bit pixels, 1 (grey) or 3 (RGB) interleaved channels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pixels8 {
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    pub data: Vec<u8>,
+}
+
+impl Pixels8 {
+    /// Grey stays grey (Pillow resizes mode `L` images before converting to RGB; the result is
+    /// the same either way, at a third of the work). Everything else becomes 8-bit RGB; alpha is
+    /// dropped, as `convert("RGB")` does.
+    pub fn from_image(image: &DynamicImage) -> Self {
+        let (width, height) = (image.width() as usize, image.height() as usize);
+        match image {
+            DynamicImage::ImageLuma8(grey) => Self {
+                width,
+                height,
+                channels: 1,
+                data: grey.as_raw().clone(),
+            },
+            DynamicImage::ImageLuma16(_)
+            | DynamicImage::ImageLumaA8(_)
+            | DynamicImage::ImageLumaA16(_) => Self {
+                width,
+                height,
+                channels: 1,
+                data: image.to_luma8().into_raw(),
+            },
+            _ => Self {
+                width,
+                height,
+                channels: 3,
+                data: image.to_rgb8().into_raw(),
+            },
+        }
+    }
+
+    pub fn to_rgb(&self) -> Pixels8 {
+        if self.channels == 3 {
+            return self.clone();
+        }
+        let data = self
+            .data
+            .iter()
+            .flat_map(|&value| [value, value, value])
+            .collect();
+        Pixels8 {
+            width: self.width,
+            height: self.height,
+            channels: 3,
+            data,
+        }
+    }
+
+    fn crop(&self, left: usize, top: usize, width: usize, height: usize) -> Pixels8 {
+        let mut data = Vec::with_capacity(width * height * self.channels);
+        for row in top..top + height {
+            let start = (row * self.width + left) * self.channels;
+            data.extend_from_slice(&self.data[start..start + width * self.channels]);
+        }
+        Pixels8 {
+            width,
+            height,
+            channels: self.channels,
+            data,
+        }
+    }
+}
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+fn bicubic(x: f64) -> f64 {
+    const A: f64 = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        (((x - 5.0) * x + 8.0) * x - 4.0) * A
+    } else {
+        0.0
+    }
+}
+
+/// For each output index: first input index and fixed-point weights (Pillow's
+/// `precompute_coeffs` + `normalize_coeffs_8bpc`).
+fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
+    let scale = in_size as f64 / out_size as f64;
+    let filter_scale = scale.max(1.0);
+    let support = 2.0 * filter_scale;
+    (0..out_size)
+        .map(|out| {
+            let center = (out as f64 + 0.5) * scale;
+            let min = ((center - support + 0.5) as i64).max(0) as usize;
+            let max = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+            let weights: Vec<f64> = (min..max)
+                .map(|x| bicubic((x as f64 - center + 0.5) / filter_scale))
+                .collect();
+            let total: f64 = weights.iter().sum();
+            let fixed = weights
+                .iter()
+                .map(|&w| {
+                    let w = if total != 0.0 { w / total } else { w };
+                    let scaled = w * f64::from(1u32 << PRECISION_BITS);
+                    (if scaled < 0.0 {
+                        scaled - 0.5
+                    } else {
+                        scaled + 0.5
+                    }) as i32
+                })
+                .collect();
+            (min, fixed)
+        })
+        .collect()
+}
+
+fn clip8(accumulator: i64) -> u8 {
+    (accumulator >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Pillow's `Image.resize(size, BICUBIC)` for 8-bit grey or RGB.
+pub fn resize_bicubic(image: &Pixels8, out_width: usize, out_height: usize) -> Pixels8 {
+    let channels = image.channels;
+    let rounding = 1i64 << (PRECISION_BITS - 1);
+    let horizontal = if out_width != image.width {
+        let coeffs = coefficients(image.width, out_width);
+        let mut data = vec![0u8; out_width * image.height * channels];
+        for row in 0..image.height {
+            let line =
+                &image.data[row * image.width * channels..(row + 1) * image.width * channels];
+            for (out, (min, weights)) in coeffs.iter().enumerate() {
+                for channel in 0..channels {
+                    let mut acc = rounding;
+                    for (offset, &weight) in weights.iter().enumerate() {
+                        acc += i64::from(line[(min + offset) * channels + channel])
+                            * i64::from(weight);
+                    }
+                    data[(row * out_width + out) * channels + channel] = clip8(acc);
+                }
+            }
+        }
+        Pixels8 {
+            width: out_width,
+            height: image.height,
+            channels,
+            data,
+        }
+    } else {
+        image.clone()
+    };
+    if out_height == image.height {
+        return horizontal;
+    }
+    let coeffs = coefficients(image.height, out_height);
+    let stride = out_width * channels;
+    let mut data = vec![0u8; out_height * stride];
+    for (out, (min, weights)) in coeffs.iter().enumerate() {
+        for column in 0..stride {
+            let mut acc = rounding;
+            for (offset, &weight) in weights.iter().enumerate() {
+                acc += i64::from(horizontal.data[(min + offset) * stride + column])
+                    * i64::from(weight);
+            }
+            data[out * stride + column] = clip8(acc);
+        }
+    }
+    Pixels8 {
+        width: out_width,
+        height: out_height,
+        channels,
+        data,
+    }
+}
+
+/// Python's `round()` for the half-way case: to even.
+pub(crate) fn round_half_even(value: f64) -> usize {
+    let floor = value.floor();
+    let rounded = if value - floor == 0.5 {
+        if floor as i64 % 2 == 0 {
+            floor
+        } else {
+            floor + 1.0
+        }
+    } else {
+        value.round()
+    };
+    rounded.max(0.0) as usize
+}
+
+/// The geometric part: resize (and crop) to `size`×`size`, 8-bit RGB. This is what the
+/// reference pipeline holds just before `ToTensor`.
+pub fn resize_and_crop(image: &Pixels8, config: &PreprocessConfig) -> Pixels8 {
+    let size = config.image_size;
+    let resized = match config.resize_mode {
+        ResizeMode::Squash => resize_bicubic(image, size, size),
+        ResizeMode::Shortest => {
+            let (width, height) = (image.width, image.height);
+            let (short, long) = if width <= height {
+                (width, height)
+            } else {
+                (height, width)
+            };
+            let new_long = (size as f64 * long as f64 / short as f64) as usize;
+            let (new_width, new_height) = if width <= height {
+                (size, new_long)
+            } else {
+                (new_long, size)
+            };
+            if (new_width, new_height) == (width, height) {
+                image.clone()
+            } else {
+                resize_bicubic(image, new_width, new_height)
+            }
+        }
+    };
+    let left = round_half_even((resized.width as f64 - size as f64) / 2.0);
+    let top = round_half_even((resized.height as f64 - size as f64) / 2.0);
+    resized.crop(left, top, size, size).to_rgb()
+}
+
+/// `[3, size, size]` floats, `(x/255 − mean) / std`.
+pub fn normalize(rgb: &Pixels8, config: &PreprocessConfig) -> Vec<f32> {
+    let plane = rgb.width * rgb.height;
+    let mut out = vec![0.0f32; 3 * plane];
+    for (index, pixel) in rgb.data.chunks_exact(3).enumerate() {
+        for channel in 0..3 {
+            out[channel * plane + index] =
+                (f32::from(pixel[channel]) / 255.0 - config.mean[channel]) / config.std[channel];
+        }
+    }
+    out
+}
+
+/// The whole eval transform: image → `[3, size, size]` model input.
+pub fn preprocess(image: &Pixels8, config: &PreprocessConfig) -> Vec<f32> {
+    normalize(&resize_and_crop(image, config), config)
+}
+
+/// A batch of preprocessed images as one `[batch, 3, size, size]` tensor.
+pub fn batch_tensor(images: &[Vec<f32>], image_size: usize, device: &Device) -> Tensor<4> {
+    let values: Vec<f32> = images.iter().flatten().copied().collect();
+    Tensor::from_data(
+        TensorData::new(values, [images.len(), 3, image_size, image_size]),
+        device,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_size_is_untouched_and_constant_stays_constant() {
+        let image = Pixels8 {
+            width: 4,
+            height: 4,
+            channels: 1,
+            data: vec![77; 16],
+        };
+        assert_eq!(resize_bicubic(&image, 4, 4), image);
+        let down = resize_bicubic(&image, 3, 2);
+        assert!(down.data.iter().all(|&value| value == 77));
+        let up = resize_bicubic(&image, 9, 7);
+        assert!(up.data.iter().all(|&value| value == 77));
+    }
+
+    #[test]
+    fn crop_offsets_round_like_python() {
+        assert_eq!(round_half_even(0.5), 0);
+        assert_eq!(round_half_even(1.5), 2);
+        assert_eq!(round_half_even(2.5), 2);
+        assert_eq!(round_half_even(3.2), 3);
+    }
+
+    #[test]
+    fn normalises_with_clip_constants() {
+        let rgb = Pixels8 {
+            width: 1,
+            height: 1,
+            channels: 3,
+            data: vec![255, 0, 128],
+        };
+        let out = normalize(&rgb, &PreprocessConfig::openai(1));
+        assert!((out[0] - (1.0 - OPENAI_MEAN[0]) / OPENAI_STD[0]).abs() < 1e-6);
+        assert!((out[1] + OPENAI_MEAN[1] / OPENAI_STD[1]).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,247 @@
+//! The transformer parts the towers share: multi-head attention that accepts an additive bias on
+//! its logits (how a mask steers the image tower), the MLP, and CLIP's pre-norm residual block.
+//! Also the small builders that turn checked checkpoint tensors into burn modules.
+
+use burn::module::{Module, Param};
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
+use burn::tensor::activation::{gelu, sigmoid, softmax};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::config::Activation;
+use crate::weights::Weights;
+
+/// `[out, in]` (PyTorch's layout) in the checkpoint; burn's `Linear` keeps `[in, out]`.
+pub(crate) fn linear(
+    weights: &mut Weights,
+    name: &str,
+    inputs: usize,
+    outputs: usize,
+    bias: bool,
+    device: &Device,
+) -> Linear {
+    let weight = weights.take(&format!("{name}.weight"), &[outputs, inputs]);
+    let weight = Tensor::<2>::from_data(weight, device).transpose();
+    let bias = bias.then(|| {
+        let bias = weights.take(&format!("{name}.bias"), &[outputs]);
+        Param::from_tensor(Tensor::<1>::from_data(bias, device))
+    });
+    Linear {
+        weight: Param::from_tensor(weight),
+        bias,
+    }
+}
+
+pub(crate) fn layer_norm(
+    weights: &mut Weights,
+    name: &str,
+    width: usize,
+    eps: f64,
+    device: &Device,
+) -> LayerNorm {
+    let mut norm = LayerNormConfig::new(width).with_epsilon(eps).init(device);
+    norm.gamma = Param::from_tensor(Tensor::from_data(
+        weights.take(&format!("{name}.weight"), &[width]),
+        device,
+    ));
+    norm.beta = Some(Param::from_tensor(Tensor::from_data(
+        weights.take(&format!("{name}.bias"), &[width]),
+        device,
+    )));
+    norm
+}
+
+pub(crate) fn embedding(
+    weights: &mut Weights,
+    name: &str,
+    rows: usize,
+    width: usize,
+    device: &Device,
+) -> Embedding {
+    let table = weights.take(&format!("{name}.weight"), &[rows, width]);
+    Embedding {
+        weight: Param::from_tensor(Tensor::from_data(table, device)),
+    }
+}
+
+pub(crate) fn parameter<const D: usize>(
+    weights: &mut Weights,
+    name: &str,
+    shape: [usize; D],
+    device: &Device,
+) -> Param<Tensor<D>> {
+    Param::from_tensor(Tensor::from_data(weights.take(name, &shape), device))
+}
+
+pub(crate) fn activate<const D: usize>(activation: Activation, x: Tensor<D>) -> Tensor<D> {
+    match activation {
+        // x·σ(1.702x), as OpenAI trained it.
+        Activation::QuickGelu => x.clone() * sigmoid(x * 1.702),
+        Activation::Gelu => gelu(x),
+    }
+}
+
+/// Multi-head self-attention with fused q/k/v (`in_proj`, rows ordered q, k, v).
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub in_proj: Linear,
+    pub out_proj: Linear,
+    pub heads: usize,
+}
+
+impl Attention {
+    pub(crate) fn load(
+        weights: &mut Weights,
+        name: &str,
+        width: usize,
+        heads: usize,
+        device: &Device,
+    ) -> Self {
+        Self {
+            in_proj: linear(
+                weights,
+                &format!("{name}.in_proj"),
+                width,
+                3 * width,
+                true,
+                device,
+            ),
+            out_proj: linear(
+                weights,
+                &format!("{name}.out_proj"),
+                width,
+                width,
+                true,
+                device,
+            ),
+            heads,
+        }
+    }
+
+    /// `x`: `[batch, tokens, width]`. `bias` is added to the attention logits and must broadcast
+    /// to `[batch, heads, tokens, tokens]` (a causal mask, a padding mask, a focus bias).
+    pub fn forward(&self, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {
+        let [batch, tokens, width] = x.dims();
+        let head_dim = width / self.heads;
+        let qkv = self.in_proj.forward(x);
+        let split = |index: usize| {
+            qkv.clone()
+                .narrow(2, index * width, width)
+                .reshape([batch, tokens, self.heads, head_dim])
+                .swap_dims(1, 2)
+        };
+        let (query, key, value) = (split(0), split(1), split(2));
+        let mut logits = query.matmul(key.swap_dims(2, 3)) * (1.0 / (head_dim as f64).sqrt());
+        if let Some(bias) = bias {
+            logits = logits + bias;
+        }
+        let context = softmax(logits, 3)
+            .matmul(value)
+            .swap_dims(1, 2)
+            .reshape([batch, tokens, width]);
+        self.out_proj.forward(context)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Mlp {
+    pub fc1: Linear,
+    pub fc2: Linear,
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl Mlp {
+    pub(crate) fn load(
+        weights: &mut Weights,
+        name: &str,
+        width: usize,
+        hidden: usize,
+        activation: Activation,
+        device: &Device,
+    ) -> Self {
+        Self {
+            fc1: linear(weights, &format!("{name}.fc1"), width, hidden, true, device),
+            fc2: linear(weights, &format!("{name}.fc2"), hidden, width, true, device),
+            activation,
+        }
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.fc2
+            .forward(activate(self.activation, self.fc1.forward(x)))
+    }
+}
+
+/// CLIP's (and timm ViT's) pre-norm block: `x + attn(ln_1 x)`, then `x + mlp(ln_2 x)`.
+#[derive(Module, Debug)]
+pub struct ResidualBlock {
+    pub ln_1: LayerNorm,
+    pub attn: Attention,
+    pub ln_2: LayerNorm,
+    pub mlp: Mlp,
+}
+
+/// Sizes of one residual block.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BlockShape {
+    pub width: usize,
+    pub heads: usize,
+    pub mlp_width: usize,
+    pub activation: Activation,
+    pub layer_norm_eps: f64,
+}
+
+impl ResidualBlock {
+    pub(crate) fn load(
+        weights: &mut Weights,
+        name: &str,
+        shape: BlockShape,
+        device: &Device,
+    ) -> Self {
+        Self {
+            ln_1: layer_norm(
+                weights,
+                &format!("{name}.ln_1"),
+                shape.width,
+                shape.layer_norm_eps,
+                device,
+            ),
+            attn: Attention::load(
+                weights,
+                &format!("{name}.attn"),
+                shape.width,
+                shape.heads,
+                device,
+            ),
+            ln_2: layer_norm(
+                weights,
+                &format!("{name}.ln_2"),
+                shape.width,
+                shape.layer_norm_eps,
+                device,
+            ),
+            mlp: Mlp::load(
+                weights,
+                &format!("{name}.mlp"),
+                shape.width,
+                shape.mlp_width,
+                shape.activation,
+                device,
+            ),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), bias);
+        x.clone() + self.mlp.forward(self.ln_2.forward(x))
+    }
+}
+
+/// Host-side float data → tensor, for inputs built on the CPU (masks, one-hot pooling).
+pub(crate) fn tensor_from<const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+    device: &Device,
+) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}

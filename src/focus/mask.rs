@@ -1,0 +1,123 @@
+//! A region-of-interest mask over an image: per-pixel weights in [0, 1] (soft masks allowed).
+
+use image::DynamicImage;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum MaskError {
+    #[error(
+        "the mask is {mask_width}×{mask_height} but the image is {image_width}×{image_height}; they must match"
+    )]
+    SizeMismatch {
+        mask_width: usize,
+        mask_height: usize,
+        image_width: usize,
+        image_height: usize,
+    },
+    #[error("the mask is empty (no pixel above {threshold}): there is no region to focus on")]
+    Empty { threshold: f32 },
+    #[error("mask values must be {expected} numbers, got {found}")]
+    Length { expected: usize, found: usize },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mask {
+    pub width: usize,
+    pub height: usize,
+    /// Row-major weights in [0, 1].
+    pub weights: Vec<f32>,
+}
+
+/// Weight above which a pixel counts as inside (for boxes and emptiness).
+pub const INSIDE: f32 = 0.5;
+
+impl Mask {
+    pub fn new(width: usize, height: usize, weights: Vec<f32>) -> Result<Self, MaskError> {
+        if weights.len() != width * height {
+            return Err(MaskError::Length {
+                expected: width * height,
+                found: weights.len(),
+            });
+        }
+        Ok(Self {
+            width,
+            height,
+            weights: weights.into_iter().map(|w| w.clamp(0.0, 1.0)).collect(),
+        })
+    }
+
+    /// A mask drawn as an image: brightness is weight (white inside, black outside); alpha, if
+    /// any, multiplies it.
+    pub fn from_image(image: &DynamicImage) -> Self {
+        let grey = image.to_luma_alpha8();
+        let weights = grey
+            .pixels()
+            .map(|pixel| f32::from(pixel.0[0]) / 255.0 * f32::from(pixel.0[1]) / 255.0)
+            .collect();
+        Self {
+            width: grey.width() as usize,
+            height: grey.height() as usize,
+            weights,
+        }
+    }
+
+    /// A rectangle (inclusive-exclusive pixel bounds), e.g. from a detector or a user's box.
+    pub fn rectangle(
+        width: usize,
+        height: usize,
+        left: usize,
+        top: usize,
+        right: usize,
+        bottom: usize,
+    ) -> Self {
+        let weights = (0..width * height)
+            .map(|index| {
+                let (x, y) = (index % width, index / width);
+                if (left..right).contains(&x) && (top..bottom).contains(&y) {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Self {
+            width,
+            height,
+            weights,
+        }
+    }
+
+    pub fn check_matches(&self, width: usize, height: usize) -> Result<(), MaskError> {
+        if (self.width, self.height) != (width, height) {
+            return Err(MaskError::SizeMismatch {
+                mask_width: self.width,
+                mask_height: self.height,
+                image_width: width,
+                image_height: height,
+            });
+        }
+        Ok(())
+    }
+
+    /// Share of the image inside the mask.
+    pub fn coverage(&self) -> f32 {
+        if self.weights.is_empty() {
+            return 0.0;
+        }
+        self.weights.iter().filter(|&&w| w > INSIDE).count() as f32 / self.weights.len() as f32
+    }
+
+    /// Tightest box `(left, top, right, bottom)` around the inside pixels.
+    pub fn bounding_box(&self) -> Result<(usize, usize, usize, usize), MaskError> {
+        let mut bounds: Option<(usize, usize, usize, usize)> = None;
+        for (index, &weight) in self.weights.iter().enumerate() {
+            if weight > INSIDE {
+                let (x, y) = (index % self.width, index / self.width);
+                bounds = Some(match bounds {
+                    None => (x, y, x + 1, y + 1),
+                    Some((l, t, r, b)) => (l.min(x), t.min(y), r.max(x + 1), b.max(y + 1)),
+                });
+            }
+        }
+        bounds.ok_or(MaskError::Empty { threshold: INSIDE })
+    }
+}

@@ -1,0 +1,200 @@
+//! CLIP across the wasm boundary: load a model from the files the user picked, classify an
+//! image zero-shot, optionally steered by a box or a mask image. Conversions only.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use js_sys::{Object, Reflect, Uint8Array};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+use super::{chosen_device, js_error, to_js};
+use crate::clip::ZeroShotClassifier;
+use crate::clip::load::{LoadedClip, MemoryFiles, load_clip};
+use crate::clip::preprocess::Pixels8;
+use crate::focus::{self, AttentionFocus, BiasedLayers, BiasedQueries, Focus, Mask, VisualPrompt};
+use crate::imaging;
+
+/// A loaded CLIP model, held by the page.
+#[wasm_bindgen]
+pub struct WebClip {
+    clip: Rc<LoadedClip>,
+}
+
+/// Loads a model from `{fileName: Uint8Array}` (e.g. `open_clip_config.json` and
+/// `open_clip_model.safetensors`, or `config.json` and `model.safetensors`) on the device chosen
+/// by `initDevice`.
+#[wasm_bindgen(js_name = loadClip)]
+pub fn load_clip_files(files: Object) -> Result<WebClip, JsError> {
+    let mut entries = BTreeMap::new();
+    for key in Object::keys(&files).iter() {
+        let name = key
+            .as_string()
+            .ok_or_else(|| JsError::new("file names must be strings"))?;
+        let value =
+            Reflect::get(&files, &key).map_err(|_| JsError::new("unreadable file entry"))?;
+        let bytes = value
+            .dyn_into::<Uint8Array>()
+            .map_err(|_| JsError::new(&format!("{name}: expected a Uint8Array")))?
+            .to_vec();
+        entries.insert(name, bytes);
+    }
+    let files = MemoryFiles {
+        label: "the chosen files".into(),
+        files: entries,
+    };
+    let device = chosen_device()?.device;
+    let clip = load_clip(&files, &device).map_err(js_error)?;
+    Ok(WebClip {
+        clip: Rc::new(clip),
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct ClassifyOptions {
+    templates: Vec<String>,
+    /// none | overlay | blur | crop | binary | grey | attention
+    focus: Option<String>,
+    /// `[left, top, right, bottom]` in image pixels.
+    #[serde(rename = "box")]
+    region: Option<[usize; 4]>,
+    alpha: Option<f32>,
+    sigma: Option<f32>,
+    margin: Option<f32>,
+    strength: Option<f32>,
+    last_layers: Option<usize>,
+    all_tokens: bool,
+}
+
+#[derive(Serialize)]
+struct Classification {
+    classes: Vec<String>,
+    probabilities: Vec<f32>,
+}
+
+fn focus_from(options: &ClassifyOptions) -> Result<Focus, JsError> {
+    Ok(match options.focus.as_deref().unwrap_or("none") {
+        "none" => Focus::None,
+        "overlay" => Focus::Prompt(VisualPrompt::Overlay {
+            inside: [255, 0, 0],
+            inside_alpha: options.alpha.unwrap_or(0.35),
+            outside: [0, 0, 0],
+            outside_alpha: 0.0,
+        }),
+        "blur" => Focus::Prompt(VisualPrompt::BlurOutside {
+            sigma: options.sigma.unwrap_or(8.0),
+        }),
+        "crop" => Focus::Prompt(VisualPrompt::CropToBox {
+            margin: options.margin.unwrap_or(0.1),
+        }),
+        "binary" => Focus::Prompt(VisualPrompt::BinaryMask),
+        "grey" => Focus::Prompt(VisualPrompt::GreyOutside),
+        "attention" => Focus::Attention(AttentionFocus {
+            strength: options.strength.unwrap_or(2.0),
+            queries: if options.all_tokens {
+                BiasedQueries::AllTokens
+            } else {
+                BiasedQueries::ClassToken
+            },
+            layers: options
+                .last_layers
+                .map_or(BiasedLayers::All, BiasedLayers::Last),
+        }),
+        other => return Err(JsError::new(&format!("unknown focus `{other}`"))),
+    })
+}
+
+#[wasm_bindgen]
+impl WebClip {
+    /// `open_clip`, `BiomedCLIP` or `Hugging Face CLIPModel`.
+    #[wasm_bindgen(getter)]
+    pub fn family(&self) -> String {
+        self.clip.family.to_string()
+    }
+
+    #[wasm_bindgen(getter, js_name = imageSize)]
+    pub fn image_size(&self) -> usize {
+        self.clip.preprocess.image_size
+    }
+
+    /// Zero-shot probabilities of `classes` for an encoded image (JPEG, PNG, …).
+    /// `options`: `{templates, focus, box, mask, alpha, sigma, margin, strength, lastLayers, allTokens}`;
+    /// `mask` is a mask image's bytes (white = region), `box` a rectangle.
+    /// Resolves to `{classes, probabilities}`.
+    pub fn classify(
+        &self,
+        image: Vec<u8>,
+        classes: Vec<String>,
+        options: JsValue,
+    ) -> js_sys::Promise {
+        let clip = Rc::clone(&self.clip);
+        wasm_bindgen_futures::future_to_promise(async move {
+            classify(&clip, image, classes, options)
+                .await
+                .map_err(JsValue::from)
+        })
+    }
+}
+
+async fn classify(
+    clip: &LoadedClip,
+    image: Vec<u8>,
+    classes: Vec<String>,
+    options: JsValue,
+) -> Result<JsValue, JsError> {
+    let parsed: ClassifyOptions = if options.is_undefined() || options.is_null() {
+        ClassifyOptions::default()
+    } else {
+        serde_wasm_bindgen::from_value(options.clone()).map_err(js_error)?
+    };
+    let focus = focus_from(&parsed)?;
+    let decoded = imaging::decode_image(&image).map_err(js_error)?;
+    let pixels = Pixels8::from_image(&decoded.pixels);
+    let mask_bytes = Reflect::get(&options, &"mask".into())
+        .ok()
+        .and_then(|value| value.dyn_into::<Uint8Array>().ok());
+    let mask = match (mask_bytes, parsed.region) {
+        (Some(bytes), _) => {
+            let mask_image = imaging::decode_image(&bytes.to_vec())
+                .map_err(|e| JsError::new(&format!("mask: {e}")))?;
+            Some(Mask::from_image(&mask_image.pixels))
+        }
+        (None, Some([left, top, right, bottom])) => {
+            if left >= right || top >= bottom || right > pixels.width || bottom > pixels.height {
+                return Err(JsError::new(
+                    "box must lie inside the image, left < right, top < bottom",
+                ));
+            }
+            Some(Mask::rectangle(
+                pixels.width,
+                pixels.height,
+                left,
+                top,
+                right,
+                bottom,
+            ))
+        }
+        (None, None) => None,
+    };
+    let device = chosen_device()?.device;
+    let classifier =
+        ZeroShotClassifier::new(clip, &classes, &parsed.templates).map_err(js_error)?;
+    let embedding = focus::encode_focused(
+        &clip.model,
+        &clip.preprocess,
+        &pixels,
+        mask.as_ref(),
+        &focus,
+        &device,
+    )
+    .map_err(js_error)?;
+    let mut rows = classifier
+        .read_probabilities(embedding)
+        .await
+        .map_err(js_error)?;
+    to_js(&Classification {
+        classes: classifier.classes,
+        probabilities: rows.remove(0),
+    })
+}

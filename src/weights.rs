@@ -1,0 +1,552 @@
+//! Checkpoints as they are published: SafeTensors (files or bytes) and, natively, PyTorch
+//! pickles (`.bin`/`.pt`, zip or legacy).
+//!
+//! A model family's loader says, for every tensor the model needs under our own canonical name,
+//! where it lives in the family's checkpoint ([`Source`]). Building the model then asks
+//! [`Weights::take`] for each tensor with the shape the config implies; problems are collected
+//! rather than raised one by one, so a wrong or truncated file is reported with *every* missing
+//! or misshapen tensor named in the checkpoint's own key names.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use burn::store::{ModuleStore, SafetensorsStore, bridge};
+use burn::tensor::{DType, TensorData};
+
+/// How many problems an error message lists before summarising the rest.
+const LISTED_PROBLEMS: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("cannot read checkpoint {source_name}: {detail}")]
+    Unreadable { source_name: String, detail: String },
+    #[error("checkpoint {source_name} does not fit the {model} model: {}", describe(.problems))]
+    Mismatch {
+        source_name: String,
+        model: String,
+        problems: Vec<Problem>,
+    },
+}
+
+/// One thing wrong between a checkpoint and the model that wants to load it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Problem {
+    Missing {
+        key: String,
+        expected: Vec<usize>,
+    },
+    Shape {
+        key: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    NotFloat {
+        key: String,
+        dtype: String,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Missing { key, expected } => write!(f, "`{key}` {expected:?} is missing"),
+            Problem::Shape {
+                key,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "`{key}` has shape {found:?}, the config needs {expected:?}"
+                )
+            }
+            Problem::NotFloat { key, dtype } => write!(f, "`{key}` is {dtype}, not a float tensor"),
+        }
+    }
+}
+
+fn describe(problems: &[Problem]) -> String {
+    let mut text: Vec<String> = problems
+        .iter()
+        .take(LISTED_PROBLEMS)
+        .map(ToString::to_string)
+        .collect();
+    if problems.len() > LISTED_PROBLEMS {
+        text.push(format!("and {} more", problems.len() - LISTED_PROBLEMS));
+    }
+    text.join("; ")
+}
+
+/// All tensors of one checkpoint, as f32, by their key in the file.
+pub struct Checkpoint {
+    source_name: String,
+    tensors: BTreeMap<String, TensorData>,
+}
+
+impl fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("source_name", &self.source_name)
+            .field("tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
+fn unreadable(source_name: &str, detail: impl fmt::Display) -> WeightsError {
+    WeightsError::Unreadable {
+        source_name: source_name.to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+/// SafeTensors starts with a little-endian u64 header length followed by a JSON object.
+fn looks_like_safetensors(bytes: &[u8]) -> bool {
+    bytes.len() > 9 && bytes[8] == b'{'
+}
+
+impl Checkpoint {
+    /// A checkpoint made of tensors already in memory (tests, converters).
+    pub fn from_tensors(
+        source_name: impl Into<String>,
+        tensors: BTreeMap<String, TensorData>,
+    ) -> Self {
+        Self {
+            source_name: source_name.into(),
+            tensors,
+        }
+    }
+
+    /// Reads a SafeTensors file held in memory (the browser's only way in).
+    pub fn from_safetensors_bytes(
+        source_name: impl Into<String>,
+        bytes: Vec<u8>,
+    ) -> Result<Self, WeightsError> {
+        let source_name = source_name.into();
+        check_safetensors_header(&source_name, &bytes)?;
+        let mut store = SafetensorsStore::from_bytes(Some(bytes));
+        let tensors = read_all(&source_name, &mut store)?;
+        Ok(Self {
+            source_name,
+            tensors,
+        })
+    }
+
+    /// Reads a checkpoint file, SafeTensors or PyTorch, whatever its extension says.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open(path: &std::path::Path) -> Result<Self, WeightsError> {
+        use std::io::Read;
+        let source_name = path.display().to_string();
+        let mut head = [0u8; 16];
+        let read = std::fs::File::open(path)
+            .and_then(|mut file| file.read(&mut head))
+            .map_err(|error| unreadable(&source_name, error))?;
+        let head = &head[..read];
+        let tensors = if looks_like_safetensors(head) {
+            let bytes = std::fs::read(path).map_err(|error| unreadable(&source_name, error))?;
+            check_safetensors_header(&source_name, &bytes)?;
+            read_all(&source_name, &mut SafetensorsStore::from_bytes(Some(bytes)))?
+        } else if head.starts_with(b"PK\x03\x04") || head.first() == Some(&0x80) {
+            // Keys stay as written: burn would otherwise renumber `proj.0`/`proj.2` of a
+            // Sequential with a parameter-free GELU between them into `proj.0`/`proj.1`.
+            let mut store =
+                burn::store::PytorchStore::from_file(path).map_indices_contiguous(false);
+            let mut tensors = read_all(&source_name, &mut store)?;
+            // Training checkpoints wrap the weights: {"state_dict": {"module.visual…": …}}.
+            if tensors.keys().all(|key| key.starts_with("state_dict.")) {
+                tensors = strip_prefix(tensors, "state_dict.");
+            }
+            if !tensors.is_empty() && tensors.keys().all(|key| key.starts_with("module.")) {
+                tensors = strip_prefix(tensors, "module.");
+            }
+            tensors
+        } else if head.is_empty() {
+            return Err(unreadable(&source_name, "the file is empty"));
+        } else {
+            return Err(unreadable(
+                &source_name,
+                "not a SafeTensors file nor a PyTorch checkpoint (zip or pickle)",
+            ));
+        };
+        Ok(Self {
+            source_name,
+            tensors,
+        })
+    }
+
+    pub fn source_name(&self) -> &str {
+        &self.source_name
+    }
+
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.tensors.contains_key(key)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&TensorData> {
+        self.tensors.get(key)
+    }
+
+    pub fn shape(&self, key: &str) -> Option<&[usize]> {
+        self.tensors.get(key).map(|data| data.shape().as_slice())
+    }
+
+    /// How many blocks `prefix.{i}.…` the checkpoint holds (0 if none).
+    pub fn count_indexed(&self, prefix: &str) -> usize {
+        let prefix = format!("{prefix}.");
+        self.keys()
+            .filter_map(|key| key.strip_prefix(&prefix))
+            .filter_map(|rest| rest.split('.').next()?.parse::<usize>().ok())
+            .map(|index| index + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn remove(&mut self, key: &str) -> Option<TensorData> {
+        self.tensors.remove(key)
+    }
+}
+
+fn strip_prefix(
+    tensors: BTreeMap<String, TensorData>,
+    prefix: &str,
+) -> BTreeMap<String, TensorData> {
+    tensors
+        .into_iter()
+        .map(|(key, data)| {
+            (
+                key.strip_prefix(prefix).map(str::to_string).unwrap_or(key),
+                data,
+            )
+        })
+        .collect()
+}
+
+/// Catches the usual damage (truncation, a wrong file) with a message a person understands,
+/// before the SafeTensors parser reports it in its own terms.
+fn check_safetensors_header(source_name: &str, bytes: &[u8]) -> Result<(), WeightsError> {
+    if bytes.is_empty() {
+        return Err(unreadable(source_name, "the file is empty"));
+    }
+    if bytes.len() < 8 {
+        return Err(unreadable(
+            source_name,
+            "the file is truncated (shorter than a SafeTensors header)",
+        ));
+    }
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("eight bytes"));
+    if !looks_like_safetensors(bytes) {
+        return Err(unreadable(
+            source_name,
+            "not a SafeTensors file (no JSON header)",
+        ));
+    }
+    let header_end = 8u64.saturating_add(header_len);
+    if header_end > bytes.len() as u64 {
+        return Err(unreadable(
+            source_name,
+            format!(
+                "the file is truncated: its header alone needs {header_end} bytes, the file has {}",
+                bytes.len()
+            ),
+        ));
+    }
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..header_end as usize])
+        .map_err(|error| {
+            unreadable(
+                source_name,
+                format!("the SafeTensors header is not valid JSON: {error}"),
+            )
+        })?;
+    let data_len = bytes.len() as u64 - header_end;
+    let needed = header
+        .as_object()
+        .into_iter()
+        .flat_map(|entries| entries.iter())
+        .filter(|(name, _)| name.as_str() != "__metadata__")
+        .filter_map(|(_, entry)| entry.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    if needed > data_len {
+        return Err(unreadable(
+            source_name,
+            format!(
+                "the file is truncated: its tensors need {needed} bytes of data, it holds {data_len}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn read_all<S: ModuleStore>(
+    source_name: &str,
+    store: &mut S,
+) -> Result<BTreeMap<String, TensorData>, WeightsError> {
+    let entries = store
+        .get_all_tensors()
+        .map_err(|error| unreadable(source_name, error))?;
+    let mut tensors = BTreeMap::new();
+    for (key, tensor) in entries {
+        let data = bridge::to_data(tensor)
+            .map_err(|error| unreadable(source_name, format!("tensor `{key}`: {error:?}")))?;
+        tensors.insert(key.clone(), data);
+    }
+    Ok(tensors)
+}
+
+/// Where one canonical tensor lives in a family's checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// Stored as is.
+    Key(String),
+    /// Stored as the transpose of what we use (open_clip keeps projections as `[in, out]`).
+    Transposed(String),
+    /// Stored as separate tensors to be stacked along the first axis (q, k, v → fused in-proj).
+    Concat(Vec<String>),
+    /// Stored with the same values in another shape (timm's `cls_token` is `[1, 1, width]`).
+    Reshaped(String),
+}
+
+/// A family's key mapping: canonical name → place in its checkpoint.
+pub trait KeyMap {
+    fn source(&self, canonical: &str) -> Source;
+}
+
+/// Hands out a checkpoint's tensors by canonical name, converted to f32 and shape-checked.
+pub struct Weights<'a> {
+    checkpoint: Checkpoint,
+    map: &'a dyn KeyMap,
+    problems: Vec<Problem>,
+}
+
+impl<'a> Weights<'a> {
+    pub fn new(checkpoint: Checkpoint, map: &'a dyn KeyMap) -> Self {
+        Self {
+            checkpoint,
+            map,
+            problems: Vec::new(),
+        }
+    }
+
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// The tensor for `canonical`, with the shape the model needs. On a problem it is recorded
+    /// and zeros are returned, so building continues and every problem is found in one pass.
+    pub fn take(&mut self, canonical: &str, expected: &[usize]) -> TensorData {
+        match self.resolve(canonical, expected) {
+            Ok(data) => data,
+            Err(problem) => {
+                self.problems.push(problem);
+                TensorData::zeros::<f32, _>(expected.to_vec())
+            }
+        }
+    }
+
+    /// Like [`Weights::take`] for a tensor a family may or may not have (a bias, say).
+    pub fn take_optional(&mut self, canonical: &str, expected: &[usize]) -> Option<TensorData> {
+        let present = match self.map.source(canonical) {
+            Source::Key(key) | Source::Transposed(key) | Source::Reshaped(key) => {
+                self.checkpoint.contains(&key)
+            }
+            Source::Concat(keys) => keys.iter().all(|key| self.checkpoint.contains(key)),
+        };
+        present.then(|| self.take(canonical, expected))
+    }
+
+    fn resolve(&mut self, canonical: &str, expected: &[usize]) -> Result<TensorData, Problem> {
+        match self.map.source(canonical) {
+            Source::Key(key) => self.fetch(&key, expected),
+            Source::Reshaped(key) => {
+                let numel = |shape: &[usize]| shape.iter().product::<usize>();
+                let found = self.checkpoint.shape(&key).map(<[usize]>::to_vec);
+                match found {
+                    Some(found) if numel(&found) == numel(expected) => {
+                        let data = self.fetch(&key, &found)?;
+                        Ok(TensorData::new(
+                            data.try_to_vec::<f32>().unwrap_or_default(),
+                            expected.to_vec(),
+                        ))
+                    }
+                    _ => self.fetch(&key, expected),
+                }
+            }
+            Source::Transposed(key) => {
+                let transposed_shape: Vec<usize> = expected.iter().rev().copied().collect();
+                let data = self.fetch(&key, &transposed_shape)?;
+                Ok(transpose_2d(data))
+            }
+            Source::Concat(keys) => {
+                let parts = keys.len();
+                let mut part_shape = expected.to_vec();
+                if parts == 0 || part_shape.is_empty() || part_shape[0] % parts != 0 {
+                    return Err(Problem::Missing {
+                        key: canonical.to_string(),
+                        expected: expected.to_vec(),
+                    });
+                }
+                part_shape[0] /= parts;
+                let mut values = Vec::new();
+                let mut failure = None;
+                for key in &keys {
+                    match self.fetch(key, &part_shape) {
+                        Ok(data) => values.extend(data.try_to_vec::<f32>().unwrap_or_default()),
+                        Err(problem) if failure.is_none() => failure = Some(problem),
+                        Err(problem) => self.problems.push(problem),
+                    }
+                }
+                match failure {
+                    Some(problem) => Err(problem),
+                    None => Ok(TensorData::new(values, expected.to_vec())),
+                }
+            }
+        }
+    }
+
+    fn fetch(&mut self, key: &str, expected: &[usize]) -> Result<TensorData, Problem> {
+        let Some(data) = self.checkpoint.remove(key) else {
+            return Err(Problem::Missing {
+                key: key.to_string(),
+                expected: expected.to_vec(),
+            });
+        };
+        if data.shape().as_slice() != expected {
+            return Err(Problem::Shape {
+                key: key.to_string(),
+                expected: expected.to_vec(),
+                found: data.shape().to_vec(),
+            });
+        }
+        match data.dtype() {
+            DType::F32 => Ok(data),
+            DType::F16 | DType::BF16 | DType::F64 => Ok(data.convert_dtype(DType::F32)),
+            other => Err(Problem::NotFloat {
+                key: key.to_string(),
+                dtype: format!("{other:?}"),
+            }),
+        }
+    }
+
+    /// Ends loading: any problem found while building becomes one error naming them all.
+    pub fn finish(self, model: &str) -> Result<(), WeightsError> {
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(WeightsError::Mismatch {
+                source_name: self.checkpoint.source_name,
+                model: model.to_string(),
+                problems: self.problems,
+            })
+        }
+    }
+}
+
+fn transpose_2d(data: TensorData) -> TensorData {
+    let [rows, cols] = [data.shape()[0], data.shape()[1]];
+    let values = data.try_to_vec::<f32>().unwrap_or_default();
+    let mut out = vec![0.0f32; values.len()];
+    for row in 0..rows {
+        for col in 0..cols {
+            out[col * rows + row] = values[row * cols + col];
+        }
+    }
+    TensorData::new(out, [cols, rows])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Identity;
+    impl KeyMap for Identity {
+        fn source(&self, canonical: &str) -> Source {
+            match canonical {
+                "qkv" => Source::Concat(vec!["q".into(), "k".into(), "v".into()]),
+                "proj" => Source::Transposed("proj_t".into()),
+                other => Source::Key(other.to_string()),
+            }
+        }
+    }
+
+    fn checkpoint(entries: &[(&str, Vec<f32>, Vec<usize>)]) -> Checkpoint {
+        let tensors = entries
+            .iter()
+            .map(|(key, values, shape)| {
+                (
+                    key.to_string(),
+                    TensorData::new(values.clone(), shape.clone()),
+                )
+            })
+            .collect();
+        Checkpoint::from_tensors("test", tensors)
+    }
+
+    #[test]
+    fn concatenates_and_transposes() {
+        let ckpt = checkpoint(&[
+            ("q", vec![1.0, 2.0], vec![1, 2]),
+            ("k", vec![3.0, 4.0], vec![1, 2]),
+            ("v", vec![5.0, 6.0], vec![1, 2]),
+            ("proj_t", vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![2, 3]),
+        ]);
+        let mut weights = Weights::new(ckpt, &Identity);
+        let qkv = weights.take("qkv", &[3, 2]);
+        assert_eq!(
+            qkv.try_to_vec::<f32>().unwrap(),
+            vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+        );
+        let proj = weights.take("proj", &[3, 2]);
+        assert_eq!(
+            proj.try_to_vec::<f32>().unwrap(),
+            vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
+        );
+        weights.finish("test").unwrap();
+    }
+
+    #[test]
+    fn reports_every_problem_with_checkpoint_keys() {
+        let ckpt = checkpoint(&[
+            ("q", vec![1.0, 2.0], vec![1, 2]),
+            ("bias", vec![0.0; 3], vec![3]),
+        ]);
+        let mut weights = Weights::new(ckpt, &Identity);
+        weights.take("qkv", &[3, 2]);
+        weights.take("bias", &[4]);
+        assert!(weights.take_optional("absent", &[1]).is_none());
+        let error = weights.finish("tiny").unwrap_err().to_string();
+        assert!(error.contains("`k` [1, 2] is missing"), "{error}");
+        assert!(error.contains("`v` [1, 2] is missing"), "{error}");
+        assert!(
+            error.contains("`bias` has shape [3], the config needs [4]"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn truncated_and_foreign_safetensors_are_named() {
+        let error = Checkpoint::from_safetensors_bytes("x.safetensors", Vec::new()).unwrap_err();
+        assert!(error.to_string().contains("empty"));
+        let mut bytes = 100u64.to_le_bytes().to_vec();
+        bytes.extend_from_slice(b"{\"a\":");
+        let error = Checkpoint::from_safetensors_bytes("x.safetensors", bytes).unwrap_err();
+        assert!(error.to_string().contains("truncated"), "{error}");
+        let error =
+            Checkpoint::from_safetensors_bytes("x.safetensors", b"GIF89a not weights".to_vec())
+                .unwrap_err();
+        assert!(
+            error.to_string().contains("not a SafeTensors file"),
+            "{error}"
+        );
+    }
+}

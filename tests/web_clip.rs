@@ -1,0 +1,220 @@
+//! CLIP parity in headless Chromium on WebGPU: the same committed fixtures as `clip_parity.rs`,
+//! loaded from bytes (as the page gets them), results read back asynchronously.
+#![cfg(target_arch = "wasm32")]
+
+use burn::tensor::{DType, Device, Tensor};
+use medfocus::clip::load::{MemoryFiles, load_clip};
+use medfocus::clip::{Family, ZeroShotClassifier};
+use medfocus::device::{self, ComputeKind, DeviceRequest};
+use medfocus::weights::Checkpoint;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+macro_rules! fixture {
+    ($path:literal) => {
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/clip/",
+            $path
+        ))
+        .to_vec()
+    };
+}
+
+async fn webgpu() -> Device {
+    let chosen = device::choose_device(DeviceRequest::Gpu)
+        .await
+        .expect("WebGPU device");
+    assert_ne!(chosen.report.kind, ComputeKind::Cpu, "{}", chosen.report);
+    chosen.device
+}
+
+fn files(label: &str, entries: Vec<(&str, Vec<u8>)>) -> MemoryFiles {
+    MemoryFiles {
+        label: label.into(),
+        files: entries
+            .into_iter()
+            .map(|(name, bytes)| (name.to_string(), bytes))
+            .collect(),
+    }
+}
+
+async fn read(tensor: Tensor<2>) -> Vec<f32> {
+    tensor
+        .into_data_async()
+        .await
+        .expect("readback")
+        .try_to_vec::<f32>()
+        .expect("f32")
+}
+
+fn normalized(values: &[f32], width: usize) -> Vec<f32> {
+    values
+        .chunks(width)
+        .flat_map(|row| {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            row.iter().map(move |v| v / norm)
+        })
+        .collect()
+}
+
+fn max_abs_diff(left: &[f32], right: &[f32]) -> f32 {
+    assert_eq!(left.len(), right.len());
+    left.iter()
+        .zip(right)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+async fn check(model: MemoryFiles, reference: Vec<u8>, family: Family) {
+    let device = webgpu().await;
+    let clip = load_clip(&model, &device).expect("load");
+    assert_eq!(clip.family, family);
+    let reference = Checkpoint::from_safetensors_bytes("reference", reference).expect("reference");
+    let pixels = reference
+        .get("pixels")
+        .unwrap()
+        .clone()
+        .convert_dtype(DType::F32);
+    let tokens = reference
+        .get("tokens")
+        .unwrap()
+        .clone()
+        .convert_dtype(DType::I64);
+    let width = tokens.shape()[1];
+    let ids: Vec<i64> = tokens.try_to_vec().unwrap();
+    let rows: Vec<Vec<u32>> = ids
+        .chunks(width)
+        .map(|row| row.iter().map(|&id| id as u32).collect())
+        .collect();
+    let embed = clip.model.config.embed_dim;
+    let image = read(
+        clip.model
+            .encode_image(Tensor::from_data(pixels, &device))
+            .unwrap(),
+    )
+    .await;
+    let text = read(clip.model.encode_text(&rows).unwrap()).await;
+    let expected_image: Vec<f32> = reference.get("image_embeds").unwrap().try_to_vec().unwrap();
+    let expected_text: Vec<f32> = reference.get("text_embeds").unwrap().try_to_vec().unwrap();
+    let image_delta = max_abs_diff(
+        &normalized(&image, embed),
+        &normalized(&expected_image, embed),
+    );
+    let text_delta = max_abs_diff(
+        &normalized(&text, embed),
+        &normalized(&expected_text, embed),
+    );
+    web_sys::console::log_1(
+        &format!("{family}: image max |Δ| {image_delta:.2e}, text max |Δ| {text_delta:.2e}").into(),
+    );
+    assert!(
+        image_delta <= 1e-4,
+        "image embeddings differ by {image_delta}"
+    );
+    assert!(text_delta <= 1e-4, "text embeddings differ by {text_delta}");
+}
+
+#[wasm_bindgen_test]
+async fn open_clip_on_webgpu_matches_open_clip() {
+    let model = files(
+        "openclip-tiny",
+        vec![
+            (
+                "open_clip_config.json",
+                fixture!("openclip-tiny/open_clip_config.json"),
+            ),
+            (
+                "open_clip_model.safetensors",
+                fixture!("openclip-tiny/open_clip_model.safetensors"),
+            ),
+        ],
+    );
+    check(
+        model,
+        fixture!("reference/openclip-tiny.safetensors"),
+        Family::OpenClip,
+    )
+    .await;
+}
+
+#[wasm_bindgen_test]
+async fn hugging_face_clip_on_webgpu_matches_transformers() {
+    let model = files(
+        "hf-clip-tiny",
+        vec![
+            ("config.json", fixture!("hf-clip-tiny/config.json")),
+            (
+                "model.safetensors",
+                fixture!("hf-clip-tiny/model.safetensors"),
+            ),
+        ],
+    );
+    check(
+        model,
+        fixture!("reference/hf-clip-tiny.safetensors"),
+        Family::HfClip,
+    )
+    .await;
+}
+
+#[wasm_bindgen_test]
+async fn zero_shot_and_bad_files_in_the_browser() {
+    let device = webgpu().await;
+    let model = files(
+        "openclip-tiny",
+        vec![
+            (
+                "open_clip_config.json",
+                fixture!("openclip-tiny/open_clip_config.json"),
+            ),
+            (
+                "open_clip_model.safetensors",
+                fixture!("openclip-tiny/open_clip_model.safetensors"),
+            ),
+        ],
+    );
+    let clip = load_clip(&model, &device).expect("load");
+    let classifier = ZeroShotClassifier::new(&clip, &["glioma", "meningioma", "no tumor"], &[])
+        .expect("classifier");
+    let size = clip.preprocess.image_size;
+    let pixels = Tensor::<4>::zeros([1, 3, size, size], &device);
+    let probabilities = classifier
+        .read_probabilities(clip.model.encode_image(pixels).unwrap())
+        .await
+        .unwrap();
+    let total: f32 = probabilities[0].iter().sum();
+    assert!((total - 1.0).abs() < 1e-4, "{total}");
+
+    let mut truncated = fixture!("openclip-tiny/open_clip_model.safetensors");
+    truncated.truncate(truncated.len() / 3);
+    let broken = files(
+        "broken",
+        vec![
+            (
+                "open_clip_config.json",
+                fixture!("openclip-tiny/open_clip_config.json"),
+            ),
+            ("open_clip_model.safetensors", truncated),
+        ],
+    );
+    let error = load_clip(&broken, &device).unwrap_err().to_string();
+    assert!(error.contains("truncated"), "{error}");
+    let pickle_only = files(
+        "pickle",
+        vec![
+            (
+                "open_clip_config.json",
+                fixture!("openclip-tiny/open_clip_config.json"),
+            ),
+            ("open_clip_pytorch_model.bin", vec![0x50, 0x4b]),
+        ],
+    );
+    assert!(
+        load_clip(&pickle_only, &device)
+            .unwrap_err()
+            .to_string()
+            .contains(".safetensors")
+    );
+}
