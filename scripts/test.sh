@@ -25,7 +25,9 @@ step() { # step NAME COMMAND...: runs and times one suite, keeping its output fo
 
 step native cargo test --locked
 # Release: burn's kernels built at opt-level 0 make the browser tests crawl. The driver is
-# Debian's; webdriver.json enables WebGPU (SwiftShader without a GPU).
+# Debian's; webdriver.json enables WebGPU (SwiftShader without a GPU). The runner's 20 s budget
+# per test binary is too short for SwiftShader compiling the CLIP kernels on 2 cores.
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-300}"
 step browser wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" --release
 step page-build ./scripts/serve.sh --build-only
 step page node --test www/e2e/

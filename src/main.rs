@@ -12,7 +12,7 @@ mod cli {
 
     use clap::{Parser, Subcommand, ValueEnum};
     use medfocus::clip::preprocess::Pixels8;
-    use medfocus::clip::{ZeroShotClassifier, load::load_clip_dir};
+    use medfocus::clip::{ZeroShotClassifier, load::add_safetensors, load::load_clip_dir};
     use medfocus::compute_check;
     use medfocus::dataset::ClassFolders;
     use medfocus::device::{self, DeviceRequest};
@@ -74,6 +74,9 @@ mod cli {
             #[arg(long, env = "MEDFOCUS_HUB_URL", default_value = medfocus::fetch::DEFAULT_HUB)]
             hub_url: String,
         },
+        /// Add `open_clip_model.safetensors` to a folder that has only the PyTorch pickle (the
+        /// browser reads SafeTensors only). `fetch` does this itself.
+        Convert { folder: PathBuf },
     }
 
     #[derive(clap::Args)]
@@ -91,8 +94,8 @@ mod cli {
         #[arg(long)]
         mask: Option<PathBuf>,
         /// Region of interest as a box `left,top,right,bottom` in pixels, instead of a mask image.
-        #[arg(long = "box", value_delimiter = ',', num_args = 4)]
-        region: Option<Vec<usize>>,
+        #[arg(long = "box", value_name = "LEFT,TOP,RIGHT,BOTTOM")]
+        region: Option<String>,
         /// How the mask steers CLIP.
         #[arg(long, value_enum, default_value = "none")]
         focus: FocusMethod,
@@ -114,6 +117,9 @@ mod cli {
         /// Bias every token's attention, not just the class token's (focus attention).
         #[arg(long)]
         all_tokens: bool,
+        /// One JSON object per image (`{"image", "classes", "probabilities"}`) instead of a table.
+        #[arg(long)]
+        json: bool,
         #[arg(required = true)]
         images: Vec<PathBuf>,
     }
@@ -168,7 +174,19 @@ mod cli {
                 return Ok(Some(Mask::from_image(&decoded.pixels)));
             }
             if let Some(region) = &self.region {
-                let (left, top, right, bottom) = (region[0], region[1], region[2], region[3]);
+                let values: Vec<usize> = region
+                    .split(',')
+                    .map(|value| value.trim().parse::<usize>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| {
+                        format!("--box {region}: expected four pixel numbers left,top,right,bottom")
+                    })?;
+                let [left, top, right, bottom] = values[..] else {
+                    return Err(format!(
+                        "--box {region}: expected four pixel numbers left,top,right,bottom"
+                    )
+                    .into());
+                };
                 if left >= right || top >= bottom || right > width || bottom > height {
                     return Err(format!("--box {left},{top},{right},{bottom} is not inside the {width}×{height} image").into());
                 }
@@ -298,8 +316,19 @@ mod cli {
                     .unwrap_or_else(fetch::default_cache_dir)
                     .join(entry.name);
                 fetch::Fetcher::new(&hub_url).fetch(&entry, &folder, &mut Bars(None))?;
+                if let Some(written) = add_safetensors(&folder)? {
+                    eprintln!("wrote {} for the browser", written.display());
+                }
                 writeln!(out, "{}", folder.display())?;
             }
+            WeightsAction::Convert { folder } => match add_safetensors(&folder)? {
+                Some(written) => writeln!(out, "wrote {}", written.display())?,
+                None => writeln!(
+                    out,
+                    "{}: nothing to convert (already SafeTensors, or no open_clip_pytorch_model.bin)",
+                    folder.display()
+                )?,
+            },
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -316,13 +345,15 @@ mod cli {
         let chosen = device::choose_device_blocking(request)?;
         let clip = load_clip_dir(&args.model, &chosen.device)?;
         let classifier = ZeroShotClassifier::new(&clip, &args.classes, &args.templates)?;
-        writeln!(
-            out,
-            "model: {} ({}), device: {}",
-            args.model.display(),
-            clip.family,
-            chosen.report.summary()
-        )?;
+        if !args.json {
+            writeln!(
+                out,
+                "model: {} ({}), device: {}",
+                args.model.display(),
+                clip.family,
+                chosen.report.summary()
+            )?;
+        }
         let width = classifier
             .classes
             .iter()
@@ -348,6 +379,14 @@ mod cli {
                 Ok(pollster::block_on(classifier.read_probabilities(embedding))?.remove(0))
             })();
             match result {
+                Ok(probabilities) if args.json => {
+                    let line = serde_json::json!({
+                        "image": path.display().to_string(),
+                        "classes": classifier.classes,
+                        "probabilities": probabilities,
+                    });
+                    writeln!(out, "{line}")?;
+                }
                 Ok(probabilities) => {
                     writeln!(out, "\n{}", path.display())?;
                     let mut ranked: Vec<(usize, f32)> =

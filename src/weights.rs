@@ -217,6 +217,55 @@ impl Checkpoint {
     }
 }
 
+/// Writes every tensor as SafeTensors (floats as f32, integers as i64), atomically: the browser
+/// reads only SafeTensors, so a PyTorch pickle is converted once, natively.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_safetensors(
+    checkpoint: &Checkpoint,
+    path: &std::path::Path,
+) -> Result<(), WeightsError> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let target = path.display().to_string();
+    let mut buffers: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> =
+        Vec::with_capacity(checkpoint.len());
+    for (key, data) in &checkpoint.tensors {
+        let failed = |error| unreadable(&checkpoint.source_name, format!("`{key}`: {error:?}"));
+        let (dtype, bytes) = if data.dtype().is_float() {
+            let values = data
+                .clone()
+                .convert_dtype(DType::F32)
+                .try_to_vec::<f32>()
+                .map_err(failed)?;
+            (
+                Dtype::F32,
+                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        } else {
+            let values = data
+                .clone()
+                .convert_dtype(DType::I64)
+                .try_to_vec::<i64>()
+                .map_err(failed)?;
+            (
+                Dtype::I64,
+                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        };
+        buffers.push((key.clone(), dtype, data.shape().to_vec(), bytes));
+    }
+    let mut views = Vec::with_capacity(buffers.len());
+    for (key, dtype, shape, bytes) in &buffers {
+        let view = TensorView::new(*dtype, shape.clone(), bytes)
+            .map_err(|error| unreadable(&target, error))?;
+        views.push((key.clone(), view));
+    }
+    let serialized =
+        safetensors::tensor::serialize(views, None).map_err(|error| unreadable(&target, error))?;
+    let part = path.with_extension("safetensors.part");
+    std::fs::write(&part, serialized).map_err(|error| unreadable(&target, error))?;
+    std::fs::rename(&part, path).map_err(|error| unreadable(&target, error))
+}
+
 fn strip_prefix(
     tensors: BTreeMap<String, TensorData>,
     prefix: &str,

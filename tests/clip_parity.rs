@@ -182,6 +182,32 @@ fn biomedclip_matches_open_clip_with_timm_and_bert() {
     );
 }
 
+#[test]
+fn a_converted_biomedclip_pickle_loads_from_safetensors_alone() {
+    let source = fixtures().join("biomedclip-tiny");
+    let dir = tempdir("biomedclip-convert");
+    std::fs::create_dir_all(dir.join("text")).unwrap();
+    for file in [
+        "open_clip_config.json",
+        "open_clip_pytorch_model.bin",
+        "text/vocab.txt",
+        "text/config.json",
+    ] {
+        std::fs::copy(source.join(file), dir.join(file)).unwrap();
+    }
+    let written = medfocus::clip::load::add_safetensors(&dir)
+        .unwrap()
+        .expect("a SafeTensors file");
+    assert!(written.ends_with("open_clip_model.safetensors"));
+    assert_eq!(
+        medfocus::clip::load::add_safetensors(&dir).unwrap(),
+        None,
+        "converting twice"
+    );
+    std::fs::remove_file(dir.join("open_clip_pytorch_model.bin")).unwrap();
+    check_parity(&dir, "biomedclip-tiny.safetensors", Family::BiomedClip);
+}
+
 fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("medfocus-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

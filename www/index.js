@@ -65,7 +65,34 @@ async function checkDevice() {
   }
 }
 
+// The image shown (bytes for classification, pixels to redraw under the region box).
+let current = null;
+let clip = null;
+
+function drawImage() {
+  const canvas = $("preview");
+  if (!current) return;
+  const context = canvas.getContext("2d");
+  context.putImageData(current.pixels, 0, 0);
+  const region = parseRegion();
+  if (region) {
+    const [left, top, right, bottom] = region;
+    context.lineWidth = Math.max(2, canvas.width / 200);
+    context.strokeStyle = "#ffcc00";
+    context.strokeRect(left, top, right - left, bottom - top);
+  }
+}
+
+function parseRegion() {
+  const text = $("region").value.trim();
+  if (!text) return null;
+  const values = text.split(",").map((v) => Number(v.trim()));
+  return values.length === 4 && values.every(Number.isInteger) ? values : null;
+}
+
 async function showImage(file) {
+  current = null;
+  updateClassifyButton();
   $("image-error").textContent = "";
   fill($("image-info"), []);
   const canvas = $("preview");
@@ -88,7 +115,10 @@ async function showImage(file) {
     canvas.width = image.width;
     canvas.height = image.height;
     const pixels = new ImageData(new Uint8ClampedArray(image.rgba()), image.width, image.height);
-    canvas.getContext("2d").putImageData(pixels, 0, 0);
+    current = { name: file.name, bytes: new Uint8Array(await file.arrayBuffer()), pixels };
+    $("region").value = "";
+    drawImage();
+    updateClassifyButton();
     document.body.dataset.image = `${image.width}x${image.height}`;
   } finally {
     image.free();
@@ -116,6 +146,109 @@ function wireImageInput() {
   });
 }
 
+function wireRegionDrawing() {
+  const canvas = $("preview");
+  let start = null;
+  const at = (event) => {
+    const box = canvas.getBoundingClientRect();
+    const x = Math.round(((event.clientX - box.left) / box.width) * canvas.width);
+    const y = Math.round(((event.clientY - box.top) / box.height) * canvas.height);
+    return [Math.min(Math.max(x, 0), canvas.width), Math.min(Math.max(y, 0), canvas.height)];
+  };
+  canvas.addEventListener("pointerdown", (event) => {
+    if (!current) return;
+    start = at(event);
+    canvas.setPointerCapture(event.pointerId);
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!start) return;
+    const [x, y] = at(event);
+    $("region").value = [Math.min(start[0], x), Math.min(start[1], y), Math.max(start[0], x), Math.max(start[1], y)].join(",");
+    drawImage();
+  });
+  canvas.addEventListener("pointerup", () => {
+    start = null;
+  });
+  $("region").addEventListener("input", drawImage);
+}
+
+function updateClassifyButton() {
+  $("classify").disabled = !(clip && current);
+}
+
+// Folder contents as {relative path: bytes}; a PyTorch pickle is skipped when the SafeTensors
+// file is there (the browser reads only SafeTensors), download leftovers always.
+async function loadModel(files) {
+  $("clip-error").textContent = "";
+  $("model-status").textContent = "loading…";
+  clip?.free();
+  clip = null;
+  updateClassifyButton();
+  const entries = [...files].map((file) => {
+    const path = file.webkitRelativePath || file.name;
+    return [path.includes("/") ? path.slice(path.indexOf("/") + 1) : path, file];
+  });
+  const names = new Set(entries.map(([name]) => name));
+  const wanted = entries.filter(([name]) => {
+    if (/\.(part|sha256)$/.test(name)) return false;
+    if (name.endsWith(".bin") && names.has(name.replace(/_pytorch_model\.bin$/, "_model.safetensors"))) return false;
+    return true;
+  });
+  try {
+    const contents = {};
+    for (const [name, file] of wanted) contents[name] = new Uint8Array(await file.arrayBuffer());
+    const started = performance.now();
+    clip = medfocus.loadClip(contents);
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    $("model-status").textContent = `${clip.family} model loaded (${clip.imageSize} px input) in ${seconds} s.`;
+    document.body.dataset.model = clip.family;
+  } catch (error) {
+    $("model-status").textContent = "No model loaded.";
+    $("clip-error").textContent = `model: ${error.message ?? error}`;
+    document.body.dataset.model = "error";
+  }
+  updateClassifyButton();
+}
+
+async function classify() {
+  $("clip-error").textContent = "";
+  $("results").replaceChildren();
+  const classes = $("classes").value.split(",").map((name) => name.trim()).filter(Boolean);
+  const focus = $("focus").value;
+  const options = { focus };
+  const region = parseRegion();
+  if (region) options.box = region;
+  $("classify").disabled = true;
+  try {
+    const result = await clip.classify(current.bytes, classes, options);
+    const rows = result.classes.map((name, index) => [name, result.probabilities[index]]);
+    rows.sort((a, b) => b[1] - a[1]);
+    rows.forEach(([name, probability], rank) => {
+      const row = document.createElement("tr");
+      if (rank === 0) row.className = "top";
+      const label = document.createElement("td");
+      label.textContent = name;
+      const value = document.createElement("td");
+      value.textContent = `${(probability * 100).toFixed(2)} %`;
+      const bar = document.createElement("td");
+      const fill = document.createElement("span");
+      fill.className = "bar";
+      fill.style.width = `${Math.round(probability * 200)}px`;
+      bar.append(fill);
+      row.append(label, value, bar);
+      $("results").append(row);
+    });
+    document.body.dataset.classified = `${current.name}:${focus}`;
+  } catch (error) {
+    $("clip-error").textContent = error.message ?? String(error);
+    document.body.dataset.classified = "error";
+  }
+  updateClassifyButton();
+}
+
+$("model-input").addEventListener("change", (event) => loadModel(event.target.files));
+$("classify").addEventListener("click", classify);
+wireRegionDrawing();
 $("device-request").addEventListener("change", chooseDevice);
 $("device-check").addEventListener("click", checkDevice);
 wireImageInput();

@@ -145,6 +145,33 @@ pub struct ClipConfig {
 }
 
 impl ClipConfig {
+    /// Sizes that the towers cannot run with, as a sentence (None when consistent).
+    pub fn inconsistency(&self) -> Option<String> {
+        let vision = &self.vision;
+        if vision.patch_size == 0 || vision.image_size % vision.patch_size != 0 {
+            return Some(format!(
+                "image size {} is not a multiple of patch size {}",
+                vision.image_size, vision.patch_size
+            ));
+        }
+        if vision.heads == 0 || vision.width % vision.heads != 0 {
+            return Some(format!(
+                "vision width {} does not split into {} heads",
+                vision.width, vision.heads
+            ));
+        }
+        let (width, heads) = match &self.text {
+            TextConfig::Clip(text) => (text.width, text.heads),
+            TextConfig::Bert(text) => (text.hidden_size, text.heads),
+        };
+        if heads == 0 || width % heads != 0 {
+            return Some(format!(
+                "text width {width} does not split into {heads} heads"
+            ));
+        }
+        None
+    }
+
     /// OpenAI ViT-B/32 (QuickGELU), open_clip `ViT-B-32-quickgelu`.
     pub fn openai_vit_b_32() -> Self {
         Self::openai(

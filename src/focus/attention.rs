@@ -78,6 +78,9 @@ impl BiasedLayers {
 /// the mean of the mask pixels whose centres fall in the patch once the preprocessing's resize
 /// and centre crop are undone (the nearest pixel when a patch is smaller than one).
 pub fn patch_weights(mask: &Mask, preprocess: &PreprocessConfig, grid: usize) -> Vec<f32> {
+    if mask.width == 0 || mask.height == 0 || mask.weights.len() != mask.width * mask.height {
+        return vec![0.0; grid * grid];
+    }
     let size = preprocess.image_size as f64;
     let (width, height) = (mask.width as f64, mask.height as f64);
     let (resized_width, resized_height) = match preprocess.resize_mode {

@@ -106,6 +106,53 @@ test("a real chest X-ray is decoded in wasm and drawn", async () => {
   if (process.env.MEDFOCUS_SCREENSHOT) await page.screenshot({ path: process.env.MEDFOCUS_SCREENSHOT, fullPage: true });
 });
 
+test("a CLIP model folder loads in the page and classifies the X-ray, whole or focused", async () => {
+  await page.selectOption("#device-request", "gpu");
+  await page.waitForFunction(() => document.body.dataset.device === "WebGPU", null, { timeout: 30_000 });
+  await page.setInputFiles("#model-input", join(root, "tests", "fixtures", "clip", "openclip-tiny"));
+  await page.waitForFunction(() => document.body.dataset.model, null, { timeout: 60_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.model), "open_clip", await page.textContent("#clip-error"));
+  assert.match(await page.textContent("#model-status"), /open_clip model loaded \(32 px input\)/);
+
+  const classifyWith = async (focus, region) => {
+    await page.fill("#classes", "normal chest x-ray, pneumonia, effusion");
+    await page.selectOption("#focus", focus);
+    await page.fill("#region", region);
+    await page.evaluate(() => delete document.body.dataset.classified);
+    await page.click("#classify");
+    await page.waitForFunction(() => document.body.dataset.classified, null, { timeout: 60_000 });
+    return page.evaluate(() => ({
+      outcome: document.body.dataset.classified,
+      error: document.querySelector("#clip-error").textContent,
+      rows: [...document.querySelectorAll("#results tr")].map((row) => [
+        row.cells[0].textContent,
+        Number.parseFloat(row.cells[1].textContent),
+      ]),
+    }));
+  };
+  const whole = await classifyWith("none", "");
+  assert.equal(whole.outcome, "person1951_bacteria_4882.jpeg:none", whole.error);
+  assert.equal(whole.rows.length, 3);
+  assert.ok(Math.abs(whole.rows.reduce((sum, [, p]) => sum + p, 0) - 100) < 0.1, JSON.stringify(whole.rows));
+  assert.ok(whole.rows[0][1] >= whole.rows[1][1] && whole.rows[1][1] >= whole.rows[2][1]);
+
+  const focused = await classifyWith("attention", "100,100,600,500");
+  assert.equal(focused.outcome, "person1951_bacteria_4882.jpeg:attention", focused.error);
+  assert.notDeepEqual(focused.rows, whole.rows, "the attention focus changed nothing");
+
+  const missing = await classifyWith("overlay", "");
+  assert.equal(missing.outcome, "error");
+  assert.match(missing.error, /mask is needed/);
+});
+
+test("a model folder without weights is a clear error", async () => {
+  await page.setInputFiles("#model-input", [
+    { name: "open_clip_config.json", mimeType: "application/json", buffer: await readFile(join(root, "tests/fixtures/clip/openclip-tiny/open_clip_config.json")) },
+  ]);
+  await page.waitForFunction(() => document.body.dataset.model === "error", null, { timeout: 30_000 });
+  assert.match(await page.textContent("#clip-error"), /open_clip_model\.safetensors .*missing/);
+});
+
 test("a corrupt file gives a clear error and keeps the page working", async () => {
   await page.setInputFiles("#file-input", { name: "broken.jpg", mimeType: "image/jpeg", buffer: Buffer.from("not really a jpeg") });
   await page.waitForFunction(() => document.querySelector("#image-error").textContent, null, { timeout: 30_000 });

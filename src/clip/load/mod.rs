@@ -311,8 +311,29 @@ pub(crate) fn build(
     name: &str,
     device: &Device,
 ) -> Result<ClipModel, LoadError> {
+    if let Some(problem) = config.inconsistency() {
+        return Err(LoadError::Config {
+            file: format!("the {name} config"),
+            detail: problem,
+        });
+    }
     let weights = crate::weights::Weights::new(checkpoint, map);
     Ok(ClipModel::from_weights(config, weights, name, device)?)
+}
+
+/// Gives an open_clip-layout folder that has only the PyTorch pickle (BiomedCLIP publishes only
+/// that) the SafeTensors file the browser needs. Returns the file written, or None when the folder
+/// already has one (or has no pickle).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn add_safetensors(dir: &std::path::Path) -> Result<Option<std::path::PathBuf>, LoadError> {
+    let pickle = dir.join(open_clip::PYTORCH_FILE);
+    let target = dir.join(open_clip::SAFETENSORS_FILE);
+    if target.is_file() || !pickle.is_file() {
+        return Ok(None);
+    }
+    let checkpoint = Checkpoint::open(&pickle)?;
+    crate::weights::write_safetensors(&checkpoint, &target)?;
+    Ok(Some(target))
 }
 
 /// The checkpoint file of an open_clip-layout folder: SafeTensors preferred.

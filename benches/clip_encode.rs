@@ -1,0 +1,121 @@
+//! `cargo bench --bench clip_encode`: CLIP ViT-B/16 on this machine — loading, one image through
+//! the image tower (plain and with the attention focus), and a batch of prompts through the text
+//! tower — median of timed runs after a warm-up, on the CPU backend (and on the wgpu adapter
+//! with `MEDFOCUS_BENCH_GPU=1`).
+//!
+//! Needs a real-size model folder: `python scripts/reference/gen_clip.py large` writes
+//! random-weight ViT-B/16 checkpoints (same sizes and work as the published ones) into
+//! `fixtures-large/`; or point `MEDFOCUS_BENCH_MODEL` at a downloaded model.
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use burn::tensor::{Device, Tensor};
+use medfocus::clip::load::load_clip_dir;
+use medfocus::clip::preprocess::{Pixels8, batch_tensor, preprocess};
+use medfocus::device::{self, DeviceRequest};
+use medfocus::focus::{AttentionFocus, attention};
+
+const WARMUP: usize = 1;
+const RUNS: usize = 5;
+
+fn median(mut run: impl FnMut()) -> Duration {
+    let mut times = Vec::with_capacity(RUNS);
+    for index in 0..WARMUP + RUNS {
+        let started = Instant::now();
+        run();
+        if index >= WARMUP {
+            times.push(started.elapsed());
+        }
+    }
+    times.sort();
+    times[RUNS / 2]
+}
+
+/// Reading the values back is what makes asynchronous backends finish the work.
+fn finish(tensor: Tensor<2>) {
+    let values = tensor.into_data().try_to_vec::<f32>().expect("f32");
+    assert!(values.iter().all(|v| v.is_finite()));
+}
+
+fn bench(model: &PathBuf, device: &Device, label: &str) {
+    let started = Instant::now();
+    let clip = load_clip_dir(model, device).unwrap_or_else(|error| panic!("{error}"));
+    let load = started.elapsed();
+    let size = clip.preprocess.image_size;
+    let image = Pixels8 {
+        width: 512,
+        height: 512,
+        channels: 3,
+        data: (0..512 * 512 * 3).map(|i| (i % 251) as u8).collect(),
+    };
+    let input = preprocess(&image, &clip.preprocess);
+    let image_time = median(|| {
+        finish(
+            clip.model
+                .encode_image(batch_tensor(&[input.clone()], size, device))
+                .unwrap(),
+        )
+    });
+    let mask = medfocus::focus::Mask::rectangle(512, 512, 100, 100, 400, 400);
+    let weights = attention::patch_weights(&mask, &clip.preprocess, clip.model.vision.grid_size());
+    let bias = AttentionFocus::default()
+        .layer_bias(&[weights], clip.model.vision.layers(), device)
+        .unwrap();
+    let focused_time = median(|| {
+        finish(
+            clip.model
+                .encode_image_focused(batch_tensor(&[input.clone()], size, device), &bias)
+                .unwrap(),
+        )
+    });
+    let prompts: Vec<String> = [
+        "glioma",
+        "meningioma",
+        "no tumor",
+        "pituitary tumor",
+        "normal",
+    ]
+    .iter()
+    .map(|class| format!("a medical image showing {class}."))
+    .collect();
+    let tokens = clip.tokenizer.tokenize_batch(&prompts);
+    let text_time = median(|| finish(clip.model.encode_text(&tokens).unwrap()));
+    println!(
+        "{} ({}) on {label}: load {:.2} s; image tower, 1 image {:.0} ms, with attention focus {:.0} ms; text tower, 5 prompts {:.0} ms (median of {RUNS})",
+        model.display(),
+        clip.family,
+        load.as_secs_f64(),
+        image_time.as_secs_f64() * 1e3,
+        focused_time.as_secs_f64() * 1e3,
+        text_time.as_secs_f64() * 1e3,
+    );
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let models: Vec<PathBuf> = match std::env::var_os("MEDFOCUS_BENCH_MODEL") {
+        Some(model) => vec![PathBuf::from(model)],
+        None => ["openai-vit-b-16", "biomedclip-vit-b-16"]
+            .iter()
+            .map(|name| root.join("fixtures-large/clip").join(name))
+            .collect(),
+    };
+    if let Some(missing) = models.iter().find(|model| !model.is_dir()) {
+        eprintln!(
+            "{} is missing: run `python scripts/reference/gen_clip.py large` or set MEDFOCUS_BENCH_MODEL",
+            missing.display()
+        );
+        std::process::exit(2);
+    }
+    let cpu = device::choose_device_blocking(DeviceRequest::Cpu).expect("cpu backend");
+    for model in &models {
+        bench(model, &cpu.device, "flex (CPU)");
+    }
+    if std::env::var_os("MEDFOCUS_BENCH_GPU").is_some() {
+        let gpu = device::choose_device_blocking(DeviceRequest::Gpu).expect("a wgpu adapter");
+        let name = gpu.report.summary();
+        for model in &models {
+            bench(model, &gpu.device, &name);
+        }
+    }
+}

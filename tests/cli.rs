@@ -1,0 +1,217 @@
+//! The `medfocus` binary as a user runs it: zero-shot classification of the shared images with
+//! the committed tiny models, with and without a focus, and its errors.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shared_image(relative: &str) -> PathBuf {
+    std::env::var_os("MEDFOCUS_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest().join("../shared/data"))
+        .join(relative)
+}
+
+fn medfocus(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medfocus"))
+        .args(["--device", "cpu"])
+        .args(args)
+        .output()
+        .expect("run medfocus")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const MRI: &str = "brain-mri/glioma/Te-gl_0010.jpg";
+const XRAY: &str = "chest-xray/NORMAL/NORMAL2-IM-1430-0001.jpeg";
+
+fn model(name: &str) -> String {
+    manifest()
+        .join("tests/fixtures/clip")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Percentages printed for each image, in printed order.
+fn percentages(stdout: &str) -> Vec<f64> {
+    stdout
+        .lines()
+        .filter_map(|line| line.trim().strip_suffix('%'))
+        .filter_map(|line| line.split_whitespace().last()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn classify_prints_a_ranked_table_per_image() {
+    let mri = shared_image(MRI).display().to_string();
+    let xray = shared_image(XRAY).display().to_string();
+    let output = medfocus(&[
+        "classify",
+        "--model",
+        &model("biomedclip-tiny"),
+        "--classes",
+        "glioma,meningioma,no tumor,pituitary tumor",
+        &mri,
+        &xray,
+    ]);
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    assert!(stdout.contains("BiomedCLIP"), "{stdout}");
+    assert!(
+        stdout.contains("Te-gl_0010.jpg") && stdout.contains("NORMAL2-IM-1430-0001.jpeg"),
+        "{stdout}"
+    );
+    let values = percentages(&stdout);
+    assert_eq!(values.len(), 8, "{stdout}");
+    for image in values.chunks(4) {
+        assert!((image.iter().sum::<f64>() - 100.0).abs() < 0.1, "{stdout}");
+        assert!(
+            image.windows(2).all(|pair| pair[0] >= pair[1]),
+            "ranked: {stdout}"
+        );
+    }
+}
+
+/// Full-precision probabilities from `--json` (one image).
+fn json_probabilities(output: &Output) -> Vec<f64> {
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let line: serde_json::Value =
+        serde_json::from_str(text(&output.stdout).trim()).expect("one JSON line");
+    line["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn every_focus_method_runs_with_a_box_or_a_mask() {
+    let mri = shared_image(MRI).display().to_string();
+    let plain = json_probabilities(&medfocus(&[
+        "classify",
+        "--json",
+        "--model",
+        &model("openclip-tiny"),
+        "--classes",
+        "a,b,c",
+        &mri,
+    ]));
+    for method in ["overlay", "blur", "crop", "binary", "grey", "attention"] {
+        let output = medfocus(&[
+            "classify",
+            "--json",
+            "--model",
+            &model("openclip-tiny"),
+            "--classes",
+            "a,b,c",
+            "--focus",
+            method,
+            "--box",
+            "100,120,300,360",
+            &mri,
+        ]);
+        let focused = json_probabilities(&output);
+        assert!((focused.iter().sum::<f64>() - 1.0).abs() < 1e-4);
+        assert_ne!(focused, plain, "{method} changed nothing");
+    }
+    // A mask image: white rectangle on black, the size of the MRI (512×512).
+    let mask_path = std::env::temp_dir().join(format!("medfocus-mask-{}.png", std::process::id()));
+    let mask = image::GrayImage::from_fn(512, 512, |x, y| {
+        image::Luma([if (100..300).contains(&x) && (120..360).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    });
+    mask.save(&mask_path).unwrap();
+    let with_mask = medfocus(&[
+        "classify",
+        "--model",
+        &model("openclip-tiny"),
+        "--classes",
+        "a,b,c",
+        "--focus",
+        "attention",
+        "--strength",
+        "3",
+        "--mask",
+        &mask_path.display().to_string(),
+        &mri,
+    ]);
+    assert!(with_mask.status.success(), "{}", text(&with_mask.stderr));
+}
+
+#[test]
+fn bad_requests_are_clear_errors() {
+    let mri = shared_image(MRI).display().to_string();
+    let no_region = medfocus(&[
+        "classify",
+        "--model",
+        &model("openclip-tiny"),
+        "--classes",
+        "a,b",
+        "--focus",
+        "overlay",
+        &mri,
+    ]);
+    assert!(!no_region.status.success());
+    assert!(text(&no_region.stderr).contains("--mask or --box"));
+
+    let outside = medfocus(&[
+        "classify",
+        "--model",
+        &model("openclip-tiny"),
+        "--classes",
+        "a,b",
+        "--box",
+        "0,0,9999,10",
+        "--focus",
+        "crop",
+        &mri,
+    ]);
+    assert!(!outside.status.success());
+    assert!(
+        text(&outside.stderr).contains("not inside"),
+        "{}",
+        text(&outside.stderr)
+    );
+
+    let not_a_model = medfocus(&[
+        "classify",
+        "--model",
+        &manifest().join("src").display().to_string(),
+        "--classes",
+        "a,b",
+        &mri,
+    ]);
+    assert!(!not_a_model.status.success());
+    assert!(text(&not_a_model.stderr).contains("not a CLIP model folder"));
+
+    // A corrupt image is reported; the good one is still classified.
+    let corrupt = std::env::temp_dir().join(format!("medfocus-corrupt-{}.jpg", std::process::id()));
+    std::fs::write(&corrupt, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
+    let mixed = medfocus(&[
+        "classify",
+        "--model",
+        &model("openclip-tiny"),
+        "--classes",
+        "a,b",
+        &corrupt.display().to_string(),
+        &mri,
+    ]);
+    assert!(!mixed.status.success());
+    assert!(text(&mixed.stderr).contains("medfocus-corrupt"));
+    assert_eq!(percentages(&text(&mixed.stdout)).len(), 2);
+}
