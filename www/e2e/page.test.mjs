@@ -4,7 +4,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { readFile } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { extname, join, normalize, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -103,7 +104,6 @@ test("a real chest X-ray is decoded in wasm and drawn", async () => {
     return [lo, hi];
   });
   assert.ok(min < 30 && max > 200, `pixel range ${min}..${max}`);
-  if (process.env.MEDFOCUS_SCREENSHOT) await page.screenshot({ path: process.env.MEDFOCUS_SCREENSHOT, fullPage: true });
 });
 
 test("a CLIP model folder loads in the page and classifies the X-ray, whole or focused", async () => {
@@ -139,6 +139,7 @@ test("a CLIP model folder loads in the page and classifies the X-ray, whole or f
   const focused = await classifyWith("attention", "100,100,600,500");
   assert.equal(focused.outcome, "person1951_bacteria_4882.jpeg:attention", focused.error);
   assert.notDeepEqual(focused.rows, whole.rows, "the attention focus changed nothing");
+  if (process.env.MEDFOCUS_SCREENSHOT) await page.screenshot({ path: process.env.MEDFOCUS_SCREENSHOT, fullPage: true });
 
   const missing = await classifyWith("overlay", "");
   assert.equal(missing.outcome, "error");
@@ -146,9 +147,10 @@ test("a CLIP model folder loads in the page and classifies the X-ray, whole or f
 });
 
 test("a model folder without weights is a clear error", async () => {
-  await page.setInputFiles("#model-input", [
-    { name: "open_clip_config.json", mimeType: "application/json", buffer: await readFile(join(root, "tests/fixtures/clip/openclip-tiny/open_clip_config.json")) },
-  ]);
+  // A folder holding only the config: the weights file is missing.
+  const folder = await mkdtemp(join(tmpdir(), "medfocus-model-"));
+  await copyFile(join(root, "tests/fixtures/clip/openclip-tiny/open_clip_config.json"), join(folder, "open_clip_config.json"));
+  await page.setInputFiles("#model-input", folder);
   await page.waitForFunction(() => document.body.dataset.model === "error", null, { timeout: 30_000 });
   assert.match(await page.textContent("#clip-error"), /open_clip_model\.safetensors .*missing/);
 });
