@@ -160,6 +160,20 @@ async fn hugging_face_clip_on_webgpu_matches_transformers() {
 }
 
 #[wasm_bindgen_test]
+async fn biomedclip_on_webgpu_matches_open_clip() {
+    let model = files(
+        "biomedclip-tiny",
+        vec![
+            ("open_clip_config.json", fixture!("biomedclip-tiny/open_clip_config.json")),
+            ("open_clip_model.safetensors", fixture!("biomedclip-tiny/open_clip_model.safetensors")),
+            ("text/vocab.txt", fixture!("biomedclip-tiny/text/vocab.txt")),
+            ("text/config.json", fixture!("biomedclip-tiny/text/config.json")),
+        ],
+    );
+    check(model, fixture!("reference/biomedclip-tiny.safetensors"), Family::BiomedClip).await;
+}
+
+#[wasm_bindgen_test]
 async fn zero_shot_and_bad_files_in_the_browser() {
     let device = webgpu().await;
     let model = files(

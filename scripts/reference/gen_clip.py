@@ -168,7 +168,8 @@ def train_wordpiece_vocab(path, size):
     path.write_text("".join(f"{token}\n" for token, _ in vocab), encoding="utf-8")
 
 
-def gen_biomedclip(out_root, ref_root, name, seed, vision, bert, embed_dim, context_length, vocab_file=None):
+def gen_biomedclip(out_root, ref_root, name, seed, vision, bert, embed_dim, context_length, vocab_file=None,
+                   safetensors_too=False):
     """open_clip's CustomTextCLIP as BiomedCLIP builds it: timm ViT trunk + linear head, and a
     Hugging Face BERT text tower with CLS pooling and an MLP projection."""
     import timm
@@ -215,7 +216,12 @@ def gen_biomedclip(out_root, ref_root, name, seed, vision, bert, embed_dim, cont
         model.visual.head.proj = torch.nn.Linear(vision["embed_dim"], embed_dim, bias=False)
     model.eval()
     randomize_(model, seed)
-    torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, out / "open_clip_pytorch_model.bin")
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    torch.save(state, out / "open_clip_pytorch_model.bin")
+    if safetensors_too:
+        # BiomedCLIP publishes only the pickle; the browser needs SafeTensors (what
+        # `medfocus weights fetch` converts to), so the small fixture carries both.
+        save_file(state, str(out / "open_clip_model.safetensors"))
     # As published, the config names the hub repos; our loader reads the text tower from text/.
     model_cfg["text_cfg"]["hf_model_name"] = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract"
     model_cfg["text_cfg"]["hf_tokenizer_name"] = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract"
@@ -373,7 +379,7 @@ def small():
                    vision={"img_size": 32, "patch_size": 8, "embed_dim": 128, "depth": 2, "num_heads": 2},
                    bert={"vocab_size": 1500, "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
                          "intermediate_size": 256, "max_position_embeddings": 64},
-                   embed_dim=24, context_length=64)
+                   embed_dim=24, context_length=64, safetensors_too=True)
     gen_tokenizer_corpus(ref_root, out_root / "biomedclip-tiny" / "text")
     gen_preprocess(ref_root)
 
