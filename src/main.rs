@@ -10,16 +10,14 @@ mod cli {
     use std::path::{Path, PathBuf};
     use std::process::ExitCode;
 
-    use clap::{Parser, Subcommand, ValueEnum};
+    use clap::{Parser, Subcommand};
     use medfocus::clip::preprocess::Pixels8;
     use medfocus::clip::{ZeroShotClassifier, load::add_safetensors, load::load_clip_dir};
     use medfocus::compute_check;
     use medfocus::dataset::ClassFolders;
     use medfocus::device::{self, DeviceRequest};
     use medfocus::fetch;
-    use medfocus::focus::{
-        self, AttentionFocus, BiasedLayers, BiasedQueries, Focus, Mask, VisualPrompt,
-    };
+    use medfocus::focus::{self, Focus, FocusSettings, Mask};
     use medfocus::imaging;
 
     #[derive(Parser)]
@@ -97,19 +95,19 @@ mod cli {
         #[arg(long = "box", value_name = "LEFT,TOP,RIGHT,BOTTOM")]
         region: Option<String>,
         /// How the mask steers CLIP.
-        #[arg(long, value_enum, default_value = "none")]
-        focus: FocusMethod,
+        #[arg(long, default_value = "none", value_parser = clap::builder::PossibleValuesParser::new(focus::METHODS))]
+        focus: String,
         /// Overlay opacity inside the mask (focus overlay).
-        #[arg(long, default_value_t = 0.35)]
+        #[arg(long, default_value_t = FocusSettings::default().alpha)]
         alpha: f32,
         /// Blur σ in pixels (focus blur).
-        #[arg(long, default_value_t = 8.0)]
+        #[arg(long, default_value_t = FocusSettings::default().sigma)]
         sigma: f32,
         /// Margin around the mask's box, as a fraction of its size (focus crop).
-        #[arg(long, default_value_t = 0.1)]
+        #[arg(long, default_value_t = FocusSettings::default().margin)]
         margin: f32,
         /// Attention bias strength (focus attention); 0 is plain CLIP.
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(long, default_value_t = FocusSettings::default().strength)]
         strength: f32,
         /// Bias only the last N blocks (focus attention; default all).
         #[arg(long)]
@@ -124,45 +122,17 @@ mod cli {
         images: Vec<PathBuf>,
     }
 
-    #[derive(Clone, Copy, ValueEnum)]
-    enum FocusMethod {
-        None,
-        Overlay,
-        Blur,
-        Crop,
-        Binary,
-        Grey,
-        Attention,
-    }
-
     impl ClassifyArgs {
-        fn focus(&self) -> Focus {
-            match self.focus {
-                FocusMethod::None => Focus::None,
-                FocusMethod::Overlay => Focus::Prompt(VisualPrompt::Overlay {
-                    inside: [255, 0, 0],
-                    inside_alpha: self.alpha,
-                    outside: [0, 0, 0],
-                    outside_alpha: 0.0,
-                }),
-                FocusMethod::Blur => Focus::Prompt(VisualPrompt::BlurOutside { sigma: self.sigma }),
-                FocusMethod::Crop => Focus::Prompt(VisualPrompt::CropToBox {
-                    margin: self.margin,
-                }),
-                FocusMethod::Binary => Focus::Prompt(VisualPrompt::BinaryMask),
-                FocusMethod::Grey => Focus::Prompt(VisualPrompt::GreyOutside),
-                FocusMethod::Attention => Focus::Attention(AttentionFocus {
-                    strength: self.strength,
-                    queries: if self.all_tokens {
-                        BiasedQueries::AllTokens
-                    } else {
-                        BiasedQueries::ClassToken
-                    },
-                    layers: self
-                        .last_layers
-                        .map_or(BiasedLayers::All, BiasedLayers::Last),
-                }),
-            }
+        fn focus(&self) -> Result<Focus, focus::UnknownMethod> {
+            let settings = FocusSettings {
+                alpha: self.alpha,
+                sigma: self.sigma,
+                margin: self.margin,
+                strength: self.strength,
+                last_layers: self.last_layers,
+                all_tokens: self.all_tokens,
+            };
+            Focus::from_method(&self.focus, &settings)
         }
 
         fn mask_for(&self, width: usize, height: usize) -> Result<Option<Mask>, Box<dyn Error>> {
@@ -187,12 +157,11 @@ mod cli {
                     )
                     .into());
                 };
-                if left >= right || top >= bottom || right > width || bottom > height {
-                    return Err(format!("--box {left},{top},{right},{bottom} is not inside the {width}×{height} image").into());
-                }
-                return Ok(Some(Mask::rectangle(
-                    width, height, left, top, right, bottom,
-                )));
+                return Ok(Some(Mask::from_box(
+                    width,
+                    height,
+                    [left, top, right, bottom],
+                )?));
             }
             Ok(None)
         }
@@ -338,7 +307,7 @@ mod cli {
         request: DeviceRequest,
         args: &ClassifyArgs,
     ) -> Result<ExitCode, Box<dyn Error>> {
-        let focus = args.focus();
+        let focus = args.focus()?;
         if !matches!(focus, Focus::None) && args.mask.is_none() && args.region.is_none() {
             return Err("this --focus needs a region: give --mask or --box".into());
         }

@@ -77,7 +77,8 @@ fn describe(problems: &[Problem]) -> String {
     text.join("; ")
 }
 
-/// All tensors of one checkpoint, as f32, by their key in the file.
+/// All tensors of one checkpoint by their key in the file, in the dtype stored ([`Weights`]
+/// hands them out as f32).
 pub struct Checkpoint {
     source_name: String,
     tensors: BTreeMap<String, TensorData>,

@@ -19,6 +19,9 @@ use medfocus::focus::{
 use medfocus::imaging;
 use medfocus::weights::Checkpoint;
 
+mod common;
+use common::{max_abs_diff, normalized_rows, token_rows};
+
 /// Embeddings are compared after L2 normalisation.
 const EMBEDDING_TOLERANCE: f32 = 1e-4;
 
@@ -59,19 +62,9 @@ fn floats(checkpoint: &Checkpoint, key: &str) -> TensorData {
 fn reference(path: &Path, device: &Device) -> Reference {
     let checkpoint = Checkpoint::open(path).expect("reference outputs");
     let pixels = Tensor::<4>::from_data(floats(&checkpoint, "pixels"), device);
-    let tokens = checkpoint.get("tokens").expect("tokens");
-    let width = tokens.shape()[1];
-    let ids: Vec<i64> = tokens
-        .clone()
-        .convert_dtype(burn::tensor::DType::I64)
-        .try_to_vec()
-        .unwrap();
     Reference {
         pixels,
-        tokens: ids
-            .chunks(width)
-            .map(|row| row.iter().map(|&id| id as u32).collect())
-            .collect(),
+        tokens: token_rows(checkpoint.get("tokens").expect("tokens")),
         image_embeds: floats(&checkpoint, "image_embeds").try_to_vec().unwrap(),
         text_embeds: floats(&checkpoint, "text_embeds").try_to_vec().unwrap(),
         logit_scale: floats(&checkpoint, "logit_scale")
@@ -80,35 +73,27 @@ fn reference(path: &Path, device: &Device) -> Reference {
     }
 }
 
-fn normalized_rows(values: &[f32], width: usize) -> Vec<f32> {
-    values
-        .chunks(width)
-        .flat_map(|row| {
-            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-            row.iter().map(move |v| v / norm)
-        })
-        .collect()
-}
-
 fn read(tensor: Tensor<2>) -> Vec<f32> {
     tensor.into_data().try_to_vec::<f32>().unwrap()
-}
-
-fn max_abs_diff(left: &[f32], right: &[f32]) -> f32 {
-    assert_eq!(left.len(), right.len());
-    left.iter()
-        .zip(right)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
 }
 
 /// Loads `name` from the fixtures and checks both towers against the reference outputs;
 /// returns the max |Δ| of (image, text) embeddings after normalisation.
 fn check_parity(model_dir: &Path, reference_name: &str, family: Family) -> (f32, f32) {
+    compare(
+        model_dir,
+        &fixtures().join("reference").join(reference_name),
+        family,
+    )
+}
+
+/// Loads the model folder and compares both towers with the reference outputs at
+/// `reference_path`; returns the max |Δ| of (image, text) embeddings after normalisation.
+fn compare(model_dir: &Path, reference_path: &Path, family: Family) -> (f32, f32) {
     let device = cpu();
     let clip = load_clip_dir(model_dir, &device).unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(clip.family, family);
-    let expected = reference(&fixtures().join("reference").join(reference_name), &device);
+    let expected = reference(reference_path, &device);
     let embed_dim = clip.model.config.embed_dim;
     let image = read(clip.model.encode_image(expected.pixels.clone()).unwrap());
     let text = read(clip.model.encode_text(&expected.tokens).unwrap());
@@ -121,7 +106,8 @@ fn check_parity(model_dir: &Path, reference_name: &str, family: Family) -> (f32,
         &normalized_rows(&expected.text_embeds, embed_dim),
     );
     println!(
-        "{reference_name} via {}: image max |Δ| {image_delta:.2e}, text max |Δ| {text_delta:.2e}",
+        "{} via {}: image max |Δ| {image_delta:.2e}, text max |Δ| {text_delta:.2e}",
+        reference_path.display(),
         model_dir.display()
     );
     assert!(
@@ -180,6 +166,37 @@ fn biomedclip_matches_open_clip_with_timm_and_bert() {
         "biomedclip-tiny.safetensors",
         Family::BiomedClip,
     );
+}
+
+/// The text towers skip trailing padding (causal CLIP: after the pooled token; BERT: masked
+/// keys). A short text alone (trimmed) must embed as it does beside a full-length one (not).
+#[test]
+fn skipping_padding_changes_no_text_embedding() {
+    for (name, reference_name) in [
+        ("openclip-tiny", "openclip-tiny.safetensors"),
+        ("hf-clip-tiny", "hf-clip-tiny.safetensors"),
+        ("biomedclip-tiny", "biomedclip-tiny.safetensors"),
+    ] {
+        let device = cpu();
+        let clip = load_clip_dir(&fixtures().join(name), &device).unwrap();
+        let expected = reference(&fixtures().join("reference").join(reference_name), &device);
+        let embed_dim = clip.model.config.embed_dim;
+        let batch = normalized_rows(
+            &read(clip.model.encode_text(&expected.tokens).unwrap()),
+            embed_dim,
+        );
+        for (index, row) in expected.tokens.iter().enumerate() {
+            let alone = normalized_rows(
+                &read(clip.model.encode_text(std::slice::from_ref(row)).unwrap()),
+                embed_dim,
+            );
+            let delta = max_abs_diff(&alone, &batch[index * embed_dim..(index + 1) * embed_dim]);
+            assert!(
+                delta < 1e-6,
+                "{name}, text {index}: alone vs in a batch differ by {delta}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -293,31 +310,42 @@ fn padded(row: &[u32], length: usize, pad: u32) -> Vec<u32> {
     row
 }
 
+/// Corpus strings whose token row differs from the reference's (zero-padded) row.
+fn mismatches(
+    corpus: &Corpus,
+    expected: &[Vec<u32>],
+    length: usize,
+    tokenize: impl Fn(&str) -> Vec<u32>,
+) -> Vec<String> {
+    corpus
+        .strings
+        .iter()
+        .zip(expected)
+        .filter_map(|(text, theirs)| {
+            let ours = tokenize(text);
+            (ours != padded(theirs, length, 0))
+                .then(|| format!("{text:?}: ours {ours:?} theirs {theirs:?}"))
+        })
+        .collect()
+}
+
 #[test]
 fn clip_tokenizer_ids_equal_open_clip_on_the_corpus() {
     let corpus = corpus();
     assert!(corpus.strings.len() >= 200);
     let tokenizer = ClipBpeTokenizer::openai(corpus.clip_context_length);
-    let mismatches: Vec<String> = corpus
-        .strings
-        .iter()
-        .zip(&corpus.clip_ids)
-        .filter(|(text, expected)| {
-            tokenizer.tokenize(text) != padded(expected, corpus.clip_context_length, 0)
-        })
-        .map(|(text, expected)| {
-            format!(
-                "{text:?}: ours {:?} theirs {expected:?}",
-                tokenizer.tokenize(text)
-            )
-        })
-        .collect();
+    let differ = mismatches(
+        &corpus,
+        &corpus.clip_ids,
+        corpus.clip_context_length,
+        |text| tokenizer.tokenize(text),
+    );
     assert!(
-        mismatches.is_empty(),
+        differ.is_empty(),
         "{} of {} differ:\n{}",
-        mismatches.len(),
+        differ.len(),
         corpus.strings.len(),
-        mismatches.join("\n")
+        differ.join("\n")
     );
 }
 
@@ -327,26 +355,18 @@ fn wordpiece_tokenizer_ids_equal_transformers_on_the_corpus() {
     let vocab = std::fs::read_to_string(fixtures().join("biomedclip-tiny/text/vocab.txt")).unwrap();
     let tokenizer =
         WordPieceTokenizer::from_vocab_text(&vocab, corpus.bert_context_length).unwrap();
-    let mismatches: Vec<String> = corpus
-        .strings
-        .iter()
-        .zip(&corpus.bert_ids)
-        .filter(|(text, expected)| {
-            tokenizer.tokenize(text) != padded(expected, corpus.bert_context_length, 0)
-        })
-        .map(|(text, expected)| {
-            format!(
-                "{text:?}: ours {:?} theirs {expected:?}",
-                tokenizer.encode(text)
-            )
-        })
-        .collect();
+    let differ = mismatches(
+        &corpus,
+        &corpus.bert_ids,
+        corpus.bert_context_length,
+        |text| tokenizer.tokenize(text),
+    );
     assert!(
-        mismatches.is_empty(),
+        differ.is_empty(),
         "{} of {} differ:\n{}",
-        mismatches.len(),
+        differ.len(),
         corpus.strings.len(),
-        mismatches.join("\n")
+        differ.join("\n")
     );
 }
 
@@ -628,27 +648,10 @@ fn large_fixture(name: &str) -> PathBuf {
 }
 
 fn check_large(name: &str, family: Family) {
-    let dir = large_fixture(name);
     let reference_path = manifest()
         .join("fixtures-large/clip/reference")
         .join(format!("{name}.safetensors"));
-    let device = cpu();
-    let clip = load_clip_dir(&dir, &device).unwrap_or_else(|error| panic!("{error}"));
-    assert_eq!(clip.family, family);
-    let expected = reference(&reference_path, &device);
-    let embed_dim = clip.model.config.embed_dim;
-    let image = read(clip.model.encode_image(expected.pixels.clone()).unwrap());
-    let text = read(clip.model.encode_text(&expected.tokens).unwrap());
-    let image_delta = max_abs_diff(
-        &normalized_rows(&image, embed_dim),
-        &normalized_rows(&expected.image_embeds, embed_dim),
-    );
-    let text_delta = max_abs_diff(
-        &normalized_rows(&text, embed_dim),
-        &normalized_rows(&expected.text_embeds, embed_dim),
-    );
-    println!("{name}: image max |Δ| {image_delta:.2e}, text max |Δ| {text_delta:.2e}");
-    assert!(image_delta <= EMBEDDING_TOLERANCE && text_delta <= EMBEDDING_TOLERANCE);
+    compare(&large_fixture(name), &reference_path, family);
 }
 
 #[test]

@@ -9,6 +9,9 @@ use medfocus::device::{self, ComputeKind, DeviceRequest};
 use medfocus::weights::Checkpoint;
 use wasm_bindgen_test::*;
 
+mod common;
+use common::{max_abs_diff, normalized_rows, token_rows};
+
 wasm_bindgen_test_configure!(run_in_browser);
 
 macro_rules! fixture {
@@ -49,24 +52,6 @@ async fn read(tensor: Tensor<2>) -> Vec<f32> {
         .expect("f32")
 }
 
-fn normalized(values: &[f32], width: usize) -> Vec<f32> {
-    values
-        .chunks(width)
-        .flat_map(|row| {
-            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-            row.iter().map(move |v| v / norm)
-        })
-        .collect()
-}
-
-fn max_abs_diff(left: &[f32], right: &[f32]) -> f32 {
-    assert_eq!(left.len(), right.len());
-    left.iter()
-        .zip(right)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
-}
-
 async fn check(model: MemoryFiles, reference: Vec<u8>, family: Family) {
     let device = webgpu().await;
     let clip = load_clip(&model, &device).expect("load");
@@ -77,17 +62,7 @@ async fn check(model: MemoryFiles, reference: Vec<u8>, family: Family) {
         .unwrap()
         .clone()
         .convert_dtype(DType::F32);
-    let tokens = reference
-        .get("tokens")
-        .unwrap()
-        .clone()
-        .convert_dtype(DType::I64);
-    let width = tokens.shape()[1];
-    let ids: Vec<i64> = tokens.try_to_vec().unwrap();
-    let rows: Vec<Vec<u32>> = ids
-        .chunks(width)
-        .map(|row| row.iter().map(|&id| id as u32).collect())
-        .collect();
+    let rows = token_rows(reference.get("tokens").unwrap());
     let embed = clip.model.config.embed_dim;
     let image = read(
         clip.model
@@ -99,12 +74,12 @@ async fn check(model: MemoryFiles, reference: Vec<u8>, family: Family) {
     let expected_image: Vec<f32> = reference.get("image_embeds").unwrap().try_to_vec().unwrap();
     let expected_text: Vec<f32> = reference.get("text_embeds").unwrap().try_to_vec().unwrap();
     let image_delta = max_abs_diff(
-        &normalized(&image, embed),
-        &normalized(&expected_image, embed),
+        &normalized_rows(&image, embed),
+        &normalized_rows(&expected_image, embed),
     );
     let text_delta = max_abs_diff(
-        &normalized(&text, embed),
-        &normalized(&expected_text, embed),
+        &normalized_rows(&text, embed),
+        &normalized_rows(&expected_text, embed),
     );
     web_sys::console::log_1(
         &format!("{family}: image max |Δ| {image_delta:.2e}, text max |Δ| {text_delta:.2e}").into(),
@@ -164,13 +139,27 @@ async fn biomedclip_on_webgpu_matches_open_clip() {
     let model = files(
         "biomedclip-tiny",
         vec![
-            ("open_clip_config.json", fixture!("biomedclip-tiny/open_clip_config.json")),
-            ("open_clip_model.safetensors", fixture!("biomedclip-tiny/open_clip_model.safetensors")),
+            (
+                "open_clip_config.json",
+                fixture!("biomedclip-tiny/open_clip_config.json"),
+            ),
+            (
+                "open_clip_model.safetensors",
+                fixture!("biomedclip-tiny/open_clip_model.safetensors"),
+            ),
             ("text/vocab.txt", fixture!("biomedclip-tiny/text/vocab.txt")),
-            ("text/config.json", fixture!("biomedclip-tiny/text/config.json")),
+            (
+                "text/config.json",
+                fixture!("biomedclip-tiny/text/config.json"),
+            ),
         ],
     );
-    check(model, fixture!("reference/biomedclip-tiny.safetensors"), Family::BiomedClip).await;
+    check(
+        model,
+        fixture!("reference/biomedclip-tiny.safetensors"),
+        Family::BiomedClip,
+    )
+    .await;
 }
 
 #[wasm_bindgen_test]

@@ -141,7 +141,20 @@ impl BertTextTower {
     pub fn forward(&self, tokens: &[Vec<u32>]) -> Result<Tensor<2>, TextInputError> {
         check_tokens(tokens, self.context_length, self.vocab_size)?;
         let device = self.token_type_embedding.val().device();
-        let (batch, length) = (tokens.len(), self.context_length);
+        // Padding is masked out of every attention, so trailing padding changes nothing for the
+        // real tokens: only the longest text's length is computed.
+        let length = tokens
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .rposition(|&id| id != self.pad_token_id)
+                    .map_or(1, |last| last + 1)
+            })
+            .max()
+            .unwrap_or(1);
+        let tokens: Vec<Vec<u32>> = tokens.iter().map(|row| row[..length].to_vec()).collect();
+        let tokens = tokens.as_slice();
+        let batch = tokens.len();
         let positions = self
             .position_embeddings
             .val()

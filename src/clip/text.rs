@@ -157,16 +157,24 @@ impl TextTransformer {
     pub fn forward(&self, tokens: &[Vec<u32>]) -> Result<Tensor<2>, TextInputError> {
         check_tokens(tokens, self.context_length, self.vocab_size)?;
         let device = self.positional_embedding.val().device();
-        let length = self.context_length;
-        let mut x = self.token_embedding.forward(token_tensor(tokens, &device));
-        x = x + self.positional_embedding.val().unsqueeze_dim::<3>(0);
+        // Causal attention: the pooled token never sees what follows it, so the padding after
+        // the last pooled position is not computed at all (same result, a fraction of the work).
+        let positions = self.pool_positions(tokens);
+        let length = positions.iter().max().map_or(1, |&last| last + 1);
+        let used: Vec<Vec<u32>> = tokens.iter().map(|row| row[..length].to_vec()).collect();
+        let mut x = self.token_embedding.forward(token_tensor(&used, &device));
+        x = x + self
+            .positional_embedding
+            .val()
+            .narrow(0, 0, length)
+            .unsqueeze_dim::<3>(0);
         let causal = causal_mask(length, &device);
         for block in &self.blocks {
             x = block.forward(x, Some(causal.clone()));
         }
         let x = self.ln_final.forward(x);
         let width = x.dims()[2];
-        let pooled = one_hot_rows(&self.pool_positions(tokens), length, &device).matmul(x);
+        let pooled = one_hot_rows(&positions, length, &device).matmul(x);
         Ok(self.proj.forward(pooled.reshape([tokens.len(), width])))
     }
 }

@@ -17,6 +17,17 @@ pub enum MaskError {
     Empty { threshold: f32 },
     #[error("mask values must be {expected} numbers, got {found}")]
     Length { expected: usize, found: usize },
+    #[error(
+        "the box {left},{top},{right},{bottom} is not inside the {width}×{height} image with left < right and top < bottom"
+    )]
+    BadBox {
+        left: usize,
+        top: usize,
+        right: usize,
+        bottom: usize,
+        width: usize,
+        height: usize,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -84,6 +95,22 @@ impl Mask {
             height,
             weights,
         }
+    }
+
+    /// A user's box `[left, top, right, bottom]`, checked against the image size.
+    pub fn from_box(width: usize, height: usize, region: [usize; 4]) -> Result<Self, MaskError> {
+        let [left, top, right, bottom] = region;
+        if left >= right || top >= bottom || right > width || bottom > height {
+            return Err(MaskError::BadBox {
+                left,
+                top,
+                right,
+                bottom,
+                width,
+                height,
+            });
+        }
+        Ok(Self::rectangle(width, height, left, top, right, bottom))
     }
 
     pub fn check_matches(&self, width: usize, height: usize) -> Result<(), MaskError> {

@@ -26,9 +26,89 @@ pub enum Focus {
     Attention(AttentionFocus),
 }
 
+/// The names front ends offer for [`Focus::from_method`].
+pub const METHODS: &[&str] = &[
+    "none",
+    "overlay",
+    "blur",
+    "crop",
+    "binary",
+    "grey",
+    "attention",
+];
+
+/// Every method's knobs, defaulting to what the CLI and the page start with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FocusSettings {
+    /// Overlay opacity inside the region.
+    pub alpha: f32,
+    /// Blur σ in pixels.
+    pub sigma: f32,
+    /// Crop margin, as a fraction of the region's size.
+    pub margin: f32,
+    /// Attention bias strength; 0 is plain CLIP.
+    pub strength: f32,
+    /// Bias only the last N blocks (all when None).
+    pub last_layers: Option<usize>,
+    /// Bias every token's attention, not only the class token's.
+    pub all_tokens: bool,
+}
+
+impl Default for FocusSettings {
+    fn default() -> Self {
+        Self {
+            alpha: 0.35,
+            sigma: 8.0,
+            margin: 0.1,
+            strength: 2.0,
+            last_layers: None,
+            all_tokens: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("unknown focus method `{0}`; one of: none, overlay, blur, crop, binary, grey, attention")]
+pub struct UnknownMethod(pub String);
+
+impl Focus {
+    /// A method by name (see [`METHODS`]) with its settings.
+    pub fn from_method(name: &str, settings: &FocusSettings) -> Result<Focus, UnknownMethod> {
+        Ok(match name {
+            "none" => Focus::None,
+            "overlay" => Focus::Prompt(VisualPrompt::Overlay {
+                inside: [255, 0, 0],
+                inside_alpha: settings.alpha,
+                outside: [0, 0, 0],
+                outside_alpha: 0.0,
+            }),
+            "blur" => Focus::Prompt(VisualPrompt::BlurOutside {
+                sigma: settings.sigma,
+            }),
+            "crop" => Focus::Prompt(VisualPrompt::CropToBox {
+                margin: settings.margin,
+            }),
+            "binary" => Focus::Prompt(VisualPrompt::BinaryMask),
+            "grey" => Focus::Prompt(VisualPrompt::GreyOutside),
+            "attention" => Focus::Attention(AttentionFocus {
+                strength: settings.strength,
+                queries: if settings.all_tokens {
+                    BiasedQueries::AllTokens
+                } else {
+                    BiasedQueries::ClassToken
+                },
+                layers: settings
+                    .last_layers
+                    .map_or(BiasedLayers::All, BiasedLayers::Last),
+            }),
+            other => return Err(UnknownMethod(other.to_string())),
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FocusApplyError {
-    #[error("a mask is needed for this focus method")]
+    #[error("a mask is needed for this focus method (give a region)")]
     NoMask,
     #[error(transparent)]
     Prompt(#[from] PromptError),

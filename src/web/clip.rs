@@ -12,7 +12,7 @@ use super::{chosen_device, js_error, to_js};
 use crate::clip::ZeroShotClassifier;
 use crate::clip::load::{LoadedClip, MemoryFiles, load_clip};
 use crate::clip::preprocess::Pixels8;
-use crate::focus::{self, AttentionFocus, BiasedLayers, BiasedQueries, Focus, Mask, VisualPrompt};
+use crate::focus::{self, Focus, FocusSettings, Mask};
 use crate::imaging;
 
 /// A loaded CLIP model, held by the page.
@@ -74,35 +74,16 @@ struct Classification {
 }
 
 fn focus_from(options: &ClassifyOptions) -> Result<Focus, JsError> {
-    Ok(match options.focus.as_deref().unwrap_or("none") {
-        "none" => Focus::None,
-        "overlay" => Focus::Prompt(VisualPrompt::Overlay {
-            inside: [255, 0, 0],
-            inside_alpha: options.alpha.unwrap_or(0.35),
-            outside: [0, 0, 0],
-            outside_alpha: 0.0,
-        }),
-        "blur" => Focus::Prompt(VisualPrompt::BlurOutside {
-            sigma: options.sigma.unwrap_or(8.0),
-        }),
-        "crop" => Focus::Prompt(VisualPrompt::CropToBox {
-            margin: options.margin.unwrap_or(0.1),
-        }),
-        "binary" => Focus::Prompt(VisualPrompt::BinaryMask),
-        "grey" => Focus::Prompt(VisualPrompt::GreyOutside),
-        "attention" => Focus::Attention(AttentionFocus {
-            strength: options.strength.unwrap_or(2.0),
-            queries: if options.all_tokens {
-                BiasedQueries::AllTokens
-            } else {
-                BiasedQueries::ClassToken
-            },
-            layers: options
-                .last_layers
-                .map_or(BiasedLayers::All, BiasedLayers::Last),
-        }),
-        other => return Err(JsError::new(&format!("unknown focus `{other}`"))),
-    })
+    let defaults = FocusSettings::default();
+    let settings = FocusSettings {
+        alpha: options.alpha.unwrap_or(defaults.alpha),
+        sigma: options.sigma.unwrap_or(defaults.sigma),
+        margin: options.margin.unwrap_or(defaults.margin),
+        strength: options.strength.unwrap_or(defaults.strength),
+        last_layers: options.last_layers,
+        all_tokens: options.all_tokens,
+    };
+    Focus::from_method(options.focus.as_deref().unwrap_or("none"), &settings).map_err(js_error)
 }
 
 #[wasm_bindgen]
@@ -160,24 +141,13 @@ async fn classify(
                 .map_err(|e| JsError::new(&format!("mask: {e}")))?;
             Some(Mask::from_image(&mask_image.pixels))
         }
-        (None, Some([left, top, right, bottom])) => {
-            if left >= right || top >= bottom || right > pixels.width || bottom > pixels.height {
-                return Err(JsError::new(
-                    "box must lie inside the image, left < right, top < bottom",
-                ));
-            }
-            Some(Mask::rectangle(
-                pixels.width,
-                pixels.height,
-                left,
-                top,
-                right,
-                bottom,
-            ))
+        (None, Some(region)) => {
+            Some(Mask::from_box(pixels.width, pixels.height, region).map_err(js_error)?)
         }
         (None, None) => None,
     };
-    let device = chosen_device()?.device;
+    // The model stays on the device it was loaded on, even if the page switched since.
+    let device = clip.model.device();
     let classifier =
         ZeroShotClassifier::new(clip, &classes, &parsed.templates).map_err(js_error)?;
     let embedding = focus::encode_focused(
