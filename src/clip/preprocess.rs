@@ -97,20 +97,6 @@ impl Pixels8 {
             data,
         }
     }
-
-    fn crop(&self, left: usize, top: usize, width: usize, height: usize) -> Pixels8 {
-        let mut data = Vec::with_capacity(width * height * self.channels);
-        for row in top..top + height {
-            let start = (row * self.width + left) * self.channels;
-            data.extend_from_slice(&self.data[start..start + width * self.channels]);
-        }
-        Pixels8 {
-            width,
-            height,
-            channels: self.channels,
-            data,
-        }
-    }
 }
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
@@ -127,13 +113,17 @@ fn bicubic(x: f64) -> f64 {
     }
 }
 
-/// For each output index: first input index and fixed-point weights (Pillow's
+/// For each output index in `outputs`: first input index and fixed-point weights (Pillow's
 /// `precompute_coeffs` + `normalize_coeffs_8bpc`).
-fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
+fn coefficients(
+    in_size: usize,
+    out_size: usize,
+    outputs: std::ops::Range<usize>,
+) -> Vec<(usize, Vec<i32>)> {
     let scale = in_size as f64 / out_size as f64;
     let filter_scale = scale.max(1.0);
     let support = 2.0 * filter_scale;
-    (0..out_size)
+    outputs
         .map(|out| {
             let center = (out as f64 + 0.5) * scale;
             let min = ((center - support + 0.5) as i64).max(0) as usize;
@@ -165,53 +155,71 @@ fn clip8(accumulator: i64) -> u8 {
 
 /// Pillow's `Image.resize(size, BICUBIC)` for 8-bit grey or RGB.
 pub fn resize_bicubic(image: &Pixels8, out_width: usize, out_height: usize) -> Pixels8 {
+    resize_window(
+        image,
+        [out_width, out_height],
+        [0, 0, out_width, out_height],
+    )
+}
+
+/// The window `[left, top, width, height]` of Pillow's resize of `image` to `out` = `[width,
+/// height]`. Each output pixel depends only on its own coefficients, so computing just the
+/// window gives Pillow's pixels exactly, and a very elongated image (resized to thousands of
+/// pixels along its long side before the crop) costs no more than its crop.
+fn resize_window(image: &Pixels8, out: [usize; 2], window: [usize; 4]) -> Pixels8 {
     let channels = image.channels;
+    let [left, top, width, height] = window;
     let rounding = 1i64 << (PRECISION_BITS - 1);
-    let horizontal = if out_width != image.width {
-        let coeffs = coefficients(image.width, out_width);
-        let mut data = vec![0u8; out_width * image.height * channels];
+    // Horizontal pass over every input row, only the window's columns.
+    let row_in = image.width * channels;
+    let mut horizontal = vec![0u8; width * image.height * channels];
+    if out[0] != image.width {
+        let coeffs = coefficients(image.width, out[0], left..left + width);
         for row in 0..image.height {
-            let line =
-                &image.data[row * image.width * channels..(row + 1) * image.width * channels];
-            for (out, (min, weights)) in coeffs.iter().enumerate() {
+            let line = &image.data[row * row_in..(row + 1) * row_in];
+            for (column, (min, weights)) in coeffs.iter().enumerate() {
                 for channel in 0..channels {
                     let mut acc = rounding;
                     for (offset, &weight) in weights.iter().enumerate() {
                         acc += i64::from(line[(min + offset) * channels + channel])
                             * i64::from(weight);
                     }
-                    data[(row * out_width + out) * channels + channel] = clip8(acc);
+                    horizontal[(row * width + column) * channels + channel] = clip8(acc);
                 }
             }
         }
-        Pixels8 {
-            width: out_width,
-            height: image.height,
+    } else {
+        for row in 0..image.height {
+            let start = row * row_in + left * channels;
+            horizontal[row * width * channels..(row + 1) * width * channels]
+                .copy_from_slice(&image.data[start..start + width * channels]);
+        }
+    }
+    // Vertical pass, only the window's rows.
+    let stride = width * channels;
+    if out[1] == image.height {
+        let data = horizontal[top * stride..(top + height) * stride].to_vec();
+        return Pixels8 {
+            width,
+            height,
             channels,
             data,
-        }
-    } else {
-        image.clone()
-    };
-    if out_height == image.height {
-        return horizontal;
+        };
     }
-    let coeffs = coefficients(image.height, out_height);
-    let stride = out_width * channels;
-    let mut data = vec![0u8; out_height * stride];
-    for (out, (min, weights)) in coeffs.iter().enumerate() {
+    let coeffs = coefficients(image.height, out[1], top..top + height);
+    let mut data = vec![0u8; height * stride];
+    for (row, (min, weights)) in coeffs.iter().enumerate() {
         for column in 0..stride {
             let mut acc = rounding;
             for (offset, &weight) in weights.iter().enumerate() {
-                acc += i64::from(horizontal.data[(min + offset) * stride + column])
-                    * i64::from(weight);
+                acc += i64::from(horizontal[(min + offset) * stride + column]) * i64::from(weight);
             }
-            data[out * stride + column] = clip8(acc);
+            data[row * stride + column] = clip8(acc);
         }
     }
     Pixels8 {
-        width: out_width,
-        height: out_height,
+        width,
+        height,
         channels,
         data,
     }
@@ -236,31 +244,26 @@ pub(crate) fn round_half_even(value: f64) -> usize {
 /// reference pipeline holds just before `ToTensor`.
 pub fn resize_and_crop(image: &Pixels8, config: &PreprocessConfig) -> Pixels8 {
     let size = config.image_size;
-    let resized = match config.resize_mode {
-        ResizeMode::Squash => resize_bicubic(image, size, size),
+    let (width, height) = (image.width, image.height);
+    let (new_width, new_height) = match config.resize_mode {
+        ResizeMode::Squash => (size, size),
         ResizeMode::Shortest => {
-            let (width, height) = (image.width, image.height);
             let (short, long) = if width <= height {
                 (width, height)
             } else {
                 (height, width)
             };
             let new_long = (size as f64 * long as f64 / short as f64) as usize;
-            let (new_width, new_height) = if width <= height {
+            if width <= height {
                 (size, new_long)
             } else {
                 (new_long, size)
-            };
-            if (new_width, new_height) == (width, height) {
-                image.clone()
-            } else {
-                resize_bicubic(image, new_width, new_height)
             }
         }
     };
-    let left = round_half_even((resized.width as f64 - size as f64) / 2.0);
-    let top = round_half_even((resized.height as f64 - size as f64) / 2.0);
-    resized.crop(left, top, size, size).to_rgb()
+    let left = round_half_even((new_width as f64 - size as f64) / 2.0);
+    let top = round_half_even((new_height as f64 - size as f64) / 2.0);
+    resize_window(image, [new_width, new_height], [left, top, size, size]).to_rgb()
 }
 
 /// `[3, size, size]` floats, `(x/255 − mean) / std`.
@@ -307,6 +310,21 @@ mod tests {
         assert!(down.data.iter().all(|&value| value == 77));
         let up = resize_bicubic(&image, 9, 7);
         assert!(up.data.iter().all(|&value| value == 77));
+    }
+
+    #[test]
+    fn a_very_elongated_image_costs_only_its_crop() {
+        // 2×20000 → shortest side 224 means a 224×2 240 000 resize before the crop; only the
+        // 224×224 window is computed.
+        let image = Pixels8 {
+            width: 2,
+            height: 20_000,
+            channels: 1,
+            data: vec![200; 40_000],
+        };
+        let out = resize_and_crop(&image, &PreprocessConfig::openai(224));
+        assert_eq!((out.width, out.height, out.channels), (224, 224, 3));
+        assert!(out.data.iter().all(|&value| value == 200));
     }
 
     #[test]
