@@ -261,8 +261,13 @@ impl Fetcher {
                 .map(|value| value.trim_matches('"').to_string())
         };
         let sha256 = header("x-linked-etag").filter(|etag| is_sha256(etag));
+        // A redirect's own Content-Length is its (empty) body's, not the file's.
+        let direct_length = (200..300)
+            .contains(&status)
+            .then(|| header("content-length"))
+            .flatten();
         let size = header("x-linked-size")
-            .or_else(|| header("content-length"))
+            .or(direct_length)
             .and_then(|size| size.parse().ok());
         Ok(Declared { sha256, size })
     }
