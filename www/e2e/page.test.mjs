@@ -136,6 +136,20 @@ test("a CLIP model folder loads in the page and classifies the X-ray, whole or f
   assert.ok(Math.abs(whole.rows.reduce((sum, [, p]) => sum + p, 0) - 100) < 0.1, JSON.stringify(whole.rows));
   assert.ok(whole.rows[0][1] >= whole.rows[1][1] && whole.rows[1][1] >= whole.rows[2][1]);
 
+  // Dragging on the image marks the region (in image pixels, whatever the displayed scale).
+  const box = await page.locator("#preview").boundingBox();
+  await page.mouse.move(box.x + box.width * 0.1, box.y + box.height * 0.2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.7, { steps: 5 });
+  await page.mouse.up();
+  const dragged = (await page.inputValue("#region")).split(",").map(Number);
+  const [width, height] = (await page.evaluate(() => document.body.dataset.image)).split("x").map(Number);
+  const near = (value, expected) => Math.abs(value - expected) <= 3;
+  assert.ok(
+    near(dragged[0], width * 0.1) && near(dragged[1], height * 0.2) && near(dragged[2], width * 0.5) && near(dragged[3], height * 0.7),
+    `dragged region ${dragged} on ${width}x${height}`,
+  );
+
   const focused = await classifyWith("attention", "100,100,600,500");
   assert.equal(focused.outcome, "person1951_bacteria_4882.jpeg:attention", focused.error);
   assert.notDeepEqual(focused.rows, whole.rows, "the attention focus changed nothing");
