@@ -199,6 +199,13 @@ struct Declared {
     size: Option<u64>,
 }
 
+/// `weights.bin` → `weights.bin.part`: the download and its hash live next to the file.
+fn beside(target: &Path, suffix: &str) -> PathBuf {
+    let mut name = target.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 fn is_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -294,20 +301,8 @@ impl Fetcher {
     ) -> Result<FileStatus, FetchError> {
         let url = self.url(remote);
         let target = dir.join(remote.local);
-        let part = target.with_extension(format!(
-            "{}.part",
-            target
-                .extension()
-                .and_then(|e| e.to_str())
-                .unwrap_or("download")
-        ));
-        let sidecar = target.with_extension(format!(
-            "{}.sha256",
-            target
-                .extension()
-                .and_then(|e| e.to_str())
-                .unwrap_or("file")
-        ));
+        let part = beside(&target, ".part");
+        let sidecar = beside(&target, ".sha256");
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).map_err(io_error(parent))?;
         }

@@ -144,14 +144,14 @@ mod cli {
                 return Ok(Some(Mask::from_image(&decoded.pixels)));
             }
             if let Some(region) = &self.region {
-                let values: Vec<usize> = region
+                let values: Option<Vec<usize>> = region
                     .split(',')
-                    .map(|value| value.trim().parse::<usize>())
-                    .collect::<Result<_, _>>()
-                    .map_err(|_| {
-                        format!("--box {region}: expected four pixel numbers left,top,right,bottom")
-                    })?;
-                let [left, top, right, bottom] = values[..] else {
+                    .map(|value| value.trim().parse().ok())
+                    .collect();
+                let Some([left, top, right, bottom]) = values
+                    .as_deref()
+                    .and_then(|v| <[usize; 4]>::try_from(v).ok())
+                else {
                     return Err(format!(
                         "--box {region}: expected four pixel numbers left,top,right,bottom"
                     )

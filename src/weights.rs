@@ -144,8 +144,7 @@ impl Checkpoint {
         let head = &head[..read];
         let tensors = if looks_like_safetensors(head) {
             let bytes = std::fs::read(path).map_err(|error| unreadable(&source_name, error))?;
-            check_safetensors_header(&source_name, &bytes)?;
-            read_all(&source_name, &mut SafetensorsStore::from_bytes(Some(bytes)))?
+            return Self::from_safetensors_bytes(source_name, bytes);
         } else if head.starts_with(b"PK\x03\x04") || head.first() == Some(&0x80) {
             // Keys stay as written: burn would otherwise renumber `proj.0`/`proj.2` of a
             // Sequential with a parameter-free GELU between them into `proj.0`/`proj.1`.

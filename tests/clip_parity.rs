@@ -490,40 +490,25 @@ fn some_image(size: usize) -> Pixels8 {
     }
 }
 
+/// The image embedding (read back) of `image` under `focus`, on the CPU backend.
+fn embed(clip: &LoadedClip, image: &Pixels8, mask: Option<&Mask>, focus: &Focus) -> Vec<f32> {
+    read(focus::encode_focused(&clip.model, &clip.preprocess, image, mask, focus, &cpu()).unwrap())
+}
+
 #[test]
 fn attention_focus_at_strength_zero_is_plain_clip_exactly() {
     let clip = load("openclip-tiny");
     let device = cpu();
     let image = some_image(40);
     let mask = Mask::rectangle(40, 40, 5, 5, 20, 30);
-    let plain = read(
-        focus::encode_focused(
-            &clip.model,
-            &clip.preprocess,
-            &image,
-            None,
-            &Focus::None,
-            &device,
-        )
-        .unwrap(),
-    );
+    let plain = embed(&clip, &image, None, &Focus::None);
     for queries in [BiasedQueries::ClassToken, BiasedQueries::AllTokens] {
         let zero = Focus::Attention(AttentionFocus {
             strength: 0.0,
             queries,
             layers: BiasedLayers::All,
         });
-        let focused = read(
-            focus::encode_focused(
-                &clip.model,
-                &clip.preprocess,
-                &image,
-                Some(&mask),
-                &zero,
-                &device,
-            )
-            .unwrap(),
-        );
+        let focused = embed(&clip, &image, Some(&mask), &zero);
         assert_eq!(
             focused, plain,
             "strength 0 must not change anything ({queries:?})"
@@ -533,17 +518,7 @@ fn attention_focus_at_strength_zero_is_plain_clip_exactly() {
             queries,
             layers: BiasedLayers::Last(1),
         });
-        let steered = read(
-            focus::encode_focused(
-                &clip.model,
-                &clip.preprocess,
-                &image,
-                Some(&mask),
-                &strong,
-                &device,
-            )
-            .unwrap(),
-        );
+        let steered = embed(&clip, &image, Some(&mask), &strong);
         assert!(
             max_abs_diff(&steered, &plain) > 1e-4,
             "a strong bias must steer the embedding ({queries:?})"
@@ -570,20 +545,9 @@ fn attention_focus_at_strength_zero_is_plain_clip_exactly() {
 #[test]
 fn visual_prompts_change_what_clip_sees() {
     let clip = load("biomedclip-tiny");
-    let device = cpu();
     let image = some_image(48);
     let mask = Mask::rectangle(48, 48, 8, 8, 30, 40);
-    let plain = read(
-        focus::encode_focused(
-            &clip.model,
-            &clip.preprocess,
-            &image,
-            None,
-            &Focus::None,
-            &device,
-        )
-        .unwrap(),
-    );
+    let plain = embed(&clip, &image, None, &Focus::None);
     for prompt in [
         VisualPrompt::paper_overlay(),
         VisualPrompt::BlurOutside { sigma: 2.0 },
@@ -591,17 +555,7 @@ fn visual_prompts_change_what_clip_sees() {
         VisualPrompt::BinaryMask,
         VisualPrompt::GreyOutside,
     ] {
-        let focused = read(
-            focus::encode_focused(
-                &clip.model,
-                &clip.preprocess,
-                &image,
-                Some(&mask),
-                &Focus::Prompt(prompt.clone()),
-                &device,
-            )
-            .unwrap(),
-        );
+        let focused = embed(&clip, &image, Some(&mask), &Focus::Prompt(prompt.clone()));
         assert!(
             max_abs_diff(&focused, &plain) > 1e-5,
             "{prompt:?} left the embedding unchanged"

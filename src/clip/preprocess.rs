@@ -226,7 +226,7 @@ fn resize_window(image: &Pixels8, out: [usize; 2], window: [usize; 4]) -> Pixels
 }
 
 /// Python's `round()` for the half-way case: to even.
-pub(crate) fn round_half_even(value: f64) -> usize {
+fn round_half_even(value: f64) -> usize {
     let floor = value.floor();
     let rounded = if value - floor == 0.5 {
         if floor as i64 % 2 == 0 {
@@ -244,9 +244,22 @@ pub(crate) fn round_half_even(value: f64) -> usize {
 /// reference pipeline holds just before `ToTensor`.
 pub fn resize_and_crop(image: &Pixels8, config: &PreprocessConfig) -> Pixels8 {
     let size = config.image_size;
-    let (width, height) = (image.width, image.height);
-    let (new_width, new_height) = match config.resize_mode {
-        ResizeMode::Squash => (size, size),
+    let (resized, [left, top]) = crop_geometry(image.width, image.height, config);
+    resize_window(image, resized, [left, top, size, size]).to_rgb()
+}
+
+/// Where a `width`×`height` image goes in the transform: the size it is resized to
+/// (torchvision's shortest-side rule, or squashed), and the top-left corner of the
+/// `image_size`×`image_size` centre crop in the resized image (Python's half-to-even rounding).
+/// Anything that must line up with the model input (a mask pooled to patches) uses this too.
+pub fn crop_geometry(
+    width: usize,
+    height: usize,
+    config: &PreprocessConfig,
+) -> ([usize; 2], [usize; 2]) {
+    let size = config.image_size;
+    let resized = match config.resize_mode {
+        ResizeMode::Squash => [size, size],
         ResizeMode::Shortest => {
             let (short, long) = if width <= height {
                 (width, height)
@@ -255,15 +268,15 @@ pub fn resize_and_crop(image: &Pixels8, config: &PreprocessConfig) -> Pixels8 {
             };
             let new_long = (size as f64 * long as f64 / short as f64) as usize;
             if width <= height {
-                (size, new_long)
+                [size, new_long]
             } else {
-                (new_long, size)
+                [new_long, size]
             }
         }
     };
-    let left = round_half_even((new_width as f64 - size as f64) / 2.0);
-    let top = round_half_even((new_height as f64 - size as f64) / 2.0);
-    resize_window(image, [new_width, new_height], [left, top, size, size]).to_rgb()
+    let left = round_half_even((resized[0] as f64 - size as f64) / 2.0);
+    let top = round_half_even((resized[1] as f64 - size as f64) / 2.0);
+    (resized, [left, top])
 }
 
 /// `[3, size, size]` floats, `(x/255 − mean) / std`.

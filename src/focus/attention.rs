@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::mask::{Mask, MaskError};
 use crate::clip::LayerBias;
-use crate::clip::preprocess::{PreprocessConfig, ResizeMode, round_half_even};
+use crate::clip::preprocess::{PreprocessConfig, crop_geometry};
 
 /// Which queries receive the bias.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,13 +83,10 @@ pub fn patch_weights(mask: &Mask, preprocess: &PreprocessConfig, grid: usize) ->
     }
     let size = preprocess.image_size as f64;
     let (width, height) = (mask.width as f64, mask.height as f64);
-    let (resized_width, resized_height) = match preprocess.resize_mode {
-        ResizeMode::Squash => (size, size),
-        ResizeMode::Shortest if width <= height => (size, (size * height / width).floor()),
-        ResizeMode::Shortest => ((size * width / height).floor(), size),
-    };
-    let left = round_half_even((resized_width - size) / 2.0) as f64;
-    let top = round_half_even((resized_height - size) / 2.0) as f64;
+    let ([resized_width, resized_height], [left, top]) =
+        crop_geometry(mask.width, mask.height, preprocess);
+    let (resized_width, resized_height) = (resized_width as f64, resized_height as f64);
+    let (left, top) = (left as f64, top as f64);
     let (scale_x, scale_y) = (width / resized_width, height / resized_height);
     let patch = size / grid as f64;
     let mut out = Vec::with_capacity(grid * grid);
@@ -171,6 +168,7 @@ impl AttentionFocus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clip::preprocess::ResizeMode;
 
     #[test]
     fn pools_a_half_mask_onto_the_grid() {

@@ -8,6 +8,8 @@ pub mod attention;
 pub mod mask;
 pub mod prompt;
 
+use std::borrow::Cow;
+
 use burn::tensor::Device;
 
 pub use attention::{AttentionFocus, BiasedLayers, BiasedQueries, FocusError};
@@ -129,27 +131,31 @@ pub fn encode_focused(
     focus: &Focus,
     device: &Device,
 ) -> Result<Tensor<2>, FocusApplyError> {
-    let size = preprocess_config.image_size;
-    match focus {
-        Focus::None => {
-            let pixels = batch_tensor(&[preprocess(image, preprocess_config)], size, device);
-            Ok(model.encode_image(pixels)?)
-        }
+    // A prompt changes the pixels; the attention focus leaves them and adds a bias.
+    let (pixels, bias): (Cow<Pixels8>, Option<LayerBias>) = match focus {
+        Focus::None => (Cow::Borrowed(image), None),
         Focus::Prompt(prompt) => {
             let mask = mask.ok_or(FocusApplyError::NoMask)?;
-            let prompted = prompt::apply(image, mask, prompt)?;
-            let pixels = batch_tensor(&[preprocess(&prompted, preprocess_config)], size, device);
-            Ok(model.encode_image(pixels)?)
+            (Cow::Owned(prompt::apply(image, mask, prompt)?), None)
         }
         Focus::Attention(attention) => {
             let mask = mask.ok_or(FocusApplyError::NoMask)?;
             mask.check_matches(image.width, image.height)?;
             let weights =
                 attention::patch_weights(mask, preprocess_config, model.vision.grid_size());
-            let bias: LayerBias =
-                attention.layer_bias(&[weights], model.vision.layers(), device)?;
-            let pixels = batch_tensor(&[preprocess(image, preprocess_config)], size, device);
-            Ok(model.encode_image_focused(pixels, &bias)?)
+            (
+                Cow::Borrowed(image),
+                Some(attention.layer_bias(&[weights], model.vision.layers(), device)?),
+            )
         }
-    }
+    };
+    let input = batch_tensor(
+        &[preprocess(&pixels, preprocess_config)],
+        preprocess_config.image_size,
+        device,
+    );
+    Ok(match &bias {
+        Some(bias) => model.encode_image_focused(input, bias)?,
+        None => model.encode_image(input)?,
+    })
 }

@@ -1,6 +1,7 @@
 //! CLIP across the wasm boundary: load a model from the files the user picked, classify an
 //! image zero-shot, optionally steered by a box or a mask image. Conversions only.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -19,6 +20,15 @@ use crate::imaging;
 #[wasm_bindgen]
 pub struct WebClip {
     clip: Rc<LoadedClip>,
+    /// The class embeddings of the last `(classes, templates)`: classifying image after image
+    /// with the same classes encodes the prompts once.
+    classifier: Rc<RefCell<Option<CachedClassifier>>>,
+}
+
+struct CachedClassifier {
+    classes: Vec<String>,
+    templates: Vec<String>,
+    classifier: Rc<ZeroShotClassifier>,
 }
 
 /// Loads a model from `{fileName: Uint8Array}` (e.g. `open_clip_config.json` and
@@ -47,6 +57,7 @@ pub fn load_clip_files(files: Object) -> Result<WebClip, JsError> {
     let clip = load_clip(&files, &device).map_err(js_error)?;
     Ok(WebClip {
         clip: Rc::new(clip),
+        classifier: Rc::new(RefCell::new(None)),
     })
 }
 
@@ -110,16 +121,41 @@ impl WebClip {
         options: JsValue,
     ) -> js_sys::Promise {
         let clip = Rc::clone(&self.clip);
+        let cache = Rc::clone(&self.classifier);
         wasm_bindgen_futures::future_to_promise(async move {
-            classify(&clip, image, classes, options)
+            classify(&clip, &cache, image, classes, options)
                 .await
                 .map_err(JsValue::from)
         })
     }
 }
 
+/// The classifier for these classes and templates, reused when they are the last ones asked for.
+fn classifier_for(
+    clip: &LoadedClip,
+    cache: &RefCell<Option<CachedClassifier>>,
+    classes: Vec<String>,
+    templates: Vec<String>,
+) -> Result<Rc<ZeroShotClassifier>, JsError> {
+    if let Some(cached) = cache.borrow().as_ref()
+        && cached.classes == classes
+        && cached.templates == templates
+    {
+        return Ok(Rc::clone(&cached.classifier));
+    }
+    let classifier =
+        Rc::new(ZeroShotClassifier::new(clip, &classes, &templates).map_err(js_error)?);
+    *cache.borrow_mut() = Some(CachedClassifier {
+        classes,
+        templates,
+        classifier: Rc::clone(&classifier),
+    });
+    Ok(classifier)
+}
+
 async fn classify(
     clip: &LoadedClip,
+    cache: &RefCell<Option<CachedClassifier>>,
     image: Vec<u8>,
     classes: Vec<String>,
     options: JsValue,
@@ -148,8 +184,7 @@ async fn classify(
     };
     // The model stays on the device it was loaded on, even if the page switched since.
     let device = clip.model.device();
-    let classifier =
-        ZeroShotClassifier::new(clip, &classes, &parsed.templates).map_err(js_error)?;
+    let classifier = classifier_for(clip, cache, classes, parsed.templates)?;
     let embedding = focus::encode_focused(
         &clip.model,
         &clip.preprocess,
@@ -164,7 +199,7 @@ async fn classify(
         .await
         .map_err(js_error)?;
     to_js(&Classification {
-        classes: classifier.classes,
+        classes: classifier.classes.clone(),
         probabilities: rows.remove(0),
     })
 }

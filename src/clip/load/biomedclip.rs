@@ -213,13 +213,10 @@ pub fn load(
     config: &Value,
     device: &Device,
 ) -> Result<LoadedClip, LoadError> {
-    if !files.exists(VOCAB_FILE) {
-        return Err(super::LoadError::MissingFile {
-            location: files.location(),
-            file: VOCAB_FILE.into(),
-            hint: " (BiomedCLIP's tokenizer vocabulary; `medfocus weights fetch biomedclip` downloads it)".into(),
-        });
-    }
+    files.require(
+        VOCAB_FILE,
+        " (BiomedCLIP's tokenizer vocabulary; `medfocus weights fetch biomedclip` downloads it)",
+    )?;
     let text_config = if files.exists(TEXT_CONFIG_FILE) {
         Some(files.read_json(TEXT_CONFIG_FILE)?)
     } else {

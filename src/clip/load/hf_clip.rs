@@ -174,13 +174,10 @@ pub fn load(files: &dyn ModelFiles, device: &Device) -> Result<LoadedClip, LoadE
     let clip = clip_config(&config)?;
     let preprocess = preprocess_config(files, clip.vision.image_size)?;
     let context_length = clip.text.context_length();
-    if !files.exists(WEIGHTS_FILE) {
-        return Err(LoadError::MissingFile {
-            location: files.location(),
-            file: WEIGHTS_FILE.into(),
-            hint: " (older repos have only pytorch_model.bin; their model.safetensors is on the hub's refs/pr branches)".into(),
-        });
-    }
+    files.require(
+        WEIGHTS_FILE,
+        " (older repos have only pytorch_model.bin; their model.safetensors is on the hub's refs/pr branches)",
+    )?;
     let checkpoint = files.checkpoint(WEIGHTS_FILE)?;
     let model = build(
         clip,

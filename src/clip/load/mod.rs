@@ -77,6 +77,18 @@ pub trait ModelFiles {
     fn read(&self, name: &str) -> Result<Vec<u8>, LoadError>;
     fn checkpoint(&self, name: &str) -> Result<Checkpoint, LoadError>;
 
+    /// Fails with a `MissingFile` naming `name` (and what it is, in `hint`) when it is absent.
+    fn require(&self, name: &str, hint: &str) -> Result<(), LoadError> {
+        if self.exists(name) {
+            return Ok(());
+        }
+        Err(LoadError::MissingFile {
+            location: self.location(),
+            file: name.to_string(),
+            hint: hint.to_string(),
+        })
+    }
+
     fn read_json(&self, name: &str) -> Result<Value, LoadError> {
         let bytes = self.read(name)?;
         serde_json::from_slice(&bytes).map_err(|error| LoadError::Config {
@@ -108,14 +120,8 @@ impl ModelFiles for DirFiles {
     }
 
     fn read(&self, name: &str) -> Result<Vec<u8>, LoadError> {
+        self.require(name, "")?;
         let path = self.0.join(name);
-        if !path.is_file() {
-            return Err(LoadError::MissingFile {
-                location: self.location(),
-                file: name.to_string(),
-                hint: String::new(),
-            });
-        }
         std::fs::read(&path).map_err(|error| LoadError::Io {
             file: path.display().to_string(),
             detail: error.to_string(),
@@ -144,14 +150,8 @@ impl ModelFiles for MemoryFiles {
     }
 
     fn read(&self, name: &str) -> Result<Vec<u8>, LoadError> {
-        self.files
-            .get(name)
-            .cloned()
-            .ok_or_else(|| LoadError::MissingFile {
-                location: self.location(),
-                file: name.to_string(),
-                hint: String::new(),
-            })
+        self.require(name, "")?;
+        Ok(self.files[name].clone())
     }
 
     fn checkpoint(&self, name: &str) -> Result<Checkpoint, LoadError> {
