@@ -12,6 +12,7 @@ pub mod device;
 pub mod fetch;
 pub mod focus;
 pub mod imaging;
+pub mod sam2;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 pub mod weights;

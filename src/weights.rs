@@ -212,6 +212,19 @@ impl Checkpoint {
             .unwrap_or(0)
     }
 
+    /// Drops `prefix` from every key when all keys have it (Meta's SAM 2 checkpoints are
+    /// `{"model": state_dict}`, read as `model.…`).
+    pub fn strip_common_prefix(&mut self, prefix: &str) {
+        if !self.tensors.is_empty() && self.tensors.keys().all(|key| key.starts_with(prefix)) {
+            self.tensors = strip_prefix(std::mem::take(&mut self.tensors), prefix);
+        }
+    }
+
+    /// Keys nobody took (after building a model: what it ignored).
+    pub fn remaining_keys(&self) -> Vec<String> {
+        self.tensors.keys().cloned().collect()
+    }
+
     fn remove(&mut self, key: &str) -> Option<TensorData> {
         self.tensors.remove(key)
     }
@@ -376,6 +389,9 @@ pub struct Weights<'a> {
     checkpoint: Checkpoint,
     map: &'a dyn KeyMap,
     problems: Vec<Problem>,
+    /// Hands out zeros of the requested shapes, so a model can be built from its config alone
+    /// and then filled from a burnpack.
+    skeleton: bool,
 }
 
 impl<'a> Weights<'a> {
@@ -384,6 +400,17 @@ impl<'a> Weights<'a> {
             checkpoint,
             map,
             problems: Vec::new(),
+            skeleton: false,
+        }
+    }
+
+    /// Zeros for every tensor: the model's shape from its config, to be filled afterwards.
+    pub fn skeleton(map: &'a dyn KeyMap) -> Self {
+        Self {
+            checkpoint: Checkpoint::from_tensors("(no checkpoint)", BTreeMap::new()),
+            map,
+            problems: Vec::new(),
+            skeleton: true,
         }
     }
 
@@ -394,6 +421,9 @@ impl<'a> Weights<'a> {
     /// The tensor for `canonical`, with the shape the model needs. On a problem it is recorded
     /// and zeros are returned, so building continues and every problem is found in one pass.
     pub fn take(&mut self, canonical: &str, expected: &[usize]) -> TensorData {
+        if self.skeleton {
+            return TensorData::zeros::<f32, _>(expected.to_vec());
+        }
         match self.resolve(canonical, expected) {
             Ok(data) => data,
             Err(problem) => {

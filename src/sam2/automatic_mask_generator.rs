@@ -1,0 +1,348 @@
+//! `sam2/automatic_mask_generator.py` for one crop (the whole image): a grid of single-point
+//! prompts in batches, filtered by predicted IoU and stability score, binarised, de-duplicated
+//! by box NMS; plus the rule that picks *the* mask to classify with.
+//!
+//! Everything that orders or filters runs on small vectors read back from the device (scores,
+//! counts), never with tensor sort/argsort: those read synchronously and panic in the browser.
+
+use burn::tensor::{Int, Tensor, TensorData};
+
+use super::model::Sam2Error;
+use super::predictor::{EmbeddedImage, Prompt, Sam2Predictor, read_floats};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GeneratorSettings {
+    /// The grid has `points_per_side²` points.
+    pub points_per_side: usize,
+    /// Points decoded together (memory grows with it: 3 full-size masks per point).
+    pub points_per_batch: usize,
+    pub pred_iou_thresh: f32,
+    pub stability_score_thresh: f32,
+    pub stability_score_offset: f32,
+    pub mask_threshold: f32,
+    pub box_nms_thresh: f32,
+    /// Masks with fewer pixels are dropped (the reference's OpenCV hole/island clean-up is
+    /// not reproduced; this is the plain area filter).
+    pub min_mask_region_area: usize,
+}
+
+impl Default for GeneratorSettings {
+    /// Meta's defaults.
+    fn default() -> Self {
+        Self {
+            points_per_side: 32,
+            points_per_batch: 64,
+            pred_iou_thresh: 0.8,
+            stability_score_thresh: 0.95,
+            stability_score_offset: 1.0,
+            mask_threshold: 0.0,
+            box_nms_thresh: 0.7,
+            min_mask_region_area: 0,
+        }
+    }
+}
+
+/// One generated mask, as the reference's record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutoMask {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<bool>,
+    /// `[x0, y0, x1, y1]`, inclusive pixel indices (`[0, 0, 0, 0]` when empty).
+    pub box_xyxy: [usize; 4],
+    pub area: usize,
+    pub predicted_iou: f32,
+    pub stability_score: f32,
+    /// The grid point that produced it, in image pixels.
+    pub point: [f32; 2],
+}
+
+impl AutoMask {
+    /// `[x, y, w, h]` as the reference reports it (`w = x1 − x0`).
+    pub fn bbox_xywh(&self) -> [usize; 4] {
+        let [x0, y0, x1, y1] = self.box_xyxy;
+        [x0, y0, x1 - x0, y1 - y0]
+    }
+
+    pub fn contains(&self, x: usize, y: usize) -> bool {
+        x < self.width && y < self.height && self.pixels[y * self.width + x]
+    }
+
+    fn touches_every_border(&self) -> bool {
+        let [x0, y0, x1, y1] = self.box_xyxy;
+        self.area > 0 && x0 == 0 && y0 == 0 && x1 + 1 == self.width && y1 + 1 == self.height
+    }
+
+    pub fn to_binary(&self) -> super::predictor::BinaryMask {
+        super::predictor::BinaryMask {
+            width: self.width,
+            height: self.height,
+            pixels: self.pixels.clone(),
+            predicted_iou: self.predicted_iou,
+        }
+    }
+}
+
+/// `build_point_grid`: cell centres of an `n × n` grid in [0, 1]², row by row.
+pub fn point_grid(n: usize) -> Vec<[f32; 2]> {
+    let offset = 1.0 / (2.0 * n as f64);
+    let step = if n > 1 {
+        (1.0 - 2.0 * offset) / (n - 1) as f64
+    } else {
+        0.0
+    };
+    let side: Vec<f64> = (0..n).map(|i| offset + step * i as f64).collect();
+    side.iter()
+        .flat_map(|&y| side.iter().map(move |&x| [x as f32, y as f32]))
+        .collect()
+}
+
+/// `[x0, y0, x1, y1]` and area of a binary mask (`batched_mask_to_box`).
+fn mask_box(pixels: &[bool], width: usize) -> ([usize; 4], usize) {
+    let mut area = 0;
+    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+    for (index, _) in pixels.iter().enumerate().filter(|(_, inside)| **inside) {
+        let (x, y) = (index % width, index / width);
+        area += 1;
+        x0 = x0.min(x);
+        y0 = y0.min(y);
+        x1 = x1.max(x);
+        y1 = y1.max(y);
+    }
+    if area == 0 {
+        ([0, 0, 0, 0], 0)
+    } else {
+        ([x0, y0, x1, y1], area)
+    }
+}
+
+/// torchvision's `box_iou` on `[x0, y0, x1, y1]` boxes (areas without the +1).
+fn box_iou(a: [usize; 4], b: [usize; 4]) -> f32 {
+    let area = |r: [usize; 4]| ((r[2] - r[0]) * (r[3] - r[1])) as f32;
+    let width = (a[2].min(b[2]) as f32 - a[0].max(b[0]) as f32).max(0.0);
+    let height = (a[3].min(b[3]) as f32 - a[1].max(b[1]) as f32).max(0.0);
+    let intersection = width * height;
+    let union = area(a) + area(b) - intersection;
+    if union > 0.0 {
+        intersection / union
+    } else {
+        0.0
+    }
+}
+
+/// Greedy NMS by descending score: the indices kept, best first (torchvision's `nms`).
+pub fn non_maximum_suppression(boxes: &[[usize; 4]], scores: &[f32], threshold: f32) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..boxes.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let mut kept: Vec<usize> = Vec::new();
+    for candidate in order {
+        if kept
+            .iter()
+            .all(|&k| box_iou(boxes[k], boxes[candidate]) <= threshold)
+        {
+            kept.push(candidate);
+        }
+    }
+    kept
+}
+
+/// All masks for an embedded image, best predicted IoU first.
+pub async fn generate(
+    predictor: &Sam2Predictor,
+    image: &EmbeddedImage,
+    settings: &GeneratorSettings,
+) -> Result<Vec<AutoMask>, Sam2Error> {
+    if settings.points_per_side == 0 || settings.points_per_batch == 0 {
+        return Err(Sam2Error::Prompt(
+            "points per side and points per batch must be at least 1".into(),
+        ));
+    }
+    let (width, height) = (image.width, image.height);
+    let points: Vec<[f32; 2]> = point_grid(settings.points_per_side)
+        .into_iter()
+        .map(|[x, y]| [x * width as f32, y * height as f32])
+        .collect();
+    let mut found: Vec<AutoMask> = Vec::new();
+    for batch in points.chunks(settings.points_per_batch) {
+        let prompts: Vec<Prompt> = batch.iter().map(|&[x, y]| Prompt::point(x, y)).collect();
+        let prediction = predictor.predict(image, &prompts, true)?;
+        let [count, per_point, _, _] = prediction.masks.dims();
+        let flat = prediction
+            .masks
+            .reshape([count * per_point, height * width]);
+        let counts_above = |threshold: f32| flat.clone().greater_elem(threshold).float().sum_dim(1);
+        let threshold = settings.mask_threshold;
+        let offset = settings.stability_score_offset;
+        let intersections = read_floats(counts_above(threshold + offset)).await?;
+        let unions = read_floats(counts_above(threshold - offset)).await?;
+        let ious = read_floats(prediction.iou_predictions).await?;
+        let kept: Vec<(usize, f32)> = (0..count * per_point)
+            .filter_map(|index| {
+                let stability = intersections[index] / unions[index];
+                let passes = (settings.pred_iou_thresh <= 0.0
+                    || ious[index] > settings.pred_iou_thresh)
+                    && (settings.stability_score_thresh <= 0.0
+                        || stability >= settings.stability_score_thresh);
+                passes.then_some((index, stability))
+            })
+            .collect();
+        if kept.is_empty() {
+            continue;
+        }
+        let indices: Vec<i32> = kept.iter().map(|(index, _)| *index as i32).collect();
+        let selection =
+            Tensor::<1, Int>::from_data(TensorData::new(indices, [kept.len()]), &flat.device());
+        let inside = flat
+            .clone()
+            .select(0, selection)
+            .greater_elem(threshold)
+            .int()
+            .into_data_async()
+            .await
+            .map_err(|error| Sam2Error::Device(format!("{error:?}")))?
+            .convert::<i32>()
+            .try_to_vec::<i32>()
+            .map_err(|error| Sam2Error::Device(format!("{error:?}")))?;
+        for ((index, stability), pixels) in kept.iter().zip(inside.chunks(width * height)) {
+            let pixels: Vec<bool> = pixels.iter().map(|&value| value != 0).collect();
+            let (box_xyxy, area) = mask_box(&pixels, width);
+            if area < settings.min_mask_region_area {
+                continue;
+            }
+            found.push(AutoMask {
+                width,
+                height,
+                pixels,
+                box_xyxy,
+                area,
+                predicted_iou: ious[*index],
+                stability_score: *stability,
+                point: batch[index / per_point],
+            });
+        }
+    }
+    let boxes: Vec<[usize; 4]> = found.iter().map(|mask| mask.box_xyxy).collect();
+    let scores: Vec<f32> = found.iter().map(|mask| mask.predicted_iou).collect();
+    let kept = non_maximum_suppression(&boxes, &scores, settings.box_nms_thresh);
+    let mut slots: Vec<Option<AutoMask>> = found.into_iter().map(Some).collect();
+    Ok(kept
+        .into_iter()
+        .filter_map(|index| slots[index].take())
+        .collect())
+}
+
+/// How to pick the one mask that steers CLIP.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MaskChoice {
+    /// The largest mask that is neither (nearly) the whole image — more than
+    /// `MAX_REGION_FRACTION` of it — nor background (a mask reaching all four borders: the
+    /// dark surround of an MRI slice, the air around a chest film). Ties: higher predicted IoU.
+    Largest,
+    /// The mask under a pixel (a user's click) with the highest predicted IoU.
+    At { x: usize, y: usize },
+}
+
+/// A region covering more of the image than this is not a region of interest.
+pub const MAX_REGION_FRACTION: f32 = 0.9;
+
+/// The mask [`MaskChoice`] picks, if any qualifies.
+pub fn choose_mask(masks: &[AutoMask], choice: MaskChoice) -> Option<&AutoMask> {
+    match choice {
+        MaskChoice::Largest => masks
+            .iter()
+            .filter(|mask| {
+                let total = (mask.width * mask.height) as f32;
+                mask.area > 0
+                    && (mask.area as f32) <= MAX_REGION_FRACTION * total
+                    && !mask.touches_every_border()
+            })
+            .max_by(|a, b| {
+                a.area
+                    .cmp(&b.area)
+                    .then(a.predicted_iou.total_cmp(&b.predicted_iou))
+            }),
+        MaskChoice::At { x, y } => masks
+            .iter()
+            .filter(|mask| mask.contains(x, y))
+            .max_by(|a, b| a.predicted_iou.total_cmp(&b.predicted_iou)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(width: usize, height: usize, rect: [usize; 4], iou: f32) -> AutoMask {
+        let mut pixels = vec![false; width * height];
+        for y in rect[1]..=rect[3] {
+            for x in rect[0]..=rect[2] {
+                pixels[y * width + x] = true;
+            }
+        }
+        let (box_xyxy, area) = mask_box(&pixels, width);
+        AutoMask {
+            width,
+            height,
+            pixels,
+            box_xyxy,
+            area,
+            predicted_iou: iou,
+            stability_score: 1.0,
+            point: [0.0, 0.0],
+        }
+    }
+
+    #[test]
+    fn grid_matches_build_point_grid() {
+        let grid = point_grid(4);
+        assert_eq!(grid.len(), 16);
+        assert_eq!(grid[0], [0.125, 0.125]);
+        assert_eq!(grid[1], [0.375, 0.125]);
+        assert_eq!(grid[15], [0.875, 0.875]);
+    }
+
+    #[test]
+    fn boxes_are_inclusive_and_empty_masks_get_zeros() {
+        let m = mask(10, 8, [2, 3, 5, 6], 0.9);
+        assert_eq!(m.box_xyxy, [2, 3, 5, 6]);
+        assert_eq!(m.area, 16);
+        assert_eq!(m.bbox_xywh(), [2, 3, 3, 3]);
+        assert_eq!(mask_box(&[false; 6], 3), ([0, 0, 0, 0], 0));
+    }
+
+    #[test]
+    fn nms_keeps_the_best_of_overlapping_boxes() {
+        let boxes = [
+            [0, 0, 10, 10],
+            [1, 1, 10, 10],
+            [20, 20, 30, 30],
+            [0, 0, 10, 10],
+        ];
+        let scores = [0.5, 0.9, 0.7, 0.1];
+        // Box 1 beats 0 and 3 (IoU 0.81 > 0.7); box 2 overlaps nothing.
+        assert_eq!(non_maximum_suppression(&boxes, &scores, 0.7), vec![1, 2]);
+        // With a threshold above every IoU all are kept, best first.
+        assert_eq!(
+            non_maximum_suppression(&boxes, &scores, 1.0),
+            vec![1, 2, 0, 3]
+        );
+    }
+
+    #[test]
+    fn the_chosen_mask_is_the_largest_region_not_the_background() {
+        let background = mask(20, 20, [0, 0, 19, 19], 0.99);
+        let body = mask(20, 20, [2, 2, 17, 17], 0.8);
+        let lesion = mask(20, 20, [5, 5, 8, 8], 0.95);
+        let masks = vec![background, body.clone(), lesion.clone()];
+        assert_eq!(choose_mask(&masks, MaskChoice::Largest), Some(&body));
+        assert_eq!(
+            choose_mask(&masks, MaskChoice::At { x: 6, y: 6 }),
+            Some(&masks[0])
+        );
+        assert_eq!(
+            choose_mask(&masks[2..], MaskChoice::At { x: 6, y: 6 }),
+            Some(&lesion)
+        );
+        assert_eq!(choose_mask(&masks[..1], MaskChoice::Largest), None);
+    }
+}

@@ -1,0 +1,4 @@
+//! `sam2/modeling/backbones/`.
+
+pub mod hieradet;
+pub mod image_encoder;

@@ -1,0 +1,154 @@
+//! `sam2/utils/transforms.py`: the predictor's image preprocessing (to a float tensor, resize to
+//! S×S with antialiased bilinear — torchvision's `Resize` on tensors — and ImageNet
+//! normalisation), prompt coordinates into the model's frame, and mask logits back to the
+//! image's size (bilinear, `align_corners=False`).
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::clip::preprocess::Pixels8;
+
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// For each output index: first input index and normalised weights of PyTorch's antialiased
+/// interpolation (`_upsample_bilinear2d_aa`, a port of Pillow's resampling, in floats).
+fn antialias_weights(input: usize, output: usize) -> Vec<(usize, Vec<f32>)> {
+    let scale = input as f64 / output as f64;
+    let support = if scale >= 1.0 { scale } else { 1.0 };
+    let inverse = if scale >= 1.0 { 1.0 / scale } else { 1.0 };
+    (0..output)
+        .map(|out| {
+            let center = scale * (out as f64 + 0.5);
+            let min = ((center - support + 0.5) as i64).max(0) as usize;
+            let max = ((center + support + 0.5) as i64).min(input as i64) as usize;
+            let weights: Vec<f64> = (min..max)
+                .map(|j| {
+                    let x = ((j as f64 - center + 0.5) * inverse).abs();
+                    if x < 1.0 { 1.0 - x } else { 0.0 }
+                })
+                .collect();
+            let total: f64 = weights.iter().sum();
+            let weights = weights
+                .iter()
+                .map(|w| {
+                    if total != 0.0 {
+                        (w / total) as f32
+                    } else {
+                        *w as f32
+                    }
+                })
+                .collect();
+            (min, weights)
+        })
+        .collect()
+}
+
+/// `ToTensor` → `Resize((size, size))` (antialiased bilinear, aspect ratio not kept) →
+/// `Normalize(ImageNet)`: `[3, size, size]` planes, row-major.
+pub fn preprocess(image: &Pixels8, size: usize) -> Vec<f32> {
+    let rgb = image.to_rgb();
+    let (width, height) = (rgb.width, rgb.height);
+    let columns = antialias_weights(width, size);
+    let rows = antialias_weights(height, size);
+    let mut out = vec![0.0f32; 3 * size * size];
+    let mut horizontal = vec![0.0f32; height * size];
+    for channel in 0..3 {
+        for y in 0..height {
+            let row = &rgb.data[y * width * 3..(y + 1) * width * 3];
+            for (x, (start, weights)) in columns.iter().enumerate() {
+                let mut sum = 0.0f32;
+                for (offset, weight) in weights.iter().enumerate() {
+                    sum += f32::from(row[(start + offset) * 3 + channel]) / 255.0 * weight;
+                }
+                horizontal[y * size + x] = sum;
+            }
+        }
+        let plane = &mut out[channel * size * size..(channel + 1) * size * size];
+        for (y, (start, weights)) in rows.iter().enumerate() {
+            for x in 0..size {
+                let mut sum = 0.0f32;
+                for (offset, weight) in weights.iter().enumerate() {
+                    sum += horizontal[(start + offset) * size + x] * weight;
+                }
+                plane[y * size + x] = (sum - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel];
+            }
+        }
+    }
+    out
+}
+
+/// The preprocessed image as the encoder's `[1, 3, size, size]` input.
+pub fn input_tensor(image: &Pixels8, size: usize, device: &Device) -> Tensor<4> {
+    Tensor::from_data(
+        TensorData::new(preprocess(image, size), [1, 3, size, size]),
+        device,
+    )
+}
+
+/// Original-image pixels → the model's input frame (`transform_coords(normalize=True)`).
+pub fn to_model_coords(point: [f32; 2], width: usize, height: usize, size: usize) -> [f32; 2] {
+    [
+        point[0] / width as f32 * size as f32,
+        point[1] / height as f32 * size as f32,
+    ]
+}
+
+/// `[out, in]` matrix of `F.interpolate(mode="bilinear", align_corners=False)` along one axis.
+pub fn bilinear_matrix(input: usize, output: usize) -> Vec<f32> {
+    let scale = input as f32 / output as f32;
+    let mut matrix = vec![0.0f32; output * input];
+    for out in 0..output {
+        let source = ((out as f32 + 0.5) * scale - 0.5).max(0.0);
+        let low = (source as usize).min(input - 1);
+        let high = (low + 1).min(input - 1);
+        let fraction = source - low as f32;
+        matrix[out * input + low] += 1.0 - fraction;
+        matrix[out * input + high] += fraction;
+    }
+    matrix
+}
+
+/// `postprocess_masks`: `[b, m, l, l]` logits → `[b, m, height, width]`, as two matmuls.
+pub fn upscale_masks(low_res: Tensor<4>, width: usize, height: usize) -> Tensor<4> {
+    let [batch, masks, low_h, low_w] = low_res.dims();
+    let device = low_res.device();
+    let rows = Tensor::<2>::from_data(
+        TensorData::new(bilinear_matrix(low_h, height), [height, low_h]),
+        &device,
+    );
+    let cols = Tensor::<2>::from_data(
+        TensorData::new(bilinear_matrix(low_w, width), [width, low_w]),
+        &device,
+    );
+    let flat = low_res.reshape([batch * masks, low_h, low_w]);
+    let wide = flat.matmul(cols.transpose().unsqueeze::<3>());
+    let tall = rows.unsqueeze::<3>().matmul(wide);
+    tall.reshape([batch, masks, height, width])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn antialias_weights_are_plain_bilinear_when_upsampling() {
+        // 2 → 4: centres at 0.25, 0.75, 1.25, 1.75 in input pixels.
+        let weights = antialias_weights(2, 4);
+        assert_eq!(weights[0], (0, vec![1.0]));
+        assert_eq!(weights[1].0, 0);
+        assert!((weights[1].1[0] - 0.75).abs() < 1e-6 && (weights[1].1[1] - 0.25).abs() < 1e-6);
+        assert_eq!(weights[3].0, 1);
+    }
+
+    #[test]
+    fn bilinear_rows_sum_to_one() {
+        for (input, output) in [(256, 968), (256, 100), (4, 4)] {
+            let matrix = bilinear_matrix(input, output);
+            for row in matrix.chunks(input) {
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            }
+        }
+        let same = bilinear_matrix(3, 3);
+        assert_eq!(same, vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+    }
+}
