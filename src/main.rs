@@ -19,6 +19,12 @@ mod cli {
     use medfocus::fetch;
     use medfocus::focus::{self, Focus, FocusSettings, Mask};
     use medfocus::imaging;
+    use medfocus::sam2::automatic_mask_generator::{
+        GeneratorSettings, MaskChoice, choose_mask, generate,
+    };
+    use medfocus::sam2::predictor::read_masks;
+    use medfocus::sam2::quantize::{Int8Granularity, quantize_int8};
+    use medfocus::sam2::{Prompt, Sam2Config, Sam2Model, Sam2Predictor};
 
     #[derive(Parser)]
     #[command(
@@ -51,6 +57,9 @@ mod cli {
         /// Zero-shot classification with a CLIP model folder (open_clip, BiomedCLIP or Hugging
         /// Face layout), optionally steered by a mask.
         Classify(ClassifyArgs),
+        /// Segment an image with SAM 2: from points, a box, or automatically; writes the mask
+        /// and an overlay PNG.
+        Segment(SegmentArgs),
         /// Model weights: list the known models, or download one into the cache.
         Weights {
             #[command(subcommand)]
@@ -75,6 +84,89 @@ mod cli {
         /// Add `open_clip_model.safetensors` to a folder that has only the PyTorch pickle (the
         /// browser reads SafeTensors only). `fetch` does this itself.
         Convert { folder: PathBuf },
+        /// Write a SAM 2 checkpoint (Meta's `.pt`) as a burnpack for the browser, f32 or int8.
+        ExportSam2 {
+            checkpoint: PathBuf,
+            /// Config JSON, for a checkpoint that is not one of the published models.
+            #[arg(long)]
+            config: Option<PathBuf>,
+            /// int8 weights: `tensor` (one scale per matrix) or `block-N` (one per N values).
+            #[arg(long)]
+            int8: Option<String>,
+            #[arg(long)]
+            out: PathBuf,
+        },
+    }
+
+    #[derive(clap::Args)]
+    struct SegmentArgs {
+        /// SAM 2 weights: Meta's `.pt` (e.g. sam2.1_hiera_tiny.pt) or a burnpack from
+        /// `medfocus weights export-sam2`.
+        #[arg(long)]
+        model: PathBuf,
+        /// Config JSON, for a checkpoint that is not one of the published models.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A foreground point `x,y` in image pixels (repeatable). With --auto: pick the mask under it.
+        #[arg(long = "point", value_name = "X,Y")]
+        points: Vec<String>,
+        /// A background point `x,y` (repeatable).
+        #[arg(long = "background", value_name = "X,Y")]
+        background: Vec<String>,
+        /// A box `x0,y0,x1,y1` in image pixels.
+        #[arg(long = "box", value_name = "X0,Y0,X1,Y1")]
+        region: Option<String>,
+        /// Automatic masks from a grid of points; the result is the largest mask that is neither
+        /// (nearly) the whole image nor the background, or with --point the one under that point.
+        #[arg(long, conflicts_with_all = ["region", "background"])]
+        auto: bool,
+        /// Grid points per side (--auto).
+        #[arg(long, default_value_t = GeneratorSettings::default().points_per_side)]
+        points_per_side: usize,
+        /// Points decoded at once (--auto); lower it if memory is short.
+        #[arg(long, default_value_t = GeneratorSettings::default().points_per_batch)]
+        points_per_batch: usize,
+        /// Minimum predicted IoU of a mask (--auto).
+        #[arg(long, default_value_t = GeneratorSettings::default().pred_iou_thresh)]
+        pred_iou_thresh: f32,
+        /// Minimum stability score of a mask (--auto).
+        #[arg(long, default_value_t = GeneratorSettings::default().stability_score_thresh)]
+        stability_thresh: f32,
+        /// Minimum mask area in pixels (--auto).
+        #[arg(long, default_value_t = 0)]
+        min_area: usize,
+        /// One mask (SAM 2 picks it by stability) instead of the best of three candidates.
+        #[arg(long)]
+        single: bool,
+        /// The mask PNG (white inside).
+        #[arg(long)]
+        out: PathBuf,
+        /// The overlay PNG (default: next to --out, `<name>.overlay.png`).
+        #[arg(long)]
+        overlay: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        image: PathBuf,
+    }
+
+    fn parse_numbers<const N: usize>(text: &str, flag: &str) -> Result<[f32; N], String> {
+        let values: Option<Vec<f32>> = text
+            .split(',')
+            .map(|value| value.trim().parse::<f32>().ok().filter(|v| v.is_finite()))
+            .collect();
+        values
+            .and_then(|values| <[f32; N]>::try_from(values).ok())
+            .ok_or_else(|| format!("{flag} {text}: expected {N} comma-separated pixel numbers"))
+    }
+
+    fn read_sam2_config(path: Option<&Path>) -> Result<Option<Sam2Config>, Box<dyn Error>> {
+        let Some(path) = path else { return Ok(None) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+        Ok(Some(
+            Sam2Config::from_json(&text).map_err(|error| format!("{}: {error}", path.display()))?,
+        ))
     }
 
     #[derive(clap::Args)]
@@ -174,6 +266,7 @@ mod cli {
             Command::Devices { check } => devices(&mut out, cli.device, check),
             Command::Inspect { paths } => inspect(&mut out, &paths),
             Command::Classify(args) => classify(&mut out, cli.device, &args),
+            Command::Segment(args) => segment(&mut out, cli.device, &args),
             Command::Weights { action } => weights(&mut out, action),
         };
         match result {
@@ -298,6 +391,42 @@ mod cli {
                     folder.display()
                 )?,
             },
+            WeightsAction::ExportSam2 {
+                checkpoint,
+                config,
+                int8,
+                out: target,
+            } => {
+                let granularity = int8
+                    .as_deref()
+                    .map(|text| {
+                        Int8Granularity::parse(text).ok_or_else(|| {
+                            format!("--int8 {text}: use `tensor` or `block-N` (N from 1 to 255)")
+                        })
+                    })
+                    .transpose()?;
+                let config = read_sam2_config(config.as_deref())?;
+                let device = device::cpu_device(DeviceRequest::Cpu, "export".into()).device;
+                let model = Sam2Model::load(&checkpoint, config.as_ref(), &device)?;
+                let checkpoint_bytes = std::fs::metadata(&checkpoint)?.len();
+                let (model, label) = match granularity {
+                    Some(granularity) => (quantize_int8(model, granularity), granularity.label()),
+                    None => (model, "f32".to_string()),
+                };
+                let bytes = model.to_burnpack(&label)?;
+                let partial = target.with_extension("bpk.part");
+                std::fs::write(&partial, &bytes)
+                    .and_then(|()| std::fs::rename(&partial, &target))
+                    .map_err(|error| format!("{}: {error}", target.display()))?;
+                writeln!(
+                    out,
+                    "wrote {} ({}, {label}): {:.1} MB (checkpoint {:.1} MB)",
+                    target.display(),
+                    model.config.name,
+                    bytes.len() as f64 / 1e6,
+                    checkpoint_bytes as f64 / 1e6
+                )?;
+            }
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -382,6 +511,140 @@ mod cli {
         } else {
             ExitCode::FAILURE
         })
+    }
+
+    fn segment(
+        out: &mut impl Write,
+        request: DeviceRequest,
+        args: &SegmentArgs,
+    ) -> Result<ExitCode, Box<dyn Error>> {
+        let mut prompt = Prompt::default();
+        for (texts, label) in [(&args.points, 1), (&args.background, 0)] {
+            for text in texts {
+                let flag = if label == 1 {
+                    "--point"
+                } else {
+                    "--background"
+                };
+                prompt.points.push(parse_numbers::<2>(text, flag)?);
+                prompt.labels.push(label);
+            }
+        }
+        if let Some(region) = &args.region {
+            prompt.box_xyxy = Some(parse_numbers::<4>(region, "--box")?);
+        }
+        if !args.auto && prompt.points.is_empty() && prompt.box_xyxy.is_none() {
+            return Err("give --point, --box or --auto".into());
+        }
+        if args.auto && prompt.points.len() > 1 {
+            return Err("--auto takes at most one --point (the mask under it is chosen)".into());
+        }
+        let bytes = std::fs::read(&args.image)
+            .map_err(|error| format!("{}: {error}", args.image.display()))?;
+        let decoded = imaging::decode_image(&bytes)
+            .map_err(|error| format!("{}: {error}", args.image.display()))?;
+        let pixels = Pixels8::from_image(&decoded.pixels);
+        let config = read_sam2_config(args.config.as_deref())?;
+        let chosen = device::choose_device_blocking(request)?;
+        let (model, weights_label) =
+            Sam2Model::load_file(&args.model, config.as_ref(), &chosen.device)?;
+        let predictor = Sam2Predictor::new(model);
+        let embedded = predictor.set_image(&pixels);
+        let (mask, how) = if args.auto {
+            let settings = GeneratorSettings {
+                points_per_side: args.points_per_side,
+                points_per_batch: args.points_per_batch,
+                pred_iou_thresh: args.pred_iou_thresh,
+                stability_score_thresh: args.stability_thresh,
+                min_mask_region_area: args.min_area,
+                ..GeneratorSettings::default()
+            };
+            let masks = pollster::block_on(generate(&predictor, &embedded, &settings))?;
+            let choice = match prompt.points.first() {
+                Some([x, y]) => MaskChoice::At {
+                    x: *x as usize,
+                    y: *y as usize,
+                },
+                None => MaskChoice::Largest,
+            };
+            let Some(chosen_mask) = choose_mask(&masks, choice) else {
+                return Err(format!(
+                    "none of the {} automatic masks qualifies ({}); lower --pred-iou-thresh or --stability-thresh, or prompt with --point/--box",
+                    masks.len(),
+                    match choice {
+                        MaskChoice::Largest => "every one is the whole image or background",
+                        MaskChoice::At { .. } => "none covers the point",
+                    }
+                )
+                .into());
+            };
+            (
+                chosen_mask.to_binary(),
+                format!("automatic ({} masks)", masks.len()),
+            )
+        } else {
+            let prediction = predictor.predict(&embedded, &[prompt], !args.single)?;
+            let mut masks = pollster::block_on(read_masks(&prediction, 0))?;
+            (masks.remove(0), "prompted".to_string())
+        };
+        let (width, height) = (pixels.width as u32, pixels.height as u32);
+        let save = |path: &Path, image: image::DynamicImage| -> Result<(), Box<dyn Error>> {
+            image
+                .save_with_format(path, image::ImageFormat::Png)
+                .map_err(|error| format!("{}: {error}", path.display()).into())
+        };
+        let luma = image::GrayImage::from_raw(width, height, mask.to_luma())
+            .ok_or("mask size does not match the image")?;
+        save(&args.out, image::DynamicImage::ImageLuma8(luma))?;
+        let overlay_path = args.overlay.clone().unwrap_or_else(|| {
+            let stem = args
+                .out
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            args.out.with_file_name(format!("{stem}.overlay.png"))
+        });
+        let focus_mask = mask.to_focus_mask();
+        let overlay = match Focus::from_method("overlay", &FocusSettings::default())? {
+            Focus::Prompt(visual) => focus::prompt::apply(&pixels.to_rgb(), &focus_mask, &visual)?,
+            _ => unreachable!("overlay is a visual prompt"),
+        };
+        let rgb =
+            image::RgbImage::from_raw(overlay.width as u32, overlay.height as u32, overlay.data)
+                .ok_or("overlay size does not match the image")?;
+        save(&overlay_path, image::DynamicImage::ImageRgb8(rgb))?;
+        let area = mask.area();
+        if args.json {
+            let line = serde_json::json!({
+                "image": args.image.display().to_string(),
+                "mask": args.out.display().to_string(),
+                "overlay": overlay_path.display().to_string(),
+                "area": area,
+                "coverage": area as f64 / (width as f64 * height as f64),
+                "predicted_iou": mask.predicted_iou,
+                "source": how,
+                "weights": weights_label,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "model: {} ({}, {weights_label}), device: {}",
+                args.model.display(),
+                predictor.model.config.name,
+                chosen.report.summary()
+            )?;
+            writeln!(
+                out,
+                "{}: {how} mask of {area} px ({:.1} % of the image), predicted IoU {:.3}\nmask: {}\noverlay: {}",
+                args.image.display(),
+                100.0 * area as f64 / (width as f64 * height as f64),
+                mask.predicted_iou,
+                args.out.display(),
+                overlay_path.display()
+            )?;
+        }
+        Ok(ExitCode::SUCCESS)
     }
 
     /// Decodes every file (a folder is read as one sub-folder per class); a bad file is reported

@@ -12,7 +12,7 @@ use medfocus::imaging;
 use medfocus::sam2::automatic_mask_generator::{GeneratorSettings, generate};
 use medfocus::sam2::position_encoding::sine_position_encoding;
 use medfocus::sam2::predictor::read_masks;
-use medfocus::sam2::quantize::{Int8Granularity, quantize_int8};
+use medfocus::sam2::quantize::{Int8Granularity, dequantize, quantize_int8};
 use medfocus::sam2::transforms::preprocess;
 use medfocus::sam2::{Prompt, Sam2Config, Sam2Error, Sam2Model, Sam2Predictor};
 use medfocus::weights::Checkpoint;
@@ -476,9 +476,9 @@ fn burnpack_round_trip_and_int8_stay_close() {
     let input = fixture.input("image0", &device);
     let reference = nchw(model.encode_image(input.clone()).image_embed);
 
-    let bytes = model.to_burnpack("none").unwrap();
+    let bytes = model.to_burnpack("f32").unwrap();
     let (restored, label) = Sam2Model::from_burnpack(bytes, &device).unwrap();
-    assert_eq!(label, "none");
+    assert_eq!(label, "f32");
     assert_eq!(restored.config, fixture.config());
     let again = nchw(restored.encode_image(input.clone()).image_embed);
     assert_eq!(max_abs_diff(&again, &reference), 0.0);
@@ -486,7 +486,7 @@ fn burnpack_round_trip_and_int8_stay_close() {
     for granularity in [Int8Granularity::PerTensor, Int8Granularity::PerBlock(32)] {
         let quantized = quantize_int8(load(&fixture, &device), granularity);
         let bytes = quantized.to_burnpack(&granularity.label()).unwrap();
-        let fp32_bytes = load(&fixture, &device).to_burnpack("none").unwrap().len();
+        let fp32_bytes = load(&fixture, &device).to_burnpack("f32").unwrap().len();
         println!(
             "{}: {} bytes (f32: {fp32_bytes})",
             granularity.label(),
@@ -505,12 +505,48 @@ fn burnpack_round_trip_and_int8_stay_close() {
             granularity.label()
         );
         assert!(cosine > 0.99, "{cosine}");
+        // Expanded to f32 (as the browser does on WebGPU) it computes the same thing.
+        let expanded = nchw(dequantize(restored).encode_image(input.clone()).image_embed);
+        let diff = max_abs_diff(&expanded, &ours);
+        assert!(diff < 1e-4, "dequantized vs int8: {diff}");
     }
 
     let error = Sam2Model::from_burnpack(b"not a burnpack at all".to_vec(), &device).unwrap_err();
     assert!(
         error.to_string().contains("not a MedFocus SAM 2 burnpack"),
         "{error}"
+    );
+}
+
+/// The burnpacks the browser tests load are exports of the committed checkpoint (regenerate
+/// with `medfocus weights export-sam2`, see tests/fixtures/sam2/README.md).
+#[test]
+fn committed_burnpacks_are_exports_of_the_checkpoint() {
+    let device = Device::flex();
+    let fixture = Fixture::small();
+    let input = fixture.input("image0", &device);
+    let fresh = load(&fixture, &device);
+    let expected = nchw(fresh.encode_image(input.clone()).image_embed);
+    let f32_pack = std::fs::read(fixture.dir.join("sam2.1-tiny-small.f32.bpk")).unwrap();
+    let (committed, label) = Sam2Model::from_burnpack(f32_pack, &device).unwrap();
+    assert_eq!(label, "f32");
+    assert_eq!(
+        max_abs_diff(
+            &nchw(committed.encode_image(input.clone()).image_embed),
+            &expected
+        ),
+        0.0
+    );
+
+    let granularity = Int8Granularity::PerBlock(32);
+    let quantized = quantize_int8(load(&fixture, &device), granularity);
+    let expected = nchw(quantized.encode_image(input.clone()).image_embed);
+    let int8_pack = std::fs::read(fixture.dir.join("sam2.1-tiny-small.int8.bpk")).unwrap();
+    let (committed, label) = Sam2Model::from_burnpack(int8_pack, &device).unwrap();
+    assert_eq!(label, granularity.label());
+    assert_eq!(
+        max_abs_diff(&nchw(committed.encode_image(input).image_embed), &expected),
+        0.0
     );
 }
 

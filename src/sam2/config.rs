@@ -274,6 +274,11 @@ impl Sam2Config {
             .find(|config| config.hiera.embed_dim == embed_dim && config.hiera.depth() == depth)
     }
 
+    /// A config from JSON (the schema of this struct; `gen_sam2.py` writes one per model).
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|error| format!("not a SAM 2 config: {error}"))
+    }
+
     /// The image encoder's stride to the embedding the decoder sees (16 for every model).
     pub fn backbone_stride(&self) -> usize {
         4 << (self.neck.backbone_channel_list.len() - 1 - self.scalp)

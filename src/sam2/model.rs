@@ -47,6 +47,11 @@ const META_CONFIG: &str = "medfocus.sam2.config";
 const META_QUANTIZATION: &str = "medfocus.sam2.quantization";
 const KIND: &str = "sam2-image";
 
+/// Burnpack files start with "BURN" (a big-endian magic number).
+pub fn is_burnpack(head: &[u8]) -> bool {
+    head.starts_with(b"BURN") || head.starts_with(b"NRUB")
+}
+
 /// Everything the image predictor needs from one image.
 #[derive(Clone, Debug)]
 pub struct ImageFeatures {
@@ -136,6 +141,30 @@ impl Sam2Model {
         device: &Device,
     ) -> Result<Self, Sam2Error> {
         Self::from_checkpoint(Checkpoint::open(path)?, config, device)
+    }
+
+    /// Any SAM 2 weights file: Meta's `.pt`, a SafeTensors copy, or our burnpack (f32 or int8,
+    /// config inside). `config` (a `Sam2Config` JSON file's contents, parsed) is needed only for
+    /// a checkpoint that is not one of the published models. Returns the model and a label of
+    /// its weights (`f32`, `int8-per-tensor`, …).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_file(
+        path: &std::path::Path,
+        config: Option<&Sam2Config>,
+        device: &Device,
+    ) -> Result<(Self, String), Sam2Error> {
+        use std::io::Read;
+        let mut head = [0u8; 4];
+        let is_burnpack = std::fs::File::open(path)
+            .and_then(|mut file| file.read_exact(&mut head))
+            .is_ok()
+            && is_burnpack(&head);
+        if is_burnpack {
+            let bytes = std::fs::read(path)
+                .map_err(|error| Sam2Error::Burnpack(format!("{}: {error}", path.display())))?;
+            return Self::from_burnpack(bytes, device);
+        }
+        Ok((Self::load(path, config, device)?, "f32".to_string()))
     }
 
     /// The model's shape with zeros, to be filled from a burnpack.

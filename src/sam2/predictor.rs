@@ -246,6 +246,21 @@ impl BinaryMask {
             .map(|&inside| if inside { 255 } else { 0 })
             .collect()
     }
+
+    /// The mask as a grey PNG file's bytes (what `--mask` and the page's CLIP `mask` take).
+    pub fn to_png(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let encoder = image::codecs::png::PngEncoder::new(&mut bytes);
+        // Writing into a Vec with matching dimensions cannot fail.
+        let _ = image::ImageEncoder::write_image(
+            encoder,
+            &self.to_luma(),
+            self.width as u32,
+            self.height as u32,
+            image::ExtendedColorType::L8,
+        );
+        bytes
+    }
 }
 
 /// Reads the masks of prompt `index` of a prediction (thresholded at 0), best predicted IoU
@@ -284,7 +299,7 @@ pub async fn read_masks(
     Ok(masks)
 }
 
-pub(crate) async fn read_floats<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, Sam2Error> {
+pub async fn read_floats<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, Sam2Error> {
     let data: TensorData = tensor
         .into_data_async()
         .await

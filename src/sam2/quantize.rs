@@ -4,7 +4,7 @@
 //! the 7×7 patch convolution stay f32: they are a small part of the bytes and a large part of
 //! the accuracy.
 
-use burn::module::{Module, ModuleVisitor, Param, ParamGroup, Quantizer};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamGroup, Quantizer};
 use burn::tensor::Tensor;
 use burn::tensor::quantization::{Calibration, QuantValue, ScaleDtype};
 
@@ -104,6 +104,22 @@ pub fn quantize_int8(model: Sam2Model, granularity: Int8Granularity) -> Sam2Mode
         model = model.quantize_weights_group(&mut quantizer, ParamGroup::from_paths(paths(whole)));
     }
     model
+}
+
+struct Dequantizer;
+
+impl ModuleMapper for Dequantizer {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|tensor| tensor.dequantize())
+    }
+}
+
+/// The model with every int8 weight expanded back to f32 (values unchanged: the int8 rounding
+/// stays). burn 0.22's int8 matmul kernel does not compile under WebGPU (Chromium's WGSL
+/// validation rejects its shader; native Vulkan and the CPU backend run it), so in the browser
+/// int8 is the download and storage format and the GPU computes in f32.
+pub fn dequantize(model: Sam2Model) -> Sam2Model {
+    model.map(&mut Dequantizer)
 }
 
 #[cfg(test)]

@@ -1,0 +1,171 @@
+//! SAM 2 in headless Chromium on WebGPU: the committed burnpacks (exported from the same
+//! checkpoint `sam2_parity.rs` reads), parity with Meta's reference outputs, int8, the
+//! automatic mask generator (whose filtering must not use tensor sorts, which panic here), and
+//! the page's `loadSam2`/`segment` entry points.
+#![cfg(target_arch = "wasm32")]
+
+use burn::tensor::{Device, Tensor};
+use medfocus::device::{self, ComputeKind, DeviceRequest};
+use medfocus::sam2::automatic_mask_generator::{GeneratorSettings, generate};
+use medfocus::sam2::predictor::read_floats;
+use medfocus::sam2::{Prompt, Sam2Model, Sam2Predictor};
+use medfocus::weights::Checkpoint;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+
+mod common;
+use common::max_abs_diff;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+macro_rules! fixture {
+    ($path:literal) => {
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sam2/",
+            $path
+        ))
+        .to_vec()
+    };
+}
+
+const IMAGE: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/data/brain-mri/meningioma/Te-me_0016.jpg"
+));
+
+async fn webgpu() -> Device {
+    let chosen = device::choose_device(DeviceRequest::Gpu)
+        .await
+        .expect("WebGPU device");
+    assert_ne!(chosen.report.kind, ComputeKind::Cpu, "{}", chosen.report);
+    chosen.device
+}
+
+fn reference() -> Checkpoint {
+    Checkpoint::from_safetensors_bytes("reference", fixture!("reference.safetensors")).unwrap()
+}
+
+fn floats(reference: &Checkpoint, key: &str) -> Vec<f32> {
+    reference
+        .get(key)
+        .unwrap_or_else(|| panic!("{key}"))
+        .clone()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn f32_burnpack_matches_the_reference_on_webgpu() {
+    let device = webgpu().await;
+    let (model, weights) =
+        Sam2Model::from_burnpack(fixture!("sam2.1-tiny-small.f32.bpk"), &device).unwrap();
+    assert_eq!(weights, "f32");
+    let predictor = Sam2Predictor::new(model);
+    let reference = reference();
+    let input = Tensor::<4>::from_data(reference.get("image0.input").unwrap().clone(), &device);
+    // Te-me_0016.jpg is 290×339.
+    let embedded = predictor.embed_input(input, 290, 339);
+    let embed = read_floats(embedded.features.image_embed.clone().permute([0, 3, 1, 2]))
+        .await
+        .unwrap();
+    let diff = max_abs_diff(&embed, &floats(&reference, "image0.image_embed"));
+    web_sys::console::log_1(&format!("WebGPU image embedding max |Δ| {diff:.2e}").into());
+    assert!(diff <= 1e-3, "{diff}");
+
+    for (name, prompt, multimask) in [
+        ("center_point", Prompt::point(145.0, 169.5), true),
+        ("box", Prompt::boxed([58.0, 84.75, 217.5, 271.2]), false),
+    ] {
+        let prediction = predictor.predict(&embedded, &[prompt], multimask).unwrap();
+        let low = read_floats(prediction.low_res_masks.clone()).await.unwrap();
+        let exact = floats(&reference, &format!("image0.{name}.low_res_masks_f64"));
+        let diff = max_abs_diff(&low, &exact);
+        let ious = read_floats(prediction.iou_predictions.clone())
+            .await
+            .unwrap();
+        let iou_diff = max_abs_diff(
+            &ious,
+            &floats(&reference, &format!("image0.{name}.iou_f64")),
+        );
+        web_sys::console::log_1(
+            &format!("WebGPU {name}: low-res logits max |Δ| {diff:.2e}, IoU {iou_diff:.2e}").into(),
+        );
+        assert!(diff <= 1e-3, "{name} {diff}");
+        assert!(iou_diff <= 1e-4, "{name} {iou_diff}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn automatic_masks_run_in_the_browser() {
+    let device = webgpu().await;
+    let (model, _) =
+        Sam2Model::from_burnpack(fixture!("sam2.1-tiny-small.f32.bpk"), &device).unwrap();
+    let predictor = Sam2Predictor::new(model);
+    let reference = reference();
+    let input = Tensor::<4>::from_data(reference.get("image0.input").unwrap().clone(), &device);
+    let embedded = predictor.embed_input(input, 290, 339);
+    let settings = GeneratorSettings {
+        points_per_side: 4,
+        points_per_batch: 8,
+        pred_iou_thresh: 0.3,
+        stability_score_thresh: 0.6,
+        box_nms_thresh: 1.0,
+        ..GeneratorSettings::default()
+    };
+    let masks = generate(&predictor, &embedded, &settings).await.unwrap();
+    web_sys::console::log_1(&format!("automatic masks: {}", masks.len()).into());
+    assert!(!masks.is_empty());
+    assert!(
+        masks
+            .windows(2)
+            .all(|pair| pair[0].predicted_iou >= pair[1].predicted_iou)
+    );
+}
+
+#[wasm_bindgen_test]
+async fn page_entry_points_segment_with_int8_weights() {
+    medfocus::web::init_device(Some("gpu".into()))
+        .await
+        .unwrap();
+    let sam = medfocus::web::sam2::load_sam2(fixture!("sam2.1-tiny-small.int8.bpk")).unwrap();
+    assert_eq!(sam.weights(), "int8-per-block-32");
+    assert_eq!(sam.name(), "sam2.1-tiny-small");
+    let options = js_sys::JSON::parse(r#"{"points": [[145, 170]]}"#).unwrap();
+    let result = wasm_bindgen_futures::JsFuture::from(sam.segment(IMAGE.to_vec(), options))
+        .await
+        .unwrap();
+    let get = |key: &str| js_sys::Reflect::get(&result, &key.into()).unwrap();
+    assert_eq!(get("width").as_f64(), Some(290.0));
+    assert_eq!(get("height").as_f64(), Some(339.0));
+    let mask = get("mask")
+        .dyn_into::<js_sys::Uint8Array>()
+        .unwrap()
+        .to_vec();
+    let area = mask.iter().filter(|&&v| v == 255).count();
+    assert_eq!(get("area").as_f64(), Some(area as f64));
+    assert!(area > 0);
+    let png = get("maskPng")
+        .dyn_into::<js_sys::Uint8Array>()
+        .unwrap()
+        .to_vec();
+    assert_eq!(&png[1..4], b"PNG");
+
+    // Bad input is an error, not a panic.
+    let outside = js_sys::JSON::parse(r#"{"points": [[5000, 1]]}"#).unwrap();
+    let error = wasm_bindgen_futures::JsFuture::from(sam.segment(IMAGE.to_vec(), outside))
+        .await
+        .unwrap_err();
+    let message = js_sys::Reflect::get(&error, &"message".into())
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert!(message.contains("outside"), "{message}");
+    let corrupt = wasm_bindgen_futures::JsFuture::from(
+        sam.segment(vec![0, 1, 2], js_sys::Object::new().into()),
+    )
+    .await;
+    assert!(corrupt.is_err());
+    assert!(medfocus::web::sam2::load_sam2(b"BURN but not really".to_vec()).is_err());
+}
