@@ -23,7 +23,7 @@ mod cli {
         GeneratorSettings, MaskChoice, choose_mask, generate,
     };
     use medfocus::sam2::predictor::read_masks;
-    use medfocus::sam2::quantize::{Int8Granularity, quantize_int8};
+    use medfocus::sam2::quantize::{Int8Granularity, int8_agreement, quantize_int8};
     use medfocus::sam2::{Prompt, Sam2Config, Sam2Model, Sam2Predictor};
 
     #[derive(Parser)]
@@ -84,6 +84,20 @@ mod cli {
         /// Add `open_clip_model.safetensors` to a folder that has only the PyTorch pickle (the
         /// browser reads SafeTensors only). `fetch` does this itself.
         Convert { folder: PathBuf },
+        /// How close int8 SAM 2 stays to f32 on a set of images: embedding cosine, relative L2 of
+        /// the mask logits and mask IoU for a centre-point prompt, per image and summarised.
+        CheckInt8 {
+            checkpoint: PathBuf,
+            /// Config JSON, for a checkpoint that is not one of the published models.
+            #[arg(long)]
+            config: Option<PathBuf>,
+            /// `tensor` or `block-N`.
+            #[arg(long, default_value = "block-32")]
+            int8: String,
+            /// Images, or folders of images (searched recursively).
+            #[arg(required = true)]
+            images: Vec<PathBuf>,
+        },
         /// Write a SAM 2 checkpoint (Meta's `.pt`) as a burnpack for the browser, f32 or int8.
         ExportSam2 {
             checkpoint: PathBuf,
@@ -158,6 +172,32 @@ mod cli {
         values
             .and_then(|values| <[f32; N]>::try_from(values).ok())
             .ok_or_else(|| format!("{flag} {text}: expected {N} comma-separated pixel numbers"))
+    }
+
+    /// Image files under `path` (itself, or recursively in a folder), sorted.
+    fn collect_images(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), Box<dyn Error>> {
+        if path.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|error| format!("{}: {error}", path.display()))?
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .collect();
+            entries.sort();
+            for entry in entries {
+                if entry.is_dir() {
+                    collect_images(&entry, files)?;
+                } else if entry.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(
+                        e.to_ascii_lowercase().as_str(),
+                        "jpg" | "jpeg" | "png" | "bmp" | "tif" | "tiff" | "webp"
+                    )
+                }) {
+                    files.push(entry);
+                }
+            }
+        } else {
+            files.push(path.to_path_buf());
+        }
+        Ok(())
     }
 
     fn read_sam2_config(path: Option<&Path>) -> Result<Option<Sam2Config>, Box<dyn Error>> {
@@ -391,6 +431,75 @@ mod cli {
                     folder.display()
                 )?,
             },
+            WeightsAction::CheckInt8 {
+                checkpoint,
+                config,
+                int8,
+                images,
+            } => {
+                let granularity = Int8Granularity::parse(&int8)
+                    .ok_or_else(|| format!("--int8 {int8}: use `tensor` or `block-N`"))?;
+                let config = read_sam2_config(config.as_deref())?;
+                let device = device::cpu_device(DeviceRequest::Cpu, "int8 check".into()).device;
+                let reference =
+                    Sam2Predictor::new(Sam2Model::load(&checkpoint, config.as_ref(), &device)?);
+                let quantized = Sam2Predictor::new(quantize_int8(
+                    Sam2Model::load(&checkpoint, config.as_ref(), &device)?,
+                    granularity,
+                ));
+                let mut files = Vec::new();
+                for path in &images {
+                    collect_images(path, &mut files)?;
+                }
+                writeln!(
+                    out,
+                    "{} vs f32, {} ({} images), centre-point prompt\nimage\tembedding cosine\tlogits rel. L2\tmask IoU",
+                    granularity.label(),
+                    reference.model.config.name,
+                    files.len()
+                )?;
+                let mut rows = Vec::new();
+                for file in &files {
+                    let bytes = std::fs::read(file)?;
+                    let decoded = imaging::decode_image(&bytes)
+                        .map_err(|error| format!("{}: {error}", file.display()))?;
+                    let pixels = Pixels8::from_image(&decoded.pixels);
+                    let row = pollster::block_on(int8_agreement(&reference, &quantized, &pixels))?;
+                    writeln!(
+                        out,
+                        "{}\t{:.5}\t{:.4}\t{:.4}",
+                        file.display(),
+                        row.embedding_cosine,
+                        row.logits_relative_l2,
+                        row.mask_iou
+                    )?;
+                    rows.push(row);
+                }
+                if rows.is_empty() {
+                    return Err("no images found".into());
+                }
+                let stats = |values: Vec<f32>| {
+                    let mean = values.iter().sum::<f32>() / values.len() as f32;
+                    let min = values.iter().copied().fold(f32::INFINITY, f32::min);
+                    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    format!("mean {mean:.5}, min {min:.5}, max {max:.5}")
+                };
+                writeln!(
+                    out,
+                    "embedding cosine: {}",
+                    stats(rows.iter().map(|r| r.embedding_cosine).collect())
+                )?;
+                writeln!(
+                    out,
+                    "logits rel. L2:   {}",
+                    stats(rows.iter().map(|r| r.logits_relative_l2).collect())
+                )?;
+                writeln!(
+                    out,
+                    "mask IoU:         {}",
+                    stats(rows.iter().map(|r| r.mask_iou).collect())
+                )?;
+            }
             WeightsAction::ExportSam2 {
                 checkpoint,
                 config,

@@ -68,12 +68,29 @@ async function checkDevice() {
 // The image shown (bytes for classification, pixels to redraw under the region box).
 let current = null;
 let clip = null;
+let sam2 = null;
+// The last SAM 2 mask of the current image: {maskPng (for CLIP), mask (0/255 per pixel), area, …}.
+let segmentation = null;
 
 function drawImage() {
   const canvas = $("preview");
   if (!current) return;
   const context = canvas.getContext("2d");
-  context.putImageData(current.pixels, 0, 0);
+  if (segmentation) {
+    // The mask tinted red over the image, as the overlay focus shows it to CLIP.
+    const tinted = new ImageData(new Uint8ClampedArray(current.pixels.data), current.pixels.width, current.pixels.height);
+    const { mask } = segmentation;
+    for (let i = 0; i < mask.length; i++) {
+      if (mask[i]) {
+        tinted.data[i * 4] = Math.round(tinted.data[i * 4] * 0.5 + 127);
+        tinted.data[i * 4 + 1] = Math.round(tinted.data[i * 4 + 1] * 0.5);
+        tinted.data[i * 4 + 2] = Math.round(tinted.data[i * 4 + 2] * 0.5);
+      }
+    }
+    context.putImageData(tinted, 0, 0);
+  } else {
+    context.putImageData(current.pixels, 0, 0);
+  }
   const region = parseRegion();
   if (region) {
     const [left, top, right, bottom] = region;
@@ -117,6 +134,7 @@ async function showImage(file) {
     const pixels = new ImageData(new Uint8ClampedArray(image.rgba()), image.width, image.height);
     current = { name: file.name, bytes: new Uint8Array(await file.arrayBuffer()), pixels };
     $("region").value = "";
+    setSegmentation(null);
     drawImage();
     updateClassifyButton();
     document.body.dataset.image = `${image.width}x${image.height}`;
@@ -157,6 +175,10 @@ function wireRegionDrawing() {
   };
   canvas.addEventListener("pointerdown", (event) => {
     if (!current) return;
+    if (sam2 && $("sam2-click").checked) {
+      segment({ points: [at(event)] }, "click");
+      return;
+    }
     start = at(event);
     canvas.setPointerCapture(event.pointerId);
   });
@@ -174,6 +196,56 @@ function wireRegionDrawing() {
 
 function updateClassifyButton() {
   $("classify").disabled = !(clip && current);
+  $("sam2-region").disabled = !(sam2 && current);
+  $("sam2-auto").disabled = !(sam2 && current);
+  $("sam2-clear").disabled = !segmentation;
+}
+
+function setSegmentation(result) {
+  segmentation = result;
+  $("sam2-result").textContent = result
+    ? `mask: ${result.area} px (${((100 * result.area) / (result.width * result.height)).toFixed(1)} % of the image), predicted IoU ${result.predictedIou.toFixed(3)}${result.how}. CLIP's focus now uses this mask.`
+    : "";
+  drawImage();
+  updateClassifyButton();
+}
+
+async function loadSam2(file) {
+  $("sam2-error").textContent = "";
+  $("sam2-status").textContent = "loading…";
+  sam2?.free();
+  sam2 = null;
+  setSegmentation(null);
+  try {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const started = performance.now();
+    sam2 = medfocus.loadSam2(bytes);
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    $("sam2-status").textContent = `${sam2.name} loaded (${sam2.weights} weights, ${(bytes.length / 1e6).toFixed(1)} MB) in ${seconds} s.`;
+    document.body.dataset.sam2 = sam2.weights;
+  } catch (error) {
+    $("sam2-status").textContent = "No SAM 2 model loaded.";
+    $("sam2-error").textContent = `SAM 2: ${error.message ?? error}`;
+    document.body.dataset.sam2 = "error";
+  }
+  updateClassifyButton();
+}
+
+async function segment(options, how) {
+  $("sam2-error").textContent = "";
+  $("sam2-result").textContent = "segmenting…";
+  for (const id of ["sam2-region", "sam2-auto"]) $(id).disabled = true;
+  try {
+    const result = await sam2.segment(current.bytes, options);
+    const detail = how === "automatic" ? ` — the largest of ${result.candidates} automatic masks that is not the background` : "";
+    setSegmentation({ ...result, how: detail });
+    document.body.dataset.segmented = `${current.name}:${how}`;
+  } catch (error) {
+    $("sam2-result").textContent = "";
+    $("sam2-error").textContent = error.message ?? String(error);
+    document.body.dataset.segmented = "error";
+  }
+  updateClassifyButton();
 }
 
 // Folder contents as {relative path: bytes}; a PyTorch pickle is skipped when the SafeTensors
@@ -217,7 +289,8 @@ async function classify() {
   const focus = $("focus").value;
   const options = { focus };
   const region = parseRegion();
-  if (region) options.box = region;
+  if (segmentation) options.mask = segmentation.maskPng;
+  else if (region) options.box = region;
   $("classify").disabled = true;
   try {
     const result = await clip.classify(current.bytes, classes, options);
@@ -247,6 +320,17 @@ async function classify() {
 }
 
 $("model-input").addEventListener("change", (event) => loadModel(event.target.files));
+$("sam2-input").addEventListener("change", (event) => event.target.files[0] && loadSam2(event.target.files[0]));
+$("sam2-region").addEventListener("click", () => {
+  const region = parseRegion();
+  if (!region) {
+    $("sam2-error").textContent = "Drag a region on the image first (or use the automatic button).";
+    return;
+  }
+  segment({ box: region }, "region");
+});
+$("sam2-auto").addEventListener("click", () => segment({ auto: true, pointsPerSide: 16 }, "automatic"));
+$("sam2-clear").addEventListener("click", () => setSegmentation(null));
 $("classify").addEventListener("click", classify);
 wireRegionDrawing();
 $("device-request").addEventListener("change", chooseDevice);

@@ -8,7 +8,9 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamGroup, Quant
 use burn::tensor::Tensor;
 use burn::tensor::quantization::{Calibration, QuantValue, ScaleDtype};
 
-use super::model::Sam2Model;
+use super::model::{Sam2Error, Sam2Model};
+use super::predictor::{Prompt, Sam2Predictor, read_floats};
+use crate::clip::preprocess::Pixels8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Int8Granularity {
@@ -120,6 +122,79 @@ impl ModuleMapper for Dequantizer {
 /// int8 is the download and storage format and the GPU computes in f32.
 pub fn dequantize(model: Sam2Model) -> Sam2Model {
     model.map(&mut Dequantizer)
+}
+
+/// How far an int8 model's answers are from its f32 original on one image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8Agreement {
+    /// Cosine similarity of the image embeddings (flattened).
+    pub embedding_cosine: f32,
+    /// ‖int8 − f32‖ / ‖f32‖ of the low-res mask logits of a centre-point prompt (3 masks).
+    pub logits_relative_l2: f32,
+    /// IoU of the binarised full-size masks, the f32 model's best one against the int8 model's
+    /// mask from the same output.
+    pub mask_iou: f32,
+}
+
+/// Compares `int8` with `f32` (same weights before quantization) on one image, prompting both
+/// with a point at the image's centre.
+pub async fn int8_agreement(
+    f32_model: &Sam2Predictor,
+    int8_model: &Sam2Predictor,
+    image: &Pixels8,
+) -> Result<Int8Agreement, Sam2Error> {
+    let prompt = Prompt::point(image.width as f32 / 2.0, image.height as f32 / 2.0);
+    let mut outputs = Vec::new();
+    for predictor in [f32_model, int8_model] {
+        let embedded = predictor.set_image(image);
+        let embedding = read_floats(embedded.features.image_embed.clone()).await?;
+        let prediction = predictor.predict(&embedded, &[prompt.clone()], true)?;
+        let logits = read_floats(prediction.low_res_masks.clone()).await?;
+        let ious = read_floats(prediction.iou_predictions.clone()).await?;
+        let masks = read_floats(prediction.masks.greater_elem(0.0).float()).await?;
+        outputs.push((embedding, logits, ious, masks));
+    }
+    let (reference, quantized) = (&outputs[0], &outputs[1]);
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let norm = |a: &[f32]| dot(a, a).sqrt();
+    let embedding_cosine =
+        dot(&reference.0, &quantized.0) / (norm(&reference.0) * norm(&quantized.0)).max(1e-12);
+    let difference: Vec<f32> = reference
+        .1
+        .iter()
+        .zip(&quantized.1)
+        .map(|(a, b)| a - b)
+        .collect();
+    let logits_relative_l2 = norm(&difference) / norm(&reference.1).max(1e-12);
+    let best = reference
+        .2
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(index, _)| index);
+    let pixels = image.width * image.height;
+    let slice = |masks: &[f32]| masks[best * pixels..(best + 1) * pixels].to_vec();
+    let (a, b) = (slice(&reference.3), slice(&quantized.3));
+    let intersection = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| **x > 0.5 && **y > 0.5)
+        .count();
+    let union = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| **x > 0.5 || **y > 0.5)
+        .count();
+    let mask_iou = if union == 0 {
+        1.0
+    } else {
+        intersection as f32 / union as f32
+    };
+    Ok(Int8Agreement {
+        embedding_cosine,
+        logits_relative_l2,
+        mask_iou,
+    })
 }
 
 #[cfg(test)]

@@ -160,6 +160,44 @@ test("a CLIP model folder loads in the page and classifies the X-ray, whole or f
   assert.match(missing.error, /mask is needed/);
 });
 
+test("SAM 2 segments the dragged region in the page and the mask steers CLIP", async () => {
+  // The X-ray from the previous tests is still shown, the CLIP model still loaded.
+  await page.setInputFiles("#sam2-input", join(root, "tests", "fixtures", "sam2", "sam2.1-tiny-small.int8.bpk"));
+  await page.waitForFunction(() => document.body.dataset.sam2, null, { timeout: 60_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.sam2), "int8-per-block-32", await page.textContent("#sam2-error"));
+  assert.match(await page.textContent("#sam2-status"), /sam2\.1-tiny-small loaded \(int8-per-block-32 weights/);
+
+  await page.fill("#region", "100,100,600,500");
+  await page.click("#sam2-region");
+  await page.waitForFunction(() => document.body.dataset.segmented, null, { timeout: 120_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.segmented), "person1951_bacteria_4882.jpeg:region", await page.textContent("#sam2-error"));
+  const area = Number((await page.textContent("#sam2-result")).match(/mask: (\d+) px/)[1]);
+  assert.ok(area > 0, await page.textContent("#sam2-result"));
+
+  // The mask, tinted on the canvas, is what the overlay focus sends to CLIP.
+  await page.selectOption("#focus", "overlay");
+  await page.evaluate(() => delete document.body.dataset.classified);
+  await page.click("#classify");
+  await page.waitForFunction(() => document.body.dataset.classified, null, { timeout: 60_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.classified), "person1951_bacteria_4882.jpeg:overlay", await page.textContent("#clip-error"));
+
+  // A click outside the image's content area still works; a click mode segment is a point prompt.
+  await page.check("#sam2-click");
+  const box = await page.locator("#preview").boundingBox();
+  await page.evaluate(() => delete document.body.dataset.segmented);
+  await page.mouse.click(box.x + box.width * 0.5, box.y + box.height * 0.5);
+  await page.waitForFunction(() => document.body.dataset.segmented, null, { timeout: 120_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.segmented), "person1951_bacteria_4882.jpeg:click", await page.textContent("#sam2-error"));
+  await page.uncheck("#sam2-click");
+  await page.click("#sam2-clear");
+});
+
+test("a file that is not a SAM 2 burnpack is a clear error", async () => {
+  await page.setInputFiles("#sam2-input", { name: "sam2.bpk", mimeType: "application/octet-stream", buffer: Buffer.from("not a burnpack") });
+  await page.waitForFunction(() => document.body.dataset.sam2 === "error", null, { timeout: 30_000 });
+  assert.match(await page.textContent("#sam2-error"), /not a MedFocus SAM 2 burnpack/);
+});
+
 test("a model folder without weights is a clear error", async () => {
   // A folder holding only the config: the weights file is missing.
   const folder = await mkdtemp(join(tmpdir(), "medfocus-model-"));

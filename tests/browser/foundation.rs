@@ -1,14 +1,11 @@
 //! Browser tests, run by `wasm-pack test --headless --chrome` in headless Chromium with WebGPU
 //! enabled (`webdriver.json`).
-#![cfg(target_arch = "wasm32")]
 
 use medfocus::compute_check;
 use medfocus::device::{self, ComputeKind, DeviceRequest};
 use medfocus::web;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 const SIZE: usize = 64;
 

@@ -1,6 +1,5 @@
 //! CLIP parity in headless Chromium on WebGPU: the same committed fixtures as `clip_parity.rs`,
 //! loaded from bytes (as the page gets them), results read back asynchronously.
-#![cfg(target_arch = "wasm32")]
 
 use burn::tensor::{DType, Device, Tensor};
 use medfocus::clip::load::{MemoryFiles, load_clip};
@@ -9,10 +8,7 @@ use medfocus::device::{self, ComputeKind, DeviceRequest};
 use medfocus::weights::Checkpoint;
 use wasm_bindgen_test::*;
 
-mod common;
-use common::{max_abs_diff, normalized_rows, token_rows};
-
-wasm_bindgen_test_configure!(run_in_browser);
+use crate::common::{max_abs_diff, normalized_rows, token_rows};
 
 macro_rules! fixture {
     ($path:literal) => {

@@ -2,7 +2,6 @@
 //! checkpoint `sam2_parity.rs` reads), parity with Meta's reference outputs, int8, the
 //! automatic mask generator (whose filtering must not use tensor sorts, which panic here), and
 //! the page's `loadSam2`/`segment` entry points.
-#![cfg(target_arch = "wasm32")]
 
 use burn::tensor::{Device, Tensor};
 use medfocus::device::{self, ComputeKind, DeviceRequest};
@@ -13,10 +12,7 @@ use medfocus::weights::Checkpoint;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
-mod common;
-use common::max_abs_diff;
-
-wasm_bindgen_test_configure!(run_in_browser);
+use crate::common::max_abs_diff;
 
 macro_rules! fixture {
     ($path:literal) => {
