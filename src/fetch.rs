@@ -58,6 +58,13 @@ pub fn registry() -> Vec<ModelEntry> {
             ),
         ],
     };
+    // Meta's SAM 2.1 checkpoints as published on the hub (`.pt`, LFS: the hub declares their
+    // SHA-256); `medfocus segment --model <folder>/<file>` reads them as they are.
+    let sam2 = |name, description, repo, file_name| ModelEntry {
+        name,
+        description,
+        files: vec![file(repo, file_name, file_name)],
+    };
     vec![
         ModelEntry {
             name: "biomedclip",
@@ -117,6 +124,30 @@ pub fn registry() -> Vec<ModelEntry> {
                 ),
             ],
         },
+        sam2(
+            "sam2.1-hiera-tiny",
+            "SAM 2.1 Hiera tiny (Meta), 39 M parameters, for `segment`",
+            "facebook/sam2.1-hiera-tiny",
+            "sam2.1_hiera_tiny.pt",
+        ),
+        sam2(
+            "sam2.1-hiera-small",
+            "SAM 2.1 Hiera small (Meta), 46 M parameters",
+            "facebook/sam2.1-hiera-small",
+            "sam2.1_hiera_small.pt",
+        ),
+        sam2(
+            "sam2.1-hiera-base-plus",
+            "SAM 2.1 Hiera base+ (Meta), 81 M parameters",
+            "facebook/sam2.1-hiera-base-plus",
+            "sam2.1_hiera_base_plus.pt",
+        ),
+        sam2(
+            "sam2.1-hiera-large",
+            "SAM 2.1 Hiera large (Meta), 224 M parameters",
+            "facebook/sam2.1-hiera-large",
+            "sam2.1_hiera_large.pt",
+        ),
     ]
 }
 

@@ -215,3 +215,146 @@ fn bad_requests_are_clear_errors() {
     assert!(text(&mixed.stderr).contains("medfocus-corrupt"));
     assert_eq!(percentages(&text(&mixed.stdout)).len(), 2);
 }
+
+fn sam2_fixture(name: &str) -> String {
+    manifest()
+        .join("tests/fixtures/sam2")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn segment_writes_mask_and_overlay_from_a_point_a_box_or_automatically() {
+    let dir = std::env::temp_dir().join(format!("medfocus-segment-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let image = shared_image("brain-mri/meningioma/Te-me_0016.jpg")
+        .display()
+        .to_string();
+    let model = sam2_fixture("sam2.1-tiny-small.pt");
+    let config = sam2_fixture("sam2.1-tiny-small.config.json");
+    let out = dir.join("mask.png").display().to_string();
+    for prompt in [
+        vec!["--point", "145,170"],
+        vec!["--box", "40,50,250,300", "--single"],
+        vec![
+            "--auto",
+            "--points-per-side",
+            "8",
+            "--pred-iou-thresh",
+            "0.3",
+            "--stability-thresh",
+            "0.6",
+            "--point",
+            "145,170",
+        ],
+    ] {
+        let mut args = vec![
+            "segment", "--model", &model, "--config", &config, "--json", "--out", &out,
+        ];
+        args.extend(prompt.iter().copied());
+        args.push(&image);
+        let output = medfocus(&args);
+        assert!(
+            output.status.success(),
+            "{prompt:?}: {}",
+            text(&output.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+        let mask = image::open(&out).unwrap().to_luma8();
+        assert_eq!(mask.dimensions(), (290, 339));
+        let inside = mask.pixels().filter(|p| p.0[0] == 255).count();
+        assert_eq!(report["area"].as_u64(), Some(inside as u64), "{prompt:?}");
+        assert!(inside > 0 && inside < 290 * 339, "{prompt:?}: {inside}");
+        let overlay = image::open(dir.join("mask.overlay.png")).unwrap().to_rgb8();
+        assert_eq!(overlay.dimensions(), (290, 339));
+    }
+
+    let bad = [
+        (vec!["--point", "900,10"], "outside the 290×339 image"),
+        (vec!["--point", "1,2,3"], "expected 2 comma-separated"),
+        (vec![], "give --point, --box or --auto"),
+    ];
+    for (prompt, expected) in bad {
+        let mut args = vec![
+            "segment", "--model", &model, "--config", &config, "--out", &out,
+        ];
+        args.extend(prompt.iter().copied());
+        args.push(&image);
+        let output = medfocus(&args);
+        assert!(!output.status.success());
+        assert!(
+            text(&output.stderr).contains(expected),
+            "{}",
+            text(&output.stderr)
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn sam2_exports_a_burnpack_and_checks_int8() {
+    let dir = std::env::temp_dir().join(format!("medfocus-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = sam2_fixture("sam2.1-tiny-small.pt");
+    let config = sam2_fixture("sam2.1-tiny-small.config.json");
+    let pack = dir.join("sam2.bpk").display().to_string();
+    let output = medfocus(&[
+        "weights",
+        "export-sam2",
+        &model,
+        "--config",
+        &config,
+        "--int8",
+        "tensor",
+        "--out",
+        &pack,
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("int8-per-tensor"),
+        "{}",
+        text(&output.stdout)
+    );
+    // The burnpack segments without a config: it carries its own.
+    let image = shared_image(MRI).display().to_string();
+    let out = dir.join("m.png").display().to_string();
+    let output = medfocus(&[
+        "segment", "--model", &pack, "--point", "256,256", "--out", &out, &image,
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stdout).contains("int8-per-tensor"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    let output = medfocus(&["weights", "check-int8", &model, "--config", &config, &image]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let cosine: f64 = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("embedding cosine: mean "))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(cosine > 0.99, "{stdout}");
+
+    let output = medfocus(&[
+        "weights",
+        "export-sam2",
+        &model,
+        "--config",
+        &config,
+        "--int8",
+        "int4",
+        "--out",
+        &pack,
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("use `tensor` or `block-N`"),
+        "{}",
+        text(&output.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

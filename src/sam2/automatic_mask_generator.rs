@@ -9,6 +9,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use super::model::Sam2Error;
 use super::predictor::{EmbeddedImage, Prompt, Sam2Predictor, read_floats};
+use super::transforms::upscale_masks;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct GeneratorSettings {
@@ -146,6 +147,10 @@ pub fn non_maximum_suppression(boxes: &[[usize; 4]], scores: &[f32], threshold: 
     kept
 }
 
+/// Upper bound on one tensor of full-size mask logits (WebGPU's default storage-buffer limit is
+/// 128 MiB).
+const MAX_FULL_SIZE_BYTES: usize = 64 << 20;
+
 /// All masks for an embedded image, best predicted IoU first.
 pub async fn generate(
     predictor: &Sam2Predictor,
@@ -162,63 +167,69 @@ pub async fn generate(
         .into_iter()
         .map(|[x, y]| [x * width as f32, y * height as f32])
         .collect();
+    let threshold = settings.mask_threshold;
+    let offset = settings.stability_score_offset;
+    // Full-size logits are made a few masks at a time: a batch's three masks per point at the
+    // image's size would not fit a browser's buffers (nor be kind to memory natively).
+    let masks_per_chunk = (MAX_FULL_SIZE_BYTES / (width * height * 4)).max(1);
     let mut found: Vec<AutoMask> = Vec::new();
     for batch in points.chunks(settings.points_per_batch) {
         let prompts: Vec<Prompt> = batch.iter().map(|&[x, y]| Prompt::point(x, y)).collect();
-        let prediction = predictor.predict(image, &prompts, true)?;
-        let [count, per_point, _, _] = prediction.masks.dims();
-        let flat = prediction
-            .masks
-            .reshape([count * per_point, height * width]);
-        let counts_above = |threshold: f32| flat.clone().greater_elem(threshold).float().sum_dim(1);
-        let threshold = settings.mask_threshold;
-        let offset = settings.stability_score_offset;
-        let intersections = read_floats(counts_above(threshold + offset)).await?;
-        let unions = read_floats(counts_above(threshold - offset)).await?;
-        let ious = read_floats(prediction.iou_predictions).await?;
-        let kept: Vec<(usize, f32)> = (0..count * per_point)
-            .filter_map(|index| {
-                let stability = intersections[index] / unions[index];
-                let passes = (settings.pred_iou_thresh <= 0.0
-                    || ious[index] > settings.pred_iou_thresh)
-                    && (settings.stability_score_thresh <= 0.0
-                        || stability >= settings.stability_score_thresh);
-                passes.then_some((index, stability))
+        let decoded = predictor.predict_low_res(image, &prompts, true)?;
+        let [count, per_point, low_h, low_w] = decoded.masks.dims();
+        let ious = read_floats(decoded.iou_predictions).await?;
+        // The predicted-IoU filter first: only masks that pass it are upscaled.
+        let candidates: Vec<usize> = (0..count * per_point)
+            .filter(|&index| {
+                settings.pred_iou_thresh <= 0.0 || ious[index] > settings.pred_iou_thresh
             })
             .collect();
-        if kept.is_empty() {
-            continue;
-        }
-        let indices: Vec<i32> = kept.iter().map(|(index, _)| *index as i32).collect();
-        let selection =
-            Tensor::<1, Int>::from_data(TensorData::new(indices, [kept.len()]), &flat.device());
-        let inside = flat
-            .clone()
-            .select(0, selection)
-            .greater_elem(threshold)
-            .int()
-            .into_data_async()
-            .await
-            .map_err(|error| Sam2Error::Device(format!("{error:?}")))?
-            .convert::<i32>()
-            .try_to_vec::<i32>()
-            .map_err(|error| Sam2Error::Device(format!("{error:?}")))?;
-        for ((index, stability), pixels) in kept.iter().zip(inside.chunks(width * height)) {
-            let pixels: Vec<bool> = pixels.iter().map(|&value| value != 0).collect();
-            let (box_xyxy, area) = mask_box(&pixels, width);
-            if area < settings.min_mask_region_area {
-                continue;
+        let low = decoded.masks.reshape([count * per_point, 1, low_h, low_w]);
+        for chunk in candidates.chunks(masks_per_chunk) {
+            let indices: Vec<i32> = chunk.iter().map(|&index| index as i32).collect();
+            let selection =
+                Tensor::<1, Int>::from_data(TensorData::new(indices, [chunk.len()]), &low.device());
+            let full = upscale_masks(low.clone().select(0, selection), width, height)
+                .reshape([chunk.len(), height * width]);
+            let counts_above = |cut: f32| full.clone().greater_elem(cut).float().sum_dim(1);
+            let intersections = read_floats(counts_above(threshold + offset)).await?;
+            let unions = read_floats(counts_above(threshold - offset)).await?;
+            let inside = full
+                .greater_elem(threshold)
+                .int()
+                .into_data_async()
+                .await
+                .map_err(|error| Sam2Error::Device(format!("{error:?}")))?
+                .convert::<i32>()
+                .try_to_vec::<i32>()
+                .map_err(|error| Sam2Error::Device(format!("{error:?}")))?;
+            for (slot, &index) in chunk.iter().enumerate() {
+                let stability = intersections[slot] / unions[slot];
+                // An empty mask has 0/0 = NaN stability, which fails the filter as in PyTorch.
+                if settings.stability_score_thresh > 0.0
+                    && (stability.is_nan() || stability < settings.stability_score_thresh)
+                {
+                    continue;
+                }
+                let pixels: Vec<bool> = inside[slot * width * height..(slot + 1) * width * height]
+                    .iter()
+                    .map(|&value| value != 0)
+                    .collect();
+                let (box_xyxy, area) = mask_box(&pixels, width);
+                if area < settings.min_mask_region_area {
+                    continue;
+                }
+                found.push(AutoMask {
+                    width,
+                    height,
+                    pixels,
+                    box_xyxy,
+                    area,
+                    predicted_iou: ious[index],
+                    stability_score: stability,
+                    point: batch[index / per_point],
+                });
             }
-            found.push(AutoMask {
-                width,
-                height,
-                pixels,
-                box_xyxy,
-                area,
-                predicted_iou: ious[*index],
-                stability_score: *stability,
-                point: batch[index / per_point],
-            });
         }
     }
     let boxes: Vec<[usize; 4]> = found.iter().map(|mask| mask.box_xyxy).collect();

@@ -63,9 +63,8 @@ impl PositionEmbeddingRandom {
     /// `coords`: `[n, 2]` (x, y) normalised to [0, 1] → `[n, embed_dim]`.
     pub fn encode(&self, coords: Tensor<2>) -> Tensor<2> {
         let turns = (coords * 2.0 - 1.0).matmul(self.positional_encoding_gaussian_matrix.val());
-        // sin(2π·t) = sin(2π·(t − round t)): GPU sin/cos lose accuracy on arguments far from
-        // [−π, π] (SwiftShader's WebGPU did, by 1e-4 in the IoU predictions); reduced first,
-        // every backend evaluates them where they are accurate.
+        // sin(2π·t) = sin(2π·(t − round t)): reduced first, the arguments stay in [−π, π],
+        // where GPU sin/cos implementations are accurate (WGSL promises little outside it).
         let angles = (turns.clone() - turns.round()) * (2.0 * std::f64::consts::PI);
         Tensor::cat(vec![angles.clone().sin(), angles.cos()], 1)
     }

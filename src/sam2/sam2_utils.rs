@@ -295,7 +295,7 @@ mod tests {
         let device = Device::flex();
         let values: Vec<f32> = (0..15).map(|v| v as f32).collect();
         let x = Tensor::<4>::from_data(TensorData::new(values, [1, 3, 5, 1]), &device);
-        let pooled = max_pool_2x2(x).into_data().to_vec::<f32>().unwrap();
+        let pooled = max_pool_2x2(x).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(pooled, vec![6.0, 8.0]);
     }
 }

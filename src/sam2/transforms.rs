@@ -3,7 +3,7 @@
 //! normalisation), prompt coordinates into the model's frame, and mask logits back to the
 //! image's size (bilinear, `align_corners=False`).
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::clip::preprocess::Pixels8;
 
@@ -93,37 +93,50 @@ pub fn to_model_coords(point: [f32; 2], width: usize, height: usize, size: usize
     ]
 }
 
-/// `[out, in]` matrix of `F.interpolate(mode="bilinear", align_corners=False)` along one axis.
-pub fn bilinear_matrix(input: usize, output: usize) -> Vec<f32> {
+/// The two taps of `F.interpolate(mode="bilinear", align_corners=False)` along one axis, per
+/// output index: (low index, high index, low weight, high weight).
+pub fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32, f32)> {
     let scale = input as f32 / output as f32;
-    let mut matrix = vec![0.0f32; output * input];
-    for out in 0..output {
-        let source = ((out as f32 + 0.5) * scale - 0.5).max(0.0);
-        let low = (source as usize).min(input - 1);
-        let high = (low + 1).min(input - 1);
-        let fraction = source - low as f32;
-        matrix[out * input + low] += 1.0 - fraction;
-        matrix[out * input + high] += fraction;
-    }
-    matrix
+    (0..output)
+        .map(|out| {
+            let source = ((out as f32 + 0.5) * scale - 0.5).max(0.0);
+            let low = (source as usize).min(input - 1);
+            let high = (low + 1).min(input - 1);
+            let fraction = source - low as f32;
+            (low, high, 1.0 - fraction, fraction)
+        })
+        .collect()
 }
 
-/// `postprocess_masks`: `[b, m, l, l]` logits → `[b, m, height, width]`, as two matmuls.
+/// Interpolates `x` along `dim` (1 or 2 of a `[n, h, w]` tensor) with two gathered taps.
+fn interpolate_axis(x: Tensor<3>, dim: usize, output: usize) -> Tensor<3> {
+    let input = x.dims()[dim];
+    let device = x.device();
+    let taps = bilinear_taps(input, output);
+    let index = |pick: fn(&(usize, usize, f32, f32)) -> usize| {
+        let values: Vec<i32> = taps.iter().map(|tap| pick(tap) as i32).collect();
+        Tensor::<1, Int>::from_data(TensorData::new(values, [output]), &device)
+    };
+    let weight = |pick: fn(&(usize, usize, f32, f32)) -> f32| {
+        let values: Vec<f32> = taps.iter().map(pick).collect();
+        let shape = if dim == 1 {
+            [1, output, 1]
+        } else {
+            [1, 1, output]
+        };
+        Tensor::<3>::from_data(TensorData::new(values, shape), &device)
+    };
+    x.clone().select(dim, index(|tap| tap.0)) * weight(|tap| tap.2)
+        + x.select(dim, index(|tap| tap.1)) * weight(|tap| tap.3)
+}
+
+/// `postprocess_masks`: `[b, m, l, l]` logits → `[b, m, height, width]` (columns first, then
+/// rows, as PyTorch's kernel combines them).
 pub fn upscale_masks(low_res: Tensor<4>, width: usize, height: usize) -> Tensor<4> {
     let [batch, masks, low_h, low_w] = low_res.dims();
-    let device = low_res.device();
-    let rows = Tensor::<2>::from_data(
-        TensorData::new(bilinear_matrix(low_h, height), [height, low_h]),
-        &device,
-    );
-    let cols = Tensor::<2>::from_data(
-        TensorData::new(bilinear_matrix(low_w, width), [width, low_w]),
-        &device,
-    );
     let flat = low_res.reshape([batch * masks, low_h, low_w]);
-    let wide = flat.matmul(cols.transpose().unsqueeze::<3>());
-    let tall = rows.unsqueeze::<3>().matmul(wide);
-    tall.reshape([batch, masks, height, width])
+    let wide = interpolate_axis(flat, 2, width);
+    interpolate_axis(wide, 1, height).reshape([batch, masks, height, width])
 }
 
 #[cfg(test)]
@@ -141,14 +154,21 @@ mod tests {
     }
 
     #[test]
-    fn bilinear_rows_sum_to_one() {
-        for (input, output) in [(256, 968), (256, 100), (4, 4)] {
-            let matrix = bilinear_matrix(input, output);
-            for row in matrix.chunks(input) {
-                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-            }
-        }
-        let same = bilinear_matrix(3, 3);
-        assert_eq!(same, vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+    fn bilinear_taps_match_pytorch_and_upscaling_is_exact_at_the_same_size() {
+        // 2 → 4: sources −0.25 (clamped to 0), 0.25, 0.75, 1.25 (high tap clamped).
+        let taps = bilinear_taps(2, 4);
+        assert_eq!(taps[0], (0, 1, 1.0, 0.0));
+        assert_eq!(taps[1], (0, 1, 0.75, 0.25));
+        assert_eq!(taps[3], (1, 1, 0.75, 0.25));
+        let device = Device::flex();
+        let values: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(values.clone(), [1, 1, 3, 4]), &device);
+        let same = upscale_masks(x.clone(), 4, 3)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(same, values);
+        let up = upscale_masks(x, 8, 6);
+        assert_eq!(up.dims(), [1, 1, 6, 8]);
     }
 }
