@@ -108,6 +108,22 @@ fn nchw(tensor: Tensor<4>) -> Vec<f32> {
         .unwrap()
 }
 
+/// The prompt of an index entry; a `mask_from` prompt gets the best low-res mask of that earlier
+/// prompt from the reference (as the generator fed it).
+fn prompt_for(fixture: &Fixture, key: &str, json: &Value) -> (Prompt, bool) {
+    let (mut prompt, multimask) = prompt_from(json);
+    if let Some(source) = json["mask_from"].as_str() {
+        let low = fixture.floats(&format!("{key}.{source}.low_res_masks"));
+        let ious = fixture.floats(&format!("{key}.{source}.iou"));
+        let best = (0..ious.len())
+            .max_by(|&a, &b| ious[a].total_cmp(&ious[b]))
+            .unwrap();
+        let size = low.len() / ious.len();
+        prompt.mask_input = Some(low[best * size..(best + 1) * size].to_vec());
+    }
+    (prompt, multimask)
+}
+
 fn prompt_from(json: &Value) -> (Prompt, bool) {
     let pair = |v: &Value| {
         let a = v.as_array().unwrap();
@@ -130,6 +146,7 @@ fn prompt_from(json: &Value) -> (Prompt, bool) {
             points,
             labels,
             box_xyxy,
+            mask_input: None,
         },
         json["multimask"].as_bool().unwrap(),
     )
@@ -177,7 +194,7 @@ fn check_predictor(fixture: &Fixture, model: Sam2Model, device: &Device) {
         }
         for prompt_json in image["prompts"].as_array().unwrap() {
             let name = prompt_json["name"].as_str().unwrap();
-            let (prompt, multimask) = prompt_from(prompt_json);
+            let (prompt, multimask) = prompt_for(fixture, key, prompt_json);
             let prediction = predictor.predict(&embedded, &[prompt], multimask).unwrap();
             let low = prediction
                 .low_res_masks
@@ -394,19 +411,24 @@ fn bad_prompts_are_refused_with_reasons() {
         (Prompt::boxed([50.0, 10.0, 20.0, 40.0]), "x0 < x1"),
         (
             Prompt {
-                points: vec![[1.0, 1.0]],
                 labels: vec![],
-                box_xyxy: None,
+                ..Prompt::point(1.0, 1.0)
             },
             "labels",
         ),
         (
             Prompt {
-                points: vec![[1.0, 1.0]],
                 labels: vec![5],
-                box_xyxy: None,
+                ..Prompt::point(1.0, 1.0)
             },
             "label 5",
+        ),
+        (
+            Prompt {
+                mask_input: Some(vec![0.0; 10]),
+                ..Prompt::point(1.0, 1.0)
+            },
+            "the mask prompt has 10 values",
         ),
         (Prompt::default(), "a point or a box"),
     ];

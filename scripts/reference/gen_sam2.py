@@ -120,6 +120,9 @@ def prompts_for(height, width):
          "box": [width * 0.1, height * 0.1, width * 0.9, height * 0.85], "multimask": True},
         {"name": "single_point_single_mask", "points": [[width * 0.6, height * 0.4]],
          "labels": [1], "box": None, "multimask": False},
+        # A refinement: the best low-res mask of `center_point` fed back as the mask prompt.
+        {"name": "point_with_mask", "points": [[cx, cy * 1.05]], "labels": [1], "box": None,
+         "multimask": False, "mask_from": "center_point"},
     ]
 
 
@@ -214,6 +217,8 @@ def generate(kind):
     pe_layer = exact_model.sam_prompt_encoder.pe_layer
     encode = pe_layer._pe_encoding
     pe_layer._pe_encoding = lambda coords: encode(coords.double())
+    embed_masks = exact_model.sam_prompt_encoder._embed_masks
+    exact_model.sam_prompt_encoder._embed_masks = lambda masks: embed_masks(masks.double())
     exact = SAM2ImagePredictor(exact_model)
     exact._bb_feat_sizes = feat_sizes
     tensors = {}
@@ -240,8 +245,13 @@ def generate(kind):
                 tensors["vision_pos_enc.last"] = backbone["vision_pos_enc"][-1].contiguous()
             entry = {"file": relative, "height": height, "width": width, "key": key,
                      "prompts": []}
+            best_low_res = {}
             for prompt in prompts_for(height, width):
+                mask_input = None
+                if "mask_from" in prompt:
+                    mask_input = best_low_res[prompt["mask_from"]][None, :, :]
                 masks, ious, low_res = predictor.predict(
+                    mask_input=mask_input,
                     point_coords=None if prompt["points"] is None else np.array(prompt["points"]),
                     point_labels=None if prompt["labels"] is None else np.array(prompt["labels"]),
                     box=None if prompt["box"] is None else np.array(prompt["box"]),
@@ -249,7 +259,9 @@ def generate(kind):
                     return_logits=True,
                 )
                 pkey = f"{key}.{prompt['name']}"
+                best_low_res[prompt["name"]] = low_res[np.argmax(ious)]
                 _, exact_ious, exact_low = exact.predict(
+                    mask_input=mask_input,
                     point_coords=None if prompt["points"] is None else np.array(prompt["points"]),
                     point_labels=None if prompt["labels"] is None else np.array(prompt["labels"]),
                     box=None if prompt["box"] is None else np.array(prompt["box"]),

@@ -16,6 +16,9 @@ pub struct Prompt {
     pub labels: Vec<i32>,
     /// `[x0, y0, x1, y1]`.
     pub box_xyxy: Option<[f32; 4]>,
+    /// Low-resolution mask logits from an earlier prediction (`low_res_masks`, one mask,
+    /// row-major, `4e × 4e` = 256 × 256 for the published models), to refine it.
+    pub mask_input: Option<Vec<f32>>,
 }
 
 impl Prompt {
@@ -23,7 +26,7 @@ impl Prompt {
         Self {
             points: vec![[x, y]],
             labels: vec![1],
-            box_xyxy: None,
+            ..Self::default()
         }
     }
 
@@ -34,7 +37,7 @@ impl Prompt {
         }
     }
 
-    fn check(&self, width: usize, height: usize) -> Result<(), Sam2Error> {
+    fn check(&self, width: usize, height: usize, low_res_pixels: usize) -> Result<(), Sam2Error> {
         if self.points.len() != self.labels.len() {
             return Err(Sam2Error::Prompt(format!(
                 "{} points but {} labels",
@@ -44,6 +47,14 @@ impl Prompt {
         }
         if self.points.is_empty() && self.box_xyxy.is_none() {
             return Err(Sam2Error::Prompt("a prompt needs a point or a box".into()));
+        }
+        if let Some(mask) = &self.mask_input
+            && mask.len() != low_res_pixels
+        {
+            return Err(Sam2Error::Prompt(format!(
+                "the mask prompt has {} values; this model's low-resolution masks have {low_res_pixels}",
+                mask.len()
+            )));
         }
         if let Some(label) = self.labels.iter().find(|label| !matches!(label, 0 | 1)) {
             return Err(Sam2Error::Prompt(format!(
@@ -174,14 +185,21 @@ impl Sam2Predictor {
         let size = self.image_size();
         let mut coords = Vec::new();
         let mut labels = Vec::new();
+        let low_res = self.model.config.low_res_mask_size();
+        let mut masks = Vec::new();
         for prompt in prompts {
-            prompt.check(image.width, image.height)?;
+            prompt.check(image.width, image.height, low_res * low_res)?;
             if prompt.points.len() != first.points.len()
                 || prompt.box_xyxy.is_some() != first.box_xyxy.is_some()
+                || prompt.mask_input.is_some() != first.mask_input.is_some()
             {
                 return Err(Sam2Error::Prompt(
-                    "prompts predicted together need the same number of points and boxes".into(),
+                    "prompts predicted together need the same number of points, boxes and masks"
+                        .into(),
                 ));
+            }
+            if let Some(mask) = &prompt.mask_input {
+                masks.extend_from_slice(mask);
             }
             let (points, point_labels) = prompt.model_points(image.width, image.height, size);
             coords.extend(points);
@@ -190,7 +208,13 @@ impl Sam2Predictor {
         let batch = prompts.len();
         let encoder = &self.model.sam_prompt_encoder;
         let sparse = encoder.embed_points(&coords, &labels, batch);
-        let dense = encoder.embed_masks(None, batch);
+        let mask_input = (!masks.is_empty()).then(|| {
+            Tensor::<4>::from_data(
+                TensorData::new(masks, [batch, low_res, low_res, 1]),
+                &self.model.device(),
+            )
+        });
+        let dense = encoder.embed_masks(mask_input, batch);
         let expand = |t: &Tensor<4>| {
             let [_, h, w, c] = t.dims();
             t.clone().expand([batch, h, w, c])
