@@ -9,6 +9,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use burn::tensor::{Device, Tensor};
 use medfocus::clip::load::load_clip_dir;
 use medfocus::clip::preprocess::{Pixels8, batch_tensor, preprocess};
@@ -18,17 +20,8 @@ use medfocus::focus::{AttentionFocus, attention};
 const WARMUP: usize = 1;
 const RUNS: usize = 5;
 
-fn median(mut run: impl FnMut()) -> Duration {
-    let mut times = Vec::with_capacity(RUNS);
-    for index in 0..WARMUP + RUNS {
-        let started = Instant::now();
-        run();
-        if index >= WARMUP {
-            times.push(started.elapsed());
-        }
-    }
-    times.sort();
-    times[RUNS / 2]
+fn median(run: impl FnMut()) -> Duration {
+    common::median(WARMUP, RUNS, run)
 }
 
 /// Reading the values back is what makes asynchronous backends finish the work.

@@ -10,6 +10,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use burn::tensor::Device;
 use medfocus::clip::preprocess::Pixels8;
 use medfocus::device::{self, DeviceRequest};
@@ -21,17 +23,8 @@ use medfocus::sam2::{Prompt, Sam2Model, Sam2Predictor};
 const WARMUP: usize = 1;
 const RUNS: usize = 3;
 
-fn median(mut run: impl FnMut()) -> Duration {
-    let mut times = Vec::with_capacity(RUNS);
-    for index in 0..WARMUP + RUNS {
-        let started = Instant::now();
-        run();
-        if index >= WARMUP {
-            times.push(started.elapsed());
-        }
-    }
-    times.sort();
-    times[RUNS / 2]
+fn median(run: impl FnMut()) -> Duration {
+    common::median(WARMUP, RUNS, run)
 }
 
 fn bench(checkpoint: &PathBuf, device: &Device, label: &str, int8: bool) {

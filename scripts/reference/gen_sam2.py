@@ -250,24 +250,17 @@ def generate(kind):
                 mask_input = None
                 if "mask_from" in prompt:
                     mask_input = best_low_res[prompt["mask_from"]][None, :, :]
-                masks, ious, low_res = predictor.predict(
-                    mask_input=mask_input,
-                    point_coords=None if prompt["points"] is None else np.array(prompt["points"]),
-                    point_labels=None if prompt["labels"] is None else np.array(prompt["labels"]),
-                    box=None if prompt["box"] is None else np.array(prompt["box"]),
-                    multimask_output=prompt["multimask"],
-                    return_logits=True,
-                )
+                def run(which):
+                    array = lambda v: None if v is None else np.array(v)
+                    return which.predict(
+                        point_coords=array(prompt["points"]), point_labels=array(prompt["labels"]),
+                        box=array(prompt["box"]), mask_input=mask_input,
+                        multimask_output=prompt["multimask"], return_logits=True)
+
+                masks, ious, low_res = run(predictor)
                 pkey = f"{key}.{prompt['name']}"
                 best_low_res[prompt["name"]] = low_res[np.argmax(ious)]
-                _, exact_ious, exact_low = exact.predict(
-                    mask_input=mask_input,
-                    point_coords=None if prompt["points"] is None else np.array(prompt["points"]),
-                    point_labels=None if prompt["labels"] is None else np.array(prompt["labels"]),
-                    box=None if prompt["box"] is None else np.array(prompt["box"]),
-                    multimask_output=prompt["multimask"],
-                    return_logits=True,
-                )
+                _, exact_ious, exact_low = run(exact)
                 tensors[f"{pkey}.low_res_masks_f64"] = torch.as_tensor(exact_low).float().contiguous()
                 tensors[f"{pkey}.iou_f64"] = torch.as_tensor(exact_ious).float().contiguous()
                 tensors[f"{pkey}.low_res_masks"] = torch.as_tensor(low_res).contiguous()
