@@ -137,6 +137,7 @@ test("a CLIP model folder loads in the page and classifies the X-ray, whole or f
   assert.ok(whole.rows[0][1] >= whole.rows[1][1] && whole.rows[1][1] >= whole.rows[2][1]);
 
   // Dragging on the image marks the region (in image pixels, whatever the displayed scale).
+  await page.locator("#preview").scrollIntoViewIfNeeded();
   const box = await page.locator("#preview").boundingBox();
   await page.mouse.move(box.x + box.width * 0.1, box.y + box.height * 0.2);
   await page.mouse.down();
@@ -181,8 +182,9 @@ test("SAM 2 segments the dragged region in the page and the mask steers CLIP", a
   await page.waitForFunction(() => document.body.dataset.classified, null, { timeout: 60_000 });
   assert.equal(await page.evaluate(() => document.body.dataset.classified), "person1951_bacteria_4882.jpeg:overlay", await page.textContent("#clip-error"));
 
-  // A click outside the image's content area still works; a click mode segment is a point prompt.
+  // In click mode a click on the image is a point prompt.
   await page.check("#sam2-click");
+  await page.locator("#preview").scrollIntoViewIfNeeded();
   const box = await page.locator("#preview").boundingBox();
   await page.evaluate(() => delete document.body.dataset.segmented);
   await page.mouse.click(box.x + box.width * 0.5, box.y + box.height * 0.5);
