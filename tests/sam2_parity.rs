@@ -581,7 +581,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 /// The real SAM 2.1 tiny config (Meta's YAML unmodified, random weights): run
 /// `python scripts/reference/gen_sam2.py large` first.
 #[test]
-#[ignore]
+#[ignore = "needs fixtures-large (python scripts/reference/gen_sam2.py large)"]
 fn sam2_1_hiera_tiny_matches_the_reference() {
     let dir = manifest().join("fixtures-large/sam2");
     assert!(
