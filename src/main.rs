@@ -19,9 +19,7 @@ mod cli {
     use medfocus::fetch;
     use medfocus::focus::{self, Focus, FocusSettings, Mask};
     use medfocus::imaging;
-    use medfocus::sam2::automatic_mask_generator::{
-        GeneratorSettings, MaskChoice, choose_mask, generate,
-    };
+    use medfocus::sam2::automatic_mask_generator::{GeneratorSettings, MaskChoice, find_region};
     use medfocus::sam2::predictor::read_masks;
     use medfocus::sam2::quantize::{Int8Granularity, int8_agreement, quantize_int8};
     use medfocus::sam2::{Prompt, Sam2Config, Sam2Model, Sam2Predictor};
@@ -668,29 +666,10 @@ mod cli {
                 min_mask_region_area: args.min_area,
                 ..GeneratorSettings::default()
             };
-            let masks = pollster::block_on(generate(&predictor, &embedded, &settings))?;
-            let choice = match prompt.points.first() {
-                Some([x, y]) => MaskChoice::At {
-                    x: *x as usize,
-                    y: *y as usize,
-                },
-                None => MaskChoice::Largest,
-            };
-            let Some(chosen_mask) = choose_mask(&masks, choice) else {
-                return Err(format!(
-                    "none of the {} automatic masks qualifies ({}); lower --pred-iou-thresh or --stability-thresh, or prompt with --point/--box",
-                    masks.len(),
-                    match choice {
-                        MaskChoice::Largest => "every one is the whole image or background",
-                        MaskChoice::At { .. } => "none covers the point",
-                    }
-                )
-                .into());
-            };
-            (
-                chosen_mask.to_binary(),
-                format!("automatic ({} masks)", masks.len()),
-            )
+            let choice = MaskChoice::at_or_largest(prompt.points.first());
+            let (mask, count) =
+                pollster::block_on(find_region(&predictor, &embedded, &settings, choice))?;
+            (mask, format!("automatic ({count} masks)"))
         } else {
             let prediction = predictor.predict(&embedded, &[prompt], !args.single)?;
             let mut masks = pollster::block_on(read_masks(&prediction, 0))?;
@@ -714,10 +693,12 @@ mod cli {
             args.out.with_file_name(format!("{stem}.overlay.png"))
         });
         let focus_mask = mask.to_focus_mask();
-        let overlay = match Focus::from_method("overlay", &FocusSettings::default())? {
-            Focus::Prompt(visual) => focus::prompt::apply(&pixels.to_rgb(), &focus_mask, &visual)?,
-            _ => unreachable!("overlay is a visual prompt"),
+        // The overlay PNG is what `classify --focus overlay` would show CLIP.
+        let Focus::Prompt(visual) = Focus::from_method("overlay", &FocusSettings::default())?
+        else {
+            return Err("the overlay focus is not a visual prompt".into());
         };
+        let overlay = focus::prompt::apply(&pixels.to_rgb(), &focus_mask, &visual)?;
         let rgb =
             image::RgbImage::from_raw(overlay.width as u32, overlay.height as u32, overlay.data)
                 .ok_or("overlay size does not match the image")?;

@@ -8,7 +8,7 @@
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::model::Sam2Error;
-use super::predictor::{EmbeddedImage, Prompt, Sam2Predictor, read_floats};
+use super::predictor::{BinaryMask, EmbeddedImage, Prompt, Sam2Predictor, read_floats};
 use super::transforms::upscale_masks;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -74,8 +74,8 @@ impl AutoMask {
         self.area > 0 && x0 == 0 && y0 == 0 && x1 + 1 == self.width && y1 + 1 == self.height
     }
 
-    pub fn to_binary(&self) -> super::predictor::BinaryMask {
-        super::predictor::BinaryMask {
+    pub fn to_binary(&self) -> BinaryMask {
+        BinaryMask {
             width: self.width,
             height: self.height,
             pixels: self.pixels.clone(),
@@ -253,6 +253,19 @@ pub enum MaskChoice {
     At { x: usize, y: usize },
 }
 
+impl MaskChoice {
+    /// The mask under a click when there is one, else the largest region.
+    pub fn at_or_largest(point: Option<&[f32; 2]>) -> Self {
+        match point {
+            Some([x, y]) => Self::At {
+                x: *x as usize,
+                y: *y as usize,
+            },
+            None => Self::Largest,
+        }
+    }
+}
+
 /// A region covering more of the image than this is not a region of interest.
 pub const MAX_REGION_FRACTION: f32 = 0.9;
 
@@ -276,6 +289,28 @@ pub fn choose_mask(masks: &[AutoMask], choice: MaskChoice) -> Option<&AutoMask> 
             .iter()
             .filter(|mask| mask.contains(x, y))
             .max_by(|a, b| a.predicted_iou.total_cmp(&b.predicted_iou)),
+    }
+}
+
+/// The automatic generator followed by [`choose_mask`]: the region to classify with, and how
+/// many masks it was chosen from.
+pub async fn find_region(
+    predictor: &Sam2Predictor,
+    image: &EmbeddedImage,
+    settings: &GeneratorSettings,
+    choice: MaskChoice,
+) -> Result<(BinaryMask, usize), Sam2Error> {
+    let masks = generate(predictor, image, settings).await?;
+    match choose_mask(&masks, choice) {
+        Some(mask) => Ok((mask.to_binary(), masks.len())),
+        None => Err(Sam2Error::Prompt(format!(
+            "none of the {} automatic masks qualifies ({}); lower the IoU or stability thresholds, or prompt with a point or a box",
+            masks.len(),
+            match choice {
+                MaskChoice::Largest => "each is the whole image or background",
+                MaskChoice::At { .. } => "none covers the point",
+            }
+        ))),
     }
 }
 

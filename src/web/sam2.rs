@@ -15,7 +15,7 @@ use super::{chosen_device, js_error};
 use crate::clip::preprocess::Pixels8;
 use crate::device::ComputeKind;
 use crate::imaging;
-use crate::sam2::automatic_mask_generator::{GeneratorSettings, MaskChoice, choose_mask, generate};
+use crate::sam2::automatic_mask_generator::{GeneratorSettings, MaskChoice, find_region};
 use crate::sam2::predictor::read_masks;
 use crate::sam2::quantize::dequantize;
 use crate::sam2::{EmbeddedImage, Prompt, Sam2Model, Sam2Predictor};
@@ -138,23 +138,10 @@ async fn segment(
             min_mask_region_area: options.min_area.unwrap_or(0),
             ..defaults
         };
-        let masks = generate(predictor, &embedded, &settings)
+        let choice = MaskChoice::at_or_largest(options.points.first());
+        find_region(predictor, &embedded, &settings, choice)
             .await
-            .map_err(js_error)?;
-        let choice = match options.points.first() {
-            Some([x, y]) => MaskChoice::At {
-                x: *x as usize,
-                y: *y as usize,
-            },
-            None => MaskChoice::Largest,
-        };
-        let chosen = choose_mask(&masks, choice).ok_or_else(|| {
-            JsError::new(&format!(
-                "none of the {} automatic masks qualifies: lower the thresholds, or click a point",
-                masks.len()
-            ))
-        })?;
-        (chosen.to_binary(), masks.len())
+            .map_err(js_error)?
     } else {
         let mut prompt = Prompt {
             box_xyxy: options.region,
