@@ -297,9 +297,54 @@ impl Sam2Config {
     /// Something the port cannot compute faithfully, or an inconsistent set of numbers.
     pub fn inconsistency(&self) -> Option<String> {
         let hiera = &self.hiera;
+        let decoder = &self.decoder;
+        let sizes = [
+            ("image_size", self.image_size),
+            ("embed_dim", hiera.embed_dim),
+            ("num_heads", hiera.num_heads),
+            (
+                "window_pos_embed_bkg_spatial_size",
+                hiera.window_pos_embed_bkg_spatial_size[0],
+            ),
+            (
+                "window_pos_embed_bkg_spatial_size",
+                hiera.window_pos_embed_bkg_spatial_size[1],
+            ),
+            ("d_model", self.neck.d_model),
+            ("transformer_heads", decoder.transformer_heads),
+            (
+                "attention_downsample_rate",
+                decoder.attention_downsample_rate,
+            ),
+            ("transformer_mlp_dim", decoder.transformer_mlp_dim),
+            ("iou_head_depth", decoder.iou_head_depth),
+            ("iou_head_hidden_dim", decoder.iou_head_hidden_dim),
+            ("mask_in_chans", decoder.mask_in_chans),
+            ("num_multimask_outputs", decoder.num_multimask_outputs),
+        ];
+        if let Some((name, _)) = sizes.iter().find(|(_, value)| *value == 0) {
+            return Some(format!("{name} must be positive"));
+        }
+        if !(hiera.dim_mul >= 1.0 && hiera.head_mul >= 1.0) {
+            return Some("dim_mul and head_mul must be at least 1".into());
+        }
+        if decoder.mask_in_chans % 4 != 0 {
+            return Some("mask_in_chans must be a multiple of 4".into());
+        }
         let stages = hiera.stages.len();
         if stages == 0 || hiera.stages.contains(&0) {
             return Some("every Hiera stage needs at least one block".into());
+        }
+        if hiera
+            .window_spec
+            .first()
+            .is_none_or(|&window| window == 0 || (self.image_size / 4) % window != 0)
+        {
+            return Some(format!(
+                "the first window size must divide the patch grid ({} for a {}-pixel input)",
+                self.image_size / 4,
+                self.image_size
+            ));
         }
         if hiera.window_spec.len() != stages {
             return Some(format!(
@@ -335,7 +380,6 @@ impl Sam2Config {
             ));
         }
         let d_model = self.neck.d_model;
-        let decoder = &self.decoder;
         if d_model % decoder.transformer_heads != 0
             || (d_model / decoder.attention_downsample_rate) % decoder.transformer_heads != 0
             || d_model % 8 != 0
@@ -381,6 +425,25 @@ mod tests {
             Sam2Config::hiera_large().neck.backbone_channel_list,
             vec![1152, 576, 288, 144]
         );
+    }
+
+    #[test]
+    fn impossible_configs_are_refused_not_computed() {
+        let mut config = Sam2Config::hiera_tiny();
+        config.hiera.num_heads = 0;
+        assert_eq!(
+            config.inconsistency(),
+            Some("num_heads must be positive".into())
+        );
+        let mut config = Sam2Config::hiera_tiny();
+        config.image_size = 1000;
+        assert!(config.inconsistency().unwrap().contains("patch grid"));
+        let mut config = Sam2Config::hiera_tiny();
+        config.decoder.transformer_heads = 0;
+        assert!(config.inconsistency().is_some());
+        let mut config = Sam2Config::hiera_tiny();
+        config.neck.backbone_channel_list.pop();
+        assert!(config.inconsistency().is_some());
     }
 
     #[test]
