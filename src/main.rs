@@ -14,7 +14,7 @@ mod cli {
     use medfocus::clip::preprocess::Pixels8;
     use medfocus::clip::{ZeroShotClassifier, load::add_safetensors, load::load_clip_dir};
     use medfocus::compute_check;
-    use medfocus::dataset::ClassFolders;
+    use medfocus::dataset::{ClassFolders, is_image_path};
     use medfocus::device::{self, DeviceRequest};
     use medfocus::fetch;
     use medfocus::focus::{self, Focus, FocusSettings, Mask};
@@ -183,12 +183,7 @@ mod cli {
             for entry in entries {
                 if entry.is_dir() {
                     collect_images(&entry, files)?;
-                } else if entry.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                    matches!(
-                        e.to_ascii_lowercase().as_str(),
-                        "jpg" | "jpeg" | "png" | "bmp" | "tif" | "tiff" | "webp"
-                    )
-                }) {
+                } else if is_image_path(&entry) {
                     files.push(entry);
                 }
             }

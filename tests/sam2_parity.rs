@@ -499,6 +499,11 @@ fn burnpack_round_trip_and_int8_stay_close() {
     let reference = nchw(model.encode_image(input.clone()).image_embed);
 
     let bytes = model.to_burnpack("f32").unwrap();
+    let error = Sam2Model::from_burnpack(bytes[..bytes.len() / 2].to_vec(), &device).unwrap_err();
+    assert!(
+        error.to_string().contains("not a MedFocus SAM 2 burnpack"),
+        "{error}"
+    );
     let (restored, label) = Sam2Model::from_burnpack(bytes, &device).unwrap();
     assert_eq!(label, "f32");
     assert_eq!(restored.config, fixture.config());

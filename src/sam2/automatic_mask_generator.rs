@@ -8,7 +8,9 @@
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::model::Sam2Error;
-use super::predictor::{BinaryMask, EmbeddedImage, Prompt, Sam2Predictor, read_floats};
+use super::predictor::{
+    BinaryMask, EmbeddedImage, Prompt, Sam2Predictor, read_floats, read_inside,
+};
 use super::transforms::upscale_masks;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -194,15 +196,7 @@ pub async fn generate(
             let counts_above = |cut: f32| full.clone().greater_elem(cut).float().sum_dim(1);
             let intersections = read_floats(counts_above(threshold + offset)).await?;
             let unions = read_floats(counts_above(threshold - offset)).await?;
-            let inside = full
-                .greater_elem(threshold)
-                .int()
-                .into_data_async()
-                .await
-                .map_err(|error| Sam2Error::Device(format!("{error:?}")))?
-                .convert::<i32>()
-                .try_to_vec::<i32>()
-                .map_err(|error| Sam2Error::Device(format!("{error:?}")))?;
+            let inside = read_inside(full, threshold).await?;
             for (slot, &index) in chunk.iter().enumerate() {
                 let stability = intersections[slot] / unions[slot];
                 // An empty mask has 0/0 = NaN stability, which fails the filter as in PyTorch.
@@ -211,10 +205,7 @@ pub async fn generate(
                 {
                     continue;
                 }
-                let pixels: Vec<bool> = inside[slot * width * height..(slot + 1) * width * height]
-                    .iter()
-                    .map(|&value| value != 0)
-                    .collect();
+                let pixels = inside[slot * width * height..(slot + 1) * width * height].to_vec();
                 let (box_xyxy, area) = mask_box(&pixels, width);
                 if area < settings.min_mask_region_area {
                     continue;

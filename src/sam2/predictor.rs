@@ -294,33 +294,39 @@ pub async fn read_masks(
     index: usize,
 ) -> Result<Vec<BinaryMask>, Sam2Error> {
     let [_, count, height, width] = prediction.masks.dims();
-    let inside = prediction
-        .masks
-        .clone()
-        .narrow(0, index, 1)
-        .greater_elem(0.0)
-        .int()
-        .into_data_async()
-        .await
-        .map_err(|error| Sam2Error::Device(format!("{error:?}")))?;
+    let inside = read_inside(prediction.masks.clone().narrow(0, index, 1), 0.0).await?;
     let ious = read_floats(prediction.iou_predictions.clone().narrow(0, index, 1)).await?;
-    let values = inside
-        .convert::<i32>()
-        .try_to_vec::<i32>()
-        .unwrap_or_default();
-    let mut masks: Vec<BinaryMask> = values
+    let mut masks: Vec<BinaryMask> = inside
         .chunks(width * height)
         .zip(ious)
         .map(|(pixels, predicted_iou)| BinaryMask {
             width,
             height,
-            pixels: pixels.iter().map(|&value| value != 0).collect(),
+            pixels: pixels.to_vec(),
             predicted_iou,
         })
         .collect();
     debug_assert_eq!(masks.len(), count);
     masks.sort_by(|a, b| b.predicted_iou.total_cmp(&a.predicted_iou));
     Ok(masks)
+}
+
+/// `logits > threshold`, element by element, read back from the device.
+pub async fn read_inside<const D: usize>(
+    logits: Tensor<D>,
+    threshold: f32,
+) -> Result<Vec<bool>, Sam2Error> {
+    let data = logits
+        .greater_elem(threshold)
+        .int()
+        .into_data_async()
+        .await
+        .map_err(|error| Sam2Error::Device(format!("{error:?}")))?;
+    let values = data
+        .convert::<i32>()
+        .try_to_vec::<i32>()
+        .map_err(|error| Sam2Error::Device(format!("{error:?}")))?;
+    Ok(values.into_iter().map(|value| value != 0).collect())
 }
 
 pub async fn read_floats<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, Sam2Error> {

@@ -9,7 +9,7 @@ use burn::tensor::Tensor;
 use burn::tensor::quantization::{Calibration, QuantValue, ScaleDtype};
 
 use super::model::{Sam2Error, Sam2Model};
-use super::predictor::{Prompt, Sam2Predictor, read_floats};
+use super::predictor::{Prompt, Sam2Predictor, read_floats, read_inside};
 use crate::clip::preprocess::Pixels8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,7 +151,7 @@ pub async fn int8_agreement(
         let prediction = predictor.predict(&embedded, &[prompt.clone()], true)?;
         let logits = read_floats(prediction.low_res_masks.clone()).await?;
         let ious = read_floats(prediction.iou_predictions.clone()).await?;
-        let masks = read_floats(prediction.masks.greater_elem(0.0).float()).await?;
+        let masks = read_inside(prediction.masks, 0.0).await?;
         outputs.push((embedding, logits, ious, masks));
     }
     let (reference, quantized) = (&outputs[0], &outputs[1]);
@@ -173,18 +173,10 @@ pub async fn int8_agreement(
         .max_by(|a, b| a.1.total_cmp(b.1))
         .map_or(0, |(index, _)| index);
     let pixels = image.width * image.height;
-    let slice = |masks: &[f32]| masks[best * pixels..(best + 1) * pixels].to_vec();
-    let (a, b) = (slice(&reference.3), slice(&quantized.3));
-    let intersection = a
-        .iter()
-        .zip(&b)
-        .filter(|(x, y)| **x > 0.5 && **y > 0.5)
-        .count();
-    let union = a
-        .iter()
-        .zip(&b)
-        .filter(|(x, y)| **x > 0.5 || **y > 0.5)
-        .count();
+    let best_mask = best * pixels..(best + 1) * pixels;
+    let (a, b) = (&reference.3[best_mask.clone()], &quantized.3[best_mask]);
+    let intersection = a.iter().zip(b).filter(|(x, y)| **x && **y).count();
+    let union = a.iter().zip(b).filter(|(x, y)| **x || **y).count();
     let mask_iou = if union == 0 {
         1.0
     } else {

@@ -95,6 +95,21 @@ impl Mlp {
     }
 }
 
+/// Checkpoint tensors of `[rows_i, width]` stacked into one `[Σ rows_i, width]` parameter (the
+/// decoder's output tokens, the prompt encoder's label embeddings).
+pub(crate) fn stacked_rows(
+    weights: &mut Weights,
+    parts: &[(String, usize)],
+    width: usize,
+    device: &Device,
+) -> Param<Tensor<2>> {
+    let rows = parts
+        .iter()
+        .map(|(key, rows)| Tensor::<2>::from_data(weights.take(key, &[*rows, width]), device))
+        .collect();
+    Param::from_tensor(Tensor::cat(rows, 0))
+}
+
 /// A 1×1 convolution (`[out, in, 1, 1]` in the checkpoint) as a `Linear` over channels.
 pub(crate) fn conv1x1(
     weights: &mut Weights,

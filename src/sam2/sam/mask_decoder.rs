@@ -8,10 +8,10 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Int, Tensor};
 
 use super::transformer::{TwoWayShape, TwoWayTransformer};
-use crate::clip::transformer::{linear, parameter};
+use crate::clip::transformer::linear;
 use crate::sam2::config::Sam2Config;
 use crate::sam2::sam2_utils::{
-    ConvTranspose2x2, Mlp, MlpActivation, MlpShape, conv1x1, layer_norm_2d,
+    ConvTranspose2x2, Mlp, MlpActivation, MlpShape, conv1x1, layer_norm_2d, stacked_rows,
 };
 use crate::weights::Weights;
 
@@ -69,34 +69,11 @@ impl MaskDecoder {
         let num_mask_tokens = decoder.num_multimask_outputs + 1;
         let mut tokens = Vec::new();
         if decoder.pred_obj_scores {
-            tokens.push(
-                parameter::<2>(
-                    weights,
-                    &format!("{name}.obj_score_token.weight"),
-                    [1, dim],
-                    device,
-                )
-                .val(),
-            );
+            tokens.push((format!("{name}.obj_score_token.weight"), 1));
         }
-        tokens.push(
-            parameter::<2>(
-                weights,
-                &format!("{name}.iou_token.weight"),
-                [1, dim],
-                device,
-            )
-            .val(),
-        );
-        tokens.push(
-            parameter::<2>(
-                weights,
-                &format!("{name}.mask_tokens.weight"),
-                [num_mask_tokens, dim],
-                device,
-            )
-            .val(),
-        );
+        tokens.push((format!("{name}.iou_token.weight"), 1));
+        tokens.push((format!("{name}.mask_tokens.weight"), num_mask_tokens));
+        let output_tokens = stacked_rows(weights, &tokens, dim, device);
         let mlp = |weights: &mut Weights, key: String, shape: MlpShape| {
             Mlp::load(weights, &key, shape, device)
         };
@@ -161,7 +138,7 @@ impl MaskDecoder {
                 },
                 device,
             ),
-            output_tokens: Param::from_tensor(Tensor::cat(tokens, 0)),
+            output_tokens,
             upscaling_conv1: ConvTranspose2x2::load(
                 weights,
                 &format!("{name}.output_upscaling.0"),

@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::clip::transformer::parameter;
 use crate::sam2::config::Sam2Config;
 use crate::sam2::position_encoding::PositionEmbeddingRandom;
-use crate::sam2::sam2_utils::{PatchConv, conv1x1, layer_norm_2d};
+use crate::sam2::sam2_utils::{PatchConv, conv1x1, layer_norm_2d, stacked_rows};
 use crate::weights::Weights;
 
 /// Point labels as SAM 2 numbers them.
@@ -66,21 +66,9 @@ impl PromptEncoder {
     ) -> Self {
         let dim = config.neck.d_model;
         let chans = config.decoder.mask_in_chans;
-        let mut rows = weights
-            .take(&format!("{name}.not_a_point_embed.weight"), &[1, dim])
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-        for index in 0..4 {
-            rows.extend(
-                weights
-                    .take(
-                        &format!("{name}.point_embeddings.{index}.weight"),
-                        &[1, dim],
-                    )
-                    .try_to_vec::<f32>()
-                    .unwrap_or_default(),
-            );
-        }
+        let mut labels = vec![(format!("{name}.not_a_point_embed.weight"), 1)];
+        labels.extend((0..4).map(|index| (format!("{name}.point_embeddings.{index}.weight"), 1)));
+        let label_embeddings = stacked_rows(weights, &labels, dim, device);
         let downscaling = format!("{name}.mask_downscaling");
         Self {
             pe_layer: PositionEmbeddingRandom::load(
@@ -89,10 +77,7 @@ impl PromptEncoder {
                 dim,
                 device,
             ),
-            label_embeddings: Param::from_tensor(Tensor::from_data(
-                TensorData::new(rows, [5, dim]),
-                device,
-            )),
+            label_embeddings,
             no_mask_embed: parameter(
                 weights,
                 &format!("{name}.no_mask_embed.weight"),
