@@ -11,6 +11,7 @@ pub mod device;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fetch;
 pub mod focus;
+pub mod heads;
 pub mod imaging;
 pub mod sam2;
 #[cfg(target_arch = "wasm32")]

@@ -7,6 +7,7 @@
 //! rather than raised one by one, so a wrong or truncated file is reported with *every* missing
 //! or misshapen tensor named in the checkpoint's own key names.
 
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -392,6 +393,8 @@ pub struct Weights<'a> {
     /// Hands out zeros of the requested shapes, so a model can be built from its config alone
     /// and then filled from a burnpack.
     skeleton: bool,
+    /// Running hash of what was handed out (see [`Weights::fingerprint`]).
+    fingerprint: Sha256,
 }
 
 impl<'a> Weights<'a> {
@@ -401,6 +404,7 @@ impl<'a> Weights<'a> {
             map,
             problems: Vec::new(),
             skeleton: false,
+            fingerprint: Sha256::new(),
         }
     }
 
@@ -411,6 +415,7 @@ impl<'a> Weights<'a> {
             map,
             problems: Vec::new(),
             skeleton: true,
+            fingerprint: Sha256::new(),
         }
     }
 
@@ -425,7 +430,10 @@ impl<'a> Weights<'a> {
             return TensorData::zeros::<f32, _>(expected.to_vec());
         }
         match self.resolve(canonical, expected) {
-            Ok(data) => data,
+            Ok(data) => {
+                self.add_to_fingerprint(canonical, &data);
+                data
+            }
             Err(problem) => {
                 self.problems.push(problem);
                 TensorData::zeros::<f32, _>(expected.to_vec())
@@ -514,6 +522,30 @@ impl<'a> Weights<'a> {
                 key: key.to_string(),
                 dtype: format!("{other:?}"),
             }),
+        }
+    }
+
+    /// Identifies the model by its values, whatever file format or key layout carried them
+    /// (the pickle natively and the SafeTensors in a browser give the same fingerprint): SHA-256
+    /// over each tensor's canonical name, shape and up to 4096 evenly spaced values, in the order
+    /// the loader took them. Sampling keeps it cheap on a 600 MB model; two different trainings
+    /// differ in every tensor, so a sample tells them apart. Trained heads and the embedding
+    /// cache record it to refuse features from another model.
+    pub fn fingerprint(&self) -> String {
+        format!("{:x}", self.fingerprint.clone().finalize())
+    }
+
+    fn add_to_fingerprint(&mut self, canonical: &str, data: &TensorData) {
+        const SAMPLES: usize = 4096;
+        self.fingerprint.update(canonical.as_bytes());
+        for &dim in data.shape().iter() {
+            self.fingerprint.update((dim as u64).to_le_bytes());
+        }
+        if let Ok(values) = data.as_slice::<f32>() {
+            let stride = values.len().div_ceil(SAMPLES).max(1);
+            for value in values.iter().step_by(stride) {
+                self.fingerprint.update(value.to_le_bytes());
+            }
         }
     }
 

@@ -21,6 +21,8 @@ pub struct ClipModel {
     pub text: TextTower,
     /// `exp(logit_scale)` as trained (100 for OpenAI's models).
     pub logit_scale: f32,
+    /// The weights' identity, independent of file format ([`Weights::fingerprint`]).
+    pub fingerprint: String,
 }
 
 /// Unit-length rows.
@@ -66,12 +68,14 @@ impl ClipModel {
             .and_then(|values| values.first().copied())
             .unwrap_or(0.0)
             .exp();
+        let fingerprint = weights.fingerprint();
         weights.finish(model_name)?;
         Ok(Self {
             config,
             vision,
             text,
             logit_scale,
+            fingerprint,
         })
     }
 

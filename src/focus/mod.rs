@@ -40,7 +40,7 @@ pub const METHODS: &[&str] = &[
 ];
 
 /// Every method's knobs, defaulting to what the CLI and the page start with.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FocusSettings {
     /// Overlay opacity inside the region.
     pub alpha: f32,

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Reference results for MedFocus's support heads, from independent implementations.
+
+    pip install torch numpy scikit-learn safetensors open-clip-torch
+    python scripts/reference/gen_heads.py      # -> tests/fixtures/heads (committed, < 1 MB)
+
+* Synthetic embeddings with known structure (unit vectors around class means): `separable`
+  (3 classes; the text embeddings point at the right means), `shifted` (the text prior is wrong:
+  each class's text embedding leans as far towards another class's mean as its own), `binary`
+  (2 classes).
+* Linear probe: scikit-learn's LogisticRegression (lbfgs, tol 1e-10) at fixed C: coefficients,
+  test probabilities, accuracy.
+* LP+text: the same objective family transcribed in PyTorch (logits s·f·Wᵀ + b, penalty
+  λ‖W − T‖², mean cross-entropy), solved to convergence with L-BFGS.
+* Tip-Adapter: the published formula in NumPy, logits at fixed (α, β); the α/β search as the
+  authors' code does it (β outer over 200 steps to 7, α over 20 steps to 3, first best kept), here
+  leave-one-out on the support set.
+* Tip-Adapter-F: the cache keys trained by PyTorch (full batch, Adam, cosine learning rate), the
+  keys and test logits after training.
+* CoOp: loss and gradient w.r.t. the context vectors through open_clip's text tower (the tiny
+  committed checkpoint), by PyTorch autograd.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import save_file
+from sklearn.linear_model import LogisticRegression
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = REPO / "tests" / "fixtures" / "heads"
+SCALE = 100.0  # CLIP's logit scale (OpenAI's exp(4.6052))
+
+
+def unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def clusters(rng, classes, dim, train_per_class, test_per_class, spread):
+    means = unit(rng.normal(size=(classes, dim)))
+
+    def draw(per_class):
+        labels = np.repeat(np.arange(classes), per_class)
+        x = means[labels] + spread * rng.normal(size=(len(labels), dim)) / math.sqrt(dim)
+        return unit(x).astype(np.float32), labels.astype(np.int64)
+
+    train_x, train_y = draw(train_per_class)
+    test_x, test_y = draw(test_per_class)
+    return means, train_x, train_y, test_x, test_y
+
+
+def accuracy(logits, labels):
+    return float((np.argmax(logits, axis=1) == labels).mean())
+
+
+def softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def tip_logits(features, keys, values, text, alpha, beta, scale=SCALE):
+    """Tip-Adapter, eq. (5)-(6): A = exp(−β(1 − f·Kᵀ)); logits = α·A·V + s·f·Wcᵀ."""
+    affinity = features @ keys.T
+    cache = np.exp(-1.0 * (beta - beta * affinity)) @ values
+    return scale * features @ text.T + alpha * cache
+
+
+def tip_search_loo(features, labels, text, keys, values, scale=SCALE):
+    """The authors' search loop; each support image judged by the cache of the others."""
+    beta_list = [i * (7 - 0.1) / 200 + 0.1 for i in range(200)]
+    alpha_list = [i * (3 - 0.1) / 20 + 0.1 for i in range(20)]
+    affinity = features @ keys.T
+    np.fill_diagonal(affinity, -np.inf)
+    clip_logits = scale * features @ text.T
+    best = (0.0, alpha_list[0], beta_list[0])
+    for beta in beta_list:
+        cache = np.exp(-1.0 * (beta - beta * affinity)) @ values
+        for alpha in alpha_list:
+            acc = accuracy(clip_logits + cache * alpha, labels)
+            if acc > best[0]:
+                best = (acc, alpha, beta)
+    return best
+
+
+def lp_text(train_x, train_y, text, weight, classes):
+    x = torch.tensor(train_x, dtype=torch.float64)
+    y = torch.tensor(train_y)
+    t = torch.tensor(text, dtype=torch.float64)
+    w = t.clone().requires_grad_(True)
+    b = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=5000, tolerance_grad=1e-12, tolerance_change=1e-15,
+                            history_size=50, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(SCALE * x @ w.T + b, y) + weight * ((w - t) ** 2).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(5):
+        opt.step(closure)
+    return (SCALE * w).detach().numpy(), b.detach().numpy()
+
+
+def tip_f(train_x, train_y, text, classes, epochs, lr, alpha=1.0, beta=5.5):
+    x = torch.tensor(train_x)
+    y = torch.tensor(train_y)
+    values = torch.nn.functional.one_hot(y, classes).float()
+    clip_logits = SCALE * x @ torch.tensor(text).T
+    keys = torch.nn.Parameter(x.clone())
+    opt = torch.optim.Adam([keys], lr=lr, eps=1e-8)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    for _ in range(epochs):
+        affinity = x @ keys.T
+        logits = clip_logits + alpha * torch.exp(-1.0 * (beta - beta * affinity)) @ values
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return keys.detach().numpy()
+
+
+def synthetic(name, seed, classes, dim, train_per_class, test_per_class, spread, text_shift):
+    rng = np.random.default_rng(seed)
+    means, train_x, train_y, test_x, test_y = clusters(rng, classes, dim, train_per_class, test_per_class, spread)
+    # The text prior: near the right mean, or (text_shift > 0) pulled towards another class's.
+    text = unit(means + text_shift * np.roll(means, 1, axis=0) + 0.3 * rng.normal(size=means.shape) / math.sqrt(dim))
+    text = text.astype(np.float32)
+    tensors = {"train_x": train_x, "train_y": train_y, "test_x": test_x, "test_y": test_y, "text": text}
+    ref = {"classes": classes, "dim": dim, "scale": SCALE,
+           "zero_shot_accuracy": accuracy(SCALE * test_x @ text.T, test_y)}
+
+    ref["logistic"] = []
+    for c in (0.1, 1.0, 10.0):
+        model = LogisticRegression(C=c, tol=1e-10, max_iter=100000).fit(train_x.astype(np.float64), train_y)
+        key = f"sklearn_c{c}"
+        proba = model.predict_proba(test_x.astype(np.float64))
+        tensors[key + "_proba"] = proba.astype(np.float32)
+        ref["logistic"].append({"c": c, "probabilities": key + "_proba",
+                                "accuracy": float((model.predict(test_x) == test_y).mean())})
+
+    lam = 0.1
+    w, b = lp_text(train_x, train_y, text, lam, classes)
+    tensors["lp_text_proba"] = softmax(test_x.astype(np.float64) @ w.T + b).astype(np.float32)
+    ref["lp_text"] = {"text_weight": lam, "accuracy": accuracy(test_x @ w.T + b, test_y)}
+
+    values = np.eye(classes, dtype=np.float32)[train_y]
+    alpha, beta = 1.17, 5.5
+    tensors["tip_logits"] = tip_logits(test_x, train_x, values, text, alpha, beta).astype(np.float32)
+    loo, best_alpha, best_beta = tip_search_loo(train_x, train_y, text, train_x, values)
+    ref["tip_adapter"] = {"alpha": alpha, "beta": beta,
+                          "search": {"leave_one_out_accuracy": loo, "alpha": best_alpha, "beta": best_beta,
+                                     "accuracy": accuracy(tip_logits(test_x, train_x, values, text, best_alpha,
+                                                                     best_beta), test_y)}}
+
+    epochs, lr = 30, 0.001
+    keys = tip_f(train_x, train_y, text, classes, epochs, lr)
+    tensors["tip_f_keys"] = keys.astype(np.float32)
+    tensors["tip_f_logits"] = tip_logits(test_x, keys, values, text, 1.0, 5.5).astype(np.float32)
+    ref["tip_adapter_f"] = {"epochs": epochs, "learning_rate": lr, "alpha": 1.0, "beta": 5.5,
+                            "accuracy": accuracy(tensors["tip_f_logits"], test_y)}
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(OUT / f"{name}.safetensors"))
+    (OUT / f"{name}.json").write_text(json.dumps(ref, indent=2) + "\n")
+    print(name, json.dumps({k: v for k, v in ref.items() if k != "logistic"}),
+          [r["accuracy"] for r in ref["logistic"]])
+
+
+def coop():
+    """CoOp's loss and d loss / d context through open_clip's text tower (tiny checkpoint)."""
+    import open_clip
+    from safetensors.torch import load_file
+
+    folder = REPO / "tests" / "fixtures" / "clip" / "openclip-tiny"
+    cfg = json.loads((folder / "open_clip_config.json").read_text())["model_cfg"]
+    model = open_clip.model.CLIP(**cfg).eval()
+    model.load_state_dict(load_file(str(folder / "open_clip_model.safetensors")))
+    model = model.double()
+    tokenizer = open_clip.get_tokenizer("ViT-B-32")
+
+    classes = ["glioma", "meningioma", "no tumor", "pituitary tumor"]
+    n_ctx = 4
+    # CoOp's generic initialisation: "X X X X {class}." with the X embeddings replaced.
+    prompts = [" ".join(["X"] * n_ctx) + " " + name + "." for name in classes]
+    tokens = tokenizer(prompts)
+    gen = torch.Generator().manual_seed(5)
+    width = model.token_embedding.weight.shape[1]
+    ctx = (0.02 * torch.randn(n_ctx, width, generator=gen, dtype=torch.float64)).requires_grad_(True)
+    embedded = model.token_embedding(tokens).detach()
+    x = torch.cat([embedded[:, :1], ctx.unsqueeze(0).expand(len(classes), -1, -1), embedded[:, 1 + n_ctx:]], dim=1)
+    # CoOp's TextEncoder.
+    x = x + model.positional_embedding
+    x = model.transformer(x, attn_mask=model.attn_mask)
+    x = model.ln_final(x)
+    x = x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ model.text_projection
+    text = x / x.norm(dim=-1, keepdim=True)
+
+    images = torch.nn.functional.normalize(torch.randn(6, text.shape[1], generator=gen, dtype=torch.float64), dim=-1)
+    labels = torch.tensor([0, 1, 2, 3, 1, 2])
+    scale = model.logit_scale.exp()
+    loss = torch.nn.functional.cross_entropy(scale * images @ text.T, labels)
+    loss.backward()
+    save_file({"context": ctx.detach().float().numpy(), "images": images.float().numpy(),
+               "labels": labels.numpy(), "loss": np.array([loss.item()], dtype=np.float64),
+               "gradient": ctx.grad.numpy(), "tokens": tokens.numpy().astype(np.int64),
+               "text": text.detach().float().numpy()}, str(OUT / "coop.safetensors"))
+    (OUT / "coop.json").write_text(json.dumps({"classes": classes, "context_tokens": n_ctx,
+                                               "model": "tests/fixtures/clip/openclip-tiny"}, indent=2) + "\n")
+    print("coop loss", loss.item(), "grad norm", ctx.grad.norm().item())
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    synthetic("separable", 1, classes=3, dim=32, train_per_class=8, test_per_class=60, spread=3.0, text_shift=0)
+    synthetic("shifted", 2, classes=3, dim=32, train_per_class=8, test_per_class=60, spread=3.0, text_shift=1.1)
+    synthetic("binary", 3, classes=2, dim=32, train_per_class=10, test_per_class=80, spread=4.0, text_shift=0)
+    coop()

@@ -1,0 +1,143 @@
+//! A trained head ready to predict: the `.mfh` tensors on a device and the one formula every
+//! kind shares (see the module docs of [`crate::heads`]).
+
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::head_file::{
+    CACHE_KEYS, CACHE_VALUES, CacheScalars, HeadFile, HeadHeader, HostTensor, LINEAR_BIAS,
+    LINEAR_WEIGHT, TEXT,
+};
+use super::tip_adapter::cache_logits;
+use crate::clip::model::{ClipModel, l2_normalize};
+use crate::focus::{Focus, UnknownMethod};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum HeadError {
+    #[error(
+        "this head was trained on CLIP model `{trained_name}` (fingerprint {trained}…), but the loaded model is {loaded}… — load the model it was trained with"
+    )]
+    OtherModel {
+        trained_name: String,
+        trained: String,
+        loaded: String,
+    },
+    #[error("this head's focus method: {0}")]
+    Focus(#[from] UnknownMethod),
+    #[error("image embeddings have width {found}; this head takes {expected}")]
+    Width { expected: usize, found: usize },
+    #[error("reading results back from the device failed: {0}")]
+    Readback(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct HeadModel {
+    pub header: HeadHeader,
+    text: Option<Tensor<2>>,
+    linear: Option<(Tensor<2>, Tensor<1>)>,
+    cache: Option<(Tensor<2>, Tensor<2>, CacheScalars)>,
+}
+
+pub(crate) fn device_tensor<const D: usize>(tensor: &HostTensor, device: &Device) -> Tensor<D> {
+    Tensor::from_data(
+        TensorData::new(tensor.values.clone(), tensor.shape.clone()),
+        device,
+    )
+}
+
+impl HeadModel {
+    /// The file's tensors on `device` ([`HeadFile::check`] has vouched for their shapes).
+    pub fn new(file: &HeadFile, device: &Device) -> Self {
+        let get = |name: &str| file.tensors.get(name);
+        let header = file.header.clone();
+        let text = (header.text_scale != 0.0)
+            .then(|| get(TEXT).map(|t| device_tensor::<2>(t, device)))
+            .flatten();
+        let linear = get(LINEAR_WEIGHT)
+            .zip(get(LINEAR_BIAS))
+            .map(|(w, b)| (device_tensor::<2>(w, device), device_tensor::<1>(b, device)));
+        let cache = get(CACHE_KEYS)
+            .zip(get(CACHE_VALUES))
+            .zip(header.cache)
+            .map(|((k, v), scalars)| {
+                (
+                    device_tensor::<2>(k, device),
+                    device_tensor::<2>(v, device),
+                    scalars,
+                )
+            });
+        Self {
+            header,
+            text,
+            linear,
+            cache,
+        }
+    }
+
+    pub fn classes(&self) -> &[String] {
+        &self.header.classes
+    }
+
+    /// Refuses a CLIP other than the one the head was trained on.
+    pub fn check_clip(&self, model: &ClipModel) -> Result<(), HeadError> {
+        if model.fingerprint != self.header.clip.fingerprint {
+            let short = |text: &str| text.chars().take(12).collect::<String>();
+            return Err(HeadError::OtherModel {
+                trained_name: self.header.clip.name.clone(),
+                trained: short(&self.header.clip.fingerprint),
+                loaded: short(&model.fingerprint),
+            });
+        }
+        Ok(())
+    }
+
+    /// The focus method images must be embedded with, as in training.
+    pub fn focus(&self) -> Result<Focus, HeadError> {
+        Ok(Focus::from_method(
+            &self.header.prompt.focus,
+            &self.header.prompt.settings,
+        )?)
+    }
+
+    /// Logits `[images, classes]` for image embeddings `[images, dim]` (normalised here).
+    pub fn logits(&self, embeddings: Tensor<2>) -> Result<Tensor<2>, HeadError> {
+        let [rows, width] = embeddings.dims();
+        if width != self.header.clip.embed_dim {
+            return Err(HeadError::Width {
+                expected: self.header.clip.embed_dim,
+                found: width,
+            });
+        }
+        let features = l2_normalize(embeddings);
+        let device = features.device();
+        let mut logits = Tensor::<2>::zeros([rows, self.header.classes.len()], &device);
+        if let Some(text) = &self.text {
+            logits = logits + features.clone().matmul(text.clone().transpose()) * self.header.text_scale;
+        }
+        if let Some((weight, bias)) = &self.linear {
+            logits = logits
+                + features.clone().matmul(weight.clone().transpose())
+                + bias.clone().unsqueeze_dim::<2>(0);
+        }
+        if let Some((keys, values, scalars)) = &self.cache {
+            logits = logits + cache_logits(features, keys.clone(), values.clone(), *scalars);
+        }
+        Ok(logits)
+    }
+
+    /// Class probabilities as rows, read back asynchronously (the browser cannot block).
+    pub async fn read_probabilities(
+        &self,
+        embeddings: Tensor<2>,
+    ) -> Result<Vec<Vec<f32>>, HeadError> {
+        let classes = self.header.classes.len();
+        let data = softmax(self.logits(embeddings)?, 1)
+            .into_data_async()
+            .await
+            .map_err(|error| HeadError::Readback(format!("{error:?}")))?;
+        let values = data
+            .try_to_vec::<f32>()
+            .map_err(|error| HeadError::Readback(format!("{error:?}")))?;
+        Ok(values.chunks(classes).map(<[f32]>::to_vec).collect())
+    }
+}

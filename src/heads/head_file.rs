@@ -1,0 +1,317 @@
+//! The head file (`.mfh`): a burnpack whose tensors are the head's parameters and whose metadata
+//! holds a JSON header saying how to use them — kind, classes, prompt templates, the CLIP model it
+//! was trained on (fingerprint), how the mask steered CLIP, preprocessing, and how it was trained.
+//! Written natively, read natively and in the browser; nothing in it is code.
+
+use std::collections::BTreeMap;
+
+use burn::store::burn_pack::{Bytes, DType, Reader, Shape, Tensor as PackTensor, Writer};
+use serde::{Deserialize, Serialize};
+
+use crate::clip::preprocess::PreprocessConfig;
+use crate::focus::FocusSettings;
+
+pub const EXTENSION: &str = "mfh";
+/// Bumped when a reader of the previous version would misread a new file.
+pub const FORMAT_VERSION: u32 = 1;
+const META_KIND: &str = "medfocus.kind";
+const KIND: &str = "support-head";
+const META_HEADER: &str = "medfocus.head";
+
+pub const TEXT: &str = "text";
+pub const LINEAR_WEIGHT: &str = "linear.weight";
+pub const LINEAR_BIAS: &str = "linear.bias";
+pub const CACHE_KEYS: &str = "cache.keys";
+pub const CACHE_VALUES: &str = "cache.values";
+pub const COOP_CONTEXT: &str = "coop.context";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeadKind {
+    ZeroShot,
+    LinearProbe,
+    LpText,
+    TipAdapter,
+    TipAdapterF,
+    Coop,
+}
+
+impl HeadKind {
+    pub const NAMES: &[&str] = &[
+        "zero-shot",
+        "linear-probe",
+        "lp-text",
+        "tip-adapter",
+        "tip-adapter-f",
+        "coop",
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HeadKind::ZeroShot => "zero-shot",
+            HeadKind::LinearProbe => "linear-probe",
+            HeadKind::LpText => "lp-text",
+            HeadKind::TipAdapter => "tip-adapter",
+            HeadKind::TipAdapterF => "tip-adapter-f",
+            HeadKind::Coop => "coop",
+        }
+    }
+}
+
+/// Which CLIP the head was trained on: predicting with another one would be meaningless.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClipIdentity {
+    /// The model's name as the user gave it (folder name), for messages.
+    pub name: String,
+    pub family: String,
+    /// [`crate::weights::Weights::fingerprint`].
+    pub fingerprint: String,
+    pub embed_dim: usize,
+}
+
+/// How the mask steered CLIP when the support images were embedded; prediction must do the same.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PromptMode {
+    /// A [`crate::focus::METHODS`] name.
+    pub focus: String,
+    pub settings: FocusSettings,
+    /// Where training masks came from (`none`, `mask files`, `sam2 <fingerprint> …`).
+    pub masks: String,
+}
+
+impl PromptMode {
+    pub fn none() -> Self {
+        Self {
+            focus: "none".into(),
+            settings: FocusSettings::default(),
+            masks: "none".into(),
+        }
+    }
+
+    pub fn needs_mask(&self) -> bool {
+        self.focus != "none"
+    }
+
+    /// A stable text for cache keys: equal modes give equal keys.
+    pub fn key(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| format!("{self:?}"))
+    }
+}
+
+/// Tip-Adapter's two scalars.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CacheScalars {
+    /// Weight of the cache logits against the text logits.
+    pub alpha: f32,
+    /// Sharpness of the affinity `exp(−β(1 − cos))`.
+    pub beta: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeadHeader {
+    pub format: u32,
+    pub kind: HeadKind,
+    pub classes: Vec<String>,
+    /// The prompt templates behind the text embeddings (`{}` = class name).
+    pub templates: Vec<String>,
+    pub clip: ClipIdentity,
+    pub prompt: PromptMode,
+    pub preprocess: PreprocessConfig,
+    /// Scale of the text logits `s·f·Tᵀ` (CLIP's `logit_scale`); 0 when the head has no text term.
+    pub text_scale: f32,
+    pub cache: Option<CacheScalars>,
+    /// How it was trained: hyper-parameters, the chosen ones, held-out accuracy, epochs.
+    pub training: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum HeadFileError {
+    #[error("not a MedFocus head file: {0}")]
+    NotAHead(String),
+    #[error("this head file is format {found}; this MedFocus reads format {FORMAT_VERSION} (update MedFocus)")]
+    Version { found: u32 },
+    #[error("the head file is damaged: {0}")]
+    Damaged(String),
+    #[error("cannot write the head: {0}")]
+    Write(String),
+}
+
+/// One f32 tensor of a head file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+impl HostTensor {
+    pub fn new(shape: Vec<usize>, values: Vec<f32>) -> Self {
+        debug_assert_eq!(shape.iter().product::<usize>(), values.len());
+        Self { shape, values }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadFile {
+    pub header: HeadHeader,
+    pub tensors: BTreeMap<String, HostTensor>,
+}
+
+impl HeadFile {
+    pub fn to_bytes(&self) -> Result<Vec<u8>, HeadFileError> {
+        let bytes = self
+            .writer()?
+            .into_bytes()
+            .map_err(|error| HeadFileError::Write(format!("{error}")))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// Writes atomically (a scratch file renamed into place): a crash never leaves half a head.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn write(&self, path: &std::path::Path) -> Result<(), HeadFileError> {
+        self.writer()?
+            .auto_extension(false)
+            .write_to_file(path)
+            .map_err(|error| HeadFileError::Write(format!("{}: {error}", path.display())))
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read(path: &std::path::Path) -> Result<Self, HeadFileError> {
+        let bytes = std::fs::read(path)
+            .map_err(|error| HeadFileError::NotAHead(format!("{}: {error}", path.display())))?;
+        Self::from_bytes(bytes)
+    }
+
+    fn writer(&self) -> Result<Writer, HeadFileError> {
+        let header = serde_json::to_string(&self.header)
+            .map_err(|error| HeadFileError::Write(error.to_string()))?;
+        let tensors = self
+            .tensors
+            .iter()
+            .map(|(name, tensor)| {
+                let bytes: Vec<u8> = tensor.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                PackTensor::new(
+                    name.clone(),
+                    DType::F32,
+                    Shape::from(tensor.shape.clone()),
+                    None,
+                    Bytes::from_bytes_vec(bytes),
+                )
+            })
+            .collect();
+        Ok(Writer::new(tensors)
+            .with_metadata(META_KIND, KIND)
+            .with_metadata(META_HEADER, &header))
+    }
+
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, HeadFileError> {
+        let reader = Reader::from_bytes(Bytes::from_bytes_vec(bytes))
+            .map_err(|error| HeadFileError::NotAHead(format!("{error}")))?;
+        if reader.metadata().get(META_KIND).map(String::as_str) != Some(KIND) {
+            return Err(HeadFileError::NotAHead(
+                "it is a burnpack without a support head (a model export?)".into(),
+            ));
+        }
+        let header_text = reader
+            .metadata()
+            .get(META_HEADER)
+            .ok_or_else(|| HeadFileError::Damaged("its header is missing".into()))?;
+        let version: serde_json::Value = serde_json::from_str(header_text)
+            .map_err(|error| HeadFileError::Damaged(format!("header: {error}")))?;
+        let found = version.get("format").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        if found != FORMAT_VERSION {
+            return Err(HeadFileError::Version { found });
+        }
+        let header: HeadHeader = serde_json::from_value(version)
+            .map_err(|error| HeadFileError::Damaged(format!("header: {error}")))?;
+        let mut tensors = BTreeMap::new();
+        for tensor in reader
+            .into_tensors()
+            .map_err(|error| HeadFileError::Damaged(format!("{error}")))?
+        {
+            let (name, dtype, shape, _, bytes) = tensor
+                .into_parts()
+                .map_err(|error| HeadFileError::Damaged(format!("{error}")))?;
+            if dtype != DType::F32 {
+                return Err(HeadFileError::Damaged(format!(
+                    "tensor {name} is {dtype:?}, expected f32"
+                )));
+            }
+            let shape: Vec<usize> = shape.iter().copied().collect();
+            let values: Vec<f32> = bytes
+                .chunks_exact(4)
+                .map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
+                .collect();
+            if values.len() != shape.iter().product::<usize>() {
+                return Err(HeadFileError::Damaged(format!(
+                    "tensor {name}: {} values for shape {shape:?}",
+                    values.len()
+                )));
+            }
+            tensors.insert(name, HostTensor { shape, values });
+        }
+        let file = Self { header, tensors };
+        file.check()?;
+        Ok(file)
+    }
+
+    /// The tensors the kind needs are there, with the shapes the classes and CLIP width imply.
+    pub fn check(&self) -> Result<(), HeadFileError> {
+        let classes = self.header.classes.len();
+        let dim = self.header.clip.embed_dim;
+        if classes < 2 {
+            return Err(HeadFileError::Damaged(format!("{classes} classes")));
+        }
+        let expect = |name: &str, shape: Option<&[usize]>| -> Result<(), HeadFileError> {
+            let tensor = self
+                .tensors
+                .get(name)
+                .ok_or_else(|| HeadFileError::Damaged(format!("tensor {name} is missing")))?;
+            match shape {
+                Some(shape) if tensor.shape != shape => Err(HeadFileError::Damaged(format!(
+                    "tensor {name} has shape {:?}, expected {shape:?}",
+                    tensor.shape
+                ))),
+                _ => Ok(()),
+            }
+        };
+        let uses_text = self.header.text_scale != 0.0;
+        if uses_text {
+            expect(TEXT, Some(&[classes, dim]))?;
+        }
+        match self.header.kind {
+            HeadKind::ZeroShot | HeadKind::Coop if !uses_text => {
+                return Err(HeadFileError::Damaged("no text scale".into()));
+            }
+            HeadKind::LinearProbe | HeadKind::LpText => {
+                expect(LINEAR_WEIGHT, Some(&[classes, dim]))?;
+                expect(LINEAR_BIAS, Some(&[classes]))?;
+            }
+            HeadKind::TipAdapter | HeadKind::TipAdapterF => {
+                let keys = self
+                    .tensors
+                    .get(CACHE_KEYS)
+                    .map(|tensor| tensor.shape.clone())
+                    .unwrap_or_default();
+                let rows = keys.first().copied().unwrap_or(0);
+                expect(CACHE_KEYS, Some(&[rows, dim]))?;
+                expect(CACHE_VALUES, Some(&[rows, classes]))?;
+                if rows == 0 || self.header.cache.is_none() {
+                    return Err(HeadFileError::Damaged("an empty cache".into()));
+                }
+            }
+            _ => {}
+        }
+        if self
+            .tensors
+            .values()
+            .any(|tensor| tensor.values.iter().any(|v| !v.is_finite()))
+        {
+            return Err(HeadFileError::Damaged("non-finite parameters".into()));
+        }
+        Ok(())
+    }
+}

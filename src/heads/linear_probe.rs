@@ -1,0 +1,124 @@
+//! Linear probes: multinomial logistic regression on unit image embeddings, and LP+text, the
+//! same model started from the class text embeddings and pulled back towards them.
+//!
+//! The plain probe minimises exactly scikit-learn's `LogisticRegression` objective, so C means
+//! what it means there: `C·Σᵢ CE(xᵢ) + ½‖W‖²` (intercepts unpenalised). scikit-learn fits two
+//! classes with one weight vector `w` (a sigmoid); the equivalent softmax pair `W = [−w/2, w/2]`
+//! has `‖W‖² = ½‖w‖²`, so for two classes the penalty here is `‖W‖²` — the same optimum.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Tensor};
+
+use super::features::FeatureSet;
+use super::train::{Objective, Params};
+
+pub const WEIGHT: &str = "weight";
+pub const BIAS: &str = "bias";
+
+/// Mean cross-entropy of logits `[n, classes]` against one-hot targets, and the accuracy.
+pub fn cross_entropy(logits: Tensor<2>, one_hot: Tensor<2>) -> (Tensor<1>, f32) {
+    let [rows, _] = logits.dims();
+    let correct = logits
+        .clone()
+        .argmax(1)
+        .equal(one_hot.clone().argmax(1))
+        .int()
+        .sum()
+        .into_scalar::<i64>();
+    let loss = -(log_softmax(logits, 1) * one_hot).sum() / rows as f32;
+    (loss, correct as f32 / rows.max(1) as f32)
+}
+
+/// How W is scaled and what it is pulled towards.
+#[derive(Clone, Debug)]
+pub enum Prior {
+    /// Plain logistic regression: penalty `coefficient·‖W‖²`.
+    None,
+    /// LP+text: logits `s·f·Wᵀ + b`, penalty `coefficient·‖W − T‖²` (T = text embeddings).
+    Text { embeddings: Tensor<2>, scale: f32 },
+}
+
+/// Logistic regression on a feature set (device tensors built once).
+pub struct LogisticObjective {
+    features: Tensor<2>,
+    one_hot: Tensor<2>,
+    holdout: Option<(Tensor<2>, Tensor<2>)>,
+    prior: Prior,
+    coefficient: f32,
+}
+
+impl LogisticObjective {
+    /// Plain probe with scikit-learn's `C` (see the module docs for the two-class case).
+    pub fn sklearn(train: &FeatureSet, holdout: Option<&FeatureSet>, c: f32, device: &Device) -> Self {
+        let per_sample = if train.class_count() == 2 { 1.0 } else { 0.5 };
+        let coefficient = per_sample / (c * train.len() as f32);
+        Self::new(train, holdout, Prior::None, coefficient, device)
+    }
+
+    pub fn new(
+        train: &FeatureSet,
+        holdout: Option<&FeatureSet>,
+        prior: Prior,
+        coefficient: f32,
+        device: &Device,
+    ) -> Self {
+        Self {
+            features: train.tensor(device),
+            one_hot: train.one_hot(device),
+            holdout: holdout.map(|set| (set.tensor(device), set.one_hot(device))),
+            prior,
+            coefficient,
+        }
+    }
+
+    /// Starting point: zeros, or the text embeddings for LP+text.
+    pub fn init(&self, classes: usize, dim: usize) -> Params {
+        let device = self.features.device();
+        let weight = match &self.prior {
+            Prior::None => Tensor::zeros([classes, dim], &device),
+            Prior::Text { embeddings, .. } => embeddings.clone(),
+        };
+        Params::from([
+            (WEIGHT.to_string(), weight),
+            (BIAS.to_string(), Tensor::zeros([1, classes], &device)),
+        ])
+    }
+
+    pub fn logits(&self, params: &Params, features: Tensor<2>) -> Tensor<2> {
+        let weight = params[WEIGHT].clone();
+        let scale = match &self.prior {
+            Prior::None => 1.0,
+            Prior::Text { scale, .. } => *scale,
+        };
+        features.matmul(weight.transpose()) * scale + params[BIAS].clone()
+    }
+
+    /// The effective `(W, b)` of `logits = f·Wᵀ + b`, as the head file stores them.
+    pub fn effective(&self, params: &Params) -> (Tensor<2>, Tensor<2>) {
+        let scale = match &self.prior {
+            Prior::None => 1.0,
+            Prior::Text { scale, .. } => *scale,
+        };
+        (params[WEIGHT].clone() * scale, params[BIAS].clone())
+    }
+}
+
+impl Objective for LogisticObjective {
+    fn loss(&mut self, params: &Params) -> (Tensor<1>, f32) {
+        let logits = self.logits(params, self.features.clone());
+        let (data_loss, accuracy) = cross_entropy(logits, self.one_hot.clone());
+        let offset = match &self.prior {
+            Prior::None => params[WEIGHT].clone(),
+            Prior::Text { embeddings, .. } => params[WEIGHT].clone() - embeddings.clone(),
+        };
+        let penalty = offset.powf_scalar(2.0).sum() * self.coefficient;
+        (data_loss + penalty, accuracy)
+    }
+
+    fn evaluate(&mut self, params: &Params) -> Option<(f32, f32)> {
+        let (features, one_hot) = self.holdout.clone()?;
+        let logits = self.logits(params, features).detach();
+        let (loss, accuracy) = cross_entropy(logits, one_hot);
+        Some((loss.into_scalar::<f32>(), accuracy))
+    }
+}

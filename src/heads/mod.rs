@@ -1,0 +1,43 @@
+//! Support heads: what learns the classes from a handful of labelled images, on top of CLIP's
+//! (mask-focused) image embeddings.
+//!
+//! Every head, however trained, predicts with one formula over the unit-length image embedding
+//! `f` ([`head::HeadModel::logits`]):
+//!
+//! ```text
+//! logits = s·f·Tᵀ  +  f·Wᵀ + b  +  α·exp(−β·(1 − f·Kᵀ))·V
+//!          text      linear        cache (Tip-Adapter)
+//! ```
+//!
+//! | kind | trains | uses |
+//! |---|---|---|
+//! | `zero-shot` | nothing | T = averaged prompt embeddings |
+//! | `linear-probe` | W, b (multinomial logistic regression, L2 chosen on held-out images) | W, b |
+//! | `lp-text` | W, b from the text embeddings, pulled back towards them | W, b |
+//! | `tip-adapter` | nothing; α, β searched | T, cache K = support embeddings, V = one-hot labels |
+//! | `tip-adapter-f` | K (the cache keys) | T, cache |
+//! | `coop` | context vectors in front of the class names, through the frozen text tower | T from the learnt prompts |
+//!
+//! Training (native only: burn's autodiff is not in the browser build) lives in [`train`] and
+//! one file per method; the browser reads the `.mfh` file ([`head_file`]) and predicts.
+
+pub mod features;
+pub mod head;
+pub mod head_file;
+pub mod rng;
+pub mod tip_adapter;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod lbfgs;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod linear_probe;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod optim;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod trainer;
+
+pub use features::FeatureSet;
+pub use head::HeadModel;
+pub use head_file::{HeadFile, HeadHeader, HeadKind};

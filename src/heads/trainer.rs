@@ -1,0 +1,392 @@
+//! What each head kind trains, stage by stage, on a support set's embeddings.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::features::{FeatureSet, Split, accuracy, stratified_split};
+use super::head_file::{
+    CACHE_KEYS, CACHE_VALUES, CacheScalars, HeadKind, HostTensor, LINEAR_BIAS, LINEAR_WEIGHT, TEXT,
+};
+use super::lbfgs::{LbfgsSettings, minimize};
+use super::linear_probe::{LogisticObjective, Prior, cross_entropy};
+use super::optim::AdamSettings;
+use super::tip_adapter::{SearchGrid, SearchInputs, cache_logits, search};
+use super::train::{FitSettings, FitSummary, Objective, Observer, Params, TrainError, TrainRun, host_values};
+
+/// Every hyper-parameter, with defaults that suit a handful of images per class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeadSettings {
+    pub kind: HeadKind,
+    pub seed: u64,
+    /// Fraction of each class held out to choose hyper-parameters and stop early.
+    pub holdout: f32,
+    /// Epochs (full-batch steps) per fit; default per kind.
+    pub epochs: Option<usize>,
+    pub learning_rate: Option<f32>,
+    /// Early stopping: epochs without a better held-out loss (0: off).
+    pub patience: usize,
+    /// Linear probe: scikit-learn's C; searched over `c_grid` on the held-out images when unset.
+    pub c: Option<f32>,
+    pub c_grid: Vec<f32>,
+    /// LP+text: weight of `‖W − T‖²`; searched over `text_weight_grid` when unset.
+    pub text_weight: Option<f32>,
+    pub text_weight_grid: Vec<f32>,
+    /// Tip-Adapter(-F): fixed α and β (searched when unset).
+    pub alpha: Option<f32>,
+    pub beta: Option<f32>,
+    /// CoOp: learnable context tokens.
+    pub context_tokens: usize,
+}
+
+impl HeadSettings {
+    pub fn new(kind: HeadKind) -> Self {
+        Self {
+            kind,
+            seed: 0,
+            holdout: 0.25,
+            epochs: None,
+            learning_rate: None,
+            patience: 20,
+            c: None,
+            c_grid: vec![0.01, 0.1, 1.0, 10.0, 100.0],
+            text_weight: None,
+            text_weight_grid: vec![0.01, 0.1, 1.0, 10.0],
+            alpha: None,
+            beta: None,
+            context_tokens: 4,
+        }
+    }
+
+    fn epochs(&self) -> usize {
+        self.epochs.unwrap_or(match self.kind {
+            HeadKind::LinearProbe | HeadKind::LpText => 500,
+            HeadKind::Coop => 200,
+            _ => 100,
+        })
+    }
+
+    fn learning_rate(&self) -> f32 {
+        self.learning_rate.unwrap_or(match self.kind {
+            HeadKind::LinearProbe | HeadKind::LpText => 0.01,
+            HeadKind::Coop => 0.002,
+            _ => 0.001,
+        })
+    }
+}
+
+/// How a convex fit (L-BFGS) ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConvexSummary {
+    pub iterations: usize,
+    pub loss: f32,
+    pub accuracy: f32,
+}
+
+/// Class text embeddings `[classes, dim]` (unit rows) and CLIP's logit scale.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TextPrior {
+    pub embeddings: Vec<f32>,
+    pub scale: f32,
+}
+
+/// What training produced; the caller adds the model identity and prompt mode.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainedHead {
+    pub text_scale: f32,
+    pub cache: Option<CacheScalars>,
+    pub tensors: BTreeMap<String, HostTensor>,
+    pub training: serde_json::Value,
+}
+
+fn tensor2(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// Trains `settings.kind` on `support` (embeddings on `device`, which must have autodiff for the
+/// gradient-trained kinds). `text` is needed by every kind but the plain linear probe.
+pub fn train_head(
+    support: &FeatureSet,
+    text: &TextPrior,
+    settings: &HeadSettings,
+    run: &mut TrainRun,
+    observer: &mut dyn Observer,
+    device: &Device,
+) -> Result<TrainedHead, TrainError> {
+    let classes = support.class_count();
+    let dim = support.dim;
+    if text.embeddings.len() != classes * dim {
+        return Err(TrainError::Text(format!(
+            "{} text values for {classes} classes of width {dim}",
+            text.embeddings.len()
+        )));
+    }
+    let split = stratified_split(&support.labels, classes, settings.holdout, settings.seed);
+    let text_tensor = || HostTensor::new(vec![classes, dim], text.embeddings.clone());
+    let mut tensors = BTreeMap::new();
+    let fit_settings = FitSettings {
+        epochs: settings.epochs(),
+        learning_rate: settings.learning_rate(),
+        patience: settings.patience,
+        adam: AdamSettings::default(),
+        cosine: true,
+    };
+    match settings.kind {
+        HeadKind::ZeroShot => {
+            let logits = text_logits(support, text, device)?;
+            tensors.insert(TEXT.into(), text_tensor());
+            Ok(TrainedHead {
+                text_scale: text.scale,
+                cache: None,
+                tensors,
+                training: json!({"support_accuracy": accuracy(&logits, classes, &support.labels)}),
+            })
+        }
+        HeadKind::LinearProbe | HeadKind::LpText => {
+            let lbfgs = LbfgsSettings {
+                max_iterations: settings.epochs.unwrap_or(LbfgsSettings::default().max_iterations),
+                ..LbfgsSettings::default()
+            };
+            let text_prior = (settings.kind == HeadKind::LpText).then(|| Prior::Text {
+                embeddings: tensor2(text.embeddings.clone(), [classes, dim], device),
+                scale: text.scale,
+            });
+            let objective = |train: &FeatureSet, holdout: Option<&FeatureSet>, value: f32| match &text_prior {
+                None => LogisticObjective::sklearn(train, holdout, value, device),
+                Some(prior) => LogisticObjective::new(train, holdout, prior.clone(), value, device),
+            };
+            let (fixed, grid, name) = match settings.kind {
+                HeadKind::LinearProbe => (settings.c, &settings.c_grid, "C"),
+                _ => (settings.text_weight, &settings.text_weight_grid, "text_weight"),
+            };
+            let mut search_log = Vec::new();
+            let chosen = match (fixed, &split) {
+                (Some(value), _) => value,
+                (None, Some(split)) if !grid.is_empty() => {
+                    let (train, holdout) = (support.subset(&split.train), support.subset(&split.holdout));
+                    let mut best: Option<(f32, f32, f32)> = None;
+                    for &value in grid {
+                        let stage = format!("{name}={value}");
+                        let result: (f32, f32) = match run.finished(&stage) {
+                            Some(result) => result,
+                            None => {
+                                let mut objective = objective(&train, Some(&holdout), value);
+                                let init = objective.init(classes, dim);
+                                let (params, ..) = minimize(&stage, &mut objective, &init, &lbfgs, observer, device)?;
+                                let result = objective.evaluate(&params).unwrap_or((f32::INFINITY, 0.0));
+                                run.finish(&stage, &result)?;
+                                result
+                            }
+                        };
+                        search_log.push(json!({name: value, "holdout_loss": result.0, "holdout_accuracy": result.1}));
+                        // Best accuracy; ties go to the lower loss.
+                        if best.is_none_or(|(_, loss, acc)| result.1 > acc || (result.1 == acc && result.0 < loss)) {
+                            best = Some((value, result.0, result.1));
+                        }
+                    }
+                    best.map_or(1.0, |(value, _, _)| value)
+                }
+                // scikit-learn's default C; LP+text's middle weight.
+                _ => 1.0,
+            };
+            let mut objective = objective(support, None, chosen);
+            let init = objective.init(classes, dim);
+            let (params, summary) = match run.finished::<(Vec<f32>, Vec<f32>, ConvexSummary)>("final") {
+                Some((weight, bias, summary)) => (
+                    Params::from([
+                        ("weight".to_string(), tensor2(weight, [classes, dim], device)),
+                        ("bias".to_string(), tensor2(bias, [1, classes], device)),
+                    ]),
+                    summary,
+                ),
+                None => {
+                    let (params, iterations, loss, accuracy) =
+                        minimize("final", &mut objective, &init, &lbfgs, observer, device)?;
+                    let summary = ConvexSummary { iterations, loss, accuracy };
+                    let done = (
+                        host_values(params["weight"].clone())?,
+                        host_values(params["bias"].clone())?,
+                        summary.clone(),
+                    );
+                    run.finish("final", &done)?;
+                    (params, summary)
+                }
+            };
+            let (weight, bias) = objective.effective(&params);
+            tensors.insert(LINEAR_WEIGHT.into(), HostTensor::new(vec![classes, dim], host_values(weight)?));
+            tensors.insert(LINEAR_BIAS.into(), HostTensor::new(vec![classes], host_values(bias)?));
+            Ok(TrainedHead {
+                text_scale: 0.0,
+                cache: None,
+                tensors,
+                training: json!({
+                    name: chosen,
+                    "search": search_log,
+                    "final": summary,
+                    "settings": settings,
+                }),
+            })
+        }
+        HeadKind::TipAdapter | HeadKind::TipAdapterF => {
+            let values = one_hot_values(&support.labels, classes);
+            let mut keys = support.values.clone();
+            let mut log = json!({"settings": settings});
+            if settings.kind == HeadKind::TipAdapterF {
+                keys = tune_keys(support, text, split.as_ref(), &fit_settings, run, observer, device, &mut log)?;
+            }
+            let scalars = match (settings.alpha, settings.beta) {
+                (Some(alpha), Some(beta)) => CacheScalars { alpha, beta },
+                _ => {
+                    // Leave-one-out over the whole support set: each image is judged by the
+                    // cache of all the others (its own key would vote for itself).
+                    let logits = text_logits(support, text, device)?;
+                    let mut affinity = host_values(
+                        support.tensor(device).matmul(tensor2(keys.clone(), [support.len(), dim], device).transpose()),
+                    )?;
+                    for i in 0..support.len() {
+                        affinity[i * support.len() + i] = f32::NEG_INFINITY;
+                    }
+                    let mut grid = SearchGrid::default();
+                    if let Some(alpha) = settings.alpha {
+                        grid.alphas = vec![alpha];
+                    }
+                    if let Some(beta) = settings.beta {
+                        grid.betas = vec![beta];
+                    }
+                    let (scalars, loo_accuracy) = search(
+                        &SearchInputs {
+                            text_logits: &logits,
+                            affinity: &affinity,
+                            values: &values,
+                            labels: &support.labels,
+                            classes,
+                        },
+                        &grid,
+                    );
+                    log["leave_one_out_accuracy"] = json!(loo_accuracy);
+                    scalars
+                }
+            };
+            log["alpha"] = json!(scalars.alpha);
+            log["beta"] = json!(scalars.beta);
+            tensors.insert(TEXT.into(), text_tensor());
+            tensors.insert(CACHE_KEYS.into(), HostTensor::new(vec![support.len(), dim], keys));
+            tensors.insert(CACHE_VALUES.into(), HostTensor::new(vec![support.len(), classes], values));
+            Ok(TrainedHead {
+                text_scale: text.scale,
+                cache: Some(scalars),
+                tensors,
+                training: log,
+            })
+        }
+        HeadKind::Coop => Err(TrainError::Text(
+            "CoOp trains through the text tower: use heads::coop::train_coop".into(),
+        )),
+    }
+}
+
+/// `s·f·Tᵀ` for every support image, on the host.
+fn text_logits(set: &FeatureSet, text: &TextPrior, device: &Device) -> Result<Vec<f32>, TrainError> {
+    let classes = set.class_count();
+    let embeddings = tensor2(text.embeddings.clone(), [classes, set.dim], device);
+    host_values(set.tensor(device).matmul(embeddings.transpose()) * text.scale)
+}
+
+fn one_hot_values(labels: &[usize], classes: usize) -> Vec<f32> {
+    let mut values = vec![0.0; labels.len() * classes];
+    for (row, &label) in labels.iter().enumerate() {
+        values[row * classes + label] = 1.0;
+    }
+    values
+}
+
+/// Tip-Adapter's α and β while the keys train (its paper's defaults).
+const TRAINING_SCALARS: CacheScalars = CacheScalars { alpha: 1.0, beta: 5.5 };
+const KEYS: &str = "keys";
+
+/// Cross-entropy of text + cache logits with trainable keys.
+struct CacheObjective {
+    features: Tensor<2>,
+    one_hot: Tensor<2>,
+    text_logits: Tensor<2>,
+    values: Tensor<2>,
+    holdout: Option<(Tensor<2>, Tensor<2>, Tensor<2>)>,
+}
+
+impl CacheObjective {
+    fn new(train: &FeatureSet, holdout: Option<&FeatureSet>, text: &TextPrior, device: &Device) -> Self {
+        let classes = train.class_count();
+        let embeddings = tensor2(text.embeddings.clone(), [classes, train.dim], device);
+        let logits = |set: &FeatureSet| set.tensor(device).matmul(embeddings.clone().transpose()) * text.scale;
+        Self {
+            features: train.tensor(device),
+            one_hot: train.one_hot(device),
+            text_logits: logits(train),
+            values: train.one_hot(device),
+            holdout: holdout.map(|set| (set.tensor(device), set.one_hot(device), logits(set))),
+        }
+    }
+}
+
+impl Objective for CacheObjective {
+    fn loss(&mut self, params: &Params) -> (Tensor<1>, f32) {
+        let logits = self.text_logits.clone()
+            + cache_logits(self.features.clone(), params[KEYS].clone(), self.values.clone(), TRAINING_SCALARS);
+        cross_entropy(logits, self.one_hot.clone())
+    }
+
+    fn evaluate(&mut self, params: &Params) -> Option<(f32, f32)> {
+        let (features, one_hot, text_logits) = self.holdout.clone()?;
+        let logits = text_logits
+            + cache_logits(features, params[KEYS].clone(), self.values.clone(), TRAINING_SCALARS);
+        let (loss, accuracy) = cross_entropy(logits.detach(), one_hot);
+        Some((loss.into_scalar::<f32>(), accuracy))
+    }
+}
+
+/// Tip-Adapter-F: fine-tunes the cache keys. With held-out images: train on the rest, stop at
+/// the best held-out loss, then refit on every image for that many epochs.
+#[allow(clippy::too_many_arguments)]
+fn tune_keys(
+    support: &FeatureSet,
+    text: &TextPrior,
+    split: Option<&Split>,
+    fit_settings: &FitSettings,
+    run: &mut TrainRun,
+    observer: &mut dyn Observer,
+    device: &Device,
+    log: &mut serde_json::Value,
+) -> Result<Vec<f32>, TrainError> {
+    let mut epochs = fit_settings.epochs;
+    if let Some(split) = split {
+        let summary: FitSummary = match run.finished("early-stopping") {
+            Some(summary) => summary,
+            None => {
+                let (train, holdout) = (support.subset(&split.train), support.subset(&split.holdout));
+                let mut objective = CacheObjective::new(&train, Some(&holdout), text, device);
+                let init = Params::from([(KEYS.to_string(), train.tensor(device))]);
+                let (_, summary) = run.fit("early-stopping", init, fit_settings, &mut objective, observer, device)?;
+                run.finish("early-stopping", &summary)?;
+                summary
+            }
+        };
+        epochs = summary.best_epoch.max(1);
+        log["early_stopping"] = json!(summary);
+    }
+    let keys: Vec<f32> = match run.finished("final") {
+        Some(keys) => keys,
+        None => {
+            let mut objective = CacheObjective::new(support, None, text, device);
+            let init = Params::from([(KEYS.to_string(), support.tensor(device))]);
+            let settings = FitSettings { epochs, patience: 0, ..fit_settings.clone() };
+            let (params, summary) = run.fit("final", init, &settings, &mut objective, observer, device)?;
+            let keys = host_values(params[KEYS].clone())?;
+            log["final"] = json!(summary);
+            run.finish("final", &keys)?;
+            keys
+        }
+    };
+    Ok(keys)
+}
