@@ -99,7 +99,7 @@ impl Synthetic {
     fn logits(&self, head: &HeadModel) -> Vec<f32> {
         let test = self.set("test");
         let logits = head.logits(test.tensor(&Device::flex())).unwrap();
-        logits.into_data().convert::<f32>().to_vec::<f32>().unwrap()
+        logits.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
     }
 }
 
@@ -129,7 +129,7 @@ fn head_file(kind: HeadKind, classes: usize, dim: usize, trained: TrainedHead) -
 fn probabilities(logits: &[f32], classes: usize) -> Vec<f32> {
     let rows = logits.len() / classes;
     let tensor = Tensor::<2>::from_data(TensorData::new(logits.to_vec(), [rows, classes]), &Device::flex());
-    softmax(tensor, 1).into_data().to_vec::<f32>().unwrap()
+    softmax(tensor, 1).into_data().try_to_vec::<f32>().unwrap()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -260,4 +260,52 @@ fn every_head_reaches_its_reference_accuracy_with_default_settings() {
         }
         let _ = &set.name;
     }
+}
+
+/// CoOp's loss and its gradient w.r.t. the context vectors, through the frozen open_clip text
+/// tower (tiny committed checkpoint), against PyTorch autograd in float64.
+#[test]
+fn coop_gradient_matches_pytorch_autograd() {
+    use medfocus::clip::load::load_clip_dir;
+    use medfocus::heads::coop::{CONTEXT, CoopObjective, CoopPrompts};
+    use medfocus::heads::train::Objective;
+
+    let fixture = Synthetic::load("coop");
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture.reference["model"].as_str().unwrap());
+    let clip = load_clip_dir(&folder, &Device::flex()).unwrap();
+    let classes: Vec<String> = fixture.reference["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let context_tokens = fixture.reference["context_tokens"].as_u64().unwrap() as usize;
+    let device = Device::flex().autodiff();
+    let prompts = CoopPrompts::new(&clip, &classes, context_tokens, &device).unwrap();
+    let (shape, _) = &fixture.arrays["images"];
+    let images = FeatureSet::new(classes.clone(), shape[1], fixture.f32s("images"), fixture.labels("labels")).unwrap();
+    let mut objective = CoopObjective::new(&prompts, &images, None, &device);
+    let (context_shape, _) = &fixture.arrays["context"];
+    let context = Tensor::<2>::from_data(
+        TensorData::new(fixture.f32s("context"), [context_shape[0], context_shape[1]]),
+        &device,
+    )
+    .require_grad();
+    let params = BTreeMap::from([(CONTEXT.to_string(), context.clone())]);
+    let (loss, _) = objective.loss(&params);
+    let loss_value: f32 = loss.clone().into_scalar();
+    let gradients = loss.backward();
+    let gradient: Vec<f32> = context.grad(&gradients).unwrap().into_data().try_to_vec::<f32>().unwrap();
+    let expected_loss = fixture.arrays["loss"].1[0] as f32;
+    let expected = fixture.f32s("gradient");
+    let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let diff = max_abs_diff(&gradient, &expected);
+    println!(
+        "CoOp: loss {loss_value:.7} (PyTorch {expected_loss:.7}); gradient max |Δ| = {diff:.2e} (largest component {scale:.2e})"
+    );
+    assert!((loss_value - expected_loss).abs() < 1e-5);
+    assert!(diff < 1e-3 * scale, "{diff} vs {scale}");
+    // The class embeddings the learnt prompts give, too.
+    let text: Vec<f32> = prompts.class_embeddings(context.detach()).into_data().try_to_vec::<f32>().unwrap();
+    assert!(max_abs_diff(&text, &fixture.f32s("text")) < 1e-5);
 }

@@ -11,7 +11,7 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 
 use super::config::{Activation, BertTextConfig, TextProjection};
-use super::text::{TextInputError, check_tokens, token_tensor};
+use super::text::{TextInputError, TokenEmbeddings, check_tokens, token_tensor};
 use super::transformer::{Attention, Mlp, embedding, layer_norm, linear, parameter, tensor_from};
 use crate::weights::Weights;
 
@@ -139,10 +139,14 @@ impl BertTextTower {
     /// Text embeddings `[batch, embed_dim]` (not normalised) for rows of exactly
     /// `context_length` ids, `[PAD]`-padded.
     pub fn forward(&self, tokens: &[Vec<u32>]) -> Result<Tensor<2>, TextInputError> {
+        Ok(self.forward_embedded(self.embed_tokens(tokens)?))
+    }
+
+    /// Word embeddings of checked rows, cut after the longest text: padding is masked out of
+    /// every attention, so trailing padding changes nothing for the real tokens.
+    pub fn embed_tokens(&self, tokens: &[Vec<u32>]) -> Result<TokenEmbeddings, TextInputError> {
         check_tokens(tokens, self.context_length, self.vocab_size)?;
         let device = self.token_type_embedding.val().device();
-        // Padding is masked out of every attention, so trailing padding changes nothing for the
-        // real tokens: only the longest text's length is computed.
         let length = tokens
             .iter()
             .map(|row| {
@@ -152,9 +156,20 @@ impl BertTextTower {
             })
             .max()
             .unwrap_or(1);
-        let tokens: Vec<Vec<u32>> = tokens.iter().map(|row| row[..length].to_vec()).collect();
+        let used: Vec<Vec<u32>> = tokens.iter().map(|row| row[..length].to_vec()).collect();
+        Ok(TokenEmbeddings {
+            words: self.word_embeddings.forward(token_tensor(&used, &device)),
+            tokens: used,
+        })
+    }
+
+    /// The rest of the tower from word embeddings (which CoOp edits before this).
+    pub fn forward_embedded(&self, embedded: TokenEmbeddings) -> Tensor<2> {
+        let TokenEmbeddings { words, tokens } = embedded;
+        let device = words.device();
         let tokens = tokens.as_slice();
         let batch = tokens.len();
+        let length = words.dims()[1];
         let positions = self
             .position_embeddings
             .val()
@@ -162,8 +177,7 @@ impl BertTextTower {
             .unsqueeze_dim::<3>(0);
         let hidden = self.token_type_embedding.val().dims()[0];
         let token_type = self.token_type_embedding.val().reshape([1, 1, hidden]);
-        let x =
-            self.word_embeddings.forward(token_tensor(tokens, &device)) + positions + token_type;
+        let x = words + positions + token_type;
         let mut x = self.embeddings_ln.forward(x);
         let padding: Vec<f32> = tokens
             .iter()
@@ -183,9 +197,9 @@ impl BertTextTower {
         let width = x.dims()[2];
         let cls = x.narrow(1, 0, 1).reshape([batch, width]);
         let projected = self.proj_in.forward(cls);
-        Ok(match &self.proj_out {
+        match &self.proj_out {
             Some(out) => out.forward(gelu(projected)),
             None => projected,
-        })
+        }
     }
 }

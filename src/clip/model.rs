@@ -1,10 +1,11 @@
 //! A whole CLIP: both towers and the learnt temperature.
 
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use super::bert::BertTextTower;
 use super::config::{ClipConfig, TextConfig};
-use super::text::{TextInputError, TextTransformer};
+use super::text::{TextInputError, TextTransformer, TokenEmbeddings};
 use super::vision::{LayerBias, VisionInputError, VisionTransformer};
 use crate::weights::{Weights, WeightsError};
 
@@ -12,6 +13,33 @@ use crate::weights::{Weights, WeightsError};
 pub enum TextTower {
     Clip(TextTransformer),
     Bert(BertTextTower),
+}
+
+impl TextTower {
+    /// Token embeddings of tokenizer rows, before the transformer (CoOp edits them).
+    pub fn embed_tokens(&self, tokens: &[Vec<u32>]) -> Result<TokenEmbeddings, TextInputError> {
+        match self {
+            TextTower::Clip(tower) => tower.embed_tokens(tokens),
+            TextTower::Bert(tower) => tower.embed_tokens(tokens),
+        }
+    }
+
+    /// Text embeddings `[batch, embed_dim]`, not normalised, from (edited) token embeddings.
+    pub fn forward_embedded(&self, embedded: TokenEmbeddings) -> Tensor<2> {
+        match self {
+            TextTower::Clip(tower) => tower.forward_embedded(embedded),
+            TextTower::Bert(tower) => tower.forward_embedded(embedded),
+        }
+    }
+
+    /// A copy on `device` (an autodiff one) whose weights take no gradients: gradients flow
+    /// through it to what feeds it.
+    pub fn frozen_on(&self, device: &Device) -> TextTower {
+        match self {
+            TextTower::Clip(tower) => TextTower::Clip(tower.clone().fork(device).no_grad()),
+            TextTower::Bert(tower) => TextTower::Bert(tower.clone().fork(device).no_grad()),
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -155,19 +155,36 @@ impl TextTransformer {
     /// Text embeddings `[batch, embed_dim]` (not normalised) for rows of exactly
     /// `context_length` token ids.
     pub fn forward(&self, tokens: &[Vec<u32>]) -> Result<Tensor<2>, TextInputError> {
+        Ok(self.forward_embedded(self.embed_tokens(tokens)?))
+    }
+
+    /// The token embeddings of checked rows, cut after the last pooled position: causal
+    /// attention means the pooled token never sees what follows it, so the padding after it is
+    /// not computed at all (same result, a fraction of the work).
+    pub fn embed_tokens(&self, tokens: &[Vec<u32>]) -> Result<TokenEmbeddings, TextInputError> {
         check_tokens(tokens, self.context_length, self.vocab_size)?;
         let device = self.positional_embedding.val().device();
-        // Causal attention: the pooled token never sees what follows it, so the padding after
-        // the last pooled position is not computed at all (same result, a fraction of the work).
         let positions = self.pool_positions(tokens);
         let length = positions.iter().max().map_or(1, |&last| last + 1);
         let used: Vec<Vec<u32>> = tokens.iter().map(|row| row[..length].to_vec()).collect();
-        let mut x = self.token_embedding.forward(token_tensor(&used, &device));
-        x = x + self
-            .positional_embedding
-            .val()
-            .narrow(0, 0, length)
-            .unsqueeze_dim::<3>(0);
+        Ok(TokenEmbeddings {
+            words: self.token_embedding.forward(token_tensor(&used, &device)),
+            tokens: used,
+        })
+    }
+
+    /// The rest of the tower from token embeddings (which CoOp edits before this).
+    pub fn forward_embedded(&self, embedded: TokenEmbeddings) -> Tensor<2> {
+        let TokenEmbeddings { words, tokens } = embedded;
+        let device = words.device();
+        let positions = self.pool_positions(&tokens);
+        let length = words.dims()[1];
+        let mut x = words
+            + self
+                .positional_embedding
+                .val()
+                .narrow(0, 0, length)
+                .unsqueeze_dim::<3>(0);
         let causal = causal_mask(length, &device);
         for block in &self.blocks {
             x = block.forward(x, Some(causal.clone()));
@@ -175,8 +192,16 @@ impl TextTransformer {
         let x = self.ln_final.forward(x);
         let width = x.dims()[2];
         let pooled = one_hot_rows(&positions, length, &device).matmul(x);
-        Ok(self.proj.forward(pooled.reshape([tokens.len(), width])))
+        self.proj.forward(pooled.reshape([tokens.len(), width]))
     }
+}
+
+/// Token embeddings `[batch, length, width]` with the token rows they came from (cut to
+/// `length`), between a text tower's embedding table and its transformer.
+#[derive(Clone, Debug)]
+pub struct TokenEmbeddings {
+    pub words: Tensor<3>,
+    pub tokens: Vec<Vec<u32>>,
 }
 
 /// `[1, 1, n, n]`: 0 on and below the diagonal, −∞ above (a token sees only what precedes it).

@@ -28,11 +28,19 @@ pub mod rng;
 pub mod tip_adapter;
 
 #[cfg(not(target_arch = "wasm32"))]
+pub mod cache;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod coop;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod embed;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod lbfgs;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod linear_probe;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod optim;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod pipeline;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
 #[cfg(not(target_arch = "wasm32"))]

@@ -19,25 +19,27 @@ pub fn cache_logits(
     ((affinity - 1.0) * scalars.beta).exp().matmul(values) * scalars.alpha
 }
 
-/// The α/β grid: Tip-Adapter's own search (β from 0.1 to 7 in 200 steps, α from 0.1 to 3 in 20,
-/// β outer, the first best kept).
+/// The α/β grid: Tip-Adapter's own search (β from 0.1 towards 7 in 200 steps, α from 0.1 towards 3
+/// in 20, β outer, the first best kept).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SearchGrid {
     pub betas: Vec<f32>,
     pub alphas: Vec<f32>,
 }
 
-fn linspace(from: f32, to: f32, steps: usize) -> Vec<f32> {
+/// The authors' spacing: `i·(scale − 0.1)/steps + 0.1` for `i < steps` (the scale itself is not
+/// reached).
+fn authors_steps(scale: f32, steps: usize) -> Vec<f32> {
     (0..steps)
-        .map(|i| from + (to - from) * i as f32 / (steps.max(2) - 1) as f32)
+        .map(|i| i as f32 * (scale - 0.1) / steps as f32 + 0.1)
         .collect()
 }
 
 impl Default for SearchGrid {
     fn default() -> Self {
         Self {
-            betas: linspace(0.1, 7.0, 200),
-            alphas: linspace(0.1, 3.0, 20),
+            betas: authors_steps(7.0, 200),
+            alphas: authors_steps(3.0, 20),
         }
     }
 }

@@ -71,6 +71,8 @@ pub struct EpochReport {
 
 /// Where progress goes (the CLI draws bars; tests stay silent).
 pub trait Observer {
+    /// `done` of `total` support images embedded.
+    fn embedding(&mut self, _done: usize, _total: usize) {}
     fn stage(&mut self, _name: &str, _epochs: usize, _resumed_at: usize) {}
     fn epoch(&mut self, _report: &EpochReport) {}
     fn note(&mut self, _text: &str) {}

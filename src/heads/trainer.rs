@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::features::{FeatureSet, Split, accuracy, stratified_split};
+use super::features::{FeatureSet, accuracy, stratified_split};
 use super::head_file::{
     CACHE_KEYS, CACHE_VALUES, CacheScalars, HeadKind, HostTensor, LINEAR_BIAS, LINEAR_WEIGHT, TEXT,
 };
@@ -126,13 +126,6 @@ pub fn train_head(
     let split = stratified_split(&support.labels, classes, settings.holdout, settings.seed);
     let text_tensor = || HostTensor::new(vec![classes, dim], text.embeddings.clone());
     let mut tensors = BTreeMap::new();
-    let fit_settings = FitSettings {
-        epochs: settings.epochs(),
-        learning_rate: settings.learning_rate(),
-        patience: settings.patience,
-        adam: AdamSettings::default(),
-        cosine: true,
-    };
     match settings.kind {
         HeadKind::ZeroShot => {
             let logits = text_logits(support, text, device)?;
@@ -234,7 +227,17 @@ pub fn train_head(
             let mut keys = support.values.clone();
             let mut log = json!({"settings": settings});
             if settings.kind == HeadKind::TipAdapterF {
-                keys = tune_keys(support, text, split.as_ref(), &fit_settings, run, observer, device, &mut log)?;
+                let params = fit_with_early_stopping(
+                    support,
+                    settings,
+                    run,
+                    observer,
+                    device,
+                    &mut log,
+                    &mut |train, holdout| Box::new(CacheObjective::new(train, holdout, text, device)),
+                    &mut |train| Params::from([(KEYS.to_string(), train.tensor(device))]),
+                )?;
+                keys = host_values(params[KEYS].clone())?;
             }
             let scalars = match (settings.alpha, settings.beta) {
                 (Some(alpha), Some(beta)) => CacheScalars { alpha, beta },
@@ -346,28 +349,38 @@ impl Objective for CacheObjective {
     }
 }
 
-/// Tip-Adapter-F: fine-tunes the cache keys. With held-out images: train on the rest, stop at
-/// the best held-out loss, then refit on every image for that many epochs.
+/// Gradient training with early stopping: with held-out images, train on the rest and keep the
+/// epoch with the best held-out loss, then refit on every image for that many epochs; without,
+/// train on every image for the configured epochs. Returns the final parameters.
 #[allow(clippy::too_many_arguments)]
-fn tune_keys(
+pub fn fit_with_early_stopping<'o>(
     support: &FeatureSet,
-    text: &TextPrior,
-    split: Option<&Split>,
-    fit_settings: &FitSettings,
+    settings: &HeadSettings,
     run: &mut TrainRun,
     observer: &mut dyn Observer,
     device: &Device,
     log: &mut serde_json::Value,
-) -> Result<Vec<f32>, TrainError> {
+    objective: &mut dyn FnMut(&FeatureSet, Option<&FeatureSet>) -> Box<dyn Objective + 'o>,
+    init: &mut dyn FnMut(&FeatureSet) -> Params,
+) -> Result<Params, TrainError> {
+    let fit_settings = FitSettings {
+        epochs: settings.epochs(),
+        learning_rate: settings.learning_rate(),
+        patience: settings.patience,
+        adam: AdamSettings::default(),
+        cosine: true,
+    };
+    let split = stratified_split(&support.labels, support.class_count(), settings.holdout, settings.seed);
     let mut epochs = fit_settings.epochs;
     if let Some(split) = split {
         let summary: FitSummary = match run.finished("early-stopping") {
             Some(summary) => summary,
             None => {
                 let (train, holdout) = (support.subset(&split.train), support.subset(&split.holdout));
-                let mut objective = CacheObjective::new(&train, Some(&holdout), text, device);
-                let init = Params::from([(KEYS.to_string(), train.tensor(device))]);
-                let (_, summary) = run.fit("early-stopping", init, fit_settings, &mut objective, observer, device)?;
+                let mut stage_objective = objective(&train, Some(&holdout));
+                let start = init(&train);
+                let (_, summary) =
+                    run.fit("early-stopping", start, &fit_settings, stage_objective.as_mut(), observer, device)?;
                 run.finish("early-stopping", &summary)?;
                 summary
             }
@@ -375,18 +388,28 @@ fn tune_keys(
         epochs = summary.best_epoch.max(1);
         log["early_stopping"] = json!(summary);
     }
-    let keys: Vec<f32> = match run.finished("final") {
-        Some(keys) => keys,
+    type HostParams = BTreeMap<String, ([usize; 2], Vec<f32>)>;
+    let (params, summary) = match run.finished::<(HostParams, FitSummary)>("final") {
+        Some((host, summary)) => (
+            host.into_iter()
+                .map(|(name, (shape, values))| (name, tensor2(values, shape, device)))
+                .collect(),
+            summary,
+        ),
         None => {
-            let mut objective = CacheObjective::new(support, None, text, device);
-            let init = Params::from([(KEYS.to_string(), support.tensor(device))]);
-            let settings = FitSettings { epochs, patience: 0, ..fit_settings.clone() };
-            let (params, summary) = run.fit("final", init, &settings, &mut objective, observer, device)?;
-            let keys = host_values(params[KEYS].clone())?;
-            log["final"] = json!(summary);
-            run.finish("final", &keys)?;
-            keys
+            let mut stage_objective = objective(support, None);
+            let start = init(support);
+            let final_settings = FitSettings { epochs, patience: 0, ..fit_settings.clone() };
+            let (params, summary) =
+                run.fit("final", start, &final_settings, stage_objective.as_mut(), observer, device)?;
+            let mut host = HostParams::new();
+            for (name, tensor) in &params {
+                host.insert(name.clone(), (tensor.dims(), host_values(tensor.clone())?));
+            }
+            run.finish("final", &(host, summary.clone()))?;
+            (params, summary)
         }
     };
-    Ok(keys)
+    log["final"] = json!(summary);
+    Ok(params)
 }
