@@ -18,6 +18,13 @@ mod cli {
     use medfocus::device::{self, DeviceRequest};
     use medfocus::fetch;
     use medfocus::focus::{self, Focus, FocusSettings, Mask};
+    use medfocus::heads::cache::{EmbeddingCache, default_dir};
+    use medfocus::heads::embed::MaskSource;
+    use medfocus::heads::head_file::PromptMode;
+    use medfocus::heads::pipeline::{TrainRequest, predict_files, train_from_folders};
+    use medfocus::heads::train::{EpochReport, Observer};
+    use medfocus::heads::trainer::HeadSettings;
+    use medfocus::heads::{HeadFile, HeadKind, HeadModel};
     use medfocus::imaging;
     use medfocus::sam2::automatic_mask_generator::{GeneratorSettings, MaskChoice, find_region};
     use medfocus::sam2::predictor::read_masks;
@@ -58,6 +65,11 @@ mod cli {
         /// Segment an image with SAM 2: from points, a box, or automatically; writes the mask
         /// and an overlay PNG.
         Segment(SegmentArgs),
+        /// Train a support head on a folder with one sub-folder of images per class; writes a
+        /// head file (`.mfh`) that `predict` and the browser page use.
+        Train(Box<TrainArgs>),
+        /// Classify images with a trained head file.
+        Predict(PredictArgs),
         /// Model weights: list the known models, or download one into the cache.
         Weights {
             #[command(subcommand)]
@@ -202,6 +214,187 @@ mod cli {
         ))
     }
 
+    /// Every focus method's knobs (classify, train).
+    #[derive(clap::Args)]
+    struct FocusArgs {
+        /// Overlay opacity inside the mask (focus overlay).
+        #[arg(long, default_value_t = FocusSettings::default().alpha)]
+        alpha: f32,
+        /// Blur σ in pixels (focus blur).
+        #[arg(long, default_value_t = FocusSettings::default().sigma)]
+        sigma: f32,
+        /// Margin around the mask's box, as a fraction of its size (focus crop).
+        #[arg(long, default_value_t = FocusSettings::default().margin)]
+        margin: f32,
+        /// Attention bias strength (focus attention); 0 is plain CLIP.
+        #[arg(long, default_value_t = FocusSettings::default().strength)]
+        strength: f32,
+        /// Bias only the last N blocks (focus attention; default all).
+        #[arg(long)]
+        last_layers: Option<usize>,
+        /// Bias every token's attention, not just the class token's (focus attention).
+        #[arg(long)]
+        all_tokens: bool,
+    }
+
+    impl FocusArgs {
+        fn settings(&self) -> FocusSettings {
+            FocusSettings {
+                alpha: self.alpha,
+                sigma: self.sigma,
+                margin: self.margin,
+                strength: self.strength,
+                last_layers: self.last_layers,
+                all_tokens: self.all_tokens,
+            }
+        }
+    }
+
+    /// Where masks come from when the prompt needs them (train, predict).
+    #[derive(clap::Args)]
+    struct MaskArgs {
+        /// SAM 2 weights (`.pt` or burnpack): each image's region is the largest automatic mask
+        /// that is not background.
+        #[arg(long)]
+        sam2: Option<PathBuf>,
+        /// Config JSON for SAM 2 weights that are not a published model.
+        #[arg(long)]
+        sam2_config: Option<PathBuf>,
+        /// Automatic-mask grid points per side (SAM 2).
+        #[arg(long, default_value_t = GeneratorSettings::default().points_per_side)]
+        points_per_side: usize,
+    }
+
+    impl MaskArgs {
+        /// SAM 2 as a mask source, identified for the embedding cache by its file's hash.
+        fn sam2(
+            &self,
+            device: &medfocus::device::ChosenDevice,
+        ) -> Result<Option<MaskSource>, Box<dyn Error>> {
+            let Some(path) = &self.sam2 else {
+                return Ok(None);
+            };
+            let config = read_sam2_config(self.sam2_config.as_deref())?;
+            let bytes =
+                std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))?;
+            let (model, _) = Sam2Model::load_file(path, config.as_ref(), &device.device)?;
+            let settings = GeneratorSettings {
+                points_per_side: self.points_per_side,
+                ..GeneratorSettings::default()
+            };
+            let identity = format!(
+                "sam2 {} ({}), automatic {}×{} grid, largest region",
+                medfocus::heads::cache::sha256_hex(&bytes),
+                path.file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default(),
+                settings.points_per_side,
+                settings.points_per_side
+            );
+            Ok(Some(MaskSource::Sam2 {
+                predictor: Box::new(Sam2Predictor::new(model)),
+                identity,
+                settings,
+            }))
+        }
+    }
+
+    #[derive(clap::Args)]
+    struct TrainArgs {
+        /// Training images: one sub-folder per class (`data/glioma/*.jpg`, …).
+        #[arg(long)]
+        data: PathBuf,
+        /// CLIP model folder (see `medfocus weights`).
+        #[arg(long)]
+        model: PathBuf,
+        /// Head kind.
+        #[arg(long, default_value = "tip-adapter-f", value_parser = clap::builder::PossibleValuesParser::new(HeadKind::NAMES))]
+        head: String,
+        /// How the mask steers CLIP (a focus method); anything but `none` needs --masks or --sam2.
+        #[arg(long, default_value = "none", value_parser = clap::builder::PossibleValuesParser::new(focus::METHODS))]
+        prompt: String,
+        #[command(flatten)]
+        focus_settings: FocusArgs,
+        /// Mask images laid out like --data (`masks/<class>/<image name>.png`, white = region).
+        #[arg(long, conflicts_with = "sam2")]
+        masks: Option<PathBuf>,
+        #[command(flatten)]
+        mask_args: MaskArgs,
+        /// The words the text prompts use for each class, comma-separated, in the sorted order of
+        /// the class folders (default: the folder names).
+        #[arg(long, value_delimiter = ',')]
+        class_names: Option<Vec<String>>,
+        /// Prompt templates with `{}` for the class name, separated by `|` (default: medical templates).
+        #[arg(long, value_delimiter = '|')]
+        templates: Vec<String>,
+        /// The head file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Training checkpoint (default: `<out>.ckpt`); a run killed midway resumes from it.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Ignore (and replace) a checkpoint left by a different run.
+        #[arg(long)]
+        fresh: bool,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Fraction of each class held out to choose hyper-parameters and stop early.
+        #[arg(long, default_value_t = 0.25)]
+        holdout: f32,
+        /// Epochs (gradient heads) or L-BFGS iterations (linear probes).
+        #[arg(long)]
+        epochs: Option<usize>,
+        #[arg(long)]
+        learning_rate: Option<f32>,
+        /// Early stopping: epochs without a better held-out loss (0: off).
+        #[arg(long, default_value_t = 20)]
+        patience: usize,
+        /// Linear probe: inverse regularisation strength, as scikit-learn's C (default: searched).
+        #[arg(long)]
+        c: Option<f32>,
+        /// LP+text: weight of the pull towards the text embeddings (default: searched).
+        #[arg(long)]
+        text_weight: Option<f32>,
+        /// Tip-Adapter: cache weight α (default: searched).
+        #[arg(long)]
+        alpha_cache: Option<f32>,
+        /// Tip-Adapter: affinity sharpness β (default: searched).
+        #[arg(long)]
+        beta_cache: Option<f32>,
+        /// CoOp: learnt context tokens.
+        #[arg(long, default_value_t = 4)]
+        context_tokens: usize,
+        /// Embedding cache folder (default: $MEDFOCUS_EMBEDDINGS or ~/.cache/medfocus/embeddings).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Compute every embedding afresh and store none.
+        #[arg(long)]
+        no_cache: bool,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    }
+
+    #[derive(clap::Args)]
+    struct PredictArgs {
+        /// A head file from `medfocus train`.
+        #[arg(long)]
+        head: PathBuf,
+        /// The CLIP model folder the head was trained with.
+        #[arg(long)]
+        model: PathBuf,
+        /// Mask image for the (single) image, when the head's prompt needs a region.
+        #[arg(long, conflicts_with = "sam2")]
+        mask: Option<PathBuf>,
+        #[command(flatten)]
+        mask_args: MaskArgs,
+        /// One JSON object per image (`{"image", "classes", "probabilities"}`) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    }
+
     #[derive(clap::Args)]
     struct ClassifyArgs {
         /// Model folder, as downloaded (see `medfocus weights`).
@@ -222,24 +415,8 @@ mod cli {
         /// How the mask steers CLIP.
         #[arg(long, default_value = "none", value_parser = clap::builder::PossibleValuesParser::new(focus::METHODS))]
         focus: String,
-        /// Overlay opacity inside the mask (focus overlay).
-        #[arg(long, default_value_t = FocusSettings::default().alpha)]
-        alpha: f32,
-        /// Blur σ in pixels (focus blur).
-        #[arg(long, default_value_t = FocusSettings::default().sigma)]
-        sigma: f32,
-        /// Margin around the mask's box, as a fraction of its size (focus crop).
-        #[arg(long, default_value_t = FocusSettings::default().margin)]
-        margin: f32,
-        /// Attention bias strength (focus attention); 0 is plain CLIP.
-        #[arg(long, default_value_t = FocusSettings::default().strength)]
-        strength: f32,
-        /// Bias only the last N blocks (focus attention; default all).
-        #[arg(long)]
-        last_layers: Option<usize>,
-        /// Bias every token's attention, not just the class token's (focus attention).
-        #[arg(long)]
-        all_tokens: bool,
+        #[command(flatten)]
+        focus_settings: FocusArgs,
         /// One JSON object per image (`{"image", "classes", "probabilities"}`) instead of a table.
         #[arg(long)]
         json: bool,
@@ -249,15 +426,7 @@ mod cli {
 
     impl ClassifyArgs {
         fn focus(&self) -> Result<Focus, focus::UnknownMethod> {
-            let settings = FocusSettings {
-                alpha: self.alpha,
-                sigma: self.sigma,
-                margin: self.margin,
-                strength: self.strength,
-                last_layers: self.last_layers,
-                all_tokens: self.all_tokens,
-            };
-            Focus::from_method(&self.focus, &settings)
+            Focus::from_method(&self.focus, &self.focus_settings.settings())
         }
 
         fn mask_for(&self, width: usize, height: usize) -> Result<Option<Mask>, Box<dyn Error>> {
@@ -300,6 +469,8 @@ mod cli {
             Command::Inspect { paths } => inspect(&mut out, &paths),
             Command::Classify(args) => classify(&mut out, cli.device, &args),
             Command::Segment(args) => segment(&mut out, cli.device, &args),
+            Command::Train(args) => train(&mut out, cli.device, &args),
+            Command::Predict(args) => predict(&mut out, cli.device, &args),
             Command::Weights { action } => weights(&mut out, action),
         };
         match result {
@@ -598,6 +769,278 @@ mod cli {
                             out,
                             "  {marker} {:<width$}  {:6.2} %",
                             classifier.classes[*class],
+                            probability * 100.0
+                        )?;
+                    }
+                }
+                Err(error) => {
+                    failures += 1;
+                    eprintln!("{}: error: {error}", path.display());
+                }
+            }
+        }
+        Ok(if failures == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    }
+
+    /// Progress bars on stderr: images embedded, then one bar per training stage.
+    #[derive(Default)]
+    struct TrainBars {
+        bar: Option<indicatif::ProgressBar>,
+    }
+
+    impl TrainBars {
+        fn replace(&mut self, length: u64, template: &str) -> &indicatif::ProgressBar {
+            if let Some(bar) = self.bar.take() {
+                bar.finish_and_clear();
+            }
+            let bar = indicatif::ProgressBar::new(length);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+                bar.set_style(style);
+            }
+            self.bar.insert(bar)
+        }
+    }
+
+    impl Observer for TrainBars {
+        fn embedding(&mut self, done: usize, total: usize) {
+            if self
+                .bar
+                .as_ref()
+                .is_none_or(|bar| bar.length() != Some(total as u64))
+            {
+                self.replace(
+                    total as u64,
+                    "embedding {bar:30} {pos}/{len} images  {elapsed} eta {eta}",
+                );
+            }
+            if let Some(bar) = &self.bar {
+                bar.set_position(done as u64);
+            }
+        }
+
+        fn stage(&mut self, name: &str, epochs: usize, resumed_at: usize) {
+            let bar = self.replace(epochs as u64, "{prefix:16} {bar:30} {pos}/{len} {msg}");
+            bar.set_prefix(name.to_string());
+            bar.set_position(resumed_at as u64);
+        }
+
+        fn epoch(&mut self, report: &EpochReport) {
+            if let Some(bar) = &self.bar {
+                bar.set_position(report.epoch as u64);
+                let holdout = report
+                    .holdout
+                    .map(|(loss, accuracy)| {
+                        format!(" | held out: loss {loss:.4} acc {:.1} %", accuracy * 100.0)
+                    })
+                    .unwrap_or_default();
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.1} %{holdout}",
+                    report.loss,
+                    report.accuracy * 100.0
+                ));
+            }
+        }
+
+        fn note(&mut self, text: &str) {
+            match &self.bar {
+                Some(bar) => bar.println(text),
+                None => eprintln!("{text}"),
+            }
+        }
+    }
+
+    impl Drop for TrainBars {
+        fn drop(&mut self) {
+            if let Some(bar) = self.bar.take() {
+                bar.finish_and_clear();
+            }
+        }
+    }
+
+    fn embedding_cache(dir: Option<&Path>, disabled: bool) -> Option<EmbeddingCache> {
+        (!disabled)
+            .then(|| EmbeddingCache::new(dir.map(Path::to_path_buf).unwrap_or_else(default_dir)))
+    }
+
+    fn model_name(path: &Path) -> String {
+        path.file_name()
+            .map(|name| name.to_string_lossy().to_string())
+            .unwrap_or_else(|| path.display().to_string())
+    }
+
+    fn train(
+        out: &mut impl Write,
+        request: DeviceRequest,
+        args: &TrainArgs,
+    ) -> Result<ExitCode, Box<dyn Error>> {
+        let kind =
+            HeadKind::parse(&args.head).ok_or_else(|| format!("unknown head {}", args.head))?;
+        if !(0.0..1.0).contains(&args.holdout) {
+            return Err(format!("--holdout {}: a fraction in [0, 1)", args.holdout).into());
+        }
+        let chosen = device::choose_device_blocking(request)?;
+        let clip = load_clip_dir(&args.model, &chosen.device)?;
+        let mask_source = match (&args.masks, args.mask_args.sam2(&chosen)?) {
+            (Some(dir), _) => MaskSource::Folder(dir.clone()),
+            (None, Some(sam2)) => sam2,
+            (None, None) => MaskSource::None,
+        };
+        let mut settings = HeadSettings::new(kind);
+        settings.seed = args.seed;
+        settings.holdout = args.holdout;
+        settings.epochs = args.epochs;
+        settings.learning_rate = args.learning_rate;
+        settings.patience = args.patience;
+        settings.c = args.c;
+        settings.text_weight = args.text_weight;
+        settings.alpha = args.alpha_cache;
+        settings.beta = args.beta_cache;
+        settings.context_tokens = args.context_tokens;
+        let checkpoint = args
+            .checkpoint
+            .clone()
+            .unwrap_or_else(|| args.out.with_extension("mfh.ckpt"));
+        let started = std::time::Instant::now();
+        let report = train_from_folders(
+            TrainRequest {
+                data: &args.data,
+                clip: &clip,
+                clip_name: model_name(&args.model),
+                class_names: args.class_names.clone(),
+                templates: args.templates.clone(),
+                prompt: PromptMode {
+                    focus: args.prompt.clone(),
+                    settings: args.focus_settings.settings(),
+                    masks: String::new(),
+                },
+                mask_source,
+                cache: embedding_cache(args.cache.as_deref(), args.no_cache),
+                settings,
+                checkpoint: Some(checkpoint.clone()),
+                fresh: args.fresh,
+                device: chosen.device.clone(),
+            },
+            &mut TrainBars::default(),
+        )?;
+        report.head.write(&args.out)?;
+        let _ = std::fs::remove_file(&checkpoint);
+        let header = &report.head.header;
+        if args.json {
+            let line = serde_json::json!({
+                "head": args.out.display().to_string(),
+                "kind": header.kind.name(),
+                "classes": header.classes,
+                "images": report.support.images.len(),
+                "from_cache": report.support.from_cache,
+                "skipped": report.support.skipped,
+                "resumed": report.resumed,
+                "training": header.training,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "{} head for {} classes ({}) from {} images ({} embeddings from the cache{}), device {}, {:.1} s",
+                header.kind.name(),
+                header.classes.len(),
+                header.classes.join(", "),
+                report.support.images.len(),
+                report.support.from_cache,
+                if report.support.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} skipped", report.support.skipped.len())
+                },
+                chosen.report.summary(),
+                started.elapsed().as_secs_f32()
+            )?;
+            if let Some(holdout) = header.training.pointer("/early_stopping/holdout") {
+                writeln!(
+                    out,
+                    "held-out (loss, accuracy) at the kept epoch: {holdout}"
+                )?;
+            }
+            for key in [
+                "C",
+                "text_weight",
+                "alpha",
+                "beta",
+                "leave_one_out_accuracy",
+            ] {
+                if let Some(value) = header.training.get(key) {
+                    writeln!(out, "{key}: {value}")?;
+                }
+            }
+            writeln!(out, "wrote {}", args.out.display())?;
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn predict(
+        out: &mut impl Write,
+        request: DeviceRequest,
+        args: &PredictArgs,
+    ) -> Result<ExitCode, Box<dyn Error>> {
+        let file = HeadFile::read(&args.head)?;
+        if args.mask.is_some() && args.images.len() > 1 {
+            return Err("--mask is one image's mask: give one image, or --sam2 for many".into());
+        }
+        let chosen = device::choose_device_blocking(request)?;
+        let clip = load_clip_dir(&args.model, &chosen.device)?;
+        let head = HeadModel::new(&file, &chosen.device);
+        let mask_source = match (&args.mask, args.mask_args.sam2(&chosen)?) {
+            (Some(mask), _) => MaskSource::File(mask.clone()),
+            (None, Some(sam2)) => sam2,
+            (None, None) if head.header.prompt.needs_mask() => {
+                return Err(format!(
+                    "this head was trained with prompt `{}` on masks from {}: give --mask or --sam2",
+                    head.header.prompt.focus, head.header.prompt.masks
+                )
+                .into());
+            }
+            (None, None) => MaskSource::None,
+        };
+        let results = predict_files(
+            &head,
+            &clip,
+            mask_source,
+            None,
+            &args.images,
+            &chosen.device,
+        )?;
+        let classes = head.classes();
+        let width = classes
+            .iter()
+            .map(|c| c.chars().count())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let mut failures = 0;
+        for (path, result) in args.images.iter().zip(results) {
+            match result {
+                Ok(probabilities) if args.json => {
+                    let line = serde_json::json!({
+                        "image": path.display().to_string(),
+                        "classes": classes,
+                        "probabilities": probabilities,
+                    });
+                    writeln!(out, "{line}")?;
+                }
+                Ok(probabilities) => {
+                    writeln!(out, "\n{}", path.display())?;
+                    let mut ranked: Vec<(usize, f32)> =
+                        probabilities.into_iter().enumerate().collect();
+                    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    for (rank, (class, probability)) in ranked.iter().enumerate() {
+                        let marker = if rank == 0 { "→" } else { " " };
+                        writeln!(
+                            out,
+                            "  {marker} {:<width$}  {:6.2} %",
+                            classes[*class],
                             probability * 100.0
                         )?;
                     }

@@ -9,7 +9,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use medfocus::clip::preprocess::PreprocessConfig;
 use medfocus::heads::features::accuracy;
-use medfocus::heads::head_file::{ClipIdentity, HeadHeader, PromptMode, FORMAT_VERSION};
+use medfocus::heads::head_file::{ClipIdentity, FORMAT_VERSION, HeadHeader, PromptMode};
 use medfocus::heads::train::{Silent, TrainRun};
 use medfocus::heads::trainer::{HeadSettings, TextPrior, TrainedHead, train_head};
 use medfocus::heads::{FeatureSet, HeadFile, HeadKind, HeadModel};
@@ -26,8 +26,10 @@ struct Synthetic {
 impl Synthetic {
     fn load(name: &str) -> Self {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURES);
-        let reference: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap()).unwrap();
+        let reference: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
         let bytes = std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap();
         let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         let mut arrays = BTreeMap::new();
@@ -75,7 +77,13 @@ impl Synthetic {
 
     fn set(&self, split: &str) -> FeatureSet {
         let names = (0..self.classes()).map(|c| format!("class {c}")).collect();
-        FeatureSet::new(names, self.dim(), self.f32s(&format!("{split}_x")), self.labels(&format!("{split}_y"))).unwrap()
+        FeatureSet::new(
+            names,
+            self.dim(),
+            self.f32s(&format!("{split}_x")),
+            self.labels(&format!("{split}_y")),
+        )
+        .unwrap()
     }
 
     fn text(&self) -> TextPrior {
@@ -88,7 +96,15 @@ impl Synthetic {
     fn train(&self, settings: &HeadSettings) -> HeadModel {
         let device = Device::flex().autodiff();
         let (mut run, _) = TrainRun::open(None, "test", false).unwrap();
-        let trained = train_head(&self.set("train"), &self.text(), settings, &mut run, &mut Silent, &device).unwrap();
+        let trained = train_head(
+            &self.set("train"),
+            &self.text(),
+            settings,
+            &mut run,
+            &mut Silent,
+            &device,
+        )
+        .unwrap();
         let file = head_file(settings.kind, self.classes(), self.dim(), trained);
         // Through the file format, as a user's head goes.
         let file = HeadFile::from_bytes(file.to_bytes().unwrap()).unwrap();
@@ -99,7 +115,11 @@ impl Synthetic {
     fn logits(&self, head: &HeadModel) -> Vec<f32> {
         let test = self.set("test");
         let logits = head.logits(test.tensor(&Device::flex())).unwrap();
-        logits.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+        logits
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap()
     }
 }
 
@@ -128,13 +148,19 @@ fn head_file(kind: HeadKind, classes: usize, dim: usize, trained: TrainedHead) -
 
 fn probabilities(logits: &[f32], classes: usize) -> Vec<f32> {
     let rows = logits.len() / classes;
-    let tensor = Tensor::<2>::from_data(TensorData::new(logits.to_vec(), [rows, classes]), &Device::flex());
+    let tensor = Tensor::<2>::from_data(
+        TensorData::new(logits.to_vec(), [rows, classes]),
+        &Device::flex(),
+    );
     softmax(tensor, 1).into_data().try_to_vec::<f32>().unwrap()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 const SETS: [&str; 3] = ["separable", "shifted", "binary"];
@@ -154,7 +180,9 @@ fn linear_probe_matches_scikit_learn_at_the_same_c() {
             let diff = max_abs_diff(&ours, &reference);
             let acc = accuracy(&ours, set.classes(), &test_labels);
             let ref_acc = row["accuracy"].as_f64().unwrap() as f32;
-            println!("{name} C={c}: max |Δp| = {diff:.2e}, accuracy {acc:.4} (sklearn {ref_acc:.4})");
+            println!(
+                "{name} C={c}: max |Δp| = {diff:.2e}, accuracy {acc:.4} (sklearn {ref_acc:.4})"
+            );
             assert!(diff < 2e-3, "{name} C={c}: probabilities differ by {diff}");
             assert!((acc - ref_acc).abs() <= 1.0 / test_labels.len() as f32 + 1e-6);
         }
@@ -172,7 +200,10 @@ fn lp_text_matches_the_pytorch_transcription() {
         let ours = probabilities(&set.logits(&head), set.classes());
         let diff = max_abs_diff(&ours, &set.f32s("lp_text_proba"));
         let acc = accuracy(&ours, set.classes(), &set.labels("test_y"));
-        println!("{name}: LP+text max |Δp| = {diff:.2e}, accuracy {acc:.4} (ref {}) {}", reference["accuracy"], head.header.training["final"]);
+        println!(
+            "{name}: LP+text max |Δp| = {diff:.2e}, accuracy {acc:.4} (ref {}) {}",
+            reference["accuracy"], head.header.training["final"]
+        );
         assert!(diff < 5e-3, "{name}: {diff}");
     }
 }
@@ -196,7 +227,10 @@ fn tip_adapter_logits_and_search_match_the_published_formula() {
         let searched = set.train(&HeadSettings::new(HeadKind::TipAdapter));
         let scalars = searched.header.cache.unwrap();
         let expected = &reference["search"];
-        println!("{name}: searched α = {}, β = {} (reference {}, {})", scalars.alpha, scalars.beta, expected["alpha"], expected["beta"]);
+        println!(
+            "{name}: searched α = {}, β = {} (reference {}, {})",
+            scalars.alpha, scalars.beta, expected["alpha"], expected["beta"]
+        );
         assert!((scalars.alpha - expected["alpha"].as_f64().unwrap() as f32).abs() < 1e-4);
         assert!((scalars.beta - expected["beta"].as_f64().unwrap() as f32).abs() < 1e-4);
         let acc = accuracy(&set.logits(&searched), set.classes(), &set.labels("test_y"));
@@ -217,13 +251,29 @@ fn tip_adapter_f_keys_match_pytorch_training() {
         settings.holdout = 0.0;
         let device = Device::flex().autodiff();
         let (mut run, _) = TrainRun::open(None, "test", false).unwrap();
-        let trained = train_head(&set.set("train"), &set.text(), &settings, &mut run, &mut Silent, &device).unwrap();
+        let trained = train_head(
+            &set.set("train"),
+            &set.text(),
+            &settings,
+            &mut run,
+            &mut Silent,
+            &device,
+        )
+        .unwrap();
         let keys = &trained.tensors["cache.keys"].values;
         let diff = max_abs_diff(keys, &set.f32s("tip_f_keys"));
         let moved = max_abs_diff(&set.f32s("train_x"), &set.f32s("tip_f_keys"));
-        println!("{name}: Tip-Adapter-F keys max |Δ| = {diff:.2e} (training moved them {moved:.2e})");
-        assert!(diff < 1e-5 && moved > 1e-3, "{name}: {diff} (moved {moved})");
-        let head = HeadModel::new(&head_file(settings.kind, set.classes(), set.dim(), trained), &Device::flex());
+        println!(
+            "{name}: Tip-Adapter-F keys max |Δ| = {diff:.2e} (training moved them {moved:.2e})"
+        );
+        assert!(
+            diff < 1e-5 && moved > 1e-3,
+            "{name}: {diff} (moved {moved})"
+        );
+        let head = HeadModel::new(
+            &head_file(settings.kind, set.classes(), set.dim(), trained),
+            &Device::flex(),
+        );
         let logits = set.logits(&head);
         assert!(max_abs_diff(&logits, &set.f32s("tip_f_logits")) < 1e-3);
     }
@@ -244,19 +294,40 @@ fn every_head_reaches_its_reference_accuracy_with_default_settings() {
             .map(|row| row["accuracy"].as_f64().unwrap() as f32)
             .fold(0.0, f32::max);
         let targets = [
-            (HeadKind::ZeroShot, reference["zero_shot_accuracy"].as_f64().unwrap() as f32),
+            (
+                HeadKind::ZeroShot,
+                reference["zero_shot_accuracy"].as_f64().unwrap() as f32,
+            ),
             (HeadKind::LinearProbe, best_sklearn),
-            (HeadKind::LpText, reference["lp_text"]["accuracy"].as_f64().unwrap() as f32),
-            (HeadKind::TipAdapter, reference["tip_adapter"]["search"]["accuracy"].as_f64().unwrap() as f32),
-            (HeadKind::TipAdapterF, reference["tip_adapter_f"]["accuracy"].as_f64().unwrap() as f32),
+            (
+                HeadKind::LpText,
+                reference["lp_text"]["accuracy"].as_f64().unwrap() as f32,
+            ),
+            (
+                HeadKind::TipAdapter,
+                reference["tip_adapter"]["search"]["accuracy"]
+                    .as_f64()
+                    .unwrap() as f32,
+            ),
+            (
+                HeadKind::TipAdapterF,
+                reference["tip_adapter_f"]["accuracy"].as_f64().unwrap() as f32,
+            ),
         ];
         for (kind, target) in targets {
             let head = set.train(&HeadSettings::new(kind));
             let acc = accuracy(&set.logits(&head), set.classes(), &labels);
-            println!("{name} {}: accuracy {acc:.4} (reference {target:.4})", kind.name());
+            println!(
+                "{name} {}: accuracy {acc:.4} (reference {target:.4})",
+                kind.name()
+            );
             // Held-out search on 8 images per class may pick a slightly different setting than
             // the reference's fixed one: allow 5 points.
-            assert!(acc >= target - 0.05, "{name} {}: {acc} < {target}", kind.name());
+            assert!(
+                acc >= target - 0.05,
+                "{name} {}: {acc} < {target}",
+                kind.name()
+            );
         }
         let _ = &set.name;
     }
@@ -271,7 +342,8 @@ fn coop_gradient_matches_pytorch_autograd() {
     use medfocus::heads::train::Objective;
 
     let fixture = Synthetic::load("coop");
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture.reference["model"].as_str().unwrap());
+    let folder =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(fixture.reference["model"].as_str().unwrap());
     let clip = load_clip_dir(&folder, &Device::flex()).unwrap();
     let classes: Vec<String> = fixture.reference["classes"]
         .as_array()
@@ -283,11 +355,20 @@ fn coop_gradient_matches_pytorch_autograd() {
     let device = Device::flex().autodiff();
     let prompts = CoopPrompts::new(&clip, &classes, context_tokens, &device).unwrap();
     let (shape, _) = &fixture.arrays["images"];
-    let images = FeatureSet::new(classes.clone(), shape[1], fixture.f32s("images"), fixture.labels("labels")).unwrap();
+    let images = FeatureSet::new(
+        classes.clone(),
+        shape[1],
+        fixture.f32s("images"),
+        fixture.labels("labels"),
+    )
+    .unwrap();
     let mut objective = CoopObjective::new(&prompts, &images, None, &device);
     let (context_shape, _) = &fixture.arrays["context"];
     let context = Tensor::<2>::from_data(
-        TensorData::new(fixture.f32s("context"), [context_shape[0], context_shape[1]]),
+        TensorData::new(
+            fixture.f32s("context"),
+            [context_shape[0], context_shape[1]],
+        ),
         &device,
     )
     .require_grad();
@@ -295,7 +376,12 @@ fn coop_gradient_matches_pytorch_autograd() {
     let (loss, _) = objective.loss(&params);
     let loss_value: f32 = loss.clone().into_scalar();
     let gradients = loss.backward();
-    let gradient: Vec<f32> = context.grad(&gradients).unwrap().into_data().try_to_vec::<f32>().unwrap();
+    let gradient: Vec<f32> = context
+        .grad(&gradients)
+        .unwrap()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     let expected_loss = fixture.arrays["loss"].1[0] as f32;
     let expected = fixture.f32s("gradient");
     let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -306,6 +392,10 @@ fn coop_gradient_matches_pytorch_autograd() {
     assert!((loss_value - expected_loss).abs() < 1e-5);
     assert!(diff < 1e-3 * scale, "{diff} vs {scale}");
     // The class embeddings the learnt prompts give, too.
-    let text: Vec<f32> = prompts.class_embeddings(context.detach()).into_data().try_to_vec::<f32>().unwrap();
+    let text: Vec<f32> = prompts
+        .class_embeddings(context.detach())
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     assert!(max_abs_diff(&text, &fixture.f32s("text")) < 1e-5);
 }

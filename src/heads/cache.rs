@@ -51,7 +51,9 @@ impl EmbeddingCache {
     }
 
     fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(&key[..2.min(key.len())]).join(format!("{key}.f32"))
+        self.dir
+            .join(&key[..2.min(key.len())])
+            .join(format!("{key}.f32"))
     }
 
     /// The cached embedding, if present and intact (a damaged entry is a miss, then rewritten).

@@ -40,19 +40,31 @@ pub struct CoopPrompts {
 }
 
 impl CoopPrompts {
-    pub fn new(clip: &LoadedClip, class_names: &[String], context_tokens: usize, device: &Device) -> Result<Self, TrainError> {
+    pub fn new(
+        clip: &LoadedClip,
+        class_names: &[String],
+        context_tokens: usize,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
         if context_tokens == 0 {
-            return Err(TrainError::Text("CoOp needs at least one context token".into()));
+            return Err(TrainError::Text(
+                "CoOp needs at least one context token".into(),
+            ));
         }
         let template = template(context_tokens);
-        let prompts: Vec<String> = class_names.iter().map(|name| template.replace("{}", name)).collect();
+        let prompts: Vec<String> = class_names
+            .iter()
+            .map(|name| template.replace("{}", name))
+            .collect();
         let tokens = clip.tokenizer.tokenize_batch(&prompts);
         // The placeholders sit right after the start token, one token each.
         let start = 1;
         let placeholder = tokens.first().and_then(|row| row.get(start)).copied();
         let in_place = tokens.iter().all(|row| {
             row.len() > start + context_tokens
-                && row[start..start + context_tokens].iter().all(|&id| Some(id) == placeholder)
+                && row[start..start + context_tokens]
+                    .iter()
+                    .all(|&id| Some(id) == placeholder)
         });
         if !in_place {
             return Err(TrainError::Text(format!(
@@ -60,7 +72,9 @@ impl CoopPrompts {
             )));
         }
         let tower = clip.model.text.frozen_on(device);
-        let embedded = tower.embed_tokens(&tokens).map_err(|error| TrainError::Text(error.to_string()))?;
+        let embedded = tower
+            .embed_tokens(&tokens)
+            .map_err(|error| TrainError::Text(error.to_string()))?;
         let embedded = TokenEmbeddings {
             words: embedded.words.detach(),
             tokens: embedded.tokens,
@@ -105,7 +119,10 @@ impl CoopPrompts {
         let mut rng = SplitMix64::derive(seed, "coop context");
         let count = self.context_tokens * self.width();
         let values: Vec<f32> = (0..count).map(|_| (0.02 * rng.normal()) as f32).collect();
-        Tensor::from_data(TensorData::new(values, [self.context_tokens, self.width()]), device)
+        Tensor::from_data(
+            TensorData::new(values, [self.context_tokens, self.width()]),
+            device,
+        )
     }
 }
 
@@ -118,7 +135,12 @@ pub struct CoopObjective<'a> {
 }
 
 impl<'a> CoopObjective<'a> {
-    pub fn new(prompts: &'a CoopPrompts, train: &FeatureSet, holdout: Option<&FeatureSet>, device: &Device) -> Self {
+    pub fn new(
+        prompts: &'a CoopPrompts,
+        train: &FeatureSet,
+        holdout: Option<&FeatureSet>,
+        device: &Device,
+    ) -> Self {
         Self {
             prompts,
             features: train.tensor(device),
@@ -135,7 +157,10 @@ impl<'a> CoopObjective<'a> {
 
 impl Objective for CoopObjective<'_> {
     fn loss(&mut self, params: &Params) -> (Tensor<1>, f32) {
-        cross_entropy(self.logits(params, self.features.clone()), self.one_hot.clone())
+        cross_entropy(
+            self.logits(params, self.features.clone()),
+            self.one_hot.clone(),
+        )
     }
 
     fn evaluate(&mut self, params: &Params) -> Option<(f32, f32)> {
@@ -172,10 +197,16 @@ pub fn train_coop(
     let text = host_values(prompts.class_embeddings(context[CONTEXT].clone()).detach())?;
     let classes = support.class_count();
     let mut tensors = BTreeMap::new();
-    tensors.insert(TEXT.to_string(), HostTensor::new(vec![classes, support.dim], text));
+    tensors.insert(
+        TEXT.to_string(),
+        HostTensor::new(vec![classes, support.dim], text),
+    );
     tensors.insert(
         COOP_CONTEXT.to_string(),
-        HostTensor::new(vec![settings.context_tokens, prompts.width()], context_values),
+        HostTensor::new(
+            vec![settings.context_tokens, prompts.width()],
+            context_values,
+        ),
     );
     log["prompt"] = json!(template(settings.context_tokens));
     log["class_names"] = json!(class_names);

@@ -13,8 +13,8 @@ use crate::clip::preprocess::Pixels8;
 use crate::dataset::{ClassFolders, IMAGE_EXTENSIONS};
 use crate::focus::{self, Focus, Mask};
 use crate::imaging;
-use crate::sam2::automatic_mask_generator::{GeneratorSettings, MaskChoice, find_region};
 use crate::sam2::Sam2Predictor;
+use crate::sam2::automatic_mask_generator::{GeneratorSettings, MaskChoice, find_region};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -100,7 +100,12 @@ impl<'a> Embedder<'a> {
     }
 
     /// Embeds one image (`path` names it in messages and finds its mask file).
-    pub fn embed(&self, path: &Path, bytes: &[u8], relative: Option<&Path>) -> Result<Embedded, EmbedError> {
+    pub fn embed(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        relative: Option<&Path>,
+    ) -> Result<Embedded, EmbedError> {
         let image_error = |detail: String| EmbedError::Image {
             path: path.display().to_string(),
             detail,
@@ -108,29 +113,44 @@ impl<'a> Embedder<'a> {
         let image_hash = sha256_hex(bytes);
         let mask_file = match (&self.masks, relative) {
             _ if !self.prompt.needs_mask() => None,
-            (MaskSource::Folder(dir), Some(relative)) => Some(mask_file_for(dir, relative).ok_or_else(|| {
-                image_error(format!(
-                    "no mask file for it under {} (expected {}.png)",
-                    dir.display(),
-                    relative.with_extension("").display()
-                ))
-            })?),
+            (MaskSource::Folder(dir), Some(relative)) => {
+                Some(mask_file_for(dir, relative).ok_or_else(|| {
+                    image_error(format!(
+                        "no mask file for it under {} (expected {}.png)",
+                        dir.display(),
+                        relative.with_extension("").display()
+                    ))
+                })?)
+            }
             (MaskSource::Folder(dir), None) => {
-                return Err(image_error(format!("a mask folder ({}) needs images inside a class folder", dir.display())));
+                return Err(image_error(format!(
+                    "a mask folder ({}) needs images inside a class folder",
+                    dir.display()
+                )));
             }
             (MaskSource::File(file), _) => Some(file.clone()),
             _ => None,
         };
         let mask_bytes = mask_file
             .as_ref()
-            .map(|file| std::fs::read(file).map_err(|error| image_error(format!("mask {}: {error}", file.display()))))
+            .map(|file| {
+                std::fs::read(file)
+                    .map_err(|error| image_error(format!("mask {}: {error}", file.display())))
+            })
             .transpose()?;
         let mask_identity = match (&mask_bytes, &self.masks) {
             (Some(bytes), _) => format!("mask {}", sha256_hex(bytes)),
-            (None, MaskSource::Sam2 { identity, .. }) if self.prompt.needs_mask() => identity.clone(),
+            (None, MaskSource::Sam2 { identity, .. }) if self.prompt.needs_mask() => {
+                identity.clone()
+            }
             _ => "none".into(),
         };
-        let cache_key = key(&image_hash, &self.clip.model.fingerprint, &self.prompt.key(), &mask_identity);
+        let cache_key = key(
+            &image_hash,
+            &self.clip.model.fingerprint,
+            &self.prompt.key(),
+            &mask_identity,
+        );
         if let Some(values) = self.cache.as_ref().and_then(|cache| cache.get(&cache_key)) {
             return Ok(Embedded {
                 values,
@@ -139,17 +159,29 @@ impl<'a> Embedder<'a> {
                 warning: None,
             });
         }
-        let decoded = imaging::decode_image(bytes).map_err(|error| image_error(error.to_string()))?;
+        let decoded =
+            imaging::decode_image(bytes).map_err(|error| image_error(error.to_string()))?;
         let pixels = Pixels8::from_image(&decoded.pixels);
         let mut warning = None;
         let mask = if !self.prompt.needs_mask() {
             None
         } else if let Some(bytes) = &mask_bytes {
-            let decoded = imaging::decode_image(bytes).map_err(|error| image_error(format!("its mask: {error}")))?;
+            let decoded = imaging::decode_image(bytes)
+                .map_err(|error| image_error(format!("its mask: {error}")))?;
             Some(Mask::from_image(&decoded.pixels))
-        } else if let MaskSource::Sam2 { predictor, settings, .. } = &self.masks {
+        } else if let MaskSource::Sam2 {
+            predictor,
+            settings,
+            ..
+        } = &self.masks
+        {
             let embedded = predictor.set_image(&pixels);
-            match pollster::block_on(find_region(predictor, &embedded, settings, MaskChoice::Largest)) {
+            match pollster::block_on(find_region(
+                predictor,
+                &embedded,
+                settings,
+                MaskChoice::Largest,
+            )) {
                 Ok((mask, _)) => Some(mask.to_focus_mask()),
                 Err(error) => {
                     // The same fallback at prediction time keeps training and use consistent.
@@ -254,7 +286,9 @@ pub fn embed_support(
     }
     progress(folders.images.len(), folders.images.len(), &folders.root);
     if labels.is_empty() {
-        return Err(EmbedError::Nothing(skipped.first().cloned().unwrap_or_default()));
+        return Err(EmbedError::Nothing(
+            skipped.first().cloned().unwrap_or_default(),
+        ));
     }
     let features = FeatureSet::new(folders.classes.clone(), dim, values, labels)?;
     Ok(SupportEmbeddings {

@@ -152,7 +152,12 @@ pub struct Split {
 /// Holds out `fraction` of each class (at least one image, never the last one), shuffled with
 /// `seed`. `None` when some class has a single image: then nothing can be held out and the
 /// heads fall back to their default hyper-parameters and fixed epoch counts.
-pub fn stratified_split(labels: &[usize], classes: usize, fraction: f32, seed: u64) -> Option<Split> {
+pub fn stratified_split(
+    labels: &[usize],
+    classes: usize,
+    fraction: f32,
+    seed: u64,
+) -> Option<Split> {
     if !(fraction > 0.0 && fraction < 1.0) {
         return None;
     }

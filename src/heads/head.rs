@@ -112,7 +112,8 @@ impl HeadModel {
         let device = features.device();
         let mut logits = Tensor::<2>::zeros([rows, self.header.classes.len()], &device);
         if let Some(text) = &self.text {
-            logits = logits + features.clone().matmul(text.clone().transpose()) * self.header.text_scale;
+            logits =
+                logits + features.clone().matmul(text.clone().transpose()) * self.header.text_scale;
         }
         if let Some((weight, bias)) = &self.linear {
             logits = logits

@@ -132,7 +132,9 @@ pub struct HeadHeader {
 pub enum HeadFileError {
     #[error("not a MedFocus head file: {0}")]
     NotAHead(String),
-    #[error("this head file is format {found}; this MedFocus reads format {FORMAT_VERSION} (update MedFocus)")]
+    #[error(
+        "this head file is format {found}; this MedFocus reads format {FORMAT_VERSION} (update MedFocus)"
+    )]
     Version { found: u32 },
     #[error("the head file is damaged: {0}")]
     Damaged(String),

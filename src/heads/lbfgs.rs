@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::train::{Objective, Observer, EpochReport, Params, TrainError, host_values};
+use super::train::{EpochReport, Objective, Observer, Params, TrainError, host_values};
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LbfgsSettings {
@@ -41,9 +41,15 @@ impl Layout {
             .iter()
             .map(|(name, shape)| {
                 let len = shape[0] * shape[1];
-                let values: Vec<f32> = flat[offset..offset + len].iter().map(|&v| v as f32).collect();
+                let values: Vec<f32> = flat[offset..offset + len]
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect();
                 offset += len;
-                (name.clone(), Tensor::from_data(TensorData::new(values, *shape), device).require_grad())
+                (
+                    name.clone(),
+                    Tensor::from_data(TensorData::new(values, *shape), device).require_grad(),
+                )
             })
             .collect()
     }
@@ -58,7 +64,11 @@ pub fn minimize(
     observer: &mut dyn Observer,
     device: &Device,
 ) -> Result<(Params, usize, f32, f32), TrainError> {
-    let layout = Layout(init.iter().map(|(name, tensor)| (name.clone(), tensor.dims())).collect());
+    let layout = Layout(
+        init.iter()
+            .map(|(name, tensor)| (name.clone(), tensor.dims()))
+            .collect(),
+    );
     let mut x: Vec<f64> = Vec::new();
     for tensor in init.values() {
         x.extend(host_values(tensor.clone())?.into_iter().map(f64::from));
@@ -84,7 +94,10 @@ pub fn minimize(
     let mut iterations = 0;
     while iterations < settings.max_iterations {
         if !f.is_finite() {
-            return Err(TrainError::Diverged { stage: stage.to_string(), epoch: iterations });
+            return Err(TrainError::Diverged {
+                stage: stage.to_string(),
+                epoch: iterations,
+            });
         }
         if g.iter().fold(0.0f64, |m, v| m.max(v.abs())) < settings.gradient_tolerance {
             break;
@@ -103,7 +116,9 @@ pub fn minimize(
         }
         for ((s, y, rho), alpha) in history.iter().zip(alphas.iter().rev()) {
             let beta = rho * dot(y, &q);
-            q.iter_mut().zip(s).for_each(|(q, s)| *q += s * (alpha - beta));
+            q.iter_mut()
+                .zip(s)
+                .for_each(|(q, s)| *q += s * (alpha - beta));
         }
         let mut direction: Vec<f64> = q.iter().map(|v| -v).collect();
         let mut slope = dot(&g, &direction);
@@ -120,7 +135,11 @@ pub fn minimize(
         };
         let mut accepted = None;
         for _ in 0..60 {
-            let candidate: Vec<f64> = x.iter().zip(&direction).map(|(x, d)| x + step * d).collect();
+            let candidate: Vec<f64> = x
+                .iter()
+                .zip(&direction)
+                .map(|(x, d)| x + step * d)
+                .collect();
             let (fc, gc, ac) = evaluate(&candidate)?;
             // Armijo's sufficient decrease; near the optimum the f32 loss cannot resolve the
             // decrease any more, so a step that keeps the loss within rounding and shrinks the
@@ -128,7 +147,8 @@ pub fn minimize(
             let largest = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
             let within_rounding = fc <= f + 4.0 * f64::from(f32::EPSILON) * f.abs();
             if fc.is_finite()
-                && (fc <= f + 1e-4 * step * slope || (within_rounding && largest(&gc) < largest(&g)))
+                && (fc <= f + 1e-4 * step * slope
+                    || (within_rounding && largest(&gc) < largest(&g)))
             {
                 accepted = Some((candidate, fc, gc, ac));
                 break;
@@ -159,7 +179,8 @@ pub fn minimize(
             holdout: None,
             best_epoch: iterations,
         });
-        if settings.change_tolerance > 0.0 && change <= settings.change_tolerance * f.abs().max(1.0) {
+        if settings.change_tolerance > 0.0 && change <= settings.change_tolerance * f.abs().max(1.0)
+        {
             break;
         }
     }

@@ -49,7 +49,12 @@ pub struct LogisticObjective {
 
 impl LogisticObjective {
     /// Plain probe with scikit-learn's `C` (see the module docs for the two-class case).
-    pub fn sklearn(train: &FeatureSet, holdout: Option<&FeatureSet>, c: f32, device: &Device) -> Self {
+    pub fn sklearn(
+        train: &FeatureSet,
+        holdout: Option<&FeatureSet>,
+        c: f32,
+        device: &Device,
+    ) -> Self {
         let per_sample = if train.class_count() == 2 { 1.0 } else { 0.5 };
         let coefficient = per_sample / (c * train.len() as f32);
         Self::new(train, holdout, Prior::None, coefficient, device)

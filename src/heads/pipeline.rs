@@ -91,7 +91,9 @@ pub fn train_from_folders(
         request.cache,
         request.device.clone(),
     )?;
-    let support = embed_support(&folders, &embedder, &mut |done, total, _| observer.embedding(done, total))?;
+    let support = embed_support(&folders, &embedder, &mut |done, total, _| {
+        observer.embedding(done, total)
+    })?;
     for line in support.skipped.iter().chain(&support.warnings) {
         observer.note(line);
     }
@@ -112,7 +114,8 @@ pub fn train_from_folders(
         "labels": support.features.labels,
     });
     let run_key = super::cache::sha256_hex(identity.to_string().as_bytes());
-    let (mut run, resumed) = TrainRun::open(request.checkpoint.as_deref(), &run_key, request.fresh)?;
+    let (mut run, resumed) =
+        TrainRun::open(request.checkpoint.as_deref(), &run_key, request.fresh)?;
     if resumed {
         observer.note("resuming from the checkpoint");
     }
@@ -129,7 +132,14 @@ pub fn train_from_folders(
             observer,
             &train_device,
         )?,
-        _ => train_head(&features, &text, &request.settings, &mut run, observer, &train_device)?,
+        _ => train_head(
+            &features,
+            &text,
+            &request.settings,
+            &mut run,
+            observer,
+            &train_device,
+        )?,
     };
     let mut training = trained.training;
     training["images"] = json!(support.images.len());
@@ -155,8 +165,9 @@ pub fn train_from_folders(
         },
         tensors: trained.tensors,
     };
-    head.check()
-        .map_err(|error| PipelineError::Invalid(format!("the trained head failed its own check: {error}")))?;
+    head.check().map_err(|error| {
+        PipelineError::Invalid(format!("the trained head failed its own check: {error}"))
+    })?;
     Ok(TrainReport {
         head,
         support,
@@ -175,7 +186,13 @@ pub fn predict_files(
     device: &Device,
 ) -> Result<Vec<Result<Vec<f32>, PipelineError>>, PipelineError> {
     head.check_clip(&clip.model)?;
-    let embedder = Embedder::new(clip, head.header.prompt.clone(), mask_source, cache, device.clone())?;
+    let embedder = Embedder::new(
+        clip,
+        head.header.prompt.clone(),
+        mask_source,
+        cache,
+        device.clone(),
+    )?;
     Ok(files
         .iter()
         .map(|path| -> Result<Vec<f32>, PipelineError> {

@@ -25,7 +25,9 @@ pub enum TrainError {
         "{path} belongs to a different training run (other data, head or settings); pass --fresh to start over, or another --out"
     )]
     OtherRun { path: String },
-    #[error("training diverged in stage {stage} at epoch {epoch} (loss is not finite); lower the learning rate")]
+    #[error(
+        "training diverged in stage {stage} at epoch {epoch} (loss is not finite); lower the learning rate"
+    )]
     Diverged { stage: String, epoch: usize },
     #[error("reading values back from the device failed: {0}")]
     Readback(String),
@@ -129,7 +131,11 @@ pub struct TrainRun {
 impl TrainRun {
     /// Opens (resuming) or starts the run whose identity is `run_key`; with `path` None nothing
     /// is saved. A checkpoint of another run is refused unless `fresh`, which discards it.
-    pub fn open(path: Option<&Path>, run_key: &str, fresh: bool) -> Result<(Self, bool), TrainError> {
+    pub fn open(
+        path: Option<&Path>,
+        run_key: &str,
+        fresh: bool,
+    ) -> Result<(Self, bool), TrainError> {
         let mut run = Self {
             path: path.map(Path::to_path_buf),
             state: State {
@@ -151,7 +157,8 @@ impl TrainRun {
             detail,
         };
         let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
-        let reader = Reader::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| error(format!("{e}")))?;
+        let reader =
+            Reader::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| error(format!("{e}")))?;
         if reader.metadata().get(META_KIND).map(String::as_str) != Some(KIND) {
             return Err(error("not a MedFocus training checkpoint".into()));
         }
@@ -166,7 +173,8 @@ impl TrainRun {
             });
         }
         for tensor in reader.into_tensors().map_err(|e| error(format!("{e}")))? {
-            let (name, dtype, shape, _, bytes) = tensor.into_parts().map_err(|e| error(format!("{e}")))?;
+            let (name, dtype, shape, _, bytes) =
+                tensor.into_parts().map_err(|e| error(format!("{e}")))?;
             if dtype != DType::F32 {
                 return Err(error(format!("{name} is not f32")));
             }
@@ -205,10 +213,15 @@ impl TrainRun {
         let Some(path) = self.path.clone() else {
             return Ok(());
         };
-        if !force && self.last_save.is_some_and(|at| at.elapsed() < self.save_interval) {
+        if !force
+            && self
+                .last_save
+                .is_some_and(|at| at.elapsed() < self.save_interval)
+        {
             return Ok(());
         }
-        let state = serde_json::to_string(&self.state).map_err(|e| TrainError::Text(e.to_string()))?;
+        let state =
+            serde_json::to_string(&self.state).map_err(|e| TrainError::Text(e.to_string()))?;
         let tensors = self
             .tensors
             .iter()
@@ -387,7 +400,8 @@ impl TrainRun {
     }
 
     fn due(&self) -> bool {
-        self.last_save.is_none_or(|at| at.elapsed() >= self.save_interval)
+        self.last_save
+            .is_none_or(|at| at.elapsed() >= self.save_interval)
     }
 
     fn path_text(&self) -> String {
@@ -397,14 +411,16 @@ impl TrainRun {
             .unwrap_or_default()
     }
 
-    fn store_tensors(&mut self, params: &Params, best: &Params, adam: &Adam) -> Result<(), TrainError> {
+    fn store_tensors(
+        &mut self,
+        params: &Params,
+        best: &Params,
+        adam: &Adam,
+    ) -> Result<(), TrainError> {
         self.tensors.clear();
         let mut put = |prefix: &str, map: &Params| -> Result<(), TrainError> {
             for (name, tensor) in map {
-                let data = tensor
-                    .clone()
-                    .into_data()
-                    .convert::<f32>();
+                let data = tensor.clone().into_data().convert::<f32>();
                 self.tensors.insert(format!("{prefix}{name}"), data);
             }
             Ok(())
@@ -424,4 +440,27 @@ pub fn host_values(tensor: Tensor<2>) -> Result<Vec<f32>, TrainError> {
         .convert::<f32>()
         .try_to_vec::<f32>()
         .map_err(|error| TrainError::Readback(format!("{error:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_resumes_only_its_own_run() {
+        let path = std::env::temp_dir().join(format!("medfocus-run-{}.ckpt", std::process::id()));
+        let (mut run, resumed) = TrainRun::open(Some(&path), "run a", false).unwrap();
+        assert!(!resumed);
+        run.finish("stage one", &42u32).unwrap();
+        let (run, resumed) = TrainRun::open(Some(&path), "run a", false).unwrap();
+        assert!(resumed);
+        assert_eq!(run.finished::<u32>("stage one"), Some(42));
+        assert!(matches!(
+            TrainRun::open(Some(&path), "run b", false),
+            Err(TrainError::OtherRun { .. })
+        ));
+        let (run, resumed) = TrainRun::open(Some(&path), "run b", true).unwrap();
+        assert!(!resumed && run.finished::<u32>("stage one").is_none());
+        std::fs::remove_file(&path).unwrap();
+    }
 }

@@ -14,7 +14,9 @@ use super::lbfgs::{LbfgsSettings, minimize};
 use super::linear_probe::{LogisticObjective, Prior, cross_entropy};
 use super::optim::AdamSettings;
 use super::tip_adapter::{SearchGrid, SearchInputs, cache_logits, search};
-use super::train::{FitSettings, FitSummary, Objective, Observer, Params, TrainError, TrainRun, host_values};
+use super::train::{
+    FitSettings, FitSummary, Objective, Observer, Params, TrainError, TrainRun, host_values,
+};
 
 /// Every hyper-parameter, with defaults that suit a handful of images per class.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -139,26 +141,36 @@ pub fn train_head(
         }
         HeadKind::LinearProbe | HeadKind::LpText => {
             let lbfgs = LbfgsSettings {
-                max_iterations: settings.epochs.unwrap_or(LbfgsSettings::default().max_iterations),
+                max_iterations: settings
+                    .epochs
+                    .unwrap_or(LbfgsSettings::default().max_iterations),
                 ..LbfgsSettings::default()
             };
             let text_prior = (settings.kind == HeadKind::LpText).then(|| Prior::Text {
                 embeddings: tensor2(text.embeddings.clone(), [classes, dim], device),
                 scale: text.scale,
             });
-            let objective = |train: &FeatureSet, holdout: Option<&FeatureSet>, value: f32| match &text_prior {
-                None => LogisticObjective::sklearn(train, holdout, value, device),
-                Some(prior) => LogisticObjective::new(train, holdout, prior.clone(), value, device),
-            };
+            let objective =
+                |train: &FeatureSet, holdout: Option<&FeatureSet>, value: f32| match &text_prior {
+                    None => LogisticObjective::sklearn(train, holdout, value, device),
+                    Some(prior) => {
+                        LogisticObjective::new(train, holdout, prior.clone(), value, device)
+                    }
+                };
             let (fixed, grid, name) = match settings.kind {
                 HeadKind::LinearProbe => (settings.c, &settings.c_grid, "C"),
-                _ => (settings.text_weight, &settings.text_weight_grid, "text_weight"),
+                _ => (
+                    settings.text_weight,
+                    &settings.text_weight_grid,
+                    "text_weight",
+                ),
             };
             let mut search_log = Vec::new();
             let chosen = match (fixed, &split) {
                 (Some(value), _) => value,
                 (None, Some(split)) if !grid.is_empty() => {
-                    let (train, holdout) = (support.subset(&split.train), support.subset(&split.holdout));
+                    let (train, holdout) =
+                        (support.subset(&split.train), support.subset(&split.holdout));
                     let mut best: Option<(f32, f32, f32)> = None;
                     for &value in grid {
                         let stage = format!("{name}={value}");
@@ -167,15 +179,25 @@ pub fn train_head(
                             None => {
                                 let mut objective = objective(&train, Some(&holdout), value);
                                 let init = objective.init(classes, dim);
-                                let (params, ..) = minimize(&stage, &mut objective, &init, &lbfgs, observer, device)?;
-                                let result = objective.evaluate(&params).unwrap_or((f32::INFINITY, 0.0));
+                                let (params, ..) = minimize(
+                                    &stage,
+                                    &mut objective,
+                                    &init,
+                                    &lbfgs,
+                                    observer,
+                                    device,
+                                )?;
+                                let result =
+                                    objective.evaluate(&params).unwrap_or((f32::INFINITY, 0.0));
                                 run.finish(&stage, &result)?;
                                 result
                             }
                         };
                         search_log.push(json!({name: value, "holdout_loss": result.0, "holdout_accuracy": result.1}));
                         // Best accuracy; ties go to the lower loss.
-                        if best.is_none_or(|(_, loss, acc)| result.1 > acc || (result.1 == acc && result.0 < loss)) {
+                        if best.is_none_or(|(_, loss, acc)| {
+                            result.1 > acc || (result.1 == acc && result.0 < loss)
+                        }) {
                             best = Some((value, result.0, result.1));
                         }
                     }
@@ -186,30 +208,44 @@ pub fn train_head(
             };
             let mut objective = objective(support, None, chosen);
             let init = objective.init(classes, dim);
-            let (params, summary) = match run.finished::<(Vec<f32>, Vec<f32>, ConvexSummary)>("final") {
-                Some((weight, bias, summary)) => (
-                    Params::from([
-                        ("weight".to_string(), tensor2(weight, [classes, dim], device)),
-                        ("bias".to_string(), tensor2(bias, [1, classes], device)),
-                    ]),
-                    summary,
-                ),
-                None => {
-                    let (params, iterations, loss, accuracy) =
-                        minimize("final", &mut objective, &init, &lbfgs, observer, device)?;
-                    let summary = ConvexSummary { iterations, loss, accuracy };
-                    let done = (
-                        host_values(params["weight"].clone())?,
-                        host_values(params["bias"].clone())?,
-                        summary.clone(),
-                    );
-                    run.finish("final", &done)?;
-                    (params, summary)
-                }
-            };
+            let (params, summary) =
+                match run.finished::<(Vec<f32>, Vec<f32>, ConvexSummary)>("final") {
+                    Some((weight, bias, summary)) => (
+                        Params::from([
+                            (
+                                "weight".to_string(),
+                                tensor2(weight, [classes, dim], device),
+                            ),
+                            ("bias".to_string(), tensor2(bias, [1, classes], device)),
+                        ]),
+                        summary,
+                    ),
+                    None => {
+                        let (params, iterations, loss, accuracy) =
+                            minimize("final", &mut objective, &init, &lbfgs, observer, device)?;
+                        let summary = ConvexSummary {
+                            iterations,
+                            loss,
+                            accuracy,
+                        };
+                        let done = (
+                            host_values(params["weight"].clone())?,
+                            host_values(params["bias"].clone())?,
+                            summary.clone(),
+                        );
+                        run.finish("final", &done)?;
+                        (params, summary)
+                    }
+                };
             let (weight, bias) = objective.effective(&params);
-            tensors.insert(LINEAR_WEIGHT.into(), HostTensor::new(vec![classes, dim], host_values(weight)?));
-            tensors.insert(LINEAR_BIAS.into(), HostTensor::new(vec![classes], host_values(bias)?));
+            tensors.insert(
+                LINEAR_WEIGHT.into(),
+                HostTensor::new(vec![classes, dim], host_values(weight)?),
+            );
+            tensors.insert(
+                LINEAR_BIAS.into(),
+                HostTensor::new(vec![classes], host_values(bias)?),
+            );
             Ok(TrainedHead {
                 text_scale: 0.0,
                 cache: None,
@@ -234,7 +270,9 @@ pub fn train_head(
                     observer,
                     device,
                     &mut log,
-                    &mut |train, holdout| Box::new(CacheObjective::new(train, holdout, text, device)),
+                    &mut |train, holdout| {
+                        Box::new(CacheObjective::new(train, holdout, text, device))
+                    },
                     &mut |train| Params::from([(KEYS.to_string(), train.tensor(device))]),
                 )?;
                 keys = host_values(params[KEYS].clone())?;
@@ -245,9 +283,10 @@ pub fn train_head(
                     // Leave-one-out over the whole support set: each image is judged by the
                     // cache of all the others (its own key would vote for itself).
                     let logits = text_logits(support, text, device)?;
-                    let mut affinity = host_values(
-                        support.tensor(device).matmul(tensor2(keys.clone(), [support.len(), dim], device).transpose()),
-                    )?;
+                    let mut affinity =
+                        host_values(support.tensor(device).matmul(
+                            tensor2(keys.clone(), [support.len(), dim], device).transpose(),
+                        ))?;
                     for i in 0..support.len() {
                         affinity[i * support.len() + i] = f32::NEG_INFINITY;
                     }
@@ -275,8 +314,14 @@ pub fn train_head(
             log["alpha"] = json!(scalars.alpha);
             log["beta"] = json!(scalars.beta);
             tensors.insert(TEXT.into(), text_tensor());
-            tensors.insert(CACHE_KEYS.into(), HostTensor::new(vec![support.len(), dim], keys));
-            tensors.insert(CACHE_VALUES.into(), HostTensor::new(vec![support.len(), classes], values));
+            tensors.insert(
+                CACHE_KEYS.into(),
+                HostTensor::new(vec![support.len(), dim], keys),
+            );
+            tensors.insert(
+                CACHE_VALUES.into(),
+                HostTensor::new(vec![support.len(), classes], values),
+            );
             Ok(TrainedHead {
                 text_scale: text.scale,
                 cache: Some(scalars),
@@ -291,7 +336,11 @@ pub fn train_head(
 }
 
 /// `s·f·Tᵀ` for every support image, on the host.
-fn text_logits(set: &FeatureSet, text: &TextPrior, device: &Device) -> Result<Vec<f32>, TrainError> {
+fn text_logits(
+    set: &FeatureSet,
+    text: &TextPrior,
+    device: &Device,
+) -> Result<Vec<f32>, TrainError> {
     let classes = set.class_count();
     let embeddings = tensor2(text.embeddings.clone(), [classes, set.dim], device);
     host_values(set.tensor(device).matmul(embeddings.transpose()) * text.scale)
@@ -306,7 +355,10 @@ fn one_hot_values(labels: &[usize], classes: usize) -> Vec<f32> {
 }
 
 /// Tip-Adapter's α and β while the keys train (its paper's defaults).
-const TRAINING_SCALARS: CacheScalars = CacheScalars { alpha: 1.0, beta: 5.5 };
+const TRAINING_SCALARS: CacheScalars = CacheScalars {
+    alpha: 1.0,
+    beta: 5.5,
+};
 const KEYS: &str = "keys";
 
 /// Cross-entropy of text + cache logits with trainable keys.
@@ -319,10 +371,17 @@ struct CacheObjective {
 }
 
 impl CacheObjective {
-    fn new(train: &FeatureSet, holdout: Option<&FeatureSet>, text: &TextPrior, device: &Device) -> Self {
+    fn new(
+        train: &FeatureSet,
+        holdout: Option<&FeatureSet>,
+        text: &TextPrior,
+        device: &Device,
+    ) -> Self {
         let classes = train.class_count();
         let embeddings = tensor2(text.embeddings.clone(), [classes, train.dim], device);
-        let logits = |set: &FeatureSet| set.tensor(device).matmul(embeddings.clone().transpose()) * text.scale;
+        let logits = |set: &FeatureSet| {
+            set.tensor(device).matmul(embeddings.clone().transpose()) * text.scale
+        };
         Self {
             features: train.tensor(device),
             one_hot: train.one_hot(device),
@@ -336,14 +395,24 @@ impl CacheObjective {
 impl Objective for CacheObjective {
     fn loss(&mut self, params: &Params) -> (Tensor<1>, f32) {
         let logits = self.text_logits.clone()
-            + cache_logits(self.features.clone(), params[KEYS].clone(), self.values.clone(), TRAINING_SCALARS);
+            + cache_logits(
+                self.features.clone(),
+                params[KEYS].clone(),
+                self.values.clone(),
+                TRAINING_SCALARS,
+            );
         cross_entropy(logits, self.one_hot.clone())
     }
 
     fn evaluate(&mut self, params: &Params) -> Option<(f32, f32)> {
         let (features, one_hot, text_logits) = self.holdout.clone()?;
         let logits = text_logits
-            + cache_logits(features, params[KEYS].clone(), self.values.clone(), TRAINING_SCALARS);
+            + cache_logits(
+                features,
+                params[KEYS].clone(),
+                self.values.clone(),
+                TRAINING_SCALARS,
+            );
         let (loss, accuracy) = cross_entropy(logits.detach(), one_hot);
         Some((loss.into_scalar::<f32>(), accuracy))
     }
@@ -370,17 +439,29 @@ pub fn fit_with_early_stopping<'o>(
         adam: AdamSettings::default(),
         cosine: true,
     };
-    let split = stratified_split(&support.labels, support.class_count(), settings.holdout, settings.seed);
+    let split = stratified_split(
+        &support.labels,
+        support.class_count(),
+        settings.holdout,
+        settings.seed,
+    );
     let mut epochs = fit_settings.epochs;
     if let Some(split) = split {
         let summary: FitSummary = match run.finished("early-stopping") {
             Some(summary) => summary,
             None => {
-                let (train, holdout) = (support.subset(&split.train), support.subset(&split.holdout));
+                let (train, holdout) =
+                    (support.subset(&split.train), support.subset(&split.holdout));
                 let mut stage_objective = objective(&train, Some(&holdout));
                 let start = init(&train);
-                let (_, summary) =
-                    run.fit("early-stopping", start, &fit_settings, stage_objective.as_mut(), observer, device)?;
+                let (_, summary) = run.fit(
+                    "early-stopping",
+                    start,
+                    &fit_settings,
+                    stage_objective.as_mut(),
+                    observer,
+                    device,
+                )?;
                 run.finish("early-stopping", &summary)?;
                 summary
             }
@@ -399,9 +480,19 @@ pub fn fit_with_early_stopping<'o>(
         None => {
             let mut stage_objective = objective(support, None);
             let start = init(support);
-            let final_settings = FitSettings { epochs, patience: 0, ..fit_settings.clone() };
-            let (params, summary) =
-                run.fit("final", start, &final_settings, stage_objective.as_mut(), observer, device)?;
+            let final_settings = FitSettings {
+                epochs,
+                patience: 0,
+                ..fit_settings.clone()
+            };
+            let (params, summary) = run.fit(
+                "final",
+                start,
+                &final_settings,
+                stage_objective.as_mut(),
+                observer,
+                device,
+            )?;
             let mut host = HostParams::new();
             for (name, tensor) in &params {
                 host.insert(name.clone(), (tensor.dims(), host_values(tensor.clone())?));

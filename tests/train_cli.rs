@@ -1,0 +1,395 @@
+//! Training and prediction end to end with the `medfocus` binary, on `../shared/data` with the
+//! reference-generated tiny CLIP (and SAM 2): train → head file → predict, the embedding cache,
+//! a killed run resuming to the same head, and bad input.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use medfocus::heads::HeadFile;
+
+fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shared(relative: &str) -> PathBuf {
+    std::env::var_os("MEDFOCUS_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest().join("../shared/data"))
+        .join(relative)
+}
+
+fn fixture(relative: &str) -> String {
+    manifest()
+        .join("tests/fixtures")
+        .join(relative)
+        .display()
+        .to_string()
+}
+
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_medfocus"));
+    command.args(["--device", "cpu"]).args(args);
+    command
+}
+
+fn medfocus(args: &[&str]) -> Output {
+    command(args).output().expect("run medfocus")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh scratch folder per test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("medfocus-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    text(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect()
+}
+
+#[test]
+fn trains_and_predicts_on_both_shared_sets_and_reuses_cached_embeddings() {
+    let dir = scratch("train-predict");
+    let cache = dir.join("cache").display().to_string();
+    let model = fixture("clip/openclip-tiny");
+    for (set, kind, class_count) in [
+        ("brain-mri", "tip-adapter-f", 4),
+        ("chest-xray", "linear-probe", 2),
+    ] {
+        let data = shared(set).display().to_string();
+        let out = dir.join(format!("{set}.mfh")).display().to_string();
+        let args = [
+            "train", "--data", &data, "--model", &model, "--head", kind, "--out", &out, "--cache",
+            &cache, "--json",
+        ];
+        let first = medfocus(&args);
+        assert!(first.status.success(), "{}", text(&first.stderr));
+        let first = &json_lines(&first)[0];
+        let images = first["images"].as_u64().unwrap();
+        assert!(images >= 16, "{first}");
+        assert_eq!(first["from_cache"], 0);
+        let trained = std::fs::read(&out).unwrap();
+
+        // Another run on the same images computes no embedding, and trains the same head.
+        let second = medfocus(&args);
+        assert!(second.status.success(), "{}", text(&second.stderr));
+        assert_eq!(
+            json_lines(&second)[0]["from_cache"].as_u64().unwrap(),
+            images
+        );
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            trained,
+            "same data and seed, same head"
+        );
+        assert!(
+            !Path::new(&format!("{out}.ckpt")).exists(),
+            "the checkpoint is removed once the head is written"
+        );
+
+        let head = HeadFile::read(Path::new(&out)).unwrap();
+        assert_eq!(head.header.kind.name(), kind);
+        assert_eq!(head.header.classes.len(), class_count);
+
+        let images: Vec<String> = std::fs::read_dir(shared(set).join(&head.header.classes[0]))
+            .unwrap()
+            .map(|entry| entry.unwrap().path().display().to_string())
+            .take(2)
+            .collect();
+        let mut args = vec!["predict", "--head", &out, "--model", &model, "--json"];
+        args.extend(images.iter().map(String::as_str));
+        let predicted = medfocus(&args);
+        assert!(predicted.status.success(), "{}", text(&predicted.stderr));
+        for line in json_lines(&predicted) {
+            let probabilities: Vec<f64> = line["probabilities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_f64().unwrap())
+                .collect();
+            assert_eq!(probabilities.len(), class_count);
+            assert!((probabilities.iter().sum::<f64>() - 1.0).abs() < 1e-4);
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn trains_on_sam2_masks_with_the_papers_overlay() {
+    let dir = scratch("train-sam2");
+    let out = dir.join("head.mfh").display().to_string();
+    let data = shared("chest-xray").display().to_string();
+    let (model, sam2, config) = (
+        fixture("clip/openclip-tiny"),
+        fixture("sam2/sam2.1-tiny-small.pt"),
+        fixture("sam2/sam2.1-tiny-small.config.json"),
+    );
+    let output = medfocus(&[
+        "train",
+        "--data",
+        &data,
+        "--model",
+        &model,
+        "--head",
+        "tip-adapter",
+        "--prompt",
+        "overlay",
+        "--sam2",
+        &sam2,
+        "--sam2-config",
+        &config,
+        "--points-per-side",
+        "4",
+        "--out",
+        &out,
+        "--no-cache",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let head = HeadFile::read(Path::new(&out)).unwrap();
+    assert_eq!(head.header.prompt.focus, "overlay");
+    assert!(
+        head.header.prompt.masks.starts_with("sam2 "),
+        "{}",
+        head.header.prompt.masks
+    );
+
+    // Predicting with it needs a mask source, and says so.
+    let image = shared("chest-xray/NORMAL/NORMAL2-IM-1430-0001.jpeg")
+        .display()
+        .to_string();
+    let refused = medfocus(&["predict", "--head", &out, "--model", &model, &image]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("--sam2"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let predicted = medfocus(&[
+        "predict",
+        "--head",
+        &out,
+        "--model",
+        &model,
+        "--sam2",
+        &sam2,
+        "--sam2-config",
+        &config,
+        "--points-per-side",
+        "4",
+        "--json",
+        &image,
+    ]);
+    assert!(predicted.status.success(), "{}", text(&predicted.stderr));
+    assert_eq!(json_lines(&predicted).len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// SIGKILL in the middle of training, then the same command again: it resumes from the
+/// checkpoint and writes exactly the head an uninterrupted run writes.
+#[test]
+fn a_killed_training_resumes_to_the_same_head() {
+    let dir = scratch("train-resume");
+    let cache = dir.join("cache").display().to_string();
+    let model = fixture("clip/openclip-tiny");
+    let data = shared("brain-mri").display().to_string();
+    let run = |out: &str| -> Vec<String> {
+        [
+            "train",
+            "--data",
+            &data,
+            "--model",
+            &model,
+            "--head",
+            "coop",
+            "--epochs",
+            "600",
+            "--patience",
+            "0",
+            "--out",
+            out,
+            "--cache",
+            &cache,
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let reference = dir.join("reference.mfh").display().to_string();
+    let uninterrupted = command(
+        &run(&reference)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        uninterrupted.status.success(),
+        "{}",
+        text(&uninterrupted.stderr)
+    );
+
+    let out = dir.join("resumed.mfh").display().to_string();
+    let checkpoint = format!("{out}.ckpt");
+    let args = run(&out);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = command(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    // Kill as soon as a checkpoint is on disk (the first is written after the first epoch).
+    let mut killed_midway = false;
+    while started.elapsed() < Duration::from_secs(120) {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Path::new(&checkpoint).exists() {
+            std::thread::sleep(Duration::from_millis(300));
+            killed_midway = child.try_wait().unwrap().is_none();
+            child.kill().unwrap();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.wait();
+    assert!(
+        killed_midway,
+        "training finished before it could be killed; give it more epochs"
+    );
+    assert!(!Path::new(&out).exists(), "a killed run writes no head");
+    assert!(Path::new(&checkpoint).exists());
+
+    let resumed = medfocus(&args);
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    assert_eq!(json_lines(&resumed)[0]["resumed"], true);
+    let (a, b) = (
+        HeadFile::read(Path::new(&reference)).unwrap(),
+        HeadFile::read(Path::new(&out)).unwrap(),
+    );
+    assert_eq!(
+        a.tensors, b.tensors,
+        "resumed training must reach the same parameters"
+    );
+    assert_eq!(a.header, b.header);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let dir = scratch("train-errors");
+    let model = fixture("clip/openclip-tiny");
+    // A class folder with a corrupt image: it is skipped and reported, the rest trains.
+    let data = dir.join("data");
+    for (class, source) in [("a", "brain-mri/glioma"), ("b", "brain-mri/notumor")] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for entry in std::fs::read_dir(shared(source)).unwrap().take(3) {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, data.join(class).join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(data.join("a/broken.jpg"), b"\xff\xd8\xff not really a jpeg").unwrap();
+    let out = dir.join("head.mfh").display().to_string();
+    let data_arg = data.display().to_string();
+    let output = medfocus(&[
+        "train",
+        "--data",
+        &data_arg,
+        "--model",
+        &model,
+        "--head",
+        "linear-probe",
+        "--out",
+        &out,
+        "--no-cache",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = &json_lines(&output)[0];
+    assert_eq!(report["images"], 6);
+    assert!(
+        report["skipped"][0]
+            .as_str()
+            .unwrap()
+            .contains("broken.jpg"),
+        "{report}"
+    );
+
+    // A prompt that needs masks, without any.
+    let output = medfocus(&[
+        "train", "--data", &data_arg, "--model", &model, "--prompt", "overlay", "--out", &out,
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("needs masks"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // A head used with another CLIP model.
+    let other = fixture("clip/openclip-tiny-gelu");
+    let image = shared("brain-mri/glioma/Te-gl_0010.jpg")
+        .display()
+        .to_string();
+    let output = medfocus(&["predict", "--head", &out, "--model", &other, &image]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("trained on CLIP model"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // A truncated head file, and something that is not one.
+    let bytes = std::fs::read(&out).unwrap();
+    let truncated = dir.join("truncated.mfh");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    for (path, expected) in [
+        (truncated.display().to_string(), "head"),
+        (image.clone(), "not a MedFocus head file"),
+    ] {
+        let output = medfocus(&["predict", "--head", &path, "--model", &model, &image]);
+        assert!(!output.status.success());
+        assert!(
+            text(&output.stderr).contains(expected),
+            "{}",
+            text(&output.stderr)
+        );
+    }
+
+    // A --checkpoint path holding something else is refused, not overwritten.
+    let checkpoint = dir.join("not-a-checkpoint").display().to_string();
+    std::fs::copy(&out, &checkpoint).unwrap();
+    let refused = medfocus(&[
+        "train",
+        "--data",
+        &data_arg,
+        "--model",
+        &model,
+        "--head",
+        "coop",
+        "--out",
+        &out,
+        "--checkpoint",
+        &checkpoint,
+        "--no-cache",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("not a MedFocus training checkpoint"),
+        "{}",
+        text(&refused.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
