@@ -393,3 +393,33 @@ fn bad_input_gets_clear_errors() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The committed head the browser tests load still predicts what its `.expected.json` says.
+#[test]
+fn the_committed_head_fixture_predicts_its_expected_probabilities() {
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("heads/brain-mri-tip-adapter-f.expected.json")).unwrap(),
+    )
+    .unwrap();
+    let head = fixture("heads/brain-mri-tip-adapter-f.mfh");
+    let model = fixture(expected["model"].as_str().unwrap());
+    for row in expected["images"].as_array().unwrap() {
+        let image = shared(row["image"].as_str().unwrap()).display().to_string();
+        let output = medfocus(&[
+            "predict", "--head", &head, "--model", &model, "--json", &image,
+        ]);
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let line = &json_lines(&output)[0];
+        for (ours, theirs) in line["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(row["probabilities"].as_array().unwrap())
+        {
+            assert!(
+                (ours.as_f64().unwrap() - theirs.as_f64().unwrap()).abs() < 1e-5,
+                "{line} vs {row}"
+            );
+        }
+    }
+}

@@ -69,6 +69,7 @@ async function checkDevice() {
 let current = null;
 let clip = null;
 let sam2 = null;
+let head = null;
 // The last SAM 2 mask of the current image: {maskPng (for CLIP), mask (0/255 per pixel), area, …}.
 let segmentation = null;
 
@@ -196,6 +197,7 @@ function wireRegionDrawing() {
 
 function updateClassifyButton() {
   $("classify").disabled = !(clip && current);
+  $("classify-head").disabled = !(clip && head && current);
   $("sam2-region").disabled = !(sam2 && current);
   $("sam2-auto").disabled = !(sam2 && current);
   $("sam2-clear").disabled = !segmentation;
@@ -282,36 +284,77 @@ async function loadModel(files) {
   updateClassifyButton();
 }
 
+function showResults(result) {
+  const rows = result.classes.map((name, index) => [name, result.probabilities[index]]);
+  rows.sort((a, b) => b[1] - a[1]);
+  rows.forEach(([name, probability], rank) => {
+    const row = document.createElement("tr");
+    if (rank === 0) row.className = "top";
+    const label = document.createElement("td");
+    label.textContent = name;
+    const value = document.createElement("td");
+    value.textContent = `${(probability * 100).toFixed(2)} %`;
+    const bar = document.createElement("td");
+    const fill = document.createElement("span");
+    fill.className = "bar";
+    fill.style.width = `${Math.round(probability * 200)}px`;
+    bar.append(fill);
+    row.append(label, value, bar);
+    $("results").append(row);
+  });
+}
+
+/** The region for CLIP: SAM 2's mask when there is one, else the dragged box. */
+function regionOptions() {
+  const options = {};
+  const region = parseRegion();
+  if (segmentation) options.mask = segmentation.maskPng;
+  else if (region) options.box = region;
+  return options;
+}
+
 async function classify() {
   $("clip-error").textContent = "";
   $("results").replaceChildren();
   const classes = $("classes").value.split(",").map((name) => name.trim()).filter(Boolean);
   const focus = $("focus").value;
-  const options = { focus };
-  const region = parseRegion();
-  if (segmentation) options.mask = segmentation.maskPng;
-  else if (region) options.box = region;
+  const options = { focus, ...regionOptions() };
   $("classify").disabled = true;
   try {
-    const result = await clip.classify(current.bytes, classes, options);
-    const rows = result.classes.map((name, index) => [name, result.probabilities[index]]);
-    rows.sort((a, b) => b[1] - a[1]);
-    rows.forEach(([name, probability], rank) => {
-      const row = document.createElement("tr");
-      if (rank === 0) row.className = "top";
-      const label = document.createElement("td");
-      label.textContent = name;
-      const value = document.createElement("td");
-      value.textContent = `${(probability * 100).toFixed(2)} %`;
-      const bar = document.createElement("td");
-      const fill = document.createElement("span");
-      fill.className = "bar";
-      fill.style.width = `${Math.round(probability * 200)}px`;
-      bar.append(fill);
-      row.append(label, value, bar);
-      $("results").append(row);
-    });
+    showResults(await clip.classify(current.bytes, classes, options));
     document.body.dataset.classified = `${current.name}:${focus}`;
+  } catch (error) {
+    $("clip-error").textContent = error.message ?? String(error);
+    document.body.dataset.classified = "error";
+  }
+  updateClassifyButton();
+}
+
+async function loadHead(file) {
+  $("clip-error").textContent = "";
+  head?.free();
+  head = null;
+  try {
+    head = medfocus.loadHead(new Uint8Array(await file.arrayBuffer()));
+    const region = head.needsMask ? `, focus ${head.focus} (needs a region)` : "";
+    $("head-status").textContent =
+      `${head.kind} head for ${head.classes.join(", ")}${region}; trained on CLIP model ${head.clipName}.`;
+    document.body.dataset.head = head.kind;
+  } catch (error) {
+    $("head-status").textContent = "No head loaded.";
+    $("clip-error").textContent = `head: ${error.message ?? error}`;
+    document.body.dataset.head = "error";
+  }
+  updateClassifyButton();
+}
+
+async function classifyWithHead() {
+  $("clip-error").textContent = "";
+  $("results").replaceChildren();
+  $("classify-head").disabled = true;
+  try {
+    showResults(await clip.classifyWithHead(current.bytes, head, regionOptions()));
+    document.body.dataset.classified = `${current.name}:head`;
   } catch (error) {
     $("clip-error").textContent = error.message ?? String(error);
     document.body.dataset.classified = "error";
@@ -332,6 +375,8 @@ $("sam2-region").addEventListener("click", () => {
 $("sam2-auto").addEventListener("click", () => segment({ auto: true, pointsPerSide: 16 }, "automatic"));
 $("sam2-clear").addEventListener("click", () => setSegmentation(null));
 $("classify").addEventListener("click", classify);
+$("head-input").addEventListener("change", (event) => event.target.files[0] && loadHead(event.target.files[0]));
+$("classify-head").addEventListener("click", classifyWithHead);
 wireRegionDrawing();
 $("device-request").addEventListener("change", chooseDevice);
 $("device-check").addEventListener("click", checkDevice);

@@ -9,11 +9,13 @@ use js_sys::{Object, Reflect, Uint8Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
+use super::heads::WebHead;
 use super::{chosen_device, js_error, to_js};
 use crate::clip::ZeroShotClassifier;
 use crate::clip::load::{LoadedClip, MemoryFiles, load_clip};
 use crate::clip::preprocess::Pixels8;
 use crate::focus::{self, Focus, FocusSettings, Mask};
+use crate::heads::{HeadFile, HeadModel};
 use crate::imaging;
 
 /// A loaded CLIP model, held by the page.
@@ -128,6 +130,94 @@ impl WebClip {
                 .map_err(JsValue::from)
         })
     }
+
+    /// Class probabilities from a trained head (see `loadHead`) for an encoded image, focused as
+    /// the head was trained. `options`: `{box, mask}`, the region when the head needs one.
+    /// Resolves to `{classes, probabilities}`; a head trained on another CLIP model is an error.
+    #[wasm_bindgen(js_name = classifyWithHead)]
+    pub fn classify_with_head(
+        &self,
+        image: Vec<u8>,
+        head: &WebHead,
+        options: JsValue,
+    ) -> js_sys::Promise {
+        let clip = Rc::clone(&self.clip);
+        let head = Rc::clone(&head.file);
+        wasm_bindgen_futures::future_to_promise(async move {
+            classify_with_head(&clip, &head, image, options)
+                .await
+                .map_err(JsValue::from)
+        })
+    }
+}
+
+/// The region from `options.mask` (a mask image's bytes) or `box`, if any.
+fn mask_from(
+    options: &JsValue,
+    region: Option<[usize; 4]>,
+    pixels: &Pixels8,
+) -> Result<Option<Mask>, JsError> {
+    let mask_bytes = Reflect::get(options, &"mask".into())
+        .ok()
+        .and_then(|value| value.dyn_into::<Uint8Array>().ok());
+    Ok(match (mask_bytes, region) {
+        (Some(bytes), _) => {
+            let mask_image = imaging::decode_image(&bytes.to_vec())
+                .map_err(|e| JsError::new(&format!("mask: {e}")))?;
+            Some(Mask::from_image(&mask_image.pixels))
+        }
+        (None, Some(region)) => {
+            Some(Mask::from_box(pixels.width, pixels.height, region).map_err(js_error)?)
+        }
+        (None, None) => None,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct HeadOptions {
+    #[serde(rename = "box")]
+    region: Option<[usize; 4]>,
+}
+
+async fn classify_with_head(
+    clip: &LoadedClip,
+    head: &HeadFile,
+    image: Vec<u8>,
+    options: JsValue,
+) -> Result<JsValue, JsError> {
+    let parsed: HeadOptions = if options.is_undefined() || options.is_null() {
+        HeadOptions::default()
+    } else {
+        serde_wasm_bindgen::from_value(options.clone()).map_err(js_error)?
+    };
+    let device = clip.model.device();
+    let head = HeadModel::new(head, &device);
+    head.check_clip(&clip.model).map_err(js_error)?;
+    let focus = head.focus().map_err(js_error)?;
+    let decoded = imaging::decode_image(&image).map_err(js_error)?;
+    let pixels = Pixels8::from_image(&decoded.pixels);
+    let mask = mask_from(&options, parsed.region, &pixels)?;
+    if head.header.prompt.needs_mask() && mask.is_none() {
+        return Err(JsError::new(&format!(
+            "this head was trained with the `{}` focus on masks from {}: give a region (mask or box)",
+            head.header.prompt.focus, head.header.prompt.masks
+        )));
+    }
+    let embedding = focus::encode_focused(
+        &clip.model,
+        &clip.preprocess,
+        &pixels,
+        mask.as_ref(),
+        &focus,
+        &device,
+    )
+    .map_err(js_error)?;
+    let mut rows = head.read_probabilities(embedding).await.map_err(js_error)?;
+    to_js(&Classification {
+        classes: head.classes().to_vec(),
+        probabilities: rows.remove(0),
+    })
 }
 
 /// The classifier for these classes and templates, reused when they are the last ones asked for.
@@ -168,20 +258,7 @@ async fn classify(
     let focus = focus_from(&parsed)?;
     let decoded = imaging::decode_image(&image).map_err(js_error)?;
     let pixels = Pixels8::from_image(&decoded.pixels);
-    let mask_bytes = Reflect::get(&options, &"mask".into())
-        .ok()
-        .and_then(|value| value.dyn_into::<Uint8Array>().ok());
-    let mask = match (mask_bytes, parsed.region) {
-        (Some(bytes), _) => {
-            let mask_image = imaging::decode_image(&bytes.to_vec())
-                .map_err(|e| JsError::new(&format!("mask: {e}")))?;
-            Some(Mask::from_image(&mask_image.pixels))
-        }
-        (None, Some(region)) => {
-            Some(Mask::from_box(pixels.width, pixels.height, region).map_err(js_error)?)
-        }
-        (None, None) => None,
-    };
+    let mask = mask_from(&options, parsed.region, &pixels)?;
     // The model stays on the device it was loaded on, even if the page switched since.
     let device = clip.model.device();
     let classifier = classifier_for(clip, cache, classes, parsed.templates)?;

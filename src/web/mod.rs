@@ -8,6 +8,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 pub mod clip;
+pub mod heads;
 pub mod sam2;
 
 use crate::compute_check;

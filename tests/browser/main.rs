@@ -10,4 +10,5 @@ mod common;
 
 mod clip;
 mod foundation;
+mod heads;
 mod sam2;

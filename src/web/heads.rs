@@ -1,0 +1,62 @@
+//! Trained heads across the wasm boundary: read a `.mfh` file the user picked and describe it;
+//! `WebClip.classifyWithHead` (in `clip.rs`) predicts with it. Conversions only.
+
+use std::rc::Rc;
+
+use wasm_bindgen::prelude::*;
+
+use super::{js_error, to_js};
+use crate::heads::HeadFile;
+
+/// A head file, held by the page.
+#[wasm_bindgen]
+pub struct WebHead {
+    pub(super) file: Rc<HeadFile>,
+}
+
+/// Reads a head file's bytes (from `medfocus train`); a damaged or foreign file is an error.
+#[wasm_bindgen(js_name = loadHead)]
+pub fn load_head(bytes: Vec<u8>) -> Result<WebHead, JsError> {
+    let file = HeadFile::from_bytes(bytes).map_err(js_error)?;
+    Ok(WebHead {
+        file: Rc::new(file),
+    })
+}
+
+#[wasm_bindgen]
+impl WebHead {
+    /// `zero-shot`, `linear-probe`, `lp-text`, `tip-adapter`, `tip-adapter-f` or `coop`.
+    #[wasm_bindgen(getter)]
+    pub fn kind(&self) -> String {
+        self.file.header.kind.name().to_string()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn classes(&self) -> Vec<String> {
+        self.file.header.classes.clone()
+    }
+
+    /// The focus method it was trained with (images must be focused the same way).
+    #[wasm_bindgen(getter)]
+    pub fn focus(&self) -> String {
+        self.file.header.prompt.focus.clone()
+    }
+
+    /// Whether classifying needs a region (a mask or a box).
+    #[wasm_bindgen(getter, js_name = needsMask)]
+    pub fn needs_mask(&self) -> bool {
+        self.file.header.prompt.needs_mask()
+    }
+
+    /// The CLIP model it was trained on (its folder name).
+    #[wasm_bindgen(getter, js_name = clipName)]
+    pub fn clip_name(&self) -> String {
+        self.file.header.clip.name.clone()
+    }
+
+    /// How it was trained (hyper-parameters, held-out results), as JSON.
+    #[wasm_bindgen(getter)]
+    pub fn training(&self) -> Result<JsValue, JsError> {
+        to_js(&self.file.header.training)
+    }
+}

@@ -1,0 +1,127 @@
+//! Trained heads in headless Chromium: a head file written natively by `medfocus train` is read
+//! through the page's entry points and predicts what `medfocus predict` predicted, on WebGPU.
+
+use js_sys::{Object, Reflect, Uint8Array};
+use medfocus::web::clip::load_clip_files;
+use medfocus::web::heads::load_head;
+use wasm_bindgen::JsValue;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+const HEAD: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/heads/brain-mri-tip-adapter-f.mfh"
+));
+const EXPECTED: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/heads/brain-mri-tip-adapter-f.expected.json"
+));
+const CONFIG: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/clip/openclip-tiny/open_clip_config.json"
+));
+const WEIGHTS: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/clip/openclip-tiny/open_clip_model.safetensors"
+));
+const GELU_CONFIG: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/clip/openclip-tiny-gelu/open_clip_config.json"
+));
+const GELU_WEIGHTS: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/clip/openclip-tiny-gelu/open_clip_model.safetensors"
+));
+/// The two images of the `.expected.json`, in its order.
+const IMAGES: [&[u8]; 2] = [
+    include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/brain-mri/meningioma/Te-me_0016.jpg"
+    )),
+    include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/chest-xray/NORMAL/NORMAL2-IM-1430-0001.jpeg"
+    )),
+];
+
+fn model_files(config: &[u8], weights: &[u8]) -> Object {
+    let files = Object::new();
+    for (name, bytes) in [
+        ("open_clip_config.json", config),
+        ("open_clip_model.safetensors", weights),
+    ] {
+        Reflect::set(&files, &name.into(), &Uint8Array::from(bytes).into()).unwrap();
+    }
+    files
+}
+
+fn message(error: JsValue) -> String {
+    js_sys::Error::from(error).message().into()
+}
+
+#[wasm_bindgen_test]
+async fn a_natively_trained_head_predicts_the_same_in_the_browser() {
+    medfocus::web::init_device(Some("gpu".into()))
+        .await
+        .map_err(JsValue::from)
+        .expect("device");
+    let clip = load_clip_files(model_files(CONFIG, WEIGHTS))
+        .map_err(JsValue::from)
+        .expect("clip");
+    let head = load_head(HEAD.to_vec())
+        .map_err(JsValue::from)
+        .expect("head");
+    assert_eq!(head.kind(), "tip-adapter-f");
+    assert_eq!(
+        head.classes(),
+        vec!["glioma", "meningioma", "notumor", "pituitary"]
+    );
+    assert!(!head.needs_mask());
+    let expected: serde_json::Value = serde_json::from_str(EXPECTED).unwrap();
+    for (image, row) in IMAGES.iter().zip(expected["images"].as_array().unwrap()) {
+        let result =
+            JsFuture::from(clip.classify_with_head(image.to_vec(), &head, JsValue::UNDEFINED))
+                .await
+                .expect("classify");
+        let result: serde_json::Value = serde_wasm_bindgen::from_value(result).unwrap();
+        let ours = result["probabilities"].as_array().unwrap();
+        let theirs = row["probabilities"].as_array().unwrap();
+        let diff = ours
+            .iter()
+            .zip(theirs)
+            .map(|(a, b)| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs())
+            .fold(0.0, f64::max);
+        web_sys::console::log_1(&format!("head on WebGPU vs native: max |Δp| = {diff:.2e}").into());
+        assert!(diff < 1e-4, "{result} vs {row}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn bad_heads_are_errors_not_panics() {
+    medfocus::web::init_device(Some("gpu".into()))
+        .await
+        .map_err(JsValue::from)
+        .expect("device");
+    let garbage = load_head(b"not a head at all".to_vec())
+        .err()
+        .expect("garbage must fail");
+    assert!(message(garbage.into()).contains("not a MedFocus head file"));
+    let truncated = load_head(HEAD[..HEAD.len() / 2].to_vec())
+        .err()
+        .expect("truncated must fail");
+    assert!(message(truncated.into()).contains("head"));
+
+    // The right file with the wrong CLIP model.
+    let head = load_head(HEAD.to_vec())
+        .map_err(JsValue::from)
+        .expect("head");
+    let other = load_clip_files(model_files(GELU_CONFIG, GELU_WEIGHTS))
+        .map_err(JsValue::from)
+        .expect("clip");
+    let refused =
+        JsFuture::from(other.classify_with_head(IMAGES[0].to_vec(), &head, JsValue::UNDEFINED))
+            .await
+            .err()
+            .expect("another model must be refused");
+    assert!(message(refused).contains("trained on CLIP model"));
+}
