@@ -139,6 +139,20 @@ fn open_clip_pytorch_pickle_matches_open_clip() {
         std::fs::copy(fixtures().join("openclip-tiny").join(file), dir.join(file)).unwrap();
     }
     check_parity(&dir, "openclip-tiny.safetensors", Family::OpenClip);
+    // Same weights, same fingerprint, whatever the file format: a head trained natively from the
+    // pickle is accepted by the browser, which reads the SafeTensors copy.
+    let device = Device::flex();
+    let from_pickle = load_clip_dir(&dir, &device).unwrap().model.fingerprint;
+    let from_safetensors = load_clip_dir(&fixtures().join("openclip-tiny"), &device)
+        .unwrap()
+        .model
+        .fingerprint;
+    assert_eq!(from_pickle, from_safetensors);
+    let other = load_clip_dir(&fixtures().join("openclip-tiny-gelu"), &device)
+        .unwrap()
+        .model
+        .fingerprint;
+    assert_ne!(from_pickle, other);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Support heads against independent references on the same embeddings
 //! (`scripts/reference/gen_heads.py`: scikit-learn, NumPy and PyTorch transcriptions), on
 //! synthetic clusters with known structure.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -106,35 +106,6 @@ test("a real chest X-ray is decoded in wasm and drawn", async () => {
   assert.ok(min < 30 && max > 200, `pixel range ${min}..${max}`);
 });
 
-test("a head trained natively loads in the page and classifies with the CLIP model", async () => {
-  const classifyWithHead = async () => {
-    await page.evaluate(() => delete document.body.dataset.classified);
-    await page.click("#classify-head");
-    await page.waitForFunction(() => document.body.dataset.classified, null, { timeout: 60_000 });
-    return page.evaluate(() => ({
-      outcome: document.body.dataset.classified,
-      error: document.querySelector("#clip-error").textContent,
-      rows: [...document.querySelectorAll("#results tr")].map((row) => [row.cells[0].textContent, Number.parseFloat(row.cells[1].textContent)]),
-    }));
-  };
-  await page.fill("#region", "");
-  await page.setInputFiles("#head-input", join(root, "tests", "fixtures", "heads", "brain-mri-tip-adapter-f.mfh"));
-  await page.waitForFunction(() => document.body.dataset.head, null, { timeout: 30_000 });
-  assert.equal(await page.evaluate(() => document.body.dataset.head), "tip-adapter-f", await page.textContent("#clip-error"));
-  assert.match(await page.textContent("#head-status"), /tip-adapter-f head for glioma, meningioma, notumor, pituitary/);
-  const result = await classifyWithHead();
-  assert.equal(result.outcome, "person1951_bacteria_4882.jpeg:head", result.error);
-  assert.deepEqual(result.rows.map(([name]) => name).sort(), ["glioma", "meningioma", "notumor", "pituitary"]);
-  assert.ok(Math.abs(result.rows.reduce((sum, [, p]) => sum + p, 0) - 100) < 0.1, JSON.stringify(result.rows));
-
-  await page.evaluate(() => delete document.body.dataset.head);
-  await page.setInputFiles("#head-input", { name: "head.mfh", mimeType: "application/octet-stream", buffer: Buffer.from("not a head") });
-  await page.waitForFunction(() => document.body.dataset.head, null, { timeout: 30_000 });
-  assert.equal(await page.evaluate(() => document.body.dataset.head), "error");
-  assert.match(await page.textContent("#clip-error"), /not a MedFocus head file/);
-  assert.ok(await page.isDisabled("#classify-head"));
-});
-
 test("a CLIP model folder loads in the page and classifies the X-ray, whole or focused", async () => {
   await page.selectOption("#device-request", "gpu");
   await page.waitForFunction(() => document.body.dataset.device === "WebGPU", null, { timeout: 30_000 });
@@ -188,6 +159,35 @@ test("a CLIP model folder loads in the page and classifies the X-ray, whole or f
   const missing = await classifyWith("overlay", "");
   assert.equal(missing.outcome, "error");
   assert.match(missing.error, /mask is needed/);
+});
+
+test("a head trained natively loads in the page and classifies with the CLIP model", async () => {
+  const classifyWithHead = async () => {
+    await page.evaluate(() => delete document.body.dataset.classified);
+    await page.click("#classify-head");
+    await page.waitForFunction(() => document.body.dataset.classified, null, { timeout: 60_000 });
+    return page.evaluate(() => ({
+      outcome: document.body.dataset.classified,
+      error: document.querySelector("#clip-error").textContent,
+      rows: [...document.querySelectorAll("#results tr")].map((row) => [row.cells[0].textContent, Number.parseFloat(row.cells[1].textContent)]),
+    }));
+  };
+  await page.fill("#region", "");
+  await page.setInputFiles("#head-input", join(root, "tests", "fixtures", "heads", "brain-mri-tip-adapter-f.mfh"));
+  await page.waitForFunction(() => document.body.dataset.head, null, { timeout: 30_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.head), "tip-adapter-f", await page.textContent("#clip-error"));
+  assert.match(await page.textContent("#head-status"), /tip-adapter-f head for glioma, meningioma, notumor, pituitary/);
+  const result = await classifyWithHead();
+  assert.equal(result.outcome, "person1951_bacteria_4882.jpeg:head", result.error);
+  assert.deepEqual(result.rows.map(([name]) => name).sort(), ["glioma", "meningioma", "notumor", "pituitary"]);
+  assert.ok(Math.abs(result.rows.reduce((sum, [, p]) => sum + p, 0) - 100) < 0.1, JSON.stringify(result.rows));
+
+  await page.evaluate(() => delete document.body.dataset.head);
+  await page.setInputFiles("#head-input", { name: "head.mfh", mimeType: "application/octet-stream", buffer: Buffer.from("not a head") });
+  await page.waitForFunction(() => document.body.dataset.head, null, { timeout: 30_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.head), "error");
+  assert.match(await page.textContent("#clip-error"), /not a MedFocus head file/);
+  assert.ok(await page.isDisabled("#classify-head"));
 });
 
 test("SAM 2 segments the dragged region in the page and the mask steers CLIP", async () => {
