@@ -364,6 +364,12 @@ mod cli {
         /// CoOp: learnt context tokens.
         #[arg(long, default_value_t = 4)]
         context_tokens: usize,
+        /// Fine-tune: how many of the image tower's last blocks train.
+        #[arg(long, default_value_t = 2)]
+        finetune_blocks: usize,
+        /// Fine-tune: λ in λ·contrastive + (1 − λ)·cross-entropy.
+        #[arg(long, default_value_t = 0.5)]
+        contrastive_weight: f32,
         /// Embedding cache folder (default: $MEDFOCUS_EMBEDDINGS or ~/.cache/medfocus/embeddings).
         #[arg(long)]
         cache: Option<PathBuf>,
@@ -900,6 +906,15 @@ mod cli {
         settings.alpha = args.alpha_cache;
         settings.beta = args.beta_cache;
         settings.context_tokens = args.context_tokens;
+        settings.finetune_blocks = args.finetune_blocks;
+        if !(0.0..=1.0).contains(&args.contrastive_weight) {
+            return Err(format!(
+                "--contrastive-weight {}: a weight in [0, 1]",
+                args.contrastive_weight
+            )
+            .into());
+        }
+        settings.contrastive_weight = args.contrastive_weight;
         let checkpoint = args
             .checkpoint
             .clone()

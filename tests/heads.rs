@@ -400,3 +400,71 @@ fn coop_gradient_matches_pytorch_autograd() {
         .unwrap();
     assert!(max_abs_diff(&text, &fixture.f32s("text")) < 1e-5);
 }
+
+/// The paper's fine-tune: λ·contrastive + (1−λ)·cross-entropy through the last image block of
+/// the tiny open_clip, from the tokens entering it; loss and gradients against PyTorch autograd.
+#[test]
+fn finetune_gradient_matches_pytorch_autograd() {
+    use medfocus::clip::load::load_clip_dir;
+    use medfocus::heads::finetune::{FinetuneObjective, FinetuneTower, TokenSet};
+    use medfocus::heads::train::Objective;
+
+    let fixture = Synthetic::load("finetune");
+    let reference = &fixture.reference;
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join(reference["model"].as_str().unwrap());
+    let clip = load_clip_dir(&folder, &Device::flex()).unwrap();
+    let classes: Vec<String> = reference["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    let (shape, _) = &fixture.arrays["tokens"];
+    let tokens = TokenSet {
+        classes: classes.clone(),
+        tokens: shape[1],
+        width: shape[2],
+        values: fixture.f32s("tokens"),
+        labels: fixture.labels("labels"),
+    };
+    let text = TextPrior {
+        embeddings: fixture.f32s("text"),
+        scale: reference["scale"].as_f64().unwrap() as f32,
+    };
+    assert!((text.scale - clip.model.logit_scale).abs() < 1e-3);
+    let device = Device::flex().autodiff();
+    let blocks = reference["finetune_blocks"].as_u64().unwrap() as usize;
+    let tower = FinetuneTower::new(&clip.model.vision, blocks, &device).unwrap();
+    let weight = reference["contrastive_weight"].as_f64().unwrap() as f32;
+    let mut objective = FinetuneObjective::new(&tower, &text, weight, &tokens, None, &device);
+    let params: BTreeMap<String, Tensor<2>> = tower
+        .init()
+        .into_iter()
+        .map(|(name, tensor)| (name, tensor.autodiff().require_grad()))
+        .collect();
+    let (loss, _) = objective.loss(&params);
+    let loss_value: f32 = loss.clone().into_scalar();
+    let gradients = loss.backward();
+    let expected_loss = fixture.arrays["loss"].1[0] as f32;
+    println!("fine-tune: loss {loss_value:.7} (PyTorch {expected_loss:.7})");
+    assert!((loss_value - expected_loss).abs() < 1e-5);
+    // burn's Linear keeps [in, out]; PyTorch's [out, in].
+    for (ours, theirs, transposed) in [
+        ("0.mlp.fc1.weight", "grad_fc1_weight", true),
+        ("0.attn.in_proj.weight", "grad_in_proj_weight", true),
+        ("0.ln_1.gamma", "grad_ln_1_weight", false),
+    ] {
+        let gradient = params[ours].grad(&gradients).unwrap();
+        let gradient = if transposed {
+            gradient.transpose()
+        } else {
+            gradient
+        };
+        let gradient: Vec<f32> = gradient.into_data().try_to_vec::<f32>().unwrap();
+        let expected = fixture.f32s(theirs);
+        let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let diff = max_abs_diff(&gradient, &expected);
+        println!("fine-tune: ∂L/∂{ours} max |Δ| = {diff:.2e} (largest component {scale:.2e})");
+        assert!(diff < 1e-3 * scale, "{ours}: {diff} vs {scale}");
+    }
+}

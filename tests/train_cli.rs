@@ -65,9 +65,10 @@ fn trains_and_predicts_on_both_shared_sets_and_reuses_cached_embeddings() {
     for (set, kind, class_count) in [
         ("brain-mri", "tip-adapter-f", 4),
         ("chest-xray", "linear-probe", 2),
+        ("chest-xray", "finetune", 2),
     ] {
         let data = shared(set).display().to_string();
-        let out = dir.join(format!("{set}.mfh")).display().to_string();
+        let out = dir.join(format!("{set}-{kind}.mfh")).display().to_string();
         let args = [
             "train", "--data", &data, "--model", &model, "--head", kind, "--out", &out, "--cache",
             &cache, "--json",
@@ -338,6 +339,52 @@ fn bad_input_gets_clear_errors() {
         text(&output.stderr)
     );
 
+    // Fine-tuning: more blocks than the tower has; the attention focus (its bias would have to
+    // follow every image into the trained blocks).
+    let output = medfocus(&[
+        "train",
+        "--data",
+        &data_arg,
+        "--model",
+        &model,
+        "--head",
+        "finetune",
+        "--finetune-blocks",
+        "9",
+        "--out",
+        &out,
+        "--no-cache",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("this image tower has 2 blocks"),
+        "{}",
+        text(&output.stderr)
+    );
+    let masks = dir.display().to_string();
+    let output = medfocus(&[
+        "train",
+        "--data",
+        &data_arg,
+        "--model",
+        &model,
+        "--head",
+        "finetune",
+        "--prompt",
+        "attention",
+        "--masks",
+        &masks,
+        "--out",
+        &out,
+        "--no-cache",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("not the attention focus"),
+        "{}",
+        text(&output.stderr)
+    );
+
     // A head used with another CLIP model.
     let other = fixture("clip/openclip-tiny-gelu");
     let image = shared("brain-mri/glioma/Te-gl_0010.jpg")
@@ -394,32 +441,34 @@ fn bad_input_gets_clear_errors() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The committed head the browser tests load still predicts what its `.expected.json` says.
+/// The committed heads the browser tests load still predict what their `.expected.json` says.
 #[test]
-fn the_committed_head_fixture_predicts_its_expected_probabilities() {
-    let expected: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("heads/brain-mri-tip-adapter-f.expected.json")).unwrap(),
-    )
-    .unwrap();
-    let head = fixture("heads/brain-mri-tip-adapter-f.mfh");
-    let model = fixture(expected["model"].as_str().unwrap());
-    for row in expected["images"].as_array().unwrap() {
-        let image = shared(row["image"].as_str().unwrap()).display().to_string();
-        let output = medfocus(&[
-            "predict", "--head", &head, "--model", &model, "--json", &image,
-        ]);
-        assert!(output.status.success(), "{}", text(&output.stderr));
-        let line = &json_lines(&output)[0];
-        for (ours, theirs) in line["probabilities"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(row["probabilities"].as_array().unwrap())
-        {
-            assert!(
-                (ours.as_f64().unwrap() - theirs.as_f64().unwrap()).abs() < 1e-5,
-                "{line} vs {row}"
-            );
+fn the_committed_head_fixtures_predict_their_expected_probabilities() {
+    for name in ["brain-mri-tip-adapter-f", "chest-xray-finetune"] {
+        let expected: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture(&format!("heads/{name}.expected.json"))).unwrap(),
+        )
+        .unwrap();
+        let head = fixture(&format!("heads/{name}.mfh"));
+        let model = fixture(expected["model"].as_str().unwrap());
+        for row in expected["images"].as_array().unwrap() {
+            let image = shared(row["image"].as_str().unwrap()).display().to_string();
+            let output = medfocus(&[
+                "predict", "--head", &head, "--model", &model, "--json", &image,
+            ]);
+            assert!(output.status.success(), "{}", text(&output.stderr));
+            let line = &json_lines(&output)[0];
+            for (ours, theirs) in line["probabilities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(row["probabilities"].as_array().unwrap())
+            {
+                assert!(
+                    (ours.as_f64().unwrap() - theirs.as_f64().unwrap()).abs() < 1e-5,
+                    "{name}: {line} vs {row}"
+                );
+            }
         }
     }
 }

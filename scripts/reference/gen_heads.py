@@ -19,6 +19,9 @@
   keys and test logits after training.
 * CoOp: loss and gradient w.r.t. the context vectors through open_clip's text tower (the tiny
   committed checkpoint), by PyTorch autograd.
+* The paper's fine-tune: open_clip's image tower (tiny checkpoint) run up to its last block on
+  random images; the loss λ·contrastive + (1−λ)·cross-entropy against "This is a photo of
+  {class}." and its gradient w.r.t. the last block's weights, by PyTorch autograd.
 """
 
 import json
@@ -215,9 +218,77 @@ def coop():
     print("coop loss", loss.item(), "grad norm", ctx.grad.norm().item())
 
 
+def finetune():
+    """The last image block's gradient under the paper's loss (float64 autograd)."""
+    import open_clip
+    from safetensors.torch import load_file
+
+    folder = REPO / "tests" / "fixtures" / "clip" / "openclip-tiny"
+    cfg = json.loads((folder / "open_clip_config.json").read_text())["model_cfg"]
+    model = open_clip.model.CLIP(**cfg).eval()
+    model.load_state_dict(load_file(str(folder / "open_clip_model.safetensors")))
+    model = model.double()
+    tokenizer = open_clip.get_tokenizer("ViT-B-32")
+    classes = ["glioma", "meningioma", "no tumor", "pituitary tumor"]
+    with torch.no_grad():
+        text = model.encode_text(tokenizer([f"This is a photo of {c}." for c in classes]))
+        text = text / text.norm(dim=-1, keepdim=True)
+
+    visual = model.visual
+    size = cfg["vision_cfg"]["image_size"]
+    gen = torch.Generator().manual_seed(11)
+    pixels = torch.randn(6, 3, size, size, generator=gen, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 2, 3, 1, 1])
+    blocks = visual.transformer.resblocks
+    first = len(blocks) - 1
+    assert visual.transformer.batch_first
+    with torch.no_grad():
+        x = visual._embeds(pixels)
+        for block in blocks[:first]:
+            x = block(x)
+        tokens = x.clone()
+        # The split reproduces the whole tower.
+        rest = tokens
+        for block in blocks[first:]:
+            rest = block(rest)
+        pooled, _ = visual._pool(rest)
+        assert torch.allclose(pooled @ visual.proj, model.encode_image(pixels), atol=1e-12)
+
+    for param in model.parameters():
+        param.requires_grad_(False)
+    for param in blocks[first].parameters():
+        param.requires_grad_(True)
+    x = blocks[first](tokens)
+    pooled, _ = visual._pool(x)
+    images = pooled @ visual.proj
+    images = images / images.norm(dim=-1, keepdim=True)
+    scale = model.logit_scale.exp()
+    lam = 0.5
+    ce = torch.nn.functional.cross_entropy(scale * images @ text.T, labels)
+    similarity = scale * images @ text[labels].T
+    same = (labels[:, None] == labels[None, :]).double()
+    targets = same / same.sum(dim=1, keepdim=True)
+    i2t = -(targets * torch.log_softmax(similarity, dim=1)).sum(dim=1).mean()
+    t2i = -(targets.T * torch.log_softmax(similarity.T, dim=1)).sum(dim=1).mean()
+    loss = lam * (i2t + t2i) / 2 + (1 - lam) * ce
+    loss.backward()
+    block = blocks[first]
+    save_file({"tokens": tokens.float().numpy(), "labels": labels.numpy(), "text": text.float().numpy(),
+               "loss": np.array([loss.item()], dtype=np.float64),
+               # PyTorch's Linear keeps [out, in]; these are as PyTorch has them.
+               "grad_fc1_weight": block.mlp.c_fc.weight.grad.numpy(),
+               "grad_in_proj_weight": block.attn.in_proj_weight.grad.numpy(),
+               "grad_ln_1_weight": block.ln_1.weight.grad.numpy()}, str(OUT / "finetune.safetensors"))
+    (OUT / "finetune.json").write_text(json.dumps({"classes": classes, "finetune_blocks": 1, "contrastive_weight": lam,
+                                                   "scale": scale.item(),
+                                                   "model": "tests/fixtures/clip/openclip-tiny"}, indent=2) + "\n")
+    print("finetune loss", loss.item(), "ce", ce.item(), "contrastive", ((i2t + t2i) / 2).item())
+
+
 if __name__ == "__main__":
     torch.manual_seed(0)
     synthetic("separable", 1, classes=3, dim=32, train_per_class=8, test_per_class=60, spread=3.0, text_shift=0)
     synthetic("shifted", 2, classes=3, dim=32, train_per_class=8, test_per_class=60, spread=3.0, text_shift=1.1)
     synthetic("binary", 3, classes=2, dim=32, train_per_class=10, test_per_class=80, spread=4.0, text_shift=0)
     coop()
+    finetune()

@@ -114,6 +114,11 @@ impl VisionTransformer {
         self.blocks.len()
     }
 
+    /// Token width.
+    pub fn width(&self) -> usize {
+        self.class_embedding.val().dims()[0]
+    }
+
     pub fn heads(&self) -> usize {
         self.blocks
             .first()
@@ -168,8 +173,18 @@ impl VisionTransformer {
 
     /// All tokens after the last block (before `ln_post`), with an optional focus bias.
     pub fn forward_tokens(&self, pixels: Tensor<4>, focus: Option<&LayerBias>) -> Tensor<3> {
+        self.forward_tokens_until(pixels, focus, self.blocks.len())
+    }
+
+    /// The tokens entering block `blocks` (after the first `blocks` blocks).
+    pub fn forward_tokens_until(
+        &self,
+        pixels: Tensor<4>,
+        focus: Option<&LayerBias>,
+        blocks: usize,
+    ) -> Tensor<3> {
         let mut x = self.embed(pixels);
-        for (index, block) in self.blocks.iter().enumerate() {
+        for (index, block) in self.blocks.iter().enumerate().take(blocks) {
             let bias = focus
                 .filter(|focus| focus.layers.contains(&index))
                 .map(|focus| focus.bias.clone());
@@ -180,7 +195,21 @@ impl VisionTransformer {
 
     /// Image embeddings `[batch, embed_dim]` (not normalised), as `encode_image` returns them.
     pub fn forward(&self, pixels: Tensor<4>, focus: Option<&LayerBias>) -> Tensor<2> {
-        let x = self.forward_tokens(pixels, focus);
+        self.pool(self.forward_tokens(pixels, focus))
+    }
+
+    /// Embeddings from the tokens entering some block, through `blocks` (the tower's remaining
+    /// blocks, or fine-tuned copies of them) and the class-token head.
+    pub fn finish(&self, tokens: Tensor<3>, blocks: &[ResidualBlock]) -> Tensor<2> {
+        let mut x = tokens;
+        for block in blocks {
+            x = block.forward(x, None);
+        }
+        self.pool(x)
+    }
+
+    /// `ln_post` and the projection of the class token.
+    fn pool(&self, x: Tensor<3>) -> Tensor<2> {
         let [batch, _, width] = x.dims();
         let class_token = x.narrow(1, 0, 1).reshape([batch, width]);
         self.proj.forward(self.ln_post.forward(class_token))

@@ -17,6 +17,7 @@ pub use mask::{Mask, MaskError};
 pub use prompt::{PromptError, VisualPrompt};
 
 use crate::clip::preprocess::{Pixels8, PreprocessConfig, batch_tensor, preprocess};
+use crate::clip::vision::VisionTransformer;
 use crate::clip::{ClipModel, LayerBias};
 use burn::tensor::Tensor;
 
@@ -131,6 +132,46 @@ pub fn encode_focused(
     focus: &Focus,
     device: &Device,
 ) -> Result<Tensor<2>, FocusApplyError> {
+    encode_focused_with(&model.vision, preprocess_config, image, mask, focus, device)
+}
+
+/// [`encode_focused`] through a given image tower (a fine-tuned copy, say).
+pub fn encode_focused_with(
+    vision: &VisionTransformer,
+    preprocess_config: &PreprocessConfig,
+    image: &Pixels8,
+    mask: Option<&Mask>,
+    focus: &Focus,
+    device: &Device,
+) -> Result<Tensor<2>, FocusApplyError> {
+    let (input, bias) = focused_input(vision, preprocess_config, image, mask, focus, device)?;
+    Ok(vision.forward(input, bias.as_ref()))
+}
+
+/// The tokens `[1, tokens, width]` entering block `blocks` of the image tower, for one image under
+/// a focus method (what a head that fine-tunes the later blocks trains from).
+pub fn tokens_focused(
+    vision: &VisionTransformer,
+    preprocess_config: &PreprocessConfig,
+    image: &Pixels8,
+    mask: Option<&Mask>,
+    focus: &Focus,
+    blocks: usize,
+    device: &Device,
+) -> Result<Tensor<3>, FocusApplyError> {
+    let (input, bias) = focused_input(vision, preprocess_config, image, mask, focus, device)?;
+    Ok(vision.forward_tokens_until(input, bias.as_ref(), blocks))
+}
+
+/// The preprocessed pixels (prompted, for a visual prompt) and the attention bias, if any.
+fn focused_input(
+    vision: &VisionTransformer,
+    preprocess_config: &PreprocessConfig,
+    image: &Pixels8,
+    mask: Option<&Mask>,
+    focus: &Focus,
+    device: &Device,
+) -> Result<(Tensor<4>, Option<LayerBias>), FocusApplyError> {
     // A prompt changes the pixels; the attention focus leaves them and adds a bias.
     let (pixels, bias): (Cow<Pixels8>, Option<LayerBias>) = match focus {
         Focus::None => (Cow::Borrowed(image), None),
@@ -141,11 +182,10 @@ pub fn encode_focused(
         Focus::Attention(attention) => {
             let mask = mask.ok_or(FocusApplyError::NoMask)?;
             mask.check_matches(image.width, image.height)?;
-            let weights =
-                attention::patch_weights(mask, preprocess_config, model.vision.grid_size());
+            let weights = attention::patch_weights(mask, preprocess_config, vision.grid_size());
             (
                 Cow::Borrowed(image),
-                Some(attention.layer_bias(&[weights], model.vision.layers(), device)?),
+                Some(attention.layer_bias(&[weights], vision.layers(), device)?),
             )
         }
     };
@@ -154,8 +194,6 @@ pub fn encode_focused(
         preprocess_config.image_size,
         device,
     );
-    Ok(match &bias {
-        Some(bias) => model.encode_image_focused(input, bias)?,
-        None => model.encode_image(input)?,
-    })
+    vision.check_input(&input)?;
+    Ok((input, bias))
 }

@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 
 use super::cache::{EmbeddingCache, key, sha256_hex};
-use super::features::{FeatureError, FeatureSet};
+use super::features::{FeatureError, FeatureSet, check_labels};
+use super::finetune::TokenSet;
 use super::head_file::PromptMode;
 use crate::clip::load::LoadedClip;
 use crate::clip::preprocess::Pixels8;
+use crate::clip::vision::VisionTransformer;
 use crate::dataset::{ClassFolders, IMAGE_EXTENSIONS};
 use crate::focus::{self, Focus, Mask};
 use crate::imaging;
@@ -55,6 +57,24 @@ impl MaskSource {
     }
 }
 
+/// What is computed per image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The image embedding.
+    Embedding,
+    /// The tokens entering image-tower block `n` (a fine-tune trains the blocks from there).
+    TokensBefore(usize),
+}
+
+impl Target {
+    fn key(self) -> String {
+        match self {
+            Target::Embedding => "embedding".into(),
+            Target::TokensBefore(block) => format!("tokens before block {block}"),
+        }
+    }
+}
+
 pub struct Embedder<'a> {
     pub clip: &'a LoadedClip,
     pub prompt: PromptMode,
@@ -62,6 +82,9 @@ pub struct Embedder<'a> {
     pub masks: MaskSource,
     pub cache: Option<EmbeddingCache>,
     pub device: Device,
+    pub target: Target,
+    /// An image tower used instead of the model's (a fine-tuned copy); the cache is then off.
+    vision: Option<VisionTransformer>,
 }
 
 /// One embedded image.
@@ -96,7 +119,28 @@ impl<'a> Embedder<'a> {
             masks,
             cache,
             device,
+            target: Target::Embedding,
+            vision: None,
         })
+    }
+
+    /// Computes `target` instead of the embedding.
+    pub fn with_target(mut self, target: Target) -> Result<Self, EmbedError> {
+        if let (Target::TokensBefore(_), Focus::Attention(_)) = (target, &self.focus) {
+            return Err(EmbedError::Focus(
+                "fine-tuning the image tower takes a visual prompt (overlay, blur, crop, binary, grey) or none, not the attention focus".into(),
+            ));
+        }
+        self.target = target;
+        Ok(self)
+    }
+
+    /// Embeds through `vision` (a fine-tuned copy of the model's tower); caching is switched off,
+    /// the cache keys naming the model's own tower.
+    pub fn with_vision(mut self, vision: VisionTransformer) -> Self {
+        self.vision = Some(vision);
+        self.cache = None;
+        self
     }
 
     /// Embeds one image (`path` names it in messages and finds its mask file).
@@ -145,10 +189,11 @@ impl<'a> Embedder<'a> {
             }
             _ => "none".into(),
         };
+        let mode = format!("{} {}", self.prompt.key(), self.target.key());
         let cache_key = key(
             &image_hash,
             &self.clip.model.fingerprint,
-            &self.prompt.key(),
+            &mode,
             &mask_identity,
         );
         if let Some(values) = self.cache.as_ref().and_then(|cache| cache.get(&cache_key)) {
@@ -192,17 +237,31 @@ impl<'a> Embedder<'a> {
         } else {
             None
         };
-        let embedding = focus::encode_focused(
-            &self.clip.model,
-            &self.clip.preprocess,
-            &pixels,
-            mask.as_ref(),
-            &self.focus,
-            &self.device,
-        )
+        let vision = self.vision.as_ref().unwrap_or(&self.clip.model.vision);
+        let (preprocess, mask) = (&self.clip.preprocess, mask.as_ref());
+        let data = match self.target {
+            Target::Embedding => focus::encode_focused_with(
+                vision,
+                preprocess,
+                &pixels,
+                mask,
+                &self.focus,
+                &self.device,
+            )
+            .map(|tensor| tensor.into_data()),
+            Target::TokensBefore(block) => focus::tokens_focused(
+                vision,
+                preprocess,
+                &pixels,
+                mask,
+                &self.focus,
+                block,
+                &self.device,
+            )
+            .map(|tensor| tensor.into_data()),
+        }
         .map_err(|error| image_error(error.to_string()))?;
-        let values = embedding
-            .into_data()
+        let values = data
             .convert::<f32>()
             .try_to_vec::<f32>()
             .map_err(|error| image_error(format!("reading the embedding back: {error:?}")))?;
@@ -237,15 +296,43 @@ pub fn mask_file_for(dir: &Path, relative: &Path) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// What embedding a support set produced.
+/// What embedding a support set produced: one row per usable image (an embedding, or the
+/// tokens a fine-tune starts from), its label, and what happened on the way.
 pub struct SupportEmbeddings {
-    pub features: FeatureSet,
+    pub classes: Vec<String>,
+    /// Values per row.
+    pub width: usize,
+    pub values: Vec<f32>,
+    pub labels: Vec<usize>,
     /// Per embedded image: its path and cache key (the run's identity is built from these).
     pub images: Vec<(PathBuf, String)>,
     pub from_cache: usize,
     /// Images that could not be used, with why, and other warnings.
     pub skipped: Vec<String>,
     pub warnings: Vec<String>,
+}
+
+impl SupportEmbeddings {
+    /// The rows as unit embeddings.
+    pub fn features(&self) -> Result<FeatureSet, FeatureError> {
+        FeatureSet::new(
+            self.classes.clone(),
+            self.width,
+            self.values.clone(),
+            self.labels.clone(),
+        )
+    }
+
+    /// The rows as `[tokens, width]` token grids (a fine-tune's input).
+    pub fn tokens(&self, width: usize) -> TokenSet {
+        TokenSet {
+            classes: self.classes.clone(),
+            tokens: self.width / width.max(1),
+            width,
+            values: self.values.clone(),
+            labels: self.labels.clone(),
+        }
+    }
 }
 
 /// Embeds every image of a folder-per-class set; unreadable images are skipped and reported.
@@ -290,9 +377,12 @@ pub fn embed_support(
             skipped.first().cloned().unwrap_or_default(),
         ));
     }
-    let features = FeatureSet::new(folders.classes.clone(), dim, values, labels)?;
+    check_labels(&folders.classes, &labels)?;
     Ok(SupportEmbeddings {
-        features,
+        classes: folders.classes.clone(),
+        width: dim,
+        values,
+        labels,
         images,
         from_cache,
         skipped,

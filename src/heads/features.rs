@@ -26,6 +26,28 @@ pub enum FeatureError {
     BadEmbedding(usize),
 }
 
+/// At least two classes, every label one of them, every class with an image.
+pub fn check_labels(classes: &[String], labels: &[usize]) -> Result<(), FeatureError> {
+    if classes.len() < 2 {
+        return Err(FeatureError::TooFewClasses(classes.len()));
+    }
+    for (index, &label) in labels.iter().enumerate() {
+        if label >= classes.len() {
+            return Err(FeatureError::Label {
+                index,
+                label,
+                classes: classes.len(),
+            });
+        }
+    }
+    for (class, name) in classes.iter().enumerate() {
+        if !labels.contains(&class) {
+            return Err(FeatureError::EmptyClass(name.clone()));
+        }
+    }
+    Ok(())
+}
+
 /// `rows` unit-length embeddings of width `dim`, row-major, each with a class index.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeatureSet {
@@ -43,9 +65,6 @@ impl FeatureSet {
         mut values: Vec<f32>,
         labels: Vec<usize>,
     ) -> Result<Self, FeatureError> {
-        if classes.len() < 2 {
-            return Err(FeatureError::TooFewClasses(classes.len()));
-        }
         if dim == 0 || values.len() != labels.len() * dim {
             return Err(FeatureError::Shape {
                 rows: labels.len(),
@@ -53,20 +72,7 @@ impl FeatureSet {
                 values: values.len(),
             });
         }
-        for (index, &label) in labels.iter().enumerate() {
-            if label >= classes.len() {
-                return Err(FeatureError::Label {
-                    index,
-                    label,
-                    classes: classes.len(),
-                });
-            }
-        }
-        for (class, name) in classes.iter().enumerate() {
-            if !labels.contains(&class) {
-                return Err(FeatureError::EmptyClass(name.clone()));
-            }
-        }
+        check_labels(&classes, &labels)?;
         for (index, row) in values.chunks_mut(dim).enumerate() {
             let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
             if !norm.is_finite() || norm == 0.0 {
@@ -140,6 +146,28 @@ pub fn one_hot(labels: &[usize], classes: usize, device: &Device) -> Tensor<2> {
         values[row * classes + label] = 1.0;
     }
     Tensor::from_data(TensorData::new(values, [labels.len(), classes]), device)
+}
+
+/// A labelled training set that can be split (embeddings, or the tokens a fine-tune starts from).
+pub trait Labelled: Sized {
+    fn labels(&self) -> &[usize];
+    fn class_count(&self) -> usize;
+    /// The items at `indices`, in that order.
+    fn subset(&self, indices: &[usize]) -> Self;
+}
+
+impl Labelled for FeatureSet {
+    fn labels(&self) -> &[usize] {
+        &self.labels
+    }
+
+    fn class_count(&self) -> usize {
+        self.classes.len()
+    }
+
+    fn subset(&self, indices: &[usize]) -> Self {
+        FeatureSet::subset(self, indices)
+    }
 }
 
 /// Which images train and which judge (hyper-parameters, early stopping).

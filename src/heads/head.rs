@@ -4,12 +4,16 @@
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use std::collections::BTreeMap;
+
 use super::head_file::{
     CACHE_KEYS, CACHE_VALUES, CacheScalars, HeadFile, HeadHeader, HostTensor, LINEAR_BIAS,
-    LINEAR_WEIGHT, TEXT,
+    LINEAR_WEIGHT, TEXT, VISION_BLOCKS,
 };
 use super::tip_adapter::cache_logits;
+use super::vision_blocks::substitute;
 use crate::clip::model::{ClipModel, l2_normalize};
+use crate::clip::vision::VisionTransformer;
 use crate::focus::{Focus, UnknownMethod};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -28,6 +32,8 @@ pub enum HeadError {
     Width { expected: usize, found: usize },
     #[error("reading results back from the device failed: {0}")]
     Readback(String),
+    #[error("this head's fine-tuned image blocks do not fit the loaded model: {0}")]
+    Blocks(String),
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +42,8 @@ pub struct HeadModel {
     text: Option<Tensor<2>>,
     linear: Option<(Tensor<2>, Tensor<1>)>,
     cache: Option<(Tensor<2>, Tensor<2>, CacheScalars)>,
+    /// Fine-tuned image-tower blocks by index, their parameters by path (`finetune`).
+    vision_blocks: BTreeMap<usize, BTreeMap<String, HostTensor>>,
 }
 
 pub(crate) fn device_tensor<const D: usize>(tensor: &HostTensor, device: &Device) -> Tensor<D> {
@@ -66,12 +74,69 @@ impl HeadModel {
                     scalars,
                 )
             });
+        let mut vision_blocks: BTreeMap<usize, BTreeMap<String, HostTensor>> = BTreeMap::new();
+        for (name, tensor) in &file.tensors {
+            let Some(rest) = name.strip_prefix(VISION_BLOCKS) else {
+                continue;
+            };
+            if let Some((index, path)) = rest.split_once('.')
+                && let Ok(index) = index.parse::<usize>()
+            {
+                vision_blocks
+                    .entry(index)
+                    .or_default()
+                    .insert(path.to_string(), tensor.clone());
+            }
+        }
         Self {
             header,
             text,
             linear,
             cache,
+            vision_blocks,
         }
+    }
+
+    /// For a head that fine-tuned image-tower blocks: a copy of `vision` with them in place
+    /// (`None` for every other head: the tower is used as it is).
+    pub fn adapt_vision(
+        &self,
+        vision: &VisionTransformer,
+    ) -> Result<Option<VisionTransformer>, HeadError> {
+        if self.vision_blocks.is_empty() {
+            return Ok(None);
+        }
+        let device = vision.class_embedding.val().device();
+        let mut adapted = vision.clone();
+        for (&index, params) in &self.vision_blocks {
+            let block = adapted.blocks.get(index).cloned().ok_or_else(|| {
+                HeadError::Blocks(format!(
+                    "block {index}, but the tower has {}",
+                    vision.blocks.len()
+                ))
+            })?;
+            let mut wrong = Vec::new();
+            let (block, missing) = substitute(block, &mut |path, dims| {
+                let tensor = params.get(path)?;
+                if tensor.shape != dims {
+                    wrong.push(format!("{path} {:?} vs {dims:?}", tensor.shape));
+                    return None;
+                }
+                let columns = dims.last().copied().unwrap_or(1);
+                let rows = tensor.values.len() / columns.max(1);
+                Some(device_tensor::<2>(
+                    &HostTensor::new(vec![rows, columns], tensor.values.clone()),
+                    &device,
+                ))
+            });
+            if !missing.is_empty() || !wrong.is_empty() {
+                return Err(HeadError::Blocks(format!(
+                    "block {index}: missing {missing:?}, misshapen {wrong:?}"
+                )));
+            }
+            adapted.blocks[index] = block;
+        }
+        Ok(Some(adapted))
     }
 
     pub fn classes(&self) -> &[String] {

@@ -24,6 +24,8 @@ pub const LINEAR_BIAS: &str = "linear.bias";
 pub const CACHE_KEYS: &str = "cache.keys";
 pub const CACHE_VALUES: &str = "cache.values";
 pub const COOP_CONTEXT: &str = "coop.context";
+/// `vision.blocks.{index}.{path}`: fine-tuned image-tower blocks (`finetune`).
+pub const VISION_BLOCKS: &str = "vision.blocks.";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -34,6 +36,7 @@ pub enum HeadKind {
     TipAdapter,
     TipAdapterF,
     Coop,
+    Finetune,
 }
 
 impl HeadKind {
@@ -44,6 +47,7 @@ impl HeadKind {
         "tip-adapter",
         "tip-adapter-f",
         "coop",
+        "finetune",
     ];
 
     pub fn parse(name: &str) -> Option<Self> {
@@ -58,6 +62,7 @@ impl HeadKind {
             HeadKind::TipAdapter => "tip-adapter",
             HeadKind::TipAdapterF => "tip-adapter-f",
             HeadKind::Coop => "coop",
+            HeadKind::Finetune => "finetune",
         }
     }
 }
@@ -285,8 +290,16 @@ impl HeadFile {
             expect(TEXT, Some(&[classes, dim]))?;
         }
         match self.header.kind {
-            HeadKind::ZeroShot | HeadKind::Coop if !uses_text => {
+            HeadKind::ZeroShot | HeadKind::Coop | HeadKind::Finetune if !uses_text => {
                 return Err(HeadFileError::Damaged("no text scale".into()));
+            }
+            HeadKind::Finetune
+                if !self
+                    .tensors
+                    .keys()
+                    .any(|name| name.starts_with(VISION_BLOCKS)) =>
+            {
+                return Err(HeadFileError::Damaged("no fine-tuned blocks".into()));
             }
             HeadKind::LinearProbe | HeadKind::LpText => {
                 expect(LINEAR_WEIGHT, Some(&[classes, dim]))?;

@@ -17,6 +17,7 @@
 //! | `tip-adapter` | nothing; α, β searched | T, cache K = support embeddings, V = one-hot labels |
 //! | `tip-adapter-f` | K (the cache keys) | T, cache |
 //! | `coop` | context vectors in front of the class names, through the frozen text tower | T from the learnt prompts |
+//! | `finetune` | the image tower's last N blocks (the paper's setting: λ·contrastive + (1−λ)·cross-entropy) | T, and f from the fine-tuned tower |
 //!
 //! Training (native only: burn's autodiff is not in the browser build) lives in [`train`] and
 //! one file per method; the browser reads the `.mfh` file ([`head_file`]) and predicts.
@@ -26,6 +27,7 @@ pub mod head;
 pub mod head_file;
 pub mod rng;
 pub mod tip_adapter;
+pub mod vision_blocks;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cache;
@@ -33,6 +35,8 @@ pub mod cache;
 pub mod coop;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod embed;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod finetune;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod lbfgs;
 #[cfg(not(target_arch = "wasm32"))]

@@ -7,7 +7,9 @@ use burn::tensor::Device;
 use serde_json::json;
 
 use super::cache::EmbeddingCache;
-use super::embed::{EmbedError, Embedder, MaskSource, SupportEmbeddings, embed_support};
+use super::embed::{EmbedError, Embedder, MaskSource, SupportEmbeddings, Target, embed_support};
+use super::features::FeatureError;
+use super::finetune::train_finetune;
 use super::head::{HeadError, HeadModel};
 use super::head_file::{ClipIdentity, FORMAT_VERSION, HeadFile, HeadHeader, HeadKind, PromptMode};
 use super::train::{Observer, TrainError, TrainRun, host_values};
@@ -28,9 +30,14 @@ pub enum PipelineError {
     Text(#[from] ZeroShotError),
     #[error(transparent)]
     Head(#[from] HeadError),
+    #[error(transparent)]
+    Features(#[from] FeatureError),
     #[error("{0}")]
     Invalid(String),
 }
+
+/// The prompt the paper fine-tunes against.
+pub const FINETUNE_TEMPLATE: &str = "This is a photo of {}.";
 
 pub struct TrainRequest<'a> {
     pub data: &'a Path,
@@ -77,10 +84,25 @@ pub fn train_from_folders(
         Some(names) => names.clone(),
         None => folders.classes.clone(),
     };
-    let templates: Vec<String> = if request.templates.is_empty() {
-        MEDICAL_TEMPLATES.iter().map(|t| t.to_string()).collect()
-    } else {
-        request.templates.clone()
+    let templates: Vec<String> = match (request.templates.is_empty(), request.settings.kind) {
+        (false, _) => request.templates.clone(),
+        // The paper's prompt.
+        (true, HeadKind::Finetune) => vec![FINETUNE_TEMPLATE.to_string()],
+        (true, _) => MEDICAL_TEMPLATES.iter().map(|t| t.to_string()).collect(),
+    };
+    let vision = &request.clip.model.vision;
+    let target = match request.settings.kind {
+        HeadKind::Finetune => {
+            let blocks = request.settings.finetune_blocks;
+            if blocks == 0 || blocks > vision.layers() {
+                return Err(PipelineError::Invalid(format!(
+                    "--finetune-blocks {blocks}: this image tower has {} blocks",
+                    vision.layers()
+                )));
+            }
+            Target::TokensBefore(vision.layers() - blocks)
+        }
+        _ => Target::Embedding,
     };
     let mut prompt = request.prompt.clone();
     prompt.masks = request.mask_source.describe();
@@ -90,7 +112,8 @@ pub fn train_from_folders(
         request.mask_source,
         request.cache,
         request.device.clone(),
-    )?;
+    )?
+    .with_target(target)?;
     let support = embed_support(&folders, &embedder, &mut |done, total, _| {
         observer.embedding(done, total)
     })?;
@@ -111,7 +134,7 @@ pub fn train_from_folders(
         "classes": prompt_classes,
         "templates": templates,
         "images": support.images.iter().map(|(_, key)| key).collect::<Vec<_>>(),
-        "labels": support.features.labels,
+        "labels": support.labels,
     });
     let run_key = super::cache::sha256_hex(identity.to_string().as_bytes());
     let (mut run, resumed) =
@@ -120,20 +143,27 @@ pub fn train_from_folders(
         observer.note("resuming from the checkpoint");
     }
     let train_device = request.device.clone().autodiff();
-    let mut features = support.features.clone();
-    features.classes = folders.classes.clone();
     let trained = match request.settings.kind {
         HeadKind::Coop => super::coop::train_coop(
             request.clip,
-            &features,
+            &support.features()?,
             &prompt_classes,
             &request.settings,
             &mut run,
             observer,
             &train_device,
         )?,
+        HeadKind::Finetune => train_finetune(
+            vision,
+            &support.tokens(vision.width()),
+            &text,
+            &request.settings,
+            &mut run,
+            observer,
+            &train_device,
+        )?,
         _ => train_head(
-            &features,
+            &support.features()?,
             &text,
             &request.settings,
             &mut run,
@@ -144,7 +174,15 @@ pub fn train_from_folders(
     let mut training = trained.training;
     training["images"] = json!(support.images.len());
     training["skipped"] = json!(support.skipped.len());
-    training["counts"] = json!(features.counts());
+    training["counts"] = json!(
+        (0..folders.classes.len())
+            .map(|class| support
+                .labels
+                .iter()
+                .filter(|&&label| label == class)
+                .count())
+            .collect::<Vec<_>>()
+    );
     let head = HeadFile {
         header: HeadHeader {
             format: FORMAT_VERSION,
@@ -155,7 +193,7 @@ pub fn train_from_folders(
                 name: request.clip_name,
                 family: request.clip.family.to_string(),
                 fingerprint: request.clip.model.fingerprint.clone(),
-                embed_dim: features.dim,
+                embed_dim: zero_shot.class_embeddings.dims()[1],
             },
             prompt,
             preprocess: request.clip.preprocess.clone(),
@@ -186,13 +224,16 @@ pub fn predict_files(
     device: &Device,
 ) -> Result<Vec<Result<Vec<f32>, PipelineError>>, PipelineError> {
     head.check_clip(&clip.model)?;
-    let embedder = Embedder::new(
+    let mut embedder = Embedder::new(
         clip,
         head.header.prompt.clone(),
         mask_source,
         cache,
         device.clone(),
     )?;
+    if let Some(vision) = head.adapt_vision(&clip.model.vision)? {
+        embedder = embedder.with_vision(vision);
+    }
     Ok(files
         .iter()
         .map(|path| -> Result<Vec<f32>, PipelineError> {

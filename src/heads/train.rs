@@ -310,7 +310,12 @@ impl TrainRun {
             let epoch = progress.epoch;
             let tracked: Params = params
                 .iter()
-                .map(|(name, tensor)| (name.clone(), tensor.clone().detach().require_grad()))
+                .map(|(name, tensor)| {
+                    (
+                        name.clone(),
+                        tensor.clone().detach().autodiff().require_grad(),
+                    )
+                })
                 .collect();
             let (loss, accuracy) = objective.loss(&tracked);
             let loss_value: f32 = loss.clone().into_scalar();

@@ -6,7 +6,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::features::{FeatureSet, accuracy, stratified_split};
+use super::features::{FeatureSet, Labelled, accuracy, stratified_split};
 use super::head_file::{
     CACHE_KEYS, CACHE_VALUES, CacheScalars, HeadKind, HostTensor, LINEAR_BIAS, LINEAR_WEIGHT, TEXT,
 };
@@ -41,6 +41,10 @@ pub struct HeadSettings {
     pub beta: Option<f32>,
     /// CoOp: learnable context tokens.
     pub context_tokens: usize,
+    /// Fine-tune: how many of the image tower's last blocks train.
+    pub finetune_blocks: usize,
+    /// Fine-tune: λ in λ·contrastive + (1 − λ)·cross-entropy.
+    pub contrastive_weight: f32,
 }
 
 impl HeadSettings {
@@ -59,6 +63,8 @@ impl HeadSettings {
             alpha: None,
             beta: None,
             context_tokens: 4,
+            finetune_blocks: 2,
+            contrastive_weight: 0.5,
         }
     }
 
@@ -66,6 +72,7 @@ impl HeadSettings {
         self.epochs.unwrap_or(match self.kind {
             HeadKind::LinearProbe | HeadKind::LpText => 500,
             HeadKind::Coop => 200,
+            HeadKind::Finetune => 50,
             _ => 100,
         })
     }
@@ -74,6 +81,7 @@ impl HeadSettings {
         self.learning_rate.unwrap_or(match self.kind {
             HeadKind::LinearProbe | HeadKind::LpText => 0.01,
             HeadKind::Coop => 0.002,
+            HeadKind::Finetune => 1e-4,
             _ => 0.001,
         })
     }
@@ -329,9 +337,10 @@ pub fn train_head(
                 training: log,
             })
         }
-        HeadKind::Coop => Err(TrainError::Text(
-            "CoOp trains through the text tower: use heads::coop::train_coop".into(),
-        )),
+        HeadKind::Coop | HeadKind::Finetune => Err(TrainError::Text(format!(
+            "{} trains through CLIP's towers: use heads::coop::train_coop or heads::finetune::train_finetune",
+            settings.kind.name()
+        ))),
     }
 }
 
@@ -422,15 +431,15 @@ impl Objective for CacheObjective {
 /// epoch with the best held-out loss, then refit on every image for that many epochs; without,
 /// train on every image for the configured epochs. Returns the final parameters.
 #[allow(clippy::too_many_arguments)]
-pub fn fit_with_early_stopping<'o>(
-    support: &FeatureSet,
+pub fn fit_with_early_stopping<'o, S: Labelled>(
+    support: &S,
     settings: &HeadSettings,
     run: &mut TrainRun,
     observer: &mut dyn Observer,
     device: &Device,
     log: &mut serde_json::Value,
-    objective: &mut dyn FnMut(&FeatureSet, Option<&FeatureSet>) -> Box<dyn Objective + 'o>,
-    init: &mut dyn FnMut(&FeatureSet) -> Params,
+    objective: &mut dyn FnMut(&S, Option<&S>) -> Box<dyn Objective + 'o>,
+    init: &mut dyn FnMut(&S) -> Params,
 ) -> Result<Params, TrainError> {
     let fit_settings = FitSettings {
         epochs: settings.epochs(),
@@ -440,7 +449,7 @@ pub fn fit_with_early_stopping<'o>(
         cosine: true,
     };
     let split = stratified_split(
-        &support.labels,
+        support.labels(),
         support.class_count(),
         settings.holdout,
         settings.seed,

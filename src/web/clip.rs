@@ -204,8 +204,11 @@ async fn classify_with_head(
             head.header.prompt.focus, head.header.prompt.masks
         )));
     }
-    let embedding = focus::encode_focused(
-        &clip.model,
+    // A fine-tuning head brings its own last blocks of the image tower.
+    let adapted = head.adapt_vision(&clip.model.vision).map_err(js_error)?;
+    let vision = adapted.as_ref().unwrap_or(&clip.model.vision);
+    let embedding = focus::encode_focused_with(
+        vision,
         &clip.preprocess,
         &pixels,
         mask.as_ref(),

@@ -12,10 +12,27 @@ const HEAD: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/heads/brain-mri-tip-adapter-f.mfh"
 ));
-const EXPECTED: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/heads/brain-mri-tip-adapter-f.expected.json"
-));
+/// Natively trained heads (a cache-model head, and one that fine-tuned the image tower's last
+/// block) with what `medfocus predict` gave.
+const HEADS: [(&[u8], &str); 2] = [
+    (
+        HEAD,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/heads/brain-mri-tip-adapter-f.expected.json"
+        )),
+    ),
+    (
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/heads/chest-xray-finetune.mfh"
+        )),
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/heads/chest-xray-finetune.expected.json"
+        )),
+    ),
+];
 const CONFIG: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/clip/openclip-tiny/open_clip_config.json"
@@ -68,31 +85,36 @@ async fn a_natively_trained_head_predicts_the_same_in_the_browser() {
     let clip = load_clip_files(model_files(CONFIG, WEIGHTS))
         .map_err(JsValue::from)
         .expect("clip");
-    let head = load_head(HEAD.to_vec())
-        .map_err(JsValue::from)
-        .expect("head");
-    assert_eq!(head.kind(), "tip-adapter-f");
-    assert_eq!(
-        head.classes(),
-        vec!["glioma", "meningioma", "notumor", "pituitary"]
-    );
-    assert!(!head.needs_mask());
-    let expected: serde_json::Value = serde_json::from_str(EXPECTED).unwrap();
-    for (image, row) in IMAGES.iter().zip(expected["images"].as_array().unwrap()) {
-        let result =
-            JsFuture::from(clip.classify_with_head(image.to_vec(), &head, JsValue::UNDEFINED))
-                .await
-                .expect("classify");
-        let result: serde_json::Value = serde_wasm_bindgen::from_value(result).unwrap();
-        let ours = result["probabilities"].as_array().unwrap();
-        let theirs = row["probabilities"].as_array().unwrap();
-        let diff = ours
-            .iter()
-            .zip(theirs)
-            .map(|(a, b)| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs())
-            .fold(0.0, f64::max);
-        web_sys::console::log_1(&format!("head on WebGPU vs native: max |Δp| = {diff:.2e}").into());
-        assert!(diff < 1e-4, "{result} vs {row}");
+    for (bytes, expected) in HEADS {
+        let head = load_head(bytes.to_vec())
+            .map_err(JsValue::from)
+            .expect("head");
+        assert!(!head.needs_mask());
+        let expected: serde_json::Value = serde_json::from_str(expected).unwrap();
+        let classes: Vec<String> = serde_json::from_value(expected["classes"].clone()).unwrap();
+        assert_eq!(head.classes(), classes);
+        for (image, row) in IMAGES.iter().zip(expected["images"].as_array().unwrap()) {
+            let result =
+                JsFuture::from(clip.classify_with_head(image.to_vec(), &head, JsValue::UNDEFINED))
+                    .await
+                    .expect("classify");
+            let result: serde_json::Value = serde_wasm_bindgen::from_value(result).unwrap();
+            let ours = result["probabilities"].as_array().unwrap();
+            let theirs = row["probabilities"].as_array().unwrap();
+            let diff = ours
+                .iter()
+                .zip(theirs)
+                .map(|(a, b)| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs())
+                .fold(0.0, f64::max);
+            web_sys::console::log_1(
+                &format!(
+                    "{} head on WebGPU vs native: max |Δp| = {diff:.2e}",
+                    head.kind()
+                )
+                .into(),
+            );
+            assert!(diff < 1e-4, "{result} vs {row}");
+        }
     }
 }
 
