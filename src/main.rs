@@ -349,12 +349,21 @@ mod cli {
         /// Early stopping: epochs without a better held-out loss (0: off).
         #[arg(long, default_value_t = 20)]
         patience: usize,
+        /// Decoupled weight decay (AdamW) for the gradient-trained heads.
+        #[arg(long, default_value_t = 0.0)]
+        weight_decay: f32,
         /// Linear probe: inverse regularisation strength, as scikit-learn's C (default: searched).
         #[arg(long)]
         c: Option<f32>,
+        /// Linear probe: the C values searched on the held-out images.
+        #[arg(long, value_delimiter = ',', default_values_t = HeadSettings::new(HeadKind::LinearProbe).c_grid)]
+        c_grid: Vec<f32>,
         /// LP+text: weight of the pull towards the text embeddings (default: searched).
         #[arg(long)]
         text_weight: Option<f32>,
+        /// LP+text: the weights searched on the held-out images.
+        #[arg(long, value_delimiter = ',', default_values_t = HeadSettings::new(HeadKind::LpText).text_weight_grid)]
+        text_weight_grid: Vec<f32>,
         /// Tip-Adapter: cache weight α (default: searched).
         #[arg(long)]
         alpha_cache: Option<f32>,
@@ -885,9 +894,6 @@ mod cli {
     ) -> Result<ExitCode, Box<dyn Error>> {
         let kind =
             HeadKind::parse(&args.head).ok_or_else(|| format!("unknown head {}", args.head))?;
-        if !(0.0..1.0).contains(&args.holdout) {
-            return Err(format!("--holdout {}: a fraction in [0, 1)", args.holdout).into());
-        }
         let chosen = device::choose_device_blocking(request)?;
         let clip = load_clip_dir(&args.model, &chosen.device)?;
         let mask_source = match (&args.masks, args.mask_args.sam2(&chosen)?) {
@@ -901,19 +907,15 @@ mod cli {
         settings.epochs = args.epochs;
         settings.learning_rate = args.learning_rate;
         settings.patience = args.patience;
+        settings.weight_decay = args.weight_decay;
         settings.c = args.c;
+        settings.c_grid = args.c_grid.clone();
         settings.text_weight = args.text_weight;
+        settings.text_weight_grid = args.text_weight_grid.clone();
         settings.alpha = args.alpha_cache;
         settings.beta = args.beta_cache;
         settings.context_tokens = args.context_tokens;
         settings.finetune_blocks = args.finetune_blocks;
-        if !(0.0..=1.0).contains(&args.contrastive_weight) {
-            return Err(format!(
-                "--contrastive-weight {}: a weight in [0, 1]",
-                args.contrastive_weight
-            )
-            .into());
-        }
         settings.contrastive_weight = args.contrastive_weight;
         let checkpoint = args
             .checkpoint

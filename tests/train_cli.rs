@@ -339,6 +339,38 @@ fn bad_input_gets_clear_errors() {
         text(&output.stderr)
     );
 
+    // Settings no training can use.
+    for (bad, message) in [
+        ("--c=0", "C 0: must be a positive number"),
+        ("--holdout=1", "holdout 1: a fraction"),
+        (
+            "--learning-rate=-1",
+            "learning rate -1: must be a positive number",
+        ),
+        (
+            "--contrastive-weight=2",
+            "contrastive weight 2: a weight in [0, 1]",
+        ),
+    ] {
+        let output = medfocus(&[
+            "train",
+            "--data",
+            &data_arg,
+            "--model",
+            &model,
+            "--out",
+            &out,
+            "--no-cache",
+            bad,
+        ]);
+        assert!(!output.status.success(), "{bad}");
+        assert!(
+            text(&output.stderr).contains(message),
+            "{bad}: {}",
+            text(&output.stderr)
+        );
+    }
+
     // Fine-tuning: more blocks than the tower has; the attention focus (its bias would have to
     // follow every image into the trained blocks).
     let output = medfocus(&[

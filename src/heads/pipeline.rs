@@ -71,6 +71,7 @@ pub fn train_from_folders(
     request: TrainRequest,
     observer: &mut dyn Observer,
 ) -> Result<TrainReport, PipelineError> {
+    request.settings.check().map_err(PipelineError::Invalid)?;
     let folders = ClassFolders::open(request.data)?;
     let prompt_classes = match &request.class_names {
         Some(names) if names.len() != folders.classes.len() => {

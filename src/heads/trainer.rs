@@ -30,6 +30,8 @@ pub struct HeadSettings {
     pub learning_rate: Option<f32>,
     /// Early stopping: epochs without a better held-out loss (0: off).
     pub patience: usize,
+    /// Decoupled weight decay of the gradient-trained heads (AdamW; 0: plain Adam).
+    pub weight_decay: f32,
     /// Linear probe: scikit-learn's C; searched over `c_grid` on the held-out images when unset.
     pub c: Option<f32>,
     pub c_grid: Vec<f32>,
@@ -56,6 +58,7 @@ impl HeadSettings {
             epochs: None,
             learning_rate: None,
             patience: 20,
+            weight_decay: 0.0,
             c: None,
             c_grid: vec![0.01, 0.1, 1.0, 10.0, 100.0],
             text_weight: None,
@@ -66,6 +69,50 @@ impl HeadSettings {
             finetune_blocks: 2,
             contrastive_weight: 0.5,
         }
+    }
+
+    /// Refuses values no training can use, naming the setting.
+    pub fn check(&self) -> Result<(), String> {
+        let positive = |name: &str, value: f32| {
+            if value.is_finite() && value > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} {value}: must be a positive number"))
+            }
+        };
+        let non_negative = |name: &str, value: f32| {
+            if value.is_finite() && value >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} {value}: must be zero or more"))
+            }
+        };
+        if !(0.0..1.0).contains(&self.holdout) {
+            return Err(format!("holdout {}: a fraction in [0, 1)", self.holdout));
+        }
+        if self.epochs == Some(0) {
+            return Err("epochs 0: train for at least one".into());
+        }
+        if let Some(rate) = self.learning_rate {
+            positive("learning rate", rate)?;
+        }
+        non_negative("weight decay", self.weight_decay)?;
+        for &c in self.c.iter().chain(&self.c_grid) {
+            positive("C", c)?;
+        }
+        for &weight in self.text_weight.iter().chain(&self.text_weight_grid) {
+            non_negative("text weight", weight)?;
+        }
+        for value in self.alpha.iter().chain(&self.beta) {
+            non_negative("Tip-Adapter α/β", *value)?;
+        }
+        if !(0.0..=1.0).contains(&self.contrastive_weight) {
+            return Err(format!(
+                "contrastive weight {}: a weight in [0, 1]",
+                self.contrastive_weight
+            ));
+        }
+        Ok(())
     }
 
     fn epochs(&self) -> usize {
@@ -445,7 +492,10 @@ pub fn fit_with_early_stopping<'o, S: Labelled>(
         epochs: settings.epochs(),
         learning_rate: settings.learning_rate(),
         patience: settings.patience,
-        adam: AdamSettings::default(),
+        adam: AdamSettings {
+            weight_decay: settings.weight_decay,
+            ..AdamSettings::default()
+        },
         cosine: true,
     };
     let split = stratified_split(
