@@ -740,35 +740,52 @@ mod cli {
                 chosen.report.summary()
             )?;
         }
-        let width = classifier
-            .classes
+        let results = args
+            .images
+            .iter()
+            .map(|path| {
+                let result = (|| -> Result<Vec<f32>, Box<dyn Error>> {
+                    let bytes = std::fs::read(path)?;
+                    let decoded = imaging::decode_image(&bytes)?;
+                    let pixels = Pixels8::from_image(&decoded.pixels);
+                    let mask = args.mask_for(pixels.width, pixels.height)?;
+                    let embedding = focus::encode_focused(
+                        &clip.model,
+                        &clip.preprocess,
+                        &pixels,
+                        mask.as_ref(),
+                        &focus,
+                        &chosen.device,
+                    )?;
+                    Ok(pollster::block_on(classifier.read_probabilities(embedding))?.remove(0))
+                })();
+                (path.as_path(), result.map_err(|error| error.to_string()))
+            })
+            .collect();
+        print_results(out, &classifier.classes, results, args.json)
+    }
+
+    /// Each image's classes ranked by probability (or one JSON object per image); failures go to
+    /// stderr, and make the exit status a failure, after the other images are done.
+    fn print_results(
+        out: &mut impl Write,
+        classes: &[String],
+        results: Vec<(&Path, Result<Vec<f32>, String>)>,
+        json: bool,
+    ) -> Result<ExitCode, Box<dyn Error>> {
+        let width = classes
             .iter()
             .map(|class| class.chars().count())
             .max()
             .unwrap_or(5)
             .max(5);
         let mut failures = 0usize;
-        for path in &args.images {
-            let result = (|| -> Result<Vec<f32>, Box<dyn Error>> {
-                let bytes = std::fs::read(path)?;
-                let decoded = imaging::decode_image(&bytes)?;
-                let pixels = Pixels8::from_image(&decoded.pixels);
-                let mask = args.mask_for(pixels.width, pixels.height)?;
-                let embedding = focus::encode_focused(
-                    &clip.model,
-                    &clip.preprocess,
-                    &pixels,
-                    mask.as_ref(),
-                    &focus,
-                    &chosen.device,
-                )?;
-                Ok(pollster::block_on(classifier.read_probabilities(embedding))?.remove(0))
-            })();
+        for (path, result) in results {
             match result {
-                Ok(probabilities) if args.json => {
+                Ok(probabilities) if json => {
                     let line = serde_json::json!({
                         "image": path.display().to_string(),
-                        "classes": classifier.classes,
+                        "classes": classes,
                         "probabilities": probabilities,
                     });
                     writeln!(out, "{line}")?;
@@ -783,7 +800,7 @@ mod cli {
                         writeln!(
                             out,
                             "  {marker} {:<width$}  {:6.2} %",
-                            classifier.classes[*class],
+                            classes[*class],
                             probability * 100.0
                         )?;
                     }
@@ -1029,50 +1046,13 @@ mod cli {
             &args.images,
             &chosen.device,
         )?;
-        let classes = head.classes();
-        let width = classes
+        let results = args
+            .images
             .iter()
-            .map(|c| c.chars().count())
-            .max()
-            .unwrap_or(5)
-            .max(5);
-        let mut failures = 0;
-        for (path, result) in args.images.iter().zip(results) {
-            match result {
-                Ok(probabilities) if args.json => {
-                    let line = serde_json::json!({
-                        "image": path.display().to_string(),
-                        "classes": classes,
-                        "probabilities": probabilities,
-                    });
-                    writeln!(out, "{line}")?;
-                }
-                Ok(probabilities) => {
-                    writeln!(out, "\n{}", path.display())?;
-                    let mut ranked: Vec<(usize, f32)> =
-                        probabilities.into_iter().enumerate().collect();
-                    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-                    for (rank, (class, probability)) in ranked.iter().enumerate() {
-                        let marker = if rank == 0 { "→" } else { " " };
-                        writeln!(
-                            out,
-                            "  {marker} {:<width$}  {:6.2} %",
-                            classes[*class],
-                            probability * 100.0
-                        )?;
-                    }
-                }
-                Err(error) => {
-                    failures += 1;
-                    eprintln!("{}: error: {error}", path.display());
-                }
-            }
-        }
-        Ok(if failures == 0 {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        })
+            .zip(results)
+            .map(|(path, result)| (path.as_path(), result.map_err(|error| error.to_string())))
+            .collect();
+        print_results(out, head.classes(), results, args.json)
     }
 
     fn segment(

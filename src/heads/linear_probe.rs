@@ -31,6 +31,8 @@ pub fn cross_entropy(logits: Tensor<2>, one_hot: Tensor<2>) -> (Tensor<1>, f32) 
 
 /// How W is scaled and what it is pulled towards.
 #[derive(Clone, Debug)]
+// One value per fit: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Prior {
     /// Plain logistic regression: penalty `coefficient·‖W‖²`.
     None,

@@ -474,6 +474,9 @@ impl Objective for CacheObjective {
     }
 }
 
+/// Builds a stage's objective from its training items and held-out items.
+pub type ObjectiveFactory<'o, S> = dyn FnMut(&S, Option<&S>) -> Box<dyn Objective + 'o> + 'o;
+
 /// Gradient training with early stopping: with held-out images, train on the rest and keep the
 /// epoch with the best held-out loss, then refit on every image for that many epochs; without,
 /// train on every image for the configured epochs. Returns the final parameters.
@@ -485,7 +488,7 @@ pub fn fit_with_early_stopping<'o, S: Labelled>(
     observer: &mut dyn Observer,
     device: &Device,
     log: &mut serde_json::Value,
-    objective: &mut dyn FnMut(&S, Option<&S>) -> Box<dyn Objective + 'o>,
+    objective: &mut ObjectiveFactory<'o, S>,
     init: &mut dyn FnMut(&S) -> Params,
 ) -> Result<Params, TrainError> {
     let fit_settings = FitSettings {

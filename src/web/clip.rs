@@ -151,6 +151,17 @@ impl WebClip {
     }
 }
 
+/// An options object (absent: the defaults).
+fn parse_options<T: serde::de::DeserializeOwned + Default>(
+    options: &JsValue,
+) -> Result<T, JsError> {
+    if options.is_undefined() || options.is_null() {
+        Ok(T::default())
+    } else {
+        serde_wasm_bindgen::from_value(options.clone()).map_err(js_error)
+    }
+}
+
 /// The region from `options.mask` (a mask image's bytes) or `box`, if any.
 fn mask_from(
     options: &JsValue,
@@ -186,11 +197,7 @@ async fn classify_with_head(
     image: Vec<u8>,
     options: JsValue,
 ) -> Result<JsValue, JsError> {
-    let parsed: HeadOptions = if options.is_undefined() || options.is_null() {
-        HeadOptions::default()
-    } else {
-        serde_wasm_bindgen::from_value(options.clone()).map_err(js_error)?
-    };
+    let parsed: HeadOptions = parse_options(&options)?;
     let device = clip.model.device();
     let head = HeadModel::new(head, &device);
     head.check_clip(&clip.model).map_err(js_error)?;
@@ -253,11 +260,7 @@ async fn classify(
     classes: Vec<String>,
     options: JsValue,
 ) -> Result<JsValue, JsError> {
-    let parsed: ClassifyOptions = if options.is_undefined() || options.is_null() {
-        ClassifyOptions::default()
-    } else {
-        serde_wasm_bindgen::from_value(options.clone()).map_err(js_error)?
-    };
+    let parsed: ClassifyOptions = parse_options(&options)?;
     let focus = focus_from(&parsed)?;
     let decoded = imaging::decode_image(&image).map_err(js_error)?;
     let pixels = Pixels8::from_image(&decoded.pixels);
