@@ -1,10 +1,10 @@
 //! A trained head ready to predict: the `.mfh` tensors on a device and the one formula every
 //! kind shares (see the module docs of [`crate::heads`]).
 
+use std::collections::BTreeMap;
+
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
-
-use std::collections::BTreeMap;
 
 use super::head_file::{
     CACHE_KEYS, CACHE_VALUES, CacheScalars, HeadFile, HeadHeader, HostTensor, LINEAR_BIAS,

@@ -285,6 +285,23 @@ impl HeadFile {
                 _ => Ok(()),
             }
         };
+        // Whatever the kind, a tensor the predictor reads must have the shape it reads it with.
+        let rows = self
+            .tensors
+            .get(CACHE_KEYS)
+            .and_then(|tensor| tensor.shape.first().copied())
+            .unwrap_or(0);
+        for (name, shape) in [
+            (TEXT, vec![classes, dim]),
+            (LINEAR_WEIGHT, vec![classes, dim]),
+            (LINEAR_BIAS, vec![classes]),
+            (CACHE_KEYS, vec![rows, dim]),
+            (CACHE_VALUES, vec![rows, classes]),
+        ] {
+            if self.tensors.contains_key(name) {
+                expect(name, Some(&shape))?;
+            }
+        }
         let uses_text = self.header.text_scale != 0.0;
         if uses_text {
             expect(TEXT, Some(&[classes, dim]))?;
@@ -306,12 +323,6 @@ impl HeadFile {
                 expect(LINEAR_BIAS, Some(&[classes]))?;
             }
             HeadKind::TipAdapter | HeadKind::TipAdapterF => {
-                let keys = self
-                    .tensors
-                    .get(CACHE_KEYS)
-                    .map(|tensor| tensor.shape.clone())
-                    .unwrap_or_default();
-                let rows = keys.first().copied().unwrap_or(0);
                 expect(CACHE_KEYS, Some(&[rows, dim]))?;
                 expect(CACHE_VALUES, Some(&[rows, classes]))?;
                 if rows == 0 || self.header.cache.is_none() {
@@ -328,5 +339,78 @@ impl HeadFile {
             return Err(HeadFileError::Damaged("non-finite parameters".into()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(kind: HeadKind, tensors: &[(&str, Vec<usize>)]) -> HeadFile {
+        HeadFile {
+            header: HeadHeader {
+                format: FORMAT_VERSION,
+                kind,
+                classes: vec!["a".into(), "b".into()],
+                templates: vec!["{}".into()],
+                clip: ClipIdentity {
+                    name: "m".into(),
+                    family: "open_clip".into(),
+                    fingerprint: "f".into(),
+                    embed_dim: 3,
+                },
+                prompt: PromptMode::none(),
+                preprocess: PreprocessConfig::openai(224),
+                text_scale: 0.0,
+                cache: None,
+                training: serde_json::Value::Null,
+            },
+            tensors: tensors
+                .iter()
+                .map(|(name, shape)| {
+                    let values = vec![0.5; shape.iter().product()];
+                    (name.to_string(), HostTensor::new(shape.clone(), values))
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_refuses_misshapen_or_foreign_files() {
+        let good = head(
+            HeadKind::LinearProbe,
+            &[(LINEAR_WEIGHT, vec![2, 3]), (LINEAR_BIAS, vec![2])],
+        );
+        let bytes = good.to_bytes().unwrap();
+        assert_eq!(HeadFile::from_bytes(bytes.clone()).unwrap(), good);
+        // A tensor of another kind, misshapen, is refused too: the predictor would read it.
+        let stray = head(
+            HeadKind::LinearProbe,
+            &[
+                (LINEAR_WEIGHT, vec![2, 3]),
+                (LINEAR_BIAS, vec![2]),
+                (CACHE_VALUES, vec![2, 2, 2]),
+            ],
+        );
+        assert!(matches!(stray.check(), Err(HeadFileError::Damaged(_))));
+        let missing = head(HeadKind::LinearProbe, &[(LINEAR_WEIGHT, vec![2, 3])]);
+        assert!(matches!(missing.check(), Err(HeadFileError::Damaged(_))));
+        assert!(matches!(
+            HeadFile::from_bytes(bytes[..bytes.len() - 7].to_vec()),
+            Err(HeadFileError::NotAHead(_) | HeadFileError::Damaged(_))
+        ));
+        assert!(matches!(
+            HeadFile::from_bytes(b"nonsense".to_vec()),
+            Err(HeadFileError::NotAHead(_))
+        ));
+        let mut newer = good.clone();
+        newer.header.format = FORMAT_VERSION + 1;
+        let bytes = newer.writer().unwrap().into_bytes().unwrap().to_vec();
+        assert_eq!(
+            HeadFile::from_bytes(bytes),
+            Err(HeadFileError::Version {
+                found: FORMAT_VERSION + 1
+            })
+        );
     }
 }
