@@ -11,7 +11,7 @@ use super::head_file::{
     CACHE_KEYS, CACHE_VALUES, CacheScalars, HeadKind, HostTensor, LINEAR_BIAS, LINEAR_WEIGHT, TEXT,
 };
 use super::lbfgs::{LbfgsSettings, minimize};
-use super::linear_probe::{LogisticObjective, Prior, cross_entropy};
+use super::linear_probe::{BIAS, LogisticObjective, Prior, WEIGHT, cross_entropy};
 use super::optim::AdamSettings;
 use super::tip_adapter::{SearchGrid, SearchInputs, cache_logits, search};
 use super::train::{
@@ -267,11 +267,8 @@ pub fn train_head(
                 match run.finished::<(Vec<f32>, Vec<f32>, ConvexSummary)>("final") {
                     Some((weight, bias, summary)) => (
                         Params::from([
-                            (
-                                "weight".to_string(),
-                                tensor2(weight, [classes, dim], device),
-                            ),
-                            ("bias".to_string(), tensor2(bias, [1, classes], device)),
+                            (WEIGHT.to_string(), tensor2(weight, [classes, dim], device)),
+                            (BIAS.to_string(), tensor2(bias, [1, classes], device)),
                         ]),
                         summary,
                     ),
@@ -284,8 +281,8 @@ pub fn train_head(
                             accuracy,
                         };
                         let done = (
-                            host_values(params["weight"].clone())?,
-                            host_values(params["bias"].clone())?,
+                            host_values(params[WEIGHT].clone())?,
+                            host_values(params[BIAS].clone())?,
                             summary.clone(),
                         );
                         run.finish("final", &done)?;
