@@ -175,17 +175,24 @@ def synthetic(name, seed, classes, dim, train_per_class, test_per_class, spread,
           [r["accuracy"] for r in ref["logistic"]])
 
 
-def coop():
-    """CoOp's loss and d loss / d context through open_clip's text tower (tiny checkpoint)."""
+TINY_OPEN_CLIP = "tests/fixtures/clip/openclip-tiny"
+
+
+def tiny_open_clip():
+    """The committed tiny open_clip checkpoint in float64, its config and tokenizer."""
     import open_clip
     from safetensors.torch import load_file
 
-    folder = REPO / "tests" / "fixtures" / "clip" / "openclip-tiny"
+    folder = REPO / TINY_OPEN_CLIP
     cfg = json.loads((folder / "open_clip_config.json").read_text())["model_cfg"]
     model = open_clip.model.CLIP(**cfg).eval()
     model.load_state_dict(load_file(str(folder / "open_clip_model.safetensors")))
-    model = model.double()
-    tokenizer = open_clip.get_tokenizer("ViT-B-32")
+    return model.double(), cfg, open_clip.get_tokenizer("ViT-B-32")
+
+
+def coop():
+    """CoOp's loss and d loss / d context through open_clip's text tower (tiny checkpoint)."""
+    model, cfg, tokenizer = tiny_open_clip()
 
     classes = ["glioma", "meningioma", "no tumor", "pituitary tumor"]
     n_ctx = 4
@@ -214,21 +221,13 @@ def coop():
                "gradient": ctx.grad.numpy(), "tokens": tokens.numpy().astype(np.int64),
                "text": text.detach().float().numpy()}, str(OUT / "coop.safetensors"))
     (OUT / "coop.json").write_text(json.dumps({"classes": classes, "context_tokens": n_ctx,
-                                               "model": "tests/fixtures/clip/openclip-tiny"}, indent=2) + "\n")
+                                               "model": TINY_OPEN_CLIP}, indent=2) + "\n")
     print("coop loss", loss.item(), "grad norm", ctx.grad.norm().item())
 
 
 def finetune():
     """The last image block's gradient under the paper's loss (float64 autograd)."""
-    import open_clip
-    from safetensors.torch import load_file
-
-    folder = REPO / "tests" / "fixtures" / "clip" / "openclip-tiny"
-    cfg = json.loads((folder / "open_clip_config.json").read_text())["model_cfg"]
-    model = open_clip.model.CLIP(**cfg).eval()
-    model.load_state_dict(load_file(str(folder / "open_clip_model.safetensors")))
-    model = model.double()
-    tokenizer = open_clip.get_tokenizer("ViT-B-32")
+    model, cfg, tokenizer = tiny_open_clip()
     classes = ["glioma", "meningioma", "no tumor", "pituitary tumor"]
     with torch.no_grad():
         text = model.encode_text(tokenizer([f"This is a photo of {c}." for c in classes]))
@@ -281,7 +280,7 @@ def finetune():
                "grad_ln_1_weight": block.ln_1.weight.grad.numpy()}, str(OUT / "finetune.safetensors"))
     (OUT / "finetune.json").write_text(json.dumps({"classes": classes, "finetune_blocks": 1, "contrastive_weight": lam,
                                                    "scale": scale.item(),
-                                                   "model": "tests/fixtures/clip/openclip-tiny"}, indent=2) + "\n")
+                                                   "model": TINY_OPEN_CLIP}, indent=2) + "\n")
     print("finetune loss", loss.item(), "ce", ce.item(), "contrastive", ((i2t + t2i) / 2).item())
 
 
