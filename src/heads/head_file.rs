@@ -101,9 +101,21 @@ impl PromptMode {
         self.focus != "none"
     }
 
-    /// A stable text for cache keys: equal modes give equal keys.
+    /// A stable text for cache keys: the method and only the knobs it uses (changing the blur's
+    /// σ does not invalidate overlay embeddings), and where masks come from.
     pub fn key(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| format!("{self:?}"))
+        let settings = &self.settings;
+        let knobs = match self.focus.as_str() {
+            "overlay" => format!("alpha={}", settings.alpha),
+            "blur" => format!("sigma={}", settings.sigma),
+            "crop" => format!("margin={}", settings.margin),
+            "attention" => format!(
+                "strength={} last_layers={:?} all_tokens={}",
+                settings.strength, settings.last_layers, settings.all_tokens
+            ),
+            _ => String::new(),
+        };
+        format!("focus={} {knobs} masks={}", self.focus, self.masks)
     }
 }
 
@@ -373,6 +385,28 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn prompt_keys_depend_only_on_what_the_method_uses() {
+        let overlay = PromptMode {
+            focus: "overlay".into(),
+            settings: FocusSettings::default(),
+            masks: "mask files".into(),
+        };
+        let mut other_sigma = overlay.clone();
+        other_sigma.settings.sigma += 1.0;
+        assert_eq!(overlay.key(), other_sigma.key());
+        let mut other_alpha = overlay.clone();
+        other_alpha.settings.alpha += 0.1;
+        assert_ne!(overlay.key(), other_alpha.key());
+        let mut other_masks = overlay.clone();
+        other_masks.masks = "sam2 …".into();
+        assert_ne!(overlay.key(), other_masks.key());
+        let mut none = PromptMode::none();
+        let plain = none.key();
+        none.settings.alpha = 0.9;
+        assert_eq!(none.key(), plain);
     }
 
     #[test]
