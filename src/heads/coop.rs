@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::features::FeatureSet;
 use super::head_file::{COOP_CONTEXT, HostTensor, TEXT};
-use super::linear_probe::cross_entropy;
+use super::linear_probe::{cross_entropy, holdout_scores};
 use super::rng::SplitMix64;
 use super::train::{Objective, Observer, Params, TrainError, TrainRun, host_values};
 use super::trainer::{HeadSettings, TrainedHead, fit_with_early_stopping};
@@ -165,8 +165,7 @@ impl Objective for CoopObjective<'_> {
 
     fn evaluate(&mut self, params: &Params) -> Option<(f32, f32)> {
         let (features, one_hot) = self.holdout.clone()?;
-        let (loss, accuracy) = cross_entropy(self.logits(params, features).detach(), one_hot);
-        Some((loss.into_scalar::<f32>(), accuracy))
+        Some(holdout_scores(self.logits(params, features), one_hot))
     }
 }
 

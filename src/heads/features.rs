@@ -132,20 +132,33 @@ impl FeatureSet {
 
     /// Images per class.
     pub fn counts(&self) -> Vec<usize> {
-        let mut counts = vec![0; self.class_count()];
-        for &label in &self.labels {
-            counts[label] += 1;
-        }
-        counts
+        class_counts(&self.labels, self.class_count())
     }
 }
 
-pub fn one_hot(labels: &[usize], classes: usize, device: &Device) -> Tensor<2> {
+/// `[rows, classes]`, one 1 per row, on the host.
+pub fn one_hot_values(labels: &[usize], classes: usize) -> Vec<f32> {
     let mut values = vec![0.0f32; labels.len() * classes];
     for (row, &label) in labels.iter().enumerate() {
         values[row * classes + label] = 1.0;
     }
-    Tensor::from_data(TensorData::new(values, [labels.len(), classes]), device)
+    values
+}
+
+pub fn one_hot(labels: &[usize], classes: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(
+        TensorData::new(one_hot_values(labels, classes), [labels.len(), classes]),
+        device,
+    )
+}
+
+/// Items per class.
+pub fn class_counts(labels: &[usize], classes: usize) -> Vec<usize> {
+    let mut counts = vec![0; classes];
+    for &label in labels {
+        counts[label] += 1;
+    }
+    counts
 }
 
 /// A labelled training set that can be split (embeddings, or the tokens a fine-tune starts from).

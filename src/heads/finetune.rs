@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::features::{Labelled, one_hot};
 use super::head_file::{HostTensor, TEXT, VISION_BLOCKS};
-use super::linear_probe::cross_entropy;
+use super::linear_probe::{cross_entropy, holdout_scores};
 use super::train::{Objective, Observer, Params, TrainError, TrainRun, host_values};
 use super::trainer::{HeadSettings, TextPrior, TrainedHead, fit_with_early_stopping};
 use super::vision_blocks::{block_params, substitute};
@@ -221,8 +221,7 @@ impl Objective for FinetuneObjective<'_> {
     fn evaluate(&mut self, params: &Params) -> Option<(f32, f32)> {
         let (tokens, one_hot) = self.holdout.clone()?;
         let images = self.tower.embed(tokens, params).detach();
-        let (loss, accuracy) = cross_entropy(self.logits(images), one_hot);
-        Some((loss.into_scalar::<f32>(), accuracy))
+        Some(holdout_scores(self.logits(images), one_hot))
     }
 }
 

@@ -29,6 +29,12 @@ pub fn cross_entropy(logits: Tensor<2>, one_hot: Tensor<2>) -> (Tensor<1>, f32) 
     (loss, correct as f32 / rows.max(1) as f32)
 }
 
+/// Held-out loss and accuracy of logits (no gradients), read back.
+pub fn holdout_scores(logits: Tensor<2>, one_hot: Tensor<2>) -> (f32, f32) {
+    let (loss, accuracy) = cross_entropy(logits.detach(), one_hot);
+    (loss.into_scalar::<f32>(), accuracy)
+}
+
 /// How W is scaled and what it is pulled towards.
 #[derive(Clone, Debug)]
 // One value per fit: the size difference between the variants costs nothing.
@@ -124,8 +130,6 @@ impl Objective for LogisticObjective {
 
     fn evaluate(&mut self, params: &Params) -> Option<(f32, f32)> {
         let (features, one_hot) = self.holdout.clone()?;
-        let logits = self.logits(params, features).detach();
-        let (loss, accuracy) = cross_entropy(logits, one_hot);
-        Some((loss.into_scalar::<f32>(), accuracy))
+        Some(holdout_scores(self.logits(params, features), one_hot))
     }
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::cache::EmbeddingCache;
 use super::embed::{EmbedError, Embedder, MaskSource, SupportEmbeddings, Target, embed_support};
-use super::features::FeatureError;
+use super::features::{FeatureError, class_counts};
 use super::finetune::train_finetune;
 use super::head::{HeadError, HeadModel};
 use super::head_file::{ClipIdentity, FORMAT_VERSION, HeadFile, HeadHeader, HeadKind, PromptMode};
@@ -175,15 +175,7 @@ pub fn train_from_folders(
     let mut training = trained.training;
     training["images"] = json!(support.images.len());
     training["skipped"] = json!(support.skipped.len());
-    training["counts"] = json!(
-        (0..folders.classes.len())
-            .map(|class| support
-                .labels
-                .iter()
-                .filter(|&&label| label == class)
-                .count())
-            .collect::<Vec<_>>()
-    );
+    training["counts"] = json!(class_counts(&support.labels, folders.classes.len()));
     let head = HeadFile {
         header: HeadHeader {
             format: FORMAT_VERSION,

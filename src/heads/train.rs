@@ -250,13 +250,6 @@ impl TrainRun {
         Ok(())
     }
 
-    /// Removes the checkpoint after the head is written.
-    pub fn remove_checkpoint(&self) {
-        if let Some(path) = &self.path {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-
     /// Optimises `init` with `objective` (resuming this stage if the checkpoint is inside it)
     /// and returns the kept parameters (untracked, on `device`).
     pub fn fit(

@@ -6,12 +6,12 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::features::{FeatureSet, Labelled, accuracy, stratified_split};
+use super::features::{FeatureSet, Labelled, accuracy, one_hot_values, stratified_split};
 use super::head_file::{
     CACHE_KEYS, CACHE_VALUES, CacheScalars, HeadKind, HostTensor, LINEAR_BIAS, LINEAR_WEIGHT, TEXT,
 };
 use super::lbfgs::{LbfgsSettings, minimize};
-use super::linear_probe::{BIAS, LogisticObjective, Prior, WEIGHT, cross_entropy};
+use super::linear_probe::{BIAS, LogisticObjective, Prior, WEIGHT, cross_entropy, holdout_scores};
 use super::optim::AdamSettings;
 use super::tip_adapter::{SearchGrid, SearchInputs, cache_logits, search};
 use super::train::{
@@ -399,14 +399,6 @@ fn text_logits(
     host_values(set.tensor(device).matmul(embeddings.transpose()) * text.scale)
 }
 
-fn one_hot_values(labels: &[usize], classes: usize) -> Vec<f32> {
-    let mut values = vec![0.0; labels.len() * classes];
-    for (row, &label) in labels.iter().enumerate() {
-        values[row * classes + label] = 1.0;
-    }
-    values
-}
-
 /// Tip-Adapter's α and β while the keys train (its paper's defaults).
 const TRAINING_SCALARS: CacheScalars = CacheScalars {
     alpha: 1.0,
@@ -466,8 +458,7 @@ impl Objective for CacheObjective {
                 self.values.clone(),
                 TRAINING_SCALARS,
             );
-        let (loss, accuracy) = cross_entropy(logits.detach(), one_hot);
-        Some((loss.into_scalar::<f32>(), accuracy))
+        Some(holdout_scores(logits, one_hot))
     }
 }
 
