@@ -11,11 +11,11 @@ mod common;
 
 use burn::tensor::Device;
 use medfocus::clip::load::load_clip_dir;
-use medfocus::heads::coop::train_coop;
-use medfocus::heads::finetune::{TokenSet, train_finetune};
 use medfocus::heads::rng::SplitMix64;
+use medfocus::heads::train::coop::train_coop;
+use medfocus::heads::train::finetune::{TokenSet, train_finetune};
+use medfocus::heads::train::{HeadSettings, TextPrior, train_head};
 use medfocus::heads::train::{Silent, TrainRun};
-use medfocus::heads::trainer::{HeadSettings, TextPrior, train_head};
 use medfocus::heads::{FeatureSet, HeadKind};
 
 const CLASSES: usize = 4;

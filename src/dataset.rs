@@ -116,6 +116,30 @@ pub fn is_image_path(path: &Path) -> bool {
         .is_some_and(|ext| IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
 }
 
+/// Image files under `path` (itself, or recursively in a folder), sorted, appended to `files`.
+pub fn collect_images(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), DatasetError> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|source| DatasetError::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .collect();
+        entries.sort();
+        for entry in entries {
+            if entry.is_dir() {
+                collect_images(&entry, files)?;
+            } else if is_image_path(&entry) {
+                files.push(entry);
+            }
+        }
+    } else {
+        files.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

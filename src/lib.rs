@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod focus;
 pub mod heads;
 pub mod imaging;
+pub mod pipeline;
 pub mod sam2;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

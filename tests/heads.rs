@@ -10,9 +10,9 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use medfocus::clip::preprocess::PreprocessConfig;
 use medfocus::heads::features::accuracy;
-use medfocus::heads::head_file::{ClipIdentity, FORMAT_VERSION, HeadHeader, PromptMode};
+use medfocus::heads::head_file::{ClipIdentity, FORMAT_VERSION, FocusMode, HeadHeader};
+use medfocus::heads::train::{HeadSettings, TextPrior, TrainedHead, train_head};
 use medfocus::heads::train::{Silent, TrainRun};
-use medfocus::heads::trainer::{HeadSettings, TextPrior, TrainedHead, train_head};
 use medfocus::heads::{FeatureSet, HeadFile, HeadKind, HeadModel};
 use serde_json::Value;
 
@@ -137,7 +137,7 @@ fn head_file(kind: HeadKind, classes: usize, dim: usize, trained: TrainedHead) -
                 fingerprint: "0".into(),
                 embed_dim: dim,
             },
-            prompt: PromptMode::none(),
+            focus: FocusMode::none(),
             preprocess: PreprocessConfig::openai(224),
             text_scale: trained.text_scale,
             cache: trained.cache,
@@ -215,8 +215,8 @@ fn tip_adapter_logits_and_search_match_the_published_formula() {
         let set = Synthetic::load(name);
         let reference = &set.reference["tip_adapter"];
         let mut settings = HeadSettings::new(HeadKind::TipAdapter);
-        settings.alpha = Some(reference["alpha"].as_f64().unwrap() as f32);
-        settings.beta = Some(reference["beta"].as_f64().unwrap() as f32);
+        settings.tip_alpha = Some(reference["alpha"].as_f64().unwrap() as f32);
+        settings.tip_beta = Some(reference["beta"].as_f64().unwrap() as f32);
         let ours = set.logits(&set.train(&settings));
         let expected = set.f32s("tip_logits");
         let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -247,8 +247,8 @@ fn tip_adapter_f_keys_match_pytorch_training() {
         let mut settings = HeadSettings::new(HeadKind::TipAdapterF);
         settings.epochs = Some(reference["epochs"].as_u64().unwrap() as usize);
         settings.learning_rate = Some(reference["learning_rate"].as_f64().unwrap() as f32);
-        settings.alpha = Some(1.0);
-        settings.beta = Some(5.5);
+        settings.tip_alpha = Some(1.0);
+        settings.tip_beta = Some(5.5);
         settings.holdout = 0.0;
         let device = Device::flex().autodiff();
         let (mut run, _) = TrainRun::open(None, "test", false).unwrap();
@@ -339,8 +339,8 @@ fn every_head_reaches_its_reference_accuracy_with_default_settings() {
 #[test]
 fn coop_gradient_matches_pytorch_autograd() {
     use medfocus::clip::load::load_clip_dir;
-    use medfocus::heads::coop::{CONTEXT, CoopObjective, CoopPrompts};
     use medfocus::heads::train::Objective;
+    use medfocus::heads::train::coop::{CONTEXT, CoopObjective, CoopPrompts};
 
     let fixture = Synthetic::load("coop");
     let folder =
@@ -406,8 +406,8 @@ fn coop_gradient_matches_pytorch_autograd() {
 #[test]
 fn finetune_gradient_matches_pytorch_autograd() {
     use medfocus::clip::load::load_clip_dir;
-    use medfocus::heads::finetune::{FinetuneObjective, FinetuneTower, TokenSet};
     use medfocus::heads::train::Objective;
+    use medfocus::heads::train::finetune::{FinetuneObjective, FinetuneTower, TokenSet};
 
     let fixture = Synthetic::load("finetune");
     let reference = &fixture.reference;

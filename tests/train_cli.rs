@@ -157,11 +157,11 @@ fn trains_on_sam2_masks_with_the_papers_overlay() {
     ]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let head = HeadFile::read(Path::new(&out)).unwrap();
-    assert_eq!(head.header.prompt.focus, "overlay");
+    assert_eq!(head.header.focus.method, "overlay");
     assert!(
-        head.header.prompt.masks.starts_with("sam2 "),
+        head.header.focus.masks.starts_with("sam2 "),
         "{}",
-        head.header.prompt.masks
+        head.header.focus.masks
     );
 
     // Predicting with it needs a mask source, and says so.

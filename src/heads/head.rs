@@ -7,14 +7,14 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::head_file::{
-    CACHE_KEYS, CACHE_VALUES, CacheScalars, HeadFile, HeadHeader, HostTensor, LINEAR_BIAS,
-    LINEAR_WEIGHT, TEXT, VISION_BLOCKS,
+    CACHE_KEYS, CACHE_VALUES, HeadFile, HeadHeader, HostTensor, LINEAR_BIAS, LINEAR_WEIGHT, TEXT,
+    TipAdapterScalars, VISION_BLOCKS,
 };
 use super::tip_adapter::cache_logits;
 use super::vision_blocks::substitute;
 use crate::clip::model::{ClipModel, l2_normalize};
 use crate::clip::vision::VisionTransformer;
-use crate::focus::{Focus, UnknownMethod};
+use crate::focus::UnknownMethod;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum HeadError {
@@ -41,7 +41,7 @@ pub struct HeadModel {
     pub header: HeadHeader,
     text: Option<Tensor<2>>,
     linear: Option<(Tensor<2>, Tensor<1>)>,
-    cache: Option<(Tensor<2>, Tensor<2>, CacheScalars)>,
+    cache: Option<(Tensor<2>, Tensor<2>, TipAdapterScalars)>,
     /// Fine-tuned image-tower blocks by index, their parameters by path (`finetune`).
     vision_blocks: BTreeMap<usize, BTreeMap<String, HostTensor>>,
 }
@@ -154,14 +154,6 @@ impl HeadModel {
             });
         }
         Ok(())
-    }
-
-    /// The focus method images must be embedded with, as in training.
-    pub fn focus(&self) -> Result<Focus, HeadError> {
-        Ok(Focus::from_method(
-            &self.header.prompt.focus,
-            &self.header.prompt.settings,
-        )?)
     }
 
     /// Logits `[images, classes]` for image embeddings `[images, dim]` (normalised here).

@@ -5,16 +5,19 @@
 
 use std::collections::BTreeMap;
 
-use burn::store::burn_pack::{Bytes, DType, Reader, Shape, Tensor as PackTensor, Writer};
+use burn::store::burn_pack::Writer;
 use serde::{Deserialize, Serialize};
 
+use super::host_pack::{UnpackError, pack, unpack};
 use crate::clip::preprocess::PreprocessConfig;
-use crate::focus::FocusSettings;
+
+pub use super::host_pack::HostTensor;
+use crate::focus::{Focus, FocusSettings, UnknownMethod};
+use crate::sam2::automatic_mask_generator::GeneratorSettings;
 
 pub const EXTENSION: &str = "mfh";
 /// Bumped when a reader of the previous version would misread a new file.
 pub const FORMAT_VERSION: u32 = 1;
-const META_KIND: &str = "medfocus.kind";
 const KIND: &str = "support-head";
 const META_HEADER: &str = "medfocus.head";
 
@@ -78,34 +81,56 @@ pub struct ClipIdentity {
     pub embed_dim: usize,
 }
 
-/// How the mask steered CLIP when the support images were embedded; prediction must do the same.
+/// How the mask steered CLIP (the focus) when the support images were embedded; prediction
+/// must do the same. Format 1's JSON names this object `prompt` and its method `focus`; the
+/// file keeps those names so that heads already written read unchanged.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PromptMode {
+pub struct FocusMode {
     /// A [`crate::focus::METHODS`] name.
-    pub focus: String,
+    #[serde(rename = "focus")]
+    pub method: String,
     pub settings: FocusSettings,
     /// Where training masks came from (`none`, `mask files`, `sam2 <fingerprint> …`).
     pub masks: String,
+    /// SAM 2's automatic-mask settings, when SAM 2 made the training masks: prediction runs
+    /// the generator the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automatic: Option<GeneratorSettings>,
 }
 
-impl PromptMode {
+impl FocusMode {
     pub fn none() -> Self {
         Self {
-            focus: "none".into(),
+            method: "none".into(),
             settings: FocusSettings::default(),
             masks: "none".into(),
+            automatic: None,
+        }
+    }
+
+    /// A method with its settings; masks from nowhere yet.
+    pub fn new(method: &str, settings: FocusSettings) -> Self {
+        Self {
+            method: method.to_string(),
+            settings,
+            ..Self::none()
         }
     }
 
     pub fn needs_mask(&self) -> bool {
-        self.focus != "none"
+        self.method != "none"
+    }
+
+    /// The focus itself.
+    pub fn focus(&self) -> Result<Focus, UnknownMethod> {
+        Focus::from_method(&self.method, &self.settings)
     }
 
     /// A stable text for cache keys: the method and only the knobs it uses (changing the blur's
     /// σ does not invalidate overlay embeddings), and where masks come from.
     pub fn key(&self) -> String {
         let settings = &self.settings;
-        let knobs = match self.focus.as_str() {
+        let knobs = match self.method.as_str() {
             "overlay" => format!("alpha={}", settings.alpha),
             "blur" => format!("sigma={}", settings.sigma),
             "crop" => format!("margin={}", settings.margin),
@@ -115,13 +140,13 @@ impl PromptMode {
             ),
             _ => String::new(),
         };
-        format!("focus={} {knobs} masks={}", self.focus, self.masks)
+        format!("focus={} {knobs} masks={}", self.method, self.masks)
     }
 }
 
 /// Tip-Adapter's two scalars.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CacheScalars {
+pub struct TipAdapterScalars {
     /// Weight of the cache logits against the text logits.
     pub alpha: f32,
     /// Sharpness of the affinity `exp(−β(1 − cos))`.
@@ -136,11 +161,13 @@ pub struct HeadHeader {
     /// The prompt templates behind the text embeddings (`{}` = class name).
     pub templates: Vec<String>,
     pub clip: ClipIdentity,
-    pub prompt: PromptMode,
+    /// How the mask steered CLIP (`prompt` in format 1's JSON).
+    #[serde(rename = "prompt")]
+    pub focus: FocusMode,
     pub preprocess: PreprocessConfig,
     /// Scale of the text logits `s·f·Tᵀ` (CLIP's `logit_scale`); 0 when the head has no text term.
     pub text_scale: f32,
-    pub cache: Option<CacheScalars>,
+    pub cache: Option<TipAdapterScalars>,
     /// How it was trained: hyper-parameters, the chosen ones, held-out accuracy, epochs.
     pub training: serde_json::Value,
 }
@@ -157,20 +184,6 @@ pub enum HeadFileError {
     Damaged(String),
     #[error("cannot write the head: {0}")]
     Write(String),
-}
-
-/// One f32 tensor of a head file.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HostTensor {
-    pub shape: Vec<usize>,
-    pub values: Vec<f32>,
-}
-
-impl HostTensor {
-    pub fn new(shape: Vec<usize>, values: Vec<f32>) -> Self {
-        debug_assert_eq!(shape.iter().product::<usize>(), values.len());
-        Self { shape, values }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -207,35 +220,20 @@ impl HeadFile {
     fn writer(&self) -> Result<Writer, HeadFileError> {
         let header = serde_json::to_string(&self.header)
             .map_err(|error| HeadFileError::Write(error.to_string()))?;
-        let tensors = self
-            .tensors
-            .iter()
-            .map(|(name, tensor)| {
-                let bytes: Vec<u8> = tensor.values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                PackTensor::new(
-                    name.clone(),
-                    DType::F32,
-                    Shape::from(tensor.shape.clone()),
-                    None,
-                    Bytes::from_bytes_vec(bytes),
-                )
-            })
-            .collect();
-        Ok(Writer::new(tensors)
-            .with_metadata(META_KIND, KIND)
-            .with_metadata(META_HEADER, &header))
+        Ok(pack(KIND, [(META_HEADER, header.as_str())], &self.tensors))
     }
 
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, HeadFileError> {
-        let reader = Reader::from_bytes(Bytes::from_bytes_vec(bytes))
-            .map_err(|error| HeadFileError::NotAHead(format!("{error}")))?;
-        if reader.metadata().get(META_KIND).map(String::as_str) != Some(KIND) {
-            return Err(HeadFileError::NotAHead(
-                "it is a burnpack without a support head (a model export?)".into(),
-            ));
-        }
-        let header_text = reader
-            .metadata()
+        let (metadata, tensors) = unpack(
+            bytes,
+            KIND,
+            "it is a burnpack without a support head (a model export?)",
+        )
+        .map_err(|error| match error {
+            UnpackError::Foreign(detail) => HeadFileError::NotAHead(detail),
+            UnpackError::Damaged(detail) => HeadFileError::Damaged(detail),
+        })?;
+        let header_text = metadata
             .get(META_HEADER)
             .ok_or_else(|| HeadFileError::Damaged("its header is missing".into()))?;
         let version: serde_json::Value = serde_json::from_str(header_text)
@@ -246,32 +244,6 @@ impl HeadFile {
         }
         let header: HeadHeader = serde_json::from_value(version)
             .map_err(|error| HeadFileError::Damaged(format!("header: {error}")))?;
-        let mut tensors = BTreeMap::new();
-        for tensor in reader
-            .into_tensors()
-            .map_err(|error| HeadFileError::Damaged(format!("{error}")))?
-        {
-            let (name, dtype, shape, _, bytes) = tensor
-                .into_parts()
-                .map_err(|error| HeadFileError::Damaged(format!("{error}")))?;
-            if dtype != DType::F32 {
-                return Err(HeadFileError::Damaged(format!(
-                    "tensor {name} is {dtype:?}, expected f32"
-                )));
-            }
-            let shape: Vec<usize> = shape.iter().copied().collect();
-            let values: Vec<f32> = bytes
-                .chunks_exact(4)
-                .map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
-                .collect();
-            if values.len() != shape.iter().product::<usize>() {
-                return Err(HeadFileError::Damaged(format!(
-                    "tensor {name}: {} values for shape {shape:?}",
-                    values.len()
-                )));
-            }
-            tensors.insert(name, HostTensor { shape, values });
-        }
         let file = Self { header, tensors };
         file.check()?;
         Ok(file)
@@ -371,7 +343,7 @@ mod tests {
                     fingerprint: "f".into(),
                     embed_dim: 3,
                 },
-                prompt: PromptMode::none(),
+                focus: FocusMode::none(),
                 preprocess: PreprocessConfig::openai(224),
                 text_scale: 0.0,
                 cache: None,
@@ -388,11 +360,10 @@ mod tests {
     }
 
     #[test]
-    fn prompt_keys_depend_only_on_what_the_method_uses() {
-        let overlay = PromptMode {
-            focus: "overlay".into(),
-            settings: FocusSettings::default(),
+    fn focus_keys_depend_only_on_what_the_method_uses() {
+        let overlay = FocusMode {
             masks: "mask files".into(),
+            ..FocusMode::new("overlay", FocusSettings::default())
         };
         let mut other_sigma = overlay.clone();
         other_sigma.settings.sigma += 1.0;
@@ -403,10 +374,30 @@ mod tests {
         let mut other_masks = overlay.clone();
         other_masks.masks = "sam2 …".into();
         assert_ne!(overlay.key(), other_masks.key());
-        let mut none = PromptMode::none();
+        let mut none = FocusMode::none();
         let plain = none.key();
         none.settings.alpha = 0.9;
         assert_eq!(none.key(), plain);
+    }
+
+    #[test]
+    fn format_1_field_names_are_kept_and_sam2_settings_are_optional() {
+        let header = head(HeadKind::ZeroShot, &[]).header;
+        let json = serde_json::to_value(&header).unwrap();
+        // Heads written before the rename read and write the same bytes.
+        assert_eq!(json["prompt"]["focus"], "none");
+        assert!(json.get("focus").is_none());
+        assert!(json["prompt"].get("automatic").is_none());
+        let mut sam2 = header.clone();
+        sam2.focus.automatic = Some(GeneratorSettings {
+            points_per_side: 8,
+            ..GeneratorSettings::default()
+        });
+        let text = serde_json::to_string(&sam2).unwrap();
+        let back: HeadHeader = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.focus.automatic.unwrap().points_per_side, 8);
+        let old: HeadHeader = serde_json::from_value(json).unwrap();
+        assert_eq!(old, header);
     }
 
     #[test]

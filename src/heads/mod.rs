@@ -19,36 +19,18 @@
 //! | `coop` | context vectors in front of the class names, through the frozen text tower | T from the learnt prompts |
 //! | `finetune` | the image tower's last N blocks (the paper's setting: λ·contrastive + (1−λ)·cross-entropy) | T, and f from the fine-tuned tower |
 //!
-//! Training (native only: burn's autodiff is not in the browser build) lives in [`train`] and
-//! one file per method; the browser reads the `.mfh` file ([`head_file`]) and predicts.
+//! Prediction (here, both targets) and training ([`train`], native only: burn's autodiff is not in
+//! the browser build) are apart: the browser reads the `.mfh` file ([`head_file`]) and predicts.
 
 pub mod features;
 pub mod head;
 pub mod head_file;
+pub mod host_pack;
 pub mod rng;
 pub mod tip_adapter;
-pub mod vision_blocks;
-
-#[cfg(not(target_arch = "wasm32"))]
-pub mod cache;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod coop;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod embed;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod finetune;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod lbfgs;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod linear_probe;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod optim;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod pipeline;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod trainer;
+pub mod vision_blocks;
 
 pub use features::FeatureSet;
 pub use head::HeadModel;

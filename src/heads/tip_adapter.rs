@@ -6,14 +6,14 @@
 use burn::tensor::Tensor;
 
 use super::features::argmax;
-use super::head_file::CacheScalars;
+use super::head_file::TipAdapterScalars;
 
 /// `α·exp(−β·(1 − f·Kᵀ))·V` for unit rows `f` `[n, dim]`, keys `[cache, dim]`, values `[cache, classes]`.
 pub fn cache_logits(
     features: Tensor<2>,
     keys: Tensor<2>,
     values: Tensor<2>,
-    scalars: CacheScalars,
+    scalars: TipAdapterScalars,
 ) -> Tensor<2> {
     let affinity = features.matmul(keys.transpose());
     ((affinity - 1.0) * scalars.beta).exp().matmul(values) * scalars.alpha
@@ -55,12 +55,12 @@ pub struct SearchInputs<'a> {
 }
 
 /// The (α, β) with the best accuracy on the inputs, and that accuracy.
-pub fn search(inputs: &SearchInputs, grid: &SearchGrid) -> (CacheScalars, f32) {
+pub fn search(inputs: &SearchInputs, grid: &SearchGrid) -> (TipAdapterScalars, f32) {
     let n = inputs.labels.len();
     let classes = inputs.classes;
     let cache = inputs.values.len() / classes.max(1);
     let mut best = (
-        CacheScalars {
+        TipAdapterScalars {
             alpha: grid.alphas.first().copied().unwrap_or(1.0),
             beta: grid.betas.first().copied().unwrap_or(1.0),
         },
@@ -91,7 +91,7 @@ pub fn search(inputs: &SearchInputs, grid: &SearchGrid) -> (CacheScalars, f32) {
             }
             let accuracy = correct as f32 / n.max(1) as f32;
             if accuracy > best.1 {
-                best = (CacheScalars { alpha, beta }, accuracy);
+                best = (TipAdapterScalars { alpha, beta }, accuracy);
             }
         }
     }

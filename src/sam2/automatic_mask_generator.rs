@@ -13,7 +13,7 @@ use super::predictor::{
 };
 use super::transforms::upscale_masks;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GeneratorSettings {
     /// The grid has `points_per_side²` points.
     pub points_per_side: usize,

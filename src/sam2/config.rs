@@ -279,6 +279,14 @@ impl Sam2Config {
         serde_json::from_str(text).map_err(|error| format!("not a SAM 2 config: {error}"))
     }
 
+    /// A config JSON file; the error names the file.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_file(path: &std::path::Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+        Self::from_json(&text).map_err(|error| format!("{}: {error}", path.display()))
+    }
+
     /// The image encoder's stride to the embedding the decoder sees (16 for every model).
     pub fn backbone_stride(&self) -> usize {
         4 << (self.neck.backbone_channel_list.len() - 1 - self.scalp)

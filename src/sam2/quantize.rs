@@ -136,6 +136,58 @@ pub struct Int8Agreement {
     pub mask_iou: f32,
 }
 
+/// Mean, minimum and maximum of one agreement measure over a set of images.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    pub mean: f32,
+    pub min: f32,
+    pub max: f32,
+}
+
+impl Spread {
+    /// `None` for no values.
+    pub fn of(values: impl IntoIterator<Item = f32>) -> Option<Self> {
+        let values: Vec<f32> = values.into_iter().collect();
+        if values.is_empty() {
+            return None;
+        }
+        Some(Self {
+            mean: values.iter().sum::<f32>() / values.len() as f32,
+            min: values.iter().copied().fold(f32::INFINITY, f32::min),
+            max: values.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        })
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "mean {:.5}, min {:.5}, max {:.5}",
+            self.mean, self.min, self.max
+        )
+    }
+}
+
+/// [`Int8Agreement`] over a set of images, measure by measure.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AgreementSummary {
+    pub embedding_cosine: Spread,
+    pub logits_relative_l2: Spread,
+    pub mask_iou: Spread,
+}
+
+impl AgreementSummary {
+    /// `None` for no images.
+    pub fn of(rows: &[Int8Agreement]) -> Option<Self> {
+        Some(Self {
+            embedding_cosine: Spread::of(rows.iter().map(|row| row.embedding_cosine))?,
+            logits_relative_l2: Spread::of(rows.iter().map(|row| row.logits_relative_l2))?,
+            mask_iou: Spread::of(rows.iter().map(|row| row.mask_iou))?,
+        })
+    }
+}
+
 /// Compares `int8` with `f32` (same weights before quantization) on one image, prompting both
 /// with a point at the image's centre.
 pub async fn int8_agreement(
@@ -207,5 +259,30 @@ mod tests {
         );
         assert_eq!(Int8Granularity::parse("block-0"), None);
         assert_eq!(Int8Granularity::parse("int4"), None);
+    }
+
+    #[test]
+    fn agreement_summaries_give_mean_min_and_max_per_measure() {
+        let row = |cosine, l2, iou| Int8Agreement {
+            embedding_cosine: cosine,
+            logits_relative_l2: l2,
+            mask_iou: iou,
+        };
+        let summary = AgreementSummary::of(&[row(1.0, 0.1, 0.5), row(0.5, 0.3, 1.0)]).unwrap();
+        assert_eq!(
+            summary.embedding_cosine,
+            Spread {
+                mean: 0.75,
+                min: 0.5,
+                max: 1.0
+            }
+        );
+        assert_eq!(summary.logits_relative_l2.max, 0.3);
+        assert_eq!(summary.mask_iou.min, 0.5);
+        assert_eq!(
+            summary.mask_iou.to_string(),
+            "mean 0.75000, min 0.50000, max 1.00000"
+        );
+        assert_eq!(AgreementSummary::of(&[]), None);
     }
 }

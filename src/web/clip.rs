@@ -10,13 +10,12 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use super::heads::WebHead;
-use super::{chosen_device, js_error, to_js};
+use super::{chosen_device, js_error, parse_options, to_js};
 use crate::clip::ZeroShotClassifier;
 use crate::clip::load::{LoadedClip, MemoryFiles, load_clip};
-use crate::clip::preprocess::Pixels8;
-use crate::focus::{self, Focus, FocusSettings, Mask};
+use crate::focus::FocusSettings;
 use crate::heads::{HeadFile, HeadModel};
-use crate::imaging;
+use crate::pipeline::{MaskSource, Pipeline, Prediction, decode};
 
 /// A loaded CLIP model, held by the page.
 #[wasm_bindgen]
@@ -80,23 +79,47 @@ struct ClassifyOptions {
     all_tokens: bool,
 }
 
+/// What `classify` and `classifyWithHead` resolve to.
 #[derive(Serialize)]
 struct Classification {
     classes: Vec<String>,
     probabilities: Vec<f32>,
+    /// The region the image was focused on: `{origin, coverage}` (absent for the `none` focus).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<RegionUsed>,
 }
 
-fn focus_from(options: &ClassifyOptions) -> Result<Focus, JsError> {
-    let defaults = FocusSettings::default();
-    let settings = FocusSettings {
-        alpha: options.alpha.unwrap_or(defaults.alpha),
-        sigma: options.sigma.unwrap_or(defaults.sigma),
-        margin: options.margin.unwrap_or(defaults.margin),
-        strength: options.strength.unwrap_or(defaults.strength),
-        last_layers: options.last_layers,
-        all_tokens: options.all_tokens,
-    };
-    Focus::from_method(options.focus.as_deref().unwrap_or("none"), &settings).map_err(js_error)
+#[derive(Serialize)]
+struct RegionUsed {
+    origin: &'static str,
+    coverage: f32,
+}
+
+impl Classification {
+    fn new(classes: &[String], prediction: Prediction) -> Self {
+        Self {
+            classes: classes.to_vec(),
+            probabilities: prediction.probabilities,
+            region: prediction.region.map(|region| RegionUsed {
+                origin: region.origin.name(),
+                coverage: region.coverage,
+            }),
+        }
+    }
+}
+
+impl ClassifyOptions {
+    fn settings(&self) -> FocusSettings {
+        let defaults = FocusSettings::default();
+        FocusSettings {
+            alpha: self.alpha.unwrap_or(defaults.alpha),
+            sigma: self.sigma.unwrap_or(defaults.sigma),
+            margin: self.margin.unwrap_or(defaults.margin),
+            strength: self.strength.unwrap_or(defaults.strength),
+            last_layers: self.last_layers,
+            all_tokens: self.all_tokens,
+        }
+    }
 }
 
 #[wasm_bindgen]
@@ -115,7 +138,8 @@ impl WebClip {
     /// Zero-shot probabilities of `classes` for an encoded image (JPEG, PNG, …).
     /// `options`: `{templates, focus, box, mask, alpha, sigma, margin, strength, lastLayers, allTokens}`;
     /// `mask` is a mask image's bytes (white = region), `box` a rectangle.
-    /// Resolves to `{classes, probabilities}`.
+    /// Resolves to `{classes, probabilities, region}` (`region`: `{origin, coverage}`, when the
+    /// focus uses one).
     pub fn classify(
         &self,
         image: Vec<u8>,
@@ -133,7 +157,8 @@ impl WebClip {
 
     /// Class probabilities from a trained head (see `loadHead`) for an encoded image, focused as
     /// the head was trained. `options`: `{box, mask}`, the region when the head needs one.
-    /// Resolves to `{classes, probabilities}`; a head trained on another CLIP model is an error.
+    /// Resolves to `{classes, probabilities, region}`; a head trained on another CLIP model is an
+    /// error.
     #[wasm_bindgen(js_name = classifyWithHead)]
     pub fn classify_with_head(
         &self,
@@ -151,37 +176,16 @@ impl WebClip {
     }
 }
 
-/// An options object (absent: the defaults).
-fn parse_options<T: serde::de::DeserializeOwned + Default>(
-    options: &JsValue,
-) -> Result<T, JsError> {
-    if options.is_undefined() || options.is_null() {
-        Ok(T::default())
-    } else {
-        serde_wasm_bindgen::from_value(options.clone()).map_err(js_error)
-    }
-}
-
 /// The region from `options.mask` (a mask image's bytes) or `box`, if any.
-fn mask_from(
-    options: &JsValue,
-    region: Option<[usize; 4]>,
-    pixels: &Pixels8,
-) -> Result<Option<Mask>, JsError> {
+fn mask_source(options: &JsValue, region: Option<[usize; 4]>) -> MaskSource {
     let mask_bytes = Reflect::get(options, &"mask".into())
         .ok()
         .and_then(|value| value.dyn_into::<Uint8Array>().ok());
-    Ok(match (mask_bytes, region) {
-        (Some(bytes), _) => {
-            let mask_image = imaging::decode_image(&bytes.to_vec())
-                .map_err(|e| JsError::new(&format!("mask: {e}")))?;
-            Some(Mask::from_image(&mask_image.pixels))
-        }
-        (None, Some(region)) => {
-            Some(Mask::from_box(pixels.width, pixels.height, region).map_err(js_error)?)
-        }
-        (None, None) => None,
-    })
+    match (mask_bytes, region) {
+        (Some(bytes), _) => MaskSource::MaskImage(bytes.to_vec()),
+        (None, Some(region)) => MaskSource::Box(region),
+        (None, None) => MaskSource::None,
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -198,36 +202,19 @@ async fn classify_with_head(
     options: JsValue,
 ) -> Result<JsValue, JsError> {
     let parsed: HeadOptions = parse_options(&options)?;
-    let device = clip.model.device();
-    let head = HeadModel::new(head, &device);
-    head.check_clip(&clip.model).map_err(js_error)?;
-    let focus = head.focus().map_err(js_error)?;
-    let decoded = imaging::decode_image(&image).map_err(js_error)?;
-    let pixels = Pixels8::from_image(&decoded.pixels);
-    let mask = mask_from(&options, parsed.region, &pixels)?;
-    if head.header.prompt.needs_mask() && mask.is_none() {
-        return Err(JsError::new(&format!(
-            "this head was trained with the `{}` focus on masks from {}: give a region (mask or box)",
-            head.header.prompt.focus, head.header.prompt.masks
-        )));
-    }
-    // A fine-tuning head brings its own last blocks of the image tower.
-    let adapted = head.adapt_vision(&clip.model.vision).map_err(js_error)?;
-    let vision = adapted.as_ref().unwrap_or(&clip.model.vision);
-    let embedding = focus::encode_focused_with(
-        vision,
-        &clip.preprocess,
-        &pixels,
-        mask.as_ref(),
-        &focus,
-        &device,
-    )
-    .map_err(js_error)?;
-    let mut rows = head.read_probabilities(embedding).await.map_err(js_error)?;
-    to_js(&Classification {
-        classes: head.classes().to_vec(),
-        probabilities: rows.remove(0),
-    })
+    let head = HeadModel::new(head, &clip.model.device());
+    let pipeline = Pipeline::with_head(clip, &head).map_err(js_error)?;
+    let source = mask_source(&options, parsed.region);
+    pipeline
+        .encoder
+        .require_region(!source.is_none(), "give a region (mask or box)")
+        .map_err(js_error)?;
+    let pixels = decode(&image).map_err(js_error)?;
+    let prediction = pipeline
+        .classify(&pixels, &source)
+        .await
+        .map_err(js_error)?;
+    to_js(&Classification::new(pipeline.classes(), prediction))
 }
 
 /// The classifier for these classes and templates, reused when they are the last ones asked for.
@@ -261,28 +248,20 @@ async fn classify(
     options: JsValue,
 ) -> Result<JsValue, JsError> {
     let parsed: ClassifyOptions = parse_options(&options)?;
-    let focus = focus_from(&parsed)?;
-    let decoded = imaging::decode_image(&image).map_err(js_error)?;
-    let pixels = Pixels8::from_image(&decoded.pixels);
-    let mask = mask_from(&options, parsed.region, &pixels)?;
+    let pixels = decode(&image).map_err(js_error)?;
     // The model stays on the device it was loaded on, even if the page switched since.
-    let device = clip.model.device();
-    let classifier = classifier_for(clip, cache, classes, parsed.templates)?;
-    let embedding = focus::encode_focused(
-        &clip.model,
-        &clip.preprocess,
-        &pixels,
-        mask.as_ref(),
-        &focus,
-        &device,
-    )
-    .map_err(js_error)?;
-    let mut rows = classifier
-        .read_probabilities(embedding)
+    let classifier = classifier_for(clip, cache, classes, parsed.templates.clone())?;
+    let method = parsed.focus.as_deref().unwrap_or("none");
+    let pipeline =
+        Pipeline::zero_shot(clip, &classifier, method, &parsed.settings()).map_err(js_error)?;
+    let source = mask_source(&options, parsed.region);
+    pipeline
+        .encoder
+        .require_region(!source.is_none(), "give a region (mask or box)")
+        .map_err(js_error)?;
+    let prediction = pipeline
+        .classify(&pixels, &source)
         .await
         .map_err(js_error)?;
-    to_js(&Classification {
-        classes: classifier.classes.clone(),
-        probabilities: rows.remove(0),
-    })
+    to_js(&Classification::new(pipeline.classes(), prediction))
 }

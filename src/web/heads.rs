@@ -25,7 +25,7 @@ pub fn load_head(bytes: Vec<u8>) -> Result<WebHead, JsError> {
 
 #[wasm_bindgen]
 impl WebHead {
-    /// `zero-shot`, `linear-probe`, `lp-text`, `tip-adapter`, `tip-adapter-f` or `coop`.
+    /// `zero-shot`, `linear-probe`, `lp-text`, `tip-adapter`, `tip-adapter-f`, `coop` or `finetune`.
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
         self.file.header.kind.name().to_string()
@@ -39,13 +39,13 @@ impl WebHead {
     /// The focus method it was trained with (images must be focused the same way).
     #[wasm_bindgen(getter)]
     pub fn focus(&self) -> String {
-        self.file.header.prompt.focus.clone()
+        self.file.header.focus.method.clone()
     }
 
     /// Whether classifying needs a region (a mask or a box).
     #[wasm_bindgen(getter, js_name = needsMask)]
     pub fn needs_mask(&self) -> bool {
-        self.file.header.prompt.needs_mask()
+        self.file.header.focus.needs_mask()
     }
 
     /// The CLIP model it was trained on (its folder name).

@@ -3,9 +3,7 @@
 
 use std::cell::RefCell;
 
-use js_sys::{Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 pub mod clip;
 pub mod heads;
@@ -33,6 +31,17 @@ fn to_js(value: &impl serde::Serialize) -> Result<JsValue, JsError> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(js_error)
+}
+
+/// An options object (absent: the defaults).
+fn parse_options<T: serde::de::DeserializeOwned + Default>(
+    options: &JsValue,
+) -> Result<T, JsError> {
+    if options.is_undefined() || options.is_null() {
+        Ok(T::default())
+    } else {
+        serde_wasm_bindgen::from_value(options.clone()).map_err(js_error)
+    }
 }
 
 /// Chooses the compute device (`"auto"`, `"cpu"` or `"gpu"`; default auto) and returns its
@@ -142,34 +151,4 @@ pub fn decode_image(bytes: &[u8]) -> Result<WebImage, JsError> {
     imaging::decode_image(bytes)
         .map(|image| WebImage { image })
         .map_err(js_error)
-}
-
-fn navigator_gpu() -> Option<JsValue> {
-    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
-    let gpu = Reflect::get(&navigator, &"gpu".into()).ok()?;
-    (!gpu.is_undefined() && !gpu.is_null()).then_some(gpu)
-}
-
-/// Whether this browser exposes WebGPU at all.
-pub fn has_navigator_gpu() -> bool {
-    navigator_gpu().is_some()
-}
-
-/// Vendor, architecture and description of the adapter `navigator.gpu` would give, which wgpu
-/// does not pass on.
-pub async fn adapter_identity() -> Option<String> {
-    let gpu = navigator_gpu()?;
-    let request: Function = Reflect::get(&gpu, &"requestAdapter".into())
-        .ok()?
-        .dyn_into()
-        .ok()?;
-    let promise: Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
-    let adapter = JsFuture::from(promise).await.ok()?;
-    let info = Reflect::get(&adapter, &"info".into()).ok()?;
-    let parts: Vec<String> = ["vendor", "architecture", "device", "description"]
-        .iter()
-        .filter_map(|key| Reflect::get(&info, &(*key).into()).ok()?.as_string())
-        .filter(|part| !part.is_empty())
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(" "))
 }

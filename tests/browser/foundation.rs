@@ -30,7 +30,7 @@ fn message(error: wasm_bindgen::JsError) -> String {
 #[wasm_bindgen_test]
 async fn runs_on_a_webgpu_adapter_and_reads_back_asynchronously() {
     assert!(
-        web::has_navigator_gpu(),
+        device::has_navigator_gpu(),
         "navigator.gpu is missing: is --enable-unsafe-webgpu set?"
     );
     let chosen = device::choose_device(DeviceRequest::Auto)

@@ -34,3 +34,16 @@ pub fn token_rows(tokens: &TensorData) -> Vec<Vec<u32>> {
         .map(|row| row.iter().map(|&id| id as u32).collect())
         .collect()
 }
+
+/// The crate's folder (fixtures are under `tests/fixtures`).
+pub fn manifest() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file of the shared real images (`../shared/data`, or `MEDFOCUS_DATA`).
+pub fn shared(relative: &str) -> std::path::PathBuf {
+    std::env::var_os("MEDFOCUS_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| manifest().join("../shared/data"))
+        .join(relative)
+}

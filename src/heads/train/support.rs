@@ -1,22 +1,18 @@
-//! Support and query images → CLIP embeddings under a prompt mode, through the embedding cache.
-//! The mask comes from a mask file beside the image, from SAM 2's automatic masks, or nowhere.
+//! Support images → CLIP embeddings under a focus, through the embedding cache. The mask comes
+//! from a mask file beside the image, from SAM 2's automatic masks, or nowhere; the chain itself
+//! is the pipeline's ([`crate::pipeline::Encoder`]).
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
-
 use super::cache::{EmbeddingCache, key, sha256_hex};
-use super::features::{FeatureError, FeatureSet, check_labels};
 use super::finetune::TokenSet;
-use super::head_file::PromptMode;
 use crate::clip::load::LoadedClip;
-use crate::clip::preprocess::Pixels8;
-use crate::clip::vision::VisionTransformer;
 use crate::dataset::{ClassFolders, IMAGE_EXTENSIONS};
-use crate::focus::{self, Focus, Mask};
-use crate::imaging;
-use crate::sam2::Sam2Predictor;
-use crate::sam2::automatic_mask_generator::{GeneratorSettings, MaskChoice, find_region};
+use crate::focus::Focus;
+use crate::heads::features::{FeatureError, FeatureSet, check_labels};
+use crate::heads::head_file::FocusMode;
+use crate::pipeline::{Encoder, MaskSource, Segmenter, decode};
+use crate::sam2::automatic_mask_generator::MaskChoice;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -30,29 +26,23 @@ pub enum EmbedError {
     Nothing(String),
 }
 
-/// Where masks come from.
-pub enum MaskSource {
-    /// No mask (the prompt mode must be `none`).
+/// Where a support set's masks come from.
+pub enum SupportMasks<'a> {
+    /// No mask (the focus must be `none`).
     None,
-    /// `<folder>/<class>/<image stem>.png` for a support set; a single file for one query.
+    /// `<folder>/<class>/<image stem>.png`, laid out like the images.
     Folder(PathBuf),
-    File(PathBuf),
     /// A region from SAM 2's automatic masks (the largest that is not background).
-    Sam2 {
-        predictor: Box<Sam2Predictor>,
-        /// What identifies the weights and settings in cache keys (file hash, settings).
-        identity: String,
-        settings: GeneratorSettings,
-    },
+    Sam2(&'a Segmenter),
 }
 
-impl MaskSource {
+impl SupportMasks<'_> {
     /// What the head file records as the training masks' origin.
     pub fn describe(&self) -> String {
         match self {
-            MaskSource::None => "none".into(),
-            MaskSource::Folder(_) | MaskSource::File(_) => "mask files".into(),
-            MaskSource::Sam2 { identity, .. } => identity.clone(),
+            SupportMasks::None => "none".into(),
+            SupportMasks::Folder(_) => "mask files".into(),
+            SupportMasks::Sam2(segmenter) => segmenter.identity.clone(),
         }
     }
 }
@@ -75,16 +65,15 @@ impl Target {
     }
 }
 
+/// Support images → embeddings (or tokens) through the pipeline's [`Encoder`], by way of the
+/// embedding cache.
 pub struct Embedder<'a> {
-    pub clip: &'a LoadedClip,
-    pub prompt: PromptMode,
-    focus: Focus,
-    pub masks: MaskSource,
+    encoder: Encoder<'a>,
+    /// The focus as the head file records it (its cache key is part of every image's key).
+    pub focus: FocusMode,
+    masks: SupportMasks<'a>,
     pub cache: Option<EmbeddingCache>,
-    pub device: Device,
     pub target: Target,
-    /// An image tower used instead of the model's (a fine-tuned copy); the cache is then off.
-    vision: Option<VisionTransformer>,
 }
 
 /// One embedded image.
@@ -99,34 +88,35 @@ pub struct Embedded {
 impl<'a> Embedder<'a> {
     pub fn new(
         clip: &'a LoadedClip,
-        prompt: PromptMode,
-        masks: MaskSource,
+        focus: FocusMode,
+        masks: SupportMasks<'a>,
         cache: Option<EmbeddingCache>,
-        device: Device,
     ) -> Result<Self, EmbedError> {
-        let focus = Focus::from_method(&prompt.focus, &prompt.settings)
+        let method = focus
+            .focus()
             .map_err(|error| EmbedError::Focus(error.to_string()))?;
-        if prompt.needs_mask() && matches!(masks, MaskSource::None) {
-            return Err(EmbedError::Focus(format!(
-                "prompt `{}` needs masks: give mask files or SAM 2 weights",
-                prompt.focus
-            )));
+        let mut encoder = Encoder::new(clip, method, &focus.method);
+        encoder
+            .require_region(
+                !matches!(masks, SupportMasks::None),
+                "give mask files (--masks) or SAM 2 weights (--sam2)",
+            )
+            .map_err(|error| EmbedError::Focus(error.to_string()))?;
+        if let SupportMasks::Sam2(segmenter) = &masks {
+            encoder = encoder.with_segmenter(segmenter);
         }
         Ok(Self {
-            clip,
-            prompt,
+            encoder,
             focus,
             masks,
             cache,
-            device,
             target: Target::Embedding,
-            vision: None,
         })
     }
 
     /// Computes `target` instead of the embedding.
     pub fn with_target(mut self, target: Target) -> Result<Self, EmbedError> {
-        if let (Target::TokensBefore(_), Focus::Attention(_)) = (target, &self.focus) {
+        if let (Target::TokensBefore(_), Focus::Attention(_)) = (target, &self.encoder.focus) {
             return Err(EmbedError::Focus(
                 "fine-tuning the image tower takes a visual prompt (overlay, blur, crop, binary, grey) or none, not the attention focus".into(),
             ));
@@ -135,15 +125,8 @@ impl<'a> Embedder<'a> {
         Ok(self)
     }
 
-    /// Embeds through `vision` (a fine-tuned copy of the model's tower); caching is switched off,
-    /// the cache keys naming the model's own tower.
-    pub fn with_vision(mut self, vision: VisionTransformer) -> Self {
-        self.vision = Some(vision);
-        self.cache = None;
-        self
-    }
-
-    /// Embeds one image (`path` names it in messages and finds its mask file).
+    /// Embeds one image (`path` names it in messages; `relative`, its path inside the support
+    /// folder, finds its mask file).
     pub fn embed(
         &self,
         path: &Path,
@@ -154,45 +137,44 @@ impl<'a> Embedder<'a> {
             path: path.display().to_string(),
             detail,
         };
-        let image_hash = sha256_hex(bytes);
-        let mask_file = match (&self.masks, relative) {
-            _ if !self.prompt.needs_mask() => None,
-            (MaskSource::Folder(dir), Some(relative)) => {
-                Some(mask_file_for(dir, relative).ok_or_else(|| {
-                    image_error(format!(
-                        "no mask file for it under {} (expected {}.png)",
-                        dir.display(),
-                        relative.with_extension("").display()
-                    ))
-                })?)
-            }
-            (MaskSource::Folder(dir), None) => {
-                return Err(image_error(format!(
-                    "a mask folder ({}) needs images inside a class folder",
-                    dir.display()
-                )));
-            }
-            (MaskSource::File(file), _) => Some(file.clone()),
-            _ => None,
+        let needs_mask = self.focus.needs_mask();
+        let mask_bytes =
+            match (&self.masks, relative) {
+                (SupportMasks::Folder(dir), Some(relative)) if needs_mask => {
+                    let file = mask_file_for(dir, relative).ok_or_else(|| {
+                        image_error(format!(
+                            "no mask file for it under {} (expected {}.png)",
+                            dir.display(),
+                            relative.with_extension("").display()
+                        ))
+                    })?;
+                    Some(std::fs::read(&file).map_err(|error| {
+                        image_error(format!("mask {}: {error}", file.display()))
+                    })?)
+                }
+                (SupportMasks::Folder(dir), None) if needs_mask => {
+                    return Err(image_error(format!(
+                        "a mask folder ({}) needs images inside a class folder",
+                        dir.display()
+                    )));
+                }
+                _ => None,
+            };
+        let (mask_identity, source) = match (&mask_bytes, &self.masks) {
+            (Some(bytes), _) => (
+                format!("mask {}", sha256_hex(bytes)),
+                MaskSource::MaskImage(bytes.clone()),
+            ),
+            (None, SupportMasks::Sam2(segmenter)) if needs_mask => (
+                segmenter.identity.clone(),
+                MaskSource::Sam2Automatic(MaskChoice::Largest),
+            ),
+            _ => ("none".into(), MaskSource::None),
         };
-        let mask_bytes = mask_file
-            .as_ref()
-            .map(|file| {
-                std::fs::read(file)
-                    .map_err(|error| image_error(format!("mask {}: {error}", file.display())))
-            })
-            .transpose()?;
-        let mask_identity = match (&mask_bytes, &self.masks) {
-            (Some(bytes), _) => format!("mask {}", sha256_hex(bytes)),
-            (None, MaskSource::Sam2 { identity, .. }) if self.prompt.needs_mask() => {
-                identity.clone()
-            }
-            _ => "none".into(),
-        };
-        let mode = format!("{} {}", self.prompt.key(), self.target.key());
+        let mode = format!("{} {}", self.focus.key(), self.target.key());
         let cache_key = key(
-            &image_hash,
-            &self.clip.model.fingerprint,
+            &sha256_hex(bytes),
+            &self.encoder.clip.model.fingerprint,
             &mode,
             &mask_identity,
         );
@@ -204,61 +186,19 @@ impl<'a> Embedder<'a> {
                 warning: None,
             });
         }
-        let decoded =
-            imaging::decode_image(bytes).map_err(|error| image_error(error.to_string()))?;
-        let pixels = Pixels8::from_image(&decoded.pixels);
-        let mut warning = None;
-        let mask = if !self.prompt.needs_mask() {
-            None
-        } else if let Some(bytes) = &mask_bytes {
-            let decoded = imaging::decode_image(bytes)
-                .map_err(|error| image_error(format!("its mask: {error}")))?;
-            Some(Mask::from_image(&decoded.pixels))
-        } else if let MaskSource::Sam2 {
-            predictor,
-            settings,
-            ..
-        } = &self.masks
-        {
-            let embedded = predictor.set_image(&pixels);
-            match pollster::block_on(find_region(
-                predictor,
-                &embedded,
-                settings,
-                MaskChoice::Largest,
-            )) {
-                Ok((mask, _)) => Some(mask.to_focus_mask()),
-                Err(error) => {
-                    // The same fallback at prediction time keeps training and use consistent.
-                    warning = Some(format!("{error}; the whole image is the region"));
-                    Some(whole_image(&pixels))
-                }
-            }
-        } else {
-            None
-        };
-        let vision = self.vision.as_ref().unwrap_or(&self.clip.model.vision);
-        let (preprocess, mask) = (&self.clip.preprocess, mask.as_ref());
+        let pixels = decode(bytes).map_err(|error| image_error(error.to_string()))?;
+        let region = pollster::block_on(self.encoder.region(&pixels, &source))
+            .map_err(|error| image_error(error.to_string()))?;
+        let mut warning = region.as_ref().and_then(|region| region.warning.clone());
         let data = match self.target {
-            Target::Embedding => focus::encode_focused_with(
-                vision,
-                preprocess,
-                &pixels,
-                mask,
-                &self.focus,
-                &self.device,
-            )
-            .map(|tensor| tensor.into_data()),
-            Target::TokensBefore(block) => focus::tokens_focused(
-                vision,
-                preprocess,
-                &pixels,
-                mask,
-                &self.focus,
-                block,
-                &self.device,
-            )
-            .map(|tensor| tensor.into_data()),
+            Target::Embedding => self
+                .encoder
+                .embed(&pixels, region.as_ref())
+                .map(|tensor| tensor.into_data()),
+            Target::TokensBefore(block) => self
+                .encoder
+                .tokens_before(&pixels, region.as_ref(), block)
+                .map(|tensor| tensor.into_data()),
         }
         .map_err(|error| image_error(error.to_string()))?;
         let values = data
@@ -276,14 +216,6 @@ impl<'a> Embedder<'a> {
             from_cache: false,
             warning,
         })
-    }
-}
-
-fn whole_image(pixels: &Pixels8) -> Mask {
-    Mask {
-        width: pixels.width,
-        height: pixels.height,
-        weights: vec![1.0; pixels.width * pixels.height],
     }
 }
 

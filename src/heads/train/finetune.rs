@@ -14,15 +14,15 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::json;
 
-use super::features::{Labelled, one_hot};
-use super::head_file::{HostTensor, TEXT, VISION_BLOCKS};
 use super::linear_probe::{cross_entropy, holdout_scores};
-use super::train::{Objective, Observer, Params, TrainError, TrainRun, host_values};
-use super::trainer::{HeadSettings, TextPrior, TrainedHead, fit_with_early_stopping};
-use super::vision_blocks::{block_params, substitute};
+use super::recipes::{HeadSettings, TextPrior, TrainedHead, Training, fit_with_early_stopping};
+use super::run::{Objective, Observer, Params, TrainError, TrainRun, host_values};
 use crate::clip::model::l2_normalize;
 use crate::clip::transformer::ResidualBlock;
 use crate::clip::vision::VisionTransformer;
+use crate::heads::features::{Labelled, one_hot};
+use crate::heads::head_file::{HostTensor, TEXT, VISION_BLOCKS};
+use crate::heads::vision_blocks::{block_params, substitute};
 
 /// The tokens `[tokens, width]` entering the first fine-tuned block, per support image.
 #[derive(Clone, Debug, PartialEq)]
@@ -241,10 +241,7 @@ pub fn train_finetune(
     let mut log = json!({"settings": settings, "first_block": tower.first_block});
     let params = fit_with_early_stopping(
         support,
-        settings,
-        run,
-        observer,
-        device,
+        Training::new(settings, run, observer, device),
         &mut log,
         &mut |train, holdout| {
             Box::new(FinetuneObjective::new(

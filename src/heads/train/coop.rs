@@ -8,15 +8,15 @@ use std::collections::BTreeMap;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::json;
 
-use super::features::FeatureSet;
-use super::head_file::{COOP_CONTEXT, HostTensor, TEXT};
 use super::linear_probe::{cross_entropy, holdout_scores};
-use super::rng::SplitMix64;
-use super::train::{Objective, Observer, Params, TrainError, TrainRun, host_values};
-use super::trainer::{HeadSettings, TrainedHead, fit_with_early_stopping};
+use super::recipes::{HeadSettings, TrainedHead, Training, fit_with_early_stopping};
+use super::run::{Objective, Observer, Params, TrainError, TrainRun, host_values};
 use crate::clip::load::LoadedClip;
 use crate::clip::model::{TextTower, l2_normalize};
 use crate::clip::text::TokenEmbeddings;
+use crate::heads::features::FeatureSet;
+use crate::heads::head_file::{COOP_CONTEXT, HostTensor, TEXT};
+use crate::heads::rng::SplitMix64;
 
 pub const CONTEXT: &str = "context";
 /// CoOp's placeholder word; one token in both CLIP's BPE and BERT's WordPiece.
@@ -184,10 +184,7 @@ pub fn train_coop(
     let mut log = json!({"settings": settings});
     let context = fit_with_early_stopping(
         support,
-        settings,
-        run,
-        observer,
-        device,
+        Training::new(settings, run, observer, device),
         &mut log,
         &mut |train, holdout| Box::new(CoopObjective::new(&prompts, train, holdout, device)),
         &mut |_| init.clone(),

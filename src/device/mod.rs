@@ -19,6 +19,11 @@ use burn::tensor::wgpu::{WgpuBackend, WgpuInitError, wgpu};
 use burn::tensor::{Device, DeviceKind};
 use serde::{Deserialize, Serialize};
 
+#[cfg(target_arch = "wasm32")]
+pub mod browser;
+#[cfg(target_arch = "wasm32")]
+pub use browser::has_navigator_gpu;
+
 /// What the user asked for (`--device`, or the page's device selector).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -418,7 +423,7 @@ pub async fn list_adapters() -> Vec<AdapterSummary> {
 
 #[cfg(target_arch = "wasm32")]
 async fn web_adapter() -> Option<AdapterSummary> {
-    if !crate::web::has_navigator_gpu() {
+    if !browser::has_navigator_gpu() {
         return None;
     }
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
@@ -434,7 +439,7 @@ async fn web_adapter() -> Option<AdapterSummary> {
         .ok()?;
     let mut summary = AdapterSummary::from_adapter(&adapter);
     // wgpu passes on only the (often empty) description; vendor and architecture say more.
-    if let Some(identity) = crate::web::adapter_identity().await {
+    if let Some(identity) = browser::adapter_identity().await {
         summary.name = identity;
     }
     Some(summary)

@@ -1,5 +1,5 @@
-//! Train from a folder of labelled images, predict files with a head: the steps the CLI (and
-//! the end-to-end tests) run, in the library so the front end stays thin.
+//! Train from a folder of labelled images: the journey `medfocus train` (and the end-to-end
+//! tests) run, in the library so the front end stays thin.
 
 use std::path::{Path, PathBuf};
 
@@ -7,19 +7,23 @@ use burn::tensor::Device;
 use serde_json::json;
 
 use super::cache::EmbeddingCache;
-use super::embed::{EmbedError, Embedder, MaskSource, SupportEmbeddings, Target, embed_support};
-use super::features::{FeatureError, class_counts};
 use super::finetune::train_finetune;
-use super::head::{HeadError, HeadModel};
-use super::head_file::{ClipIdentity, FORMAT_VERSION, HeadFile, HeadHeader, HeadKind, PromptMode};
-use super::train::{Observer, TrainError, TrainRun, host_values};
-use super::trainer::{HeadSettings, TextPrior, train_head};
+use super::recipes::{HeadSettings, TextPrior, train_head};
+use super::run::{Observer, TrainError, TrainRun, host_values};
+use super::support::{
+    EmbedError, Embedder, SupportEmbeddings, SupportMasks, Target, embed_support,
+};
 use crate::clip::load::LoadedClip;
+use crate::clip::vision::VisionTransformer;
 use crate::clip::zero_shot::{MEDICAL_TEMPLATES, ZeroShotClassifier, ZeroShotError};
 use crate::dataset::{ClassFolders, DatasetError};
+use crate::heads::features::{FeatureError, class_counts};
+use crate::heads::head_file::{
+    ClipIdentity, FORMAT_VERSION, FocusMode, HeadFile, HeadHeader, HeadKind,
+};
 
 #[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
+pub enum FromFoldersError {
     #[error(transparent)]
     Dataset(#[from] DatasetError),
     #[error(transparent)]
@@ -28,8 +32,6 @@ pub enum PipelineError {
     Train(#[from] TrainError),
     #[error(transparent)]
     Text(#[from] ZeroShotError),
-    #[error(transparent)]
-    Head(#[from] HeadError),
     #[error(transparent)]
     Features(#[from] FeatureError),
     #[error("{0}")]
@@ -48,9 +50,9 @@ pub struct TrainRequest<'a> {
     pub class_names: Option<Vec<String>>,
     /// Prompt templates (`{}` = class name); empty: the medical defaults.
     pub templates: Vec<String>,
-    /// Focus method and settings; `masks` is filled in from `mask_source`.
-    pub prompt: PromptMode,
-    pub mask_source: MaskSource,
+    /// Focus method and settings; `masks` and `automatic` are filled in from `masks`.
+    pub focus: FocusMode,
+    pub masks: SupportMasks<'a>,
     pub cache: Option<EmbeddingCache>,
     pub settings: HeadSettings,
     /// Checkpoint file (resumed when it belongs to this run); None: no checkpoints.
@@ -70,51 +72,25 @@ pub struct TrainReport {
 pub fn train_from_folders(
     request: TrainRequest,
     observer: &mut dyn Observer,
-) -> Result<TrainReport, PipelineError> {
-    request.settings.check().map_err(PipelineError::Invalid)?;
+) -> Result<TrainReport, FromFoldersError> {
+    request
+        .settings
+        .check()
+        .map_err(FromFoldersError::Invalid)?;
     let folders = ClassFolders::open(request.data)?;
-    let prompt_classes = match &request.class_names {
-        Some(names) if names.len() != folders.classes.len() => {
-            return Err(PipelineError::Invalid(format!(
-                "{} class names given for {} class folders ({})",
-                names.len(),
-                folders.classes.len(),
-                folders.classes.join(", ")
-            )));
-        }
-        Some(names) => names.clone(),
-        None => folders.classes.clone(),
-    };
-    let templates: Vec<String> = match (request.templates.is_empty(), request.settings.kind) {
-        (false, _) => request.templates.clone(),
-        // The paper's prompt.
-        (true, HeadKind::Finetune) => vec![FINETUNE_TEMPLATE.to_string()],
-        (true, _) => MEDICAL_TEMPLATES.iter().map(|t| t.to_string()).collect(),
-    };
+    let prompt_classes = prompt_classes(&request, &folders)?;
+    let templates = templates(&request);
     let vision = &request.clip.model.vision;
-    let target = match request.settings.kind {
-        HeadKind::Finetune => {
-            let blocks = request.settings.finetune_blocks;
-            if blocks == 0 || blocks > vision.layers() {
-                return Err(PipelineError::Invalid(format!(
-                    "--finetune-blocks {blocks}: this image tower has {} blocks",
-                    vision.layers()
-                )));
-            }
-            Target::TokensBefore(vision.layers() - blocks)
-        }
-        _ => Target::Embedding,
-    };
-    let mut prompt = request.prompt.clone();
-    prompt.masks = request.mask_source.describe();
-    let embedder = Embedder::new(
-        request.clip,
-        prompt.clone(),
-        request.mask_source,
-        request.cache,
-        request.device.clone(),
-    )?
-    .with_target(target)?;
+    let target = embedding_target(&request.settings, vision)?;
+    let mut focus = request.focus.clone();
+    focus.masks = request.masks.describe();
+    if let SupportMasks::Sam2(segmenter) = &request.masks
+        && focus.needs_mask()
+    {
+        focus.automatic = Some(segmenter.automatic.clone());
+    }
+    let embedder = Embedder::new(request.clip, focus.clone(), request.masks, request.cache)?
+        .with_target(target)?;
     let support = embed_support(&folders, &embedder, &mut |done, total, _| {
         observer.embedding(done, total)
     })?;
@@ -131,7 +107,8 @@ pub fn train_from_folders(
     let identity = json!({
         "settings": request.settings,
         "model": request.clip.model.fingerprint,
-        "prompt": prompt,
+        // `prompt`: the key format 1 heads' runs were identified by (their checkpoints resume).
+        "prompt": focus,
         "classes": prompt_classes,
         "templates": templates,
         "images": support.images.iter().map(|(_, key)| key).collect::<Vec<_>>(),
@@ -188,7 +165,7 @@ pub fn train_from_folders(
                 fingerprint: request.clip.model.fingerprint.clone(),
                 embed_dim: zero_shot.class_embeddings.dims()[1],
             },
-            prompt,
+            focus,
             preprocess: request.clip.preprocess.clone(),
             text_scale: trained.text_scale,
             cache: trained.cache,
@@ -197,7 +174,7 @@ pub fn train_from_folders(
         tensors: trained.tensors,
     };
     head.check().map_err(|error| {
-        PipelineError::Invalid(format!("the trained head failed its own check: {error}"))
+        FromFoldersError::Invalid(format!("the trained head failed its own check: {error}"))
     })?;
     Ok(TrainReport {
         head,
@@ -206,40 +183,50 @@ pub fn train_from_folders(
     })
 }
 
-/// Class probabilities for image files with a trained head (per file: the probabilities or why
-/// not). Masks come from `mask_source` when the head's prompt mode needs one.
-pub fn predict_files(
-    head: &HeadModel,
-    clip: &LoadedClip,
-    mask_source: MaskSource,
-    cache: Option<EmbeddingCache>,
-    files: &[PathBuf],
-    device: &Device,
-) -> Result<Vec<Result<Vec<f32>, PipelineError>>, PipelineError> {
-    head.check_clip(&clip.model)?;
-    let mut embedder = Embedder::new(
-        clip,
-        head.header.prompt.clone(),
-        mask_source,
-        cache,
-        device.clone(),
-    )?;
-    if let Some(vision) = head.adapt_vision(&clip.model.vision)? {
-        embedder = embedder.with_vision(vision);
+/// The words the text prompts use per class folder: the given names, else the folder names.
+fn prompt_classes(
+    request: &TrainRequest,
+    folders: &ClassFolders,
+) -> Result<Vec<String>, FromFoldersError> {
+    match &request.class_names {
+        Some(names) if names.len() != folders.classes.len() => {
+            Err(FromFoldersError::Invalid(format!(
+                "{} class names given for {} class folders ({})",
+                names.len(),
+                folders.classes.len(),
+                folders.classes.join(", ")
+            )))
+        }
+        Some(names) => Ok(names.clone()),
+        None => Ok(folders.classes.clone()),
     }
-    Ok(files
-        .iter()
-        .map(|path| -> Result<Vec<f32>, PipelineError> {
-            let bytes = std::fs::read(path).map_err(|error| EmbedError::Image {
-                path: path.display().to_string(),
-                detail: error.to_string(),
-            })?;
-            let embedded = embedder.embed(path, &bytes, None)?;
-            let tensor = burn::tensor::Tensor::<2>::from_data(
-                burn::tensor::TensorData::new(embedded.values.clone(), [1, embedded.values.len()]),
-                device,
-            );
-            Ok(pollster::block_on(head.read_probabilities(tensor))?.remove(0))
-        })
-        .collect())
+}
+
+/// The prompt templates: the given ones, else the paper's for a fine-tune, else the medical
+/// defaults.
+fn templates(request: &TrainRequest) -> Vec<String> {
+    match (request.templates.is_empty(), request.settings.kind) {
+        (false, _) => request.templates.clone(),
+        (true, HeadKind::Finetune) => vec![FINETUNE_TEMPLATE.to_string()],
+        (true, _) => MEDICAL_TEMPLATES.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
+/// What each support image becomes: its embedding, or for a fine-tune the tokens entering the
+/// first trained block.
+fn embedding_target(
+    settings: &HeadSettings,
+    vision: &VisionTransformer,
+) -> Result<Target, FromFoldersError> {
+    if settings.kind != HeadKind::Finetune {
+        return Ok(Target::Embedding);
+    }
+    let blocks = settings.finetune_blocks;
+    if blocks == 0 || blocks > vision.layers() {
+        return Err(FromFoldersError::Invalid(format!(
+            "--finetune-blocks {blocks}: this image tower has {} blocks",
+            vision.layers()
+        )));
+    }
+    Ok(Target::TokensBefore(vision.layers() - blocks))
 }

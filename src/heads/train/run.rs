@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use burn::store::burn_pack::{Bytes, DType, Reader, Shape, Tensor as PackTensor, Writer};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::optim::{Adam, AdamSettings};
+use crate::heads::host_pack::{HostTensor, UnpackError, pack, unpack};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -32,7 +32,7 @@ pub enum TrainError {
     #[error("reading values back from the device failed: {0}")]
     Readback(String),
     #[error(transparent)]
-    Features(#[from] super::features::FeatureError),
+    Features(#[from] crate::heads::features::FeatureError),
     #[error("{0}")]
     Text(String),
 }
@@ -114,7 +114,6 @@ struct State {
     current: Option<Progress>,
 }
 
-const META_KIND: &str = "medfocus.kind";
 const KIND: &str = "training-checkpoint";
 const META_STATE: &str = "medfocus.training";
 
@@ -157,13 +156,11 @@ impl TrainRun {
             detail,
         };
         let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
-        let reader =
-            Reader::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| error(format!("{e}")))?;
-        if reader.metadata().get(META_KIND).map(String::as_str) != Some(KIND) {
-            return Err(error("not a MedFocus training checkpoint".into()));
-        }
-        let state: State = reader
-            .metadata()
+        let (metadata, tensors) = unpack(bytes, KIND, "not a MedFocus training checkpoint")
+            .map_err(
+                |(UnpackError::Foreign(detail) | UnpackError::Damaged(detail))| error(detail),
+            )?;
+        let state: State = metadata
             .get(META_STATE)
             .ok_or_else(|| error("no training state".into()))
             .and_then(|text| serde_json::from_str(text).map_err(|e| error(e.to_string())))?;
@@ -172,21 +169,9 @@ impl TrainRun {
                 path: path.display().to_string(),
             });
         }
-        for tensor in reader.into_tensors().map_err(|e| error(format!("{e}")))? {
-            let (name, dtype, shape, _, bytes) =
-                tensor.into_parts().map_err(|e| error(format!("{e}")))?;
-            if dtype != DType::F32 {
-                return Err(error(format!("{name} is not f32")));
-            }
-            let values: Vec<f32> = bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            let shape: Vec<usize> = shape.iter().copied().collect();
-            if values.len() != shape.iter().product::<usize>() {
-                return Err(error(format!("{name} is truncated")));
-            }
-            run.tensors.insert(name, TensorData::new(values, shape));
+        for (name, tensor) in tensors {
+            run.tensors
+                .insert(name, TensorData::new(tensor.values, tensor.shape));
         }
         run.state = state;
         Ok((run, true))
@@ -226,20 +211,11 @@ impl TrainRun {
             .tensors
             .iter()
             .map(|(name, data)| {
-                let values = data.as_slice::<f32>().unwrap_or(&[]);
-                let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                PackTensor::new(
-                    name.clone(),
-                    DType::F32,
-                    Shape::from(data.shape().to_vec()),
-                    None,
-                    Bytes::from_bytes_vec(bytes),
-                )
+                let values = data.as_slice::<f32>().unwrap_or(&[]).to_vec();
+                (name.clone(), HostTensor::new(data.shape().to_vec(), values))
             })
             .collect();
-        Writer::new(tensors)
-            .with_metadata(META_KIND, KIND)
-            .with_metadata(META_STATE, &state)
+        pack(KIND, [(META_STATE, state.as_str())], &tensors)
             .auto_extension(false)
             .write_to_file(&path)
             .map_err(|e| TrainError::Checkpoint {

@@ -9,8 +9,8 @@
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor};
 
-use super::features::FeatureSet;
-use super::train::{Objective, Params};
+use super::run::{Objective, Params};
+use crate::heads::features::FeatureSet;
 
 pub const WEIGHT: &str = "weight";
 pub const BIAS: &str = "bias";

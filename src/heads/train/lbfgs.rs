@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::train::{EpochReport, Objective, Observer, Params, TrainError, host_values};
+use super::run::{EpochReport, Objective, Observer, Params, TrainError, host_values};
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LbfgsSettings {

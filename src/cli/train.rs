@@ -1,0 +1,304 @@
+//! `medfocus train`: a support head from a folder with one sub-folder of images per class, with
+//! progress bars.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use medfocus::clip::load::load_clip_dir;
+use medfocus::device::{self, DeviceRequest};
+use medfocus::focus;
+use medfocus::heads::HeadKind;
+use medfocus::heads::head_file::FocusMode;
+use medfocus::heads::train::cache::{EmbeddingCache, default_dir};
+use medfocus::heads::train::support::SupportMasks;
+use medfocus::heads::train::{
+    EpochReport, HeadSettings, Observer, TrainRequest, train_from_folders,
+};
+
+use super::{CliResult, FocusArgs, Sam2Args, model_name};
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Training images: one sub-folder per class (`data/glioma/*.jpg`, …).
+    #[arg(long)]
+    data: PathBuf,
+    /// CLIP model folder (see `medfocus weights`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Head kind.
+    #[arg(long, default_value = "tip-adapter-f", value_parser = clap::builder::PossibleValuesParser::new(HeadKind::NAMES))]
+    head: String,
+    /// How the mask steers CLIP (as `classify --focus`); anything but `none` needs --masks or
+    /// --sam2. (`--prompt` is the old name, accepted for one release.)
+    #[arg(long, alias = "prompt", default_value = "none", value_parser = clap::builder::PossibleValuesParser::new(focus::METHODS))]
+    focus: String,
+    #[command(flatten)]
+    focus_settings: FocusArgs,
+    /// Mask images laid out like --data (`masks/<class>/<image name>.png`, white = region).
+    #[arg(long, conflicts_with = "sam2")]
+    masks: Option<PathBuf>,
+    #[command(flatten)]
+    sam2: Sam2Args,
+    /// The words the text prompts use for each class, comma-separated, in the sorted order of
+    /// the class folders (default: the folder names).
+    #[arg(long, value_delimiter = ',')]
+    class_names: Option<Vec<String>>,
+    /// Prompt templates with `{}` for the class name, separated by `|` (default: medical templates).
+    #[arg(long, value_delimiter = '|')]
+    templates: Vec<String>,
+    /// The head file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Training checkpoint (default: `<out>.ckpt`); a run killed midway resumes from it.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Ignore (and replace) a checkpoint left by a different run.
+    #[arg(long)]
+    fresh: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Fraction of each class held out to choose hyper-parameters and stop early.
+    #[arg(long, default_value_t = 0.25)]
+    holdout: f32,
+    /// Epochs (gradient heads) or L-BFGS iterations (linear probes).
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    learning_rate: Option<f32>,
+    /// Early stopping: epochs without a better held-out loss (0: off).
+    #[arg(long, default_value_t = 20)]
+    patience: usize,
+    /// Decoupled weight decay (AdamW) for the gradient-trained heads.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    /// Linear probe: inverse regularisation strength, as scikit-learn's C (default: searched).
+    #[arg(long)]
+    c: Option<f32>,
+    /// Linear probe: the C values searched on the held-out images.
+    #[arg(long, value_delimiter = ',', default_values_t = HeadSettings::new(HeadKind::LinearProbe).c_grid)]
+    c_grid: Vec<f32>,
+    /// LP+text: weight of the pull towards the text embeddings (default: searched).
+    #[arg(long)]
+    text_weight: Option<f32>,
+    /// LP+text: the weights searched on the held-out images.
+    #[arg(long, value_delimiter = ',', default_values_t = HeadSettings::new(HeadKind::LpText).text_weight_grid)]
+    text_weight_grid: Vec<f32>,
+    /// Tip-Adapter: the cache logits' weight α (default: searched). (Old name: --alpha-cache.)
+    #[arg(long, alias = "alpha-cache")]
+    tip_alpha: Option<f32>,
+    /// Tip-Adapter: the affinity's sharpness β (default: searched). (Old name: --beta-cache.)
+    #[arg(long, alias = "beta-cache")]
+    tip_beta: Option<f32>,
+    /// CoOp: learnt context tokens.
+    #[arg(long, default_value_t = 4)]
+    context_tokens: usize,
+    /// Fine-tune: how many of the image tower's last blocks train.
+    #[arg(long, default_value_t = 2)]
+    finetune_blocks: usize,
+    /// Fine-tune: λ in λ·contrastive + (1 − λ)·cross-entropy.
+    #[arg(long, default_value_t = 0.5)]
+    contrastive_weight: f32,
+    /// Embedding cache folder (default: $MEDFOCUS_EMBEDDINGS or ~/.cache/medfocus/embeddings).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Compute every embedding afresh and store none.
+    #[arg(long)]
+    no_cache: bool,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+impl TrainArgs {
+    fn settings(&self, kind: HeadKind) -> HeadSettings {
+        HeadSettings {
+            seed: self.seed,
+            holdout: self.holdout,
+            epochs: self.epochs,
+            learning_rate: self.learning_rate,
+            patience: self.patience,
+            weight_decay: self.weight_decay,
+            c: self.c,
+            c_grid: self.c_grid.clone(),
+            text_weight: self.text_weight,
+            text_weight_grid: self.text_weight_grid.clone(),
+            tip_alpha: self.tip_alpha,
+            tip_beta: self.tip_beta,
+            context_tokens: self.context_tokens,
+            finetune_blocks: self.finetune_blocks,
+            contrastive_weight: self.contrastive_weight,
+            ..HeadSettings::new(kind)
+        }
+    }
+
+    fn cache(&self) -> Option<EmbeddingCache> {
+        (!self.no_cache)
+            .then(|| EmbeddingCache::new(self.cache.clone().unwrap_or_else(default_dir)))
+    }
+}
+
+pub fn run(out: &mut impl Write, request: DeviceRequest, args: &TrainArgs) -> CliResult {
+    let kind = HeadKind::parse(&args.head).ok_or_else(|| format!("unknown head {}", args.head))?;
+    let chosen = device::choose_device_blocking(request)?;
+    let clip = load_clip_dir(&args.model, &chosen.device)?;
+    let segmenter = match &args.masks {
+        Some(_) => None,
+        None => args.sam2.segmenter(&chosen)?,
+    };
+    let masks = match (&args.masks, &segmenter) {
+        (Some(dir), _) => SupportMasks::Folder(dir.clone()),
+        (None, Some(segmenter)) => SupportMasks::Sam2(segmenter),
+        (None, None) => SupportMasks::None,
+    };
+    let checkpoint = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| args.out.with_extension("mfh.ckpt"));
+    let started = std::time::Instant::now();
+    let report = train_from_folders(
+        TrainRequest {
+            data: &args.data,
+            clip: &clip,
+            clip_name: model_name(&args.model),
+            class_names: args.class_names.clone(),
+            templates: args.templates.clone(),
+            focus: FocusMode::new(&args.focus, args.focus_settings.settings()),
+            masks,
+            cache: args.cache(),
+            settings: args.settings(kind),
+            checkpoint: Some(checkpoint.clone()),
+            fresh: args.fresh,
+            device: chosen.device.clone(),
+        },
+        &mut TrainBars::default(),
+    )?;
+    report.head.write(&args.out)?;
+    let _ = std::fs::remove_file(&checkpoint);
+    let header = &report.head.header;
+    if args.json {
+        let line = serde_json::json!({
+            "head": args.out.display().to_string(),
+            "kind": header.kind.name(),
+            "classes": header.classes,
+            "images": report.support.images.len(),
+            "from_cache": report.support.from_cache,
+            "skipped": report.support.skipped,
+            "resumed": report.resumed,
+            "training": header.training,
+        });
+        writeln!(out, "{line}")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{} head for {} classes ({}) from {} images ({} embeddings from the cache{}), device {}, {:.1} s",
+        header.kind.name(),
+        header.classes.len(),
+        header.classes.join(", "),
+        report.support.images.len(),
+        report.support.from_cache,
+        if report.support.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(", {} skipped", report.support.skipped.len())
+        },
+        chosen.report.summary(),
+        started.elapsed().as_secs_f32()
+    )?;
+    if let Some(holdout) = header.training.pointer("/early_stopping/holdout") {
+        writeln!(
+            out,
+            "held-out (loss, accuracy) at the kept epoch: {holdout}"
+        )?;
+    }
+    // The head file's training log keeps format 1's key names (`alpha`, `beta`: Tip-Adapter's).
+    for (key, label) in [
+        ("C", "C"),
+        ("text_weight", "text_weight"),
+        ("alpha", "tip_alpha"),
+        ("beta", "tip_beta"),
+        ("leave_one_out_accuracy", "leave_one_out_accuracy"),
+    ] {
+        if let Some(value) = header.training.get(key) {
+            writeln!(out, "{label}: {value}")?;
+        }
+    }
+    writeln!(out, "wrote {}", args.out.display())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Progress bars on stderr: images embedded, then one bar per training stage.
+#[derive(Default)]
+struct TrainBars {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl TrainBars {
+    fn replace(&mut self, length: u64, template: &str) -> &indicatif::ProgressBar {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let bar = indicatif::ProgressBar::new(length);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        self.bar.insert(bar)
+    }
+}
+
+impl Observer for TrainBars {
+    fn embedding(&mut self, done: usize, total: usize) {
+        if self
+            .bar
+            .as_ref()
+            .is_none_or(|bar| bar.length() != Some(total as u64))
+        {
+            self.replace(
+                total as u64,
+                "embedding {bar:30} {pos}/{len} images  {elapsed} eta {eta}",
+            );
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+        }
+    }
+
+    fn stage(&mut self, name: &str, epochs: usize, resumed_at: usize) {
+        let bar = self.replace(epochs as u64, "{prefix:16} {bar:30} {pos}/{len} {msg}");
+        bar.set_prefix(name.to_string());
+        bar.set_position(resumed_at as u64);
+    }
+
+    fn epoch(&mut self, report: &EpochReport) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(report.epoch as u64);
+            let holdout = report
+                .holdout
+                .map(|(loss, accuracy)| {
+                    format!(" | held out: loss {loss:.4} acc {:.1} %", accuracy * 100.0)
+                })
+                .unwrap_or_default();
+            bar.set_message(format!(
+                "loss {:.4} acc {:.1} %{holdout}",
+                report.loss,
+                report.accuracy * 100.0
+            ));
+        }
+    }
+
+    fn note(&mut self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+impl Drop for TrainBars {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

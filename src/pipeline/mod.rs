@@ -1,0 +1,299 @@
+//! The one chain from image to answer, for the CLI, the page (through `web`), training and
+//! evaluation alike:
+//!
+//! ```text
+//! image bytes ─► decode ─► Pixels8 ─► region (MaskSource: none | box | mask image | SAM 2) ─►
+//!   focus (visual prompt on the pixels, or attention bias) ─► image tower ─► embedding ─►
+//!   zero-shot classes or a trained head ─► probabilities (+ the region used)
+//! ```
+//!
+//! [`Encoder`] is the image side (region, focus, embedding), which support-set embedding uses on
+//! its own; [`Pipeline`] adds what turns an embedding into class probabilities. Async where the
+//! browser must await the device; natively [`files`] blocks on it.
+
+pub mod region;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod files;
+
+use burn::tensor::Tensor;
+
+pub use region::{
+    MaskSource, Region, RegionOrigin, SegmentRequest, Segmented, Segmenter, parse_pixel_box,
+    parse_pixels, sam2_prompt, whole_image,
+};
+
+use crate::clip::ZeroShotClassifier;
+use crate::clip::load::LoadedClip;
+use crate::clip::preprocess::Pixels8;
+use crate::clip::vision::VisionTransformer;
+use crate::clip::zero_shot::ZeroShotError;
+use crate::focus::{self, Focus, FocusApplyError, MaskError, UnknownMethod};
+use crate::heads::head::{HeadError, HeadModel};
+use crate::imaging::{self, ImageError};
+use crate::sam2::Sam2Error;
+use crate::sam2::automatic_mask_generator::GeneratorSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("{0}")]
+    Read(String),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("its mask: {0}")]
+    MaskImage(String),
+    #[error(transparent)]
+    Mask(#[from] MaskError),
+    #[error("{what} needs masks: a mask is needed for every image ({remedy})")]
+    NeedsRegion { what: String, remedy: String },
+    #[error("SAM 2 masks were asked for, but no SAM 2 model is loaded")]
+    NoSegmenter,
+    #[error(transparent)]
+    UnknownFocus(#[from] UnknownMethod),
+    #[error(transparent)]
+    Focus(#[from] FocusApplyError),
+    #[error(transparent)]
+    Sam2(#[from] Sam2Error),
+    #[error(transparent)]
+    ZeroShot(#[from] ZeroShotError),
+    #[error(transparent)]
+    Head(#[from] HeadError),
+}
+
+/// Encoded image bytes (JPEG, PNG, …) as the 8-bit pixels every model reads.
+pub fn decode(bytes: &[u8]) -> Result<Pixels8, PipelineError> {
+    let decoded = imaging::decode_image(bytes)?;
+    Ok(Pixels8::from_image(&decoded.pixels))
+}
+
+/// The image side of the chain: the region, the focus and CLIP's image tower.
+pub struct Encoder<'a> {
+    pub clip: &'a LoadedClip,
+    pub focus: Focus,
+    /// A fine-tuning head's copy of the image tower (its blocks swapped in).
+    vision: Option<VisionTransformer>,
+    segmenter: Option<&'a Segmenter>,
+    /// The settings of [`MaskSource::Sam2Automatic`]; a head's recorded ones win over the
+    /// segmenter's.
+    automatic: Option<GeneratorSettings>,
+    /// What needs the region, for the message when none is given (`the `overlay` focus`, or a
+    /// head and where its training masks came from).
+    what_needs_region: String,
+}
+
+impl<'a> Encoder<'a> {
+    pub fn new(clip: &'a LoadedClip, focus: Focus, method: &str) -> Self {
+        Self {
+            clip,
+            focus,
+            vision: None,
+            segmenter: None,
+            automatic: None,
+            what_needs_region: format!("the `{method}` focus"),
+        }
+    }
+
+    /// Embeds through `vision` (a fine-tuned copy of the model's tower).
+    pub fn with_vision(mut self, vision: VisionTransformer) -> Self {
+        self.vision = Some(vision);
+        self
+    }
+
+    /// SAM 2 for [`MaskSource::Sam2Prompt`] and [`MaskSource::Sam2Automatic`].
+    pub fn with_segmenter(mut self, segmenter: &'a Segmenter) -> Self {
+        self.segmenter = Some(segmenter);
+        self
+    }
+
+    /// The automatic-mask settings to use instead of the segmenter's (a head's recorded ones;
+    /// the batch size stays the segmenter's: it is a memory knob, not part of the result).
+    pub fn with_automatic(mut self, settings: GeneratorSettings) -> Self {
+        self.automatic = Some(settings);
+        self
+    }
+
+    pub fn vision(&self) -> &VisionTransformer {
+        self.vision.as_ref().unwrap_or(&self.clip.model.vision)
+    }
+
+    /// Whether the focus uses a region at all (`none` does not).
+    pub fn needs_region(&self) -> bool {
+        !matches!(self.focus, Focus::None)
+    }
+
+    /// Refuses to go on without a region when the focus needs one; `remedy` says, in the front
+    /// end's words, how to give one.
+    pub fn require_region(&self, given: bool, remedy: &str) -> Result<(), PipelineError> {
+        if self.needs_region() && !given {
+            return Err(PipelineError::NeedsRegion {
+                what: self.what_needs_region.clone(),
+                remedy: remedy.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The settings [`MaskSource::Sam2Automatic`] runs with.
+    pub fn automatic_settings(&self) -> GeneratorSettings {
+        let base = self
+            .segmenter
+            .map(|segmenter| segmenter.automatic.clone())
+            .unwrap_or_default();
+        match &self.automatic {
+            Some(recorded) => GeneratorSettings {
+                points_per_batch: base.points_per_batch,
+                ..recorded.clone()
+            },
+            None => base,
+        }
+    }
+
+    /// The region `source` gives for `pixels`, when the focus uses one (`None` otherwise, and
+    /// for [`MaskSource::None`]).
+    pub async fn region(
+        &self,
+        pixels: &Pixels8,
+        source: &MaskSource,
+    ) -> Result<Option<Region>, PipelineError> {
+        if !self.needs_region() {
+            return Ok(None);
+        }
+        region::find(pixels, source, self.segmenter, &self.automatic_settings()).await
+    }
+
+    /// The image embedding `[1, embed_dim]` of `pixels` focused on `region`.
+    pub fn embed(
+        &self,
+        pixels: &Pixels8,
+        region: Option<&Region>,
+    ) -> Result<Tensor<2>, PipelineError> {
+        Ok(focus::encode_focused_with(
+            self.vision(),
+            &self.clip.preprocess,
+            pixels,
+            region.map(|region| &region.mask),
+            &self.focus,
+            &self.clip.model.device(),
+        )?)
+    }
+
+    /// The tokens `[1, tokens, width]` entering image-tower block `block` (what a fine-tune of
+    /// the later blocks trains from).
+    pub fn tokens_before(
+        &self,
+        pixels: &Pixels8,
+        region: Option<&Region>,
+        block: usize,
+    ) -> Result<Tensor<3>, PipelineError> {
+        Ok(focus::tokens_focused(
+            self.vision(),
+            &self.clip.preprocess,
+            pixels,
+            region.map(|region| &region.mask),
+            &self.focus,
+            block,
+            &self.clip.model.device(),
+        )?)
+    }
+}
+
+/// What turns an image embedding into class probabilities.
+pub enum Answer<'a> {
+    /// Class names × prompt templates, compared with the embedding.
+    ZeroShot(&'a ZeroShotClassifier),
+    /// A trained support head (see [`crate::heads`]).
+    Head(&'a HeadModel),
+}
+
+/// One image's answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// One per class, in the pipeline's class order; they sum to 1.
+    pub probabilities: Vec<f32>,
+    /// The region the image was focused on, when the focus uses one.
+    pub region: Option<Region>,
+}
+
+/// The whole chain: the image side and the answer.
+pub struct Pipeline<'a> {
+    pub encoder: Encoder<'a>,
+    pub answer: Answer<'a>,
+}
+
+impl<'a> Pipeline<'a> {
+    /// Zero-shot classification under `method`'s focus (a [`crate::focus::METHODS`] name).
+    pub fn zero_shot(
+        clip: &'a LoadedClip,
+        classifier: &'a ZeroShotClassifier,
+        method: &str,
+        settings: &focus::FocusSettings,
+    ) -> Result<Self, PipelineError> {
+        let focus = Focus::from_method(method, settings)?;
+        Ok(Self {
+            encoder: Encoder::new(clip, focus, method),
+            answer: Answer::ZeroShot(classifier),
+        })
+    }
+
+    /// Classification with a trained head, focused as it was trained: refuses a CLIP other than
+    /// the head's, swaps a fine-tune's blocks into a copy of the image tower, and runs SAM 2's
+    /// automatic masks with the settings the head recorded.
+    pub fn with_head(clip: &'a LoadedClip, head: &'a HeadModel) -> Result<Self, PipelineError> {
+        head.check_clip(&clip.model)?;
+        let mode = &head.header.focus;
+        let mut encoder = Encoder::new(clip, mode.focus()?, &mode.method);
+        encoder.what_needs_region = format!(
+            "this head (trained with the `{}` focus on masks from {})",
+            mode.method, mode.masks
+        );
+        if let Some(vision) = head.adapt_vision(&clip.model.vision)? {
+            encoder = encoder.with_vision(vision);
+        }
+        if let Some(settings) = &mode.automatic {
+            encoder = encoder.with_automatic(settings.clone());
+        }
+        Ok(Self {
+            encoder,
+            answer: Answer::Head(head),
+        })
+    }
+
+    pub fn with_segmenter(mut self, segmenter: &'a Segmenter) -> Self {
+        self.encoder = self.encoder.with_segmenter(segmenter);
+        self
+    }
+
+    pub fn classes(&self) -> &[String] {
+        match &self.answer {
+            Answer::ZeroShot(classifier) => &classifier.classes,
+            Answer::Head(head) => head.classes(),
+        }
+    }
+
+    /// Class probabilities for `pixels`, focused on the region `source` gives.
+    pub async fn classify(
+        &self,
+        pixels: &Pixels8,
+        source: &MaskSource,
+    ) -> Result<Prediction, PipelineError> {
+        let region = self.encoder.region(pixels, source).await?;
+        let embedding = self.encoder.embed(pixels, region.as_ref())?;
+        let mut rows = match &self.answer {
+            Answer::ZeroShot(classifier) => classifier.read_probabilities(embedding).await?,
+            Answer::Head(head) => head.read_probabilities(embedding).await?,
+        };
+        Ok(Prediction {
+            probabilities: rows.remove(0),
+            region,
+        })
+    }
+
+    /// [`Pipeline::classify`] from encoded image bytes.
+    pub async fn classify_bytes(
+        &self,
+        bytes: &[u8],
+        source: &MaskSource,
+    ) -> Result<Prediction, PipelineError> {
+        self.classify(&decode(bytes)?, source).await
+    }
+}
