@@ -1,4 +1,4 @@
-//! The embedding cache: one small file per (image content, CLIP model, prompt mode, mask), so a
+//! The embedding cache: one small file per (image content, CLIP model, focus, mask), so a
 //! second training run on the same images — another head kind, other hyper-parameters — skips
 //! CLIP and SAM 2 entirely. Keys are SHA-256 over the image bytes' hash, the model fingerprint
 //! and the prompt/mask identity; a renamed or moved image still hits, an edited one misses.

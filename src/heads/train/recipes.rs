@@ -155,7 +155,7 @@ pub struct TextPrior {
     pub scale: f32,
 }
 
-/// What training produced; the caller adds the model identity and prompt mode.
+/// What training produced; the caller adds the model identity and focus mode.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainedHead {
     pub text_scale: f32,
