@@ -1,7 +1,7 @@
 //! The embedding cache: one small file per (image content, CLIP model, focus, mask), so a
 //! second training run on the same images — another head kind, other hyper-parameters — skips
 //! CLIP and SAM 2 entirely. Keys are SHA-256 over the image bytes' hash, the model fingerprint
-//! and the prompt/mask identity; a renamed or moved image still hits, an edited one misses.
+//! and the focus/mask identity; a renamed or moved image still hits, an edited one misses.
 
 use std::path::{Path, PathBuf};
 
