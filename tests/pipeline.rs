@@ -13,6 +13,7 @@ use burn::tensor::Device;
 use medfocus::clip::ZeroShotClassifier;
 use medfocus::clip::load::load_clip_dir;
 use medfocus::focus::{self, Focus, FocusSettings, Mask};
+use medfocus::heads::head_file::FocusMode;
 use medfocus::pipeline::files::read_pixels;
 use medfocus::pipeline::{
     Encoder, MaskSource, Pipeline, PipelineError, RegionOrigin, SegmentRequest, Segmenter,
@@ -142,8 +143,8 @@ fn every_mask_source_gives_its_region_and_the_chain_equals_its_steps() {
         points_per_batch: 999,
         ..GeneratorSettings::default()
     };
-    let overlay = Focus::from_method("overlay", &settings).unwrap();
-    let encoder = Encoder::new(&clip, overlay, "overlay").with_segmenter(&sam2);
+    let overlay = FocusMode::new("overlay", settings.clone());
+    let encoder = Encoder::new(&clip, &overlay).unwrap().with_segmenter(&sam2);
     assert_eq!(encoder.automatic_settings(), sam2.automatic);
     let encoder = encoder.with_automatic(recorded);
     assert_eq!(encoder.automatic_settings().points_per_side, 7);

@@ -20,7 +20,7 @@ use burn::tensor::Tensor;
 
 pub use region::{
     MaskSource, Region, RegionOrigin, SegmentRequest, Segmented, Segmenter, parse_pixel_box,
-    parse_pixels, sam2_prompt, whole_image,
+    parse_pixels, sam2_prompt,
 };
 
 use crate::clip::ZeroShotClassifier;
@@ -30,6 +30,7 @@ use crate::clip::vision::VisionTransformer;
 use crate::clip::zero_shot::ZeroShotError;
 use crate::focus::{self, Focus, FocusApplyError, MaskError, UnknownMethod};
 use crate::heads::head::{HeadError, HeadModel};
+use crate::heads::head_file::FocusMode;
 use crate::imaging::{self, ImageError};
 use crate::sam2::Sam2Error;
 use crate::sam2::automatic_mask_generator::GeneratorSettings;
@@ -82,15 +83,17 @@ pub struct Encoder<'a> {
 }
 
 impl<'a> Encoder<'a> {
-    pub fn new(clip: &'a LoadedClip, focus: Focus, method: &str) -> Self {
-        Self {
+    /// The image side for `mode`'s focus (its method and knobs; a head's recorded SAM 2
+    /// settings, when it has them, run [`MaskSource::Sam2Automatic`]).
+    pub fn new(clip: &'a LoadedClip, mode: &FocusMode) -> Result<Self, UnknownMethod> {
+        Ok(Self {
             clip,
-            focus,
+            focus: mode.focus()?,
             vision: None,
             segmenter: None,
-            automatic: None,
-            what_needs_region: format!("the `{method}` focus"),
-        }
+            automatic: mode.automatic.clone(),
+            what_needs_region: format!("the `{}` focus", mode.method),
+        })
     }
 
     /// Embeds through `vision` (a fine-tuned copy of the model's tower).
@@ -228,9 +231,8 @@ impl<'a> Pipeline<'a> {
         method: &str,
         settings: &focus::FocusSettings,
     ) -> Result<Self, PipelineError> {
-        let focus = Focus::from_method(method, settings)?;
         Ok(Self {
-            encoder: Encoder::new(clip, focus, method),
+            encoder: Encoder::new(clip, &FocusMode::new(method, settings.clone()))?,
             answer: Answer::ZeroShot(classifier),
         })
     }
@@ -241,16 +243,13 @@ impl<'a> Pipeline<'a> {
     pub fn with_head(clip: &'a LoadedClip, head: &'a HeadModel) -> Result<Self, PipelineError> {
         head.check_clip(&clip.model)?;
         let mode = &head.header.focus;
-        let mut encoder = Encoder::new(clip, mode.focus()?, &mode.method);
+        let mut encoder = Encoder::new(clip, mode)?;
         encoder.what_needs_region = format!(
             "this head (trained with the `{}` focus on masks from {})",
             mode.method, mode.masks
         );
         if let Some(vision) = head.adapt_vision(&clip.model.vision)? {
             encoder = encoder.with_vision(vision);
-        }
-        if let Some(settings) = &mode.automatic {
-            encoder = encoder.with_automatic(settings.clone());
         }
         Ok(Self {
             encoder,
@@ -286,14 +285,5 @@ impl<'a> Pipeline<'a> {
             probabilities: rows.remove(0),
             region,
         })
-    }
-
-    /// [`Pipeline::classify`] from encoded image bytes.
-    pub async fn classify_bytes(
-        &self,
-        bytes: &[u8],
-        source: &MaskSource,
-    ) -> Result<Prediction, PipelineError> {
-        self.classify(&decode(bytes)?, source).await
     }
 }

@@ -34,13 +34,6 @@ impl MaskSource {
     pub fn is_none(&self) -> bool {
         matches!(self, MaskSource::None)
     }
-
-    pub fn needs_sam2(&self) -> bool {
-        matches!(
-            self,
-            MaskSource::Sam2Prompt(_) | MaskSource::Sam2Automatic(_)
-        )
-    }
 }
 
 /// How the region that was used came about (for reports and the page).
@@ -201,7 +194,7 @@ pub fn sam2_prompt(
 }
 
 /// The whole image as a region (SAM 2's fallback).
-pub fn whole_image(pixels: &Pixels8) -> Mask {
+fn whole_image(pixels: &Pixels8) -> Mask {
     Mask {
         width: pixels.width,
         height: pixels.height,

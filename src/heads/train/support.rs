@@ -92,10 +92,8 @@ impl<'a> Embedder<'a> {
         masks: SupportMasks<'a>,
         cache: Option<EmbeddingCache>,
     ) -> Result<Self, EmbedError> {
-        let method = focus
-            .focus()
-            .map_err(|error| EmbedError::Focus(error.to_string()))?;
-        let mut encoder = Encoder::new(clip, method, &focus.method);
+        let mut encoder =
+            Encoder::new(clip, &focus).map_err(|error| EmbedError::Focus(error.to_string()))?;
         encoder
             .require_region(
                 !matches!(masks, SupportMasks::None),
@@ -160,10 +158,10 @@ impl<'a> Embedder<'a> {
                 }
                 _ => None,
             };
-        let (mask_identity, source) = match (&mask_bytes, &self.masks) {
+        let (mask_identity, source) = match (mask_bytes, &self.masks) {
             (Some(bytes), _) => (
-                format!("mask {}", sha256_hex(bytes)),
-                MaskSource::MaskImage(bytes.clone()),
+                format!("mask {}", sha256_hex(&bytes)),
+                MaskSource::MaskImage(bytes),
             ),
             (None, SupportMasks::Sam2(segmenter)) if needs_mask => (
                 segmenter.identity.clone(),
