@@ -241,7 +241,8 @@ fn is_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn sha256_file(path: &Path) -> Result<String, FetchError> {
+/// A file's SHA-256 (hex), read in a stream: the file is never held in memory.
+pub fn sha256_file(path: &Path) -> Result<String, FetchError> {
     let mut hasher = Sha256::new();
     let mut file = File::open(path).map_err(io_error(path))?;
     io::copy(&mut file, &mut hasher).map_err(io_error(path))?;

@@ -16,8 +16,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use medfocus::device::{ChosenDevice, DeviceRequest};
+use medfocus::fetch::sha256_file;
 use medfocus::focus::FocusSettings;
-use medfocus::heads::train::cache::sha256_hex;
 use medfocus::pipeline::{Prediction, Region, Segmenter};
 use medfocus::sam2::automatic_mask_generator::GeneratorSettings;
 use medfocus::sam2::{Sam2Config, Sam2Model, Sam2Predictor};
@@ -184,11 +184,11 @@ fn load_segmenter(
     chosen: &ChosenDevice,
 ) -> Result<Segmenter, Box<dyn Error>> {
     let config = read_sam2_config(config)?;
-    let bytes = std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    // Streamed: the weights (156 MB for SAM 2.1 tiny) are not held twice while the model loads.
+    let hash = sha256_file(path)?;
     let (model, _) = Sam2Model::load_file(path, config.as_ref(), &chosen.device)?;
     let identity = format!(
-        "sam2 {} ({}), automatic {}×{} grid, largest region",
-        sha256_hex(&bytes),
+        "sam2 {hash} ({}), automatic {}×{} grid, largest region",
         path.file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default(),
