@@ -9,6 +9,8 @@ pub mod compute_check;
 pub mod dataset;
 pub mod device;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod eval;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod fetch;
 pub mod focus;
 pub mod heads;

@@ -1,14 +1,25 @@
-//! `medfocus inspect`: decode images (files, or a folder with one sub-folder per class) and
-//! describe them.
+//! `medfocus inspect`: decode images and describe them — single files, or a data set (a folder
+//! with one sub-folder per class, optionally inside split folders; a split file; a CSV) with its
+//! classes, counts per split, file formats and the files it leaves out.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use medfocus::dataset::ClassFolders;
+use medfocus::dataset::Dataset;
 use medfocus::imaging;
 
 use super::CliResult;
+
+/// Whether `path` names a data set rather than one image.
+fn is_data_set(path: &Path) -> bool {
+    path.is_dir()
+        || path
+            .extension()
+            .and_then(|ext| ext.to_str())
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("json") || ext.eq_ignore_ascii_case("csv"))
+}
 
 /// A bad file is reported and the rest still inspected.
 pub fn run(out: &mut impl Write, paths: &[PathBuf]) -> CliResult {
@@ -27,20 +38,56 @@ pub fn run(out: &mut impl Write, paths: &[PathBuf]) -> CliResult {
         }
     };
     for path in paths {
-        if path.is_dir() {
-            let set = ClassFolders::open(path)?;
-            for (class, count) in set.classes.iter().zip(set.counts()) {
-                writeln!(out, "class {class}: {count} images")?;
-            }
-            for image in &set.images {
-                describe(
-                    out,
-                    &image.path,
-                    &format!(" [{}]", set.classes[image.class_index]),
-                )?;
-            }
-        } else {
+        if !is_data_set(path) {
             describe(out, path, "")?;
+            continue;
+        }
+        let set = Dataset::open(path, None)?;
+        writeln!(out, "{}: {}", set.root.display(), set.layout.describe())?;
+        let counts = set.counts();
+        for (class_index, class) in set.classes.iter().enumerate() {
+            let parts: Vec<String> = counts
+                .iter()
+                .map(|(split, per_class)| match split {
+                    Some(split) => format!("{} {}", split.name(), per_class[class_index]),
+                    None => per_class[class_index].to_string(),
+                })
+                .collect();
+            writeln!(out, "class {class}: {} images", parts.join(", "))?;
+        }
+        let mut formats: BTreeMap<String, usize> = BTreeMap::new();
+        for sample in &set.samples {
+            let extension = sample
+                .path
+                .extension()
+                .map(|ext| ext.to_string_lossy().to_ascii_lowercase())
+                .unwrap_or_default();
+            *formats.entry(extension).or_default() += 1;
+        }
+        let formats: Vec<String> = formats
+            .iter()
+            .map(|(extension, count)| format!("{extension} {count}"))
+            .collect();
+        writeln!(out, "formats: {}", formats.join(", "))?;
+        if set.masked() > 0 {
+            writeln!(out, "ground-truth masks: for {} images", set.masked())?;
+        }
+        for sample in &set.samples {
+            let split = sample
+                .split
+                .map(|split| format!("{} ", split.name()))
+                .unwrap_or_default();
+            describe(
+                out,
+                &sample.path,
+                &format!(" [{split}{}]", set.classes[sample.class_index]),
+            )?;
+        }
+        if !set.skipped.is_empty() {
+            writeln!(out, "left out: {} files", set.skipped.len())?;
+            for skipped in &set.skipped {
+                writeln!(out, "  {skipped}")?;
+            }
         }
     }
     Ok(if failures == 0 {

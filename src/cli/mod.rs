@@ -3,6 +3,7 @@
 
 mod classify;
 mod devices;
+mod eval;
 mod inspect;
 mod predict;
 mod segment;
@@ -18,6 +19,8 @@ use clap::{Parser, Subcommand};
 use medfocus::device::{ChosenDevice, DeviceRequest};
 use medfocus::fetch::sha256_file;
 use medfocus::focus::FocusSettings;
+use medfocus::heads::HeadKind;
+use medfocus::heads::train::HeadSettings;
 use medfocus::pipeline::{Prediction, Region, Segmenter};
 use medfocus::sam2::automatic_mask_generator::GeneratorSettings;
 use medfocus::sam2::{Sam2Config, Sam2Model, Sam2Predictor};
@@ -63,6 +66,9 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Classify images with a trained head file.
     Predict(predict::PredictArgs),
+    /// Evaluate heads × focus methods on a data set under the paper's protocol (fractions of the
+    /// training split) or the K-shot one, over seeds; writes a report folder.
+    Eval(Box<eval::EvalArgs>),
     /// Model weights: list the known models, or download one into the cache.
     Weights {
         #[command(subcommand)]
@@ -80,6 +86,7 @@ pub fn run() -> ExitCode {
         Command::Segment(args) => segment::run(&mut out, cli.device, &args),
         Command::Train(args) => train::run(&mut out, cli.device, &args),
         Command::Predict(args) => predict::run(&mut out, cli.device, &args),
+        Command::Eval(args) => eval::run(&mut out, cli.device, &args),
         Command::Weights { action } => weights::run(&mut out, action),
     };
     match result {
@@ -135,7 +142,75 @@ impl FocusArgs {
     }
 }
 
-/// SAM 2 as the source of masks (train, predict).
+/// Every head kind's hyper-parameters (train, eval).
+#[derive(clap::Args)]
+struct HeadSettingsArgs {
+    /// Fraction of each class held out to choose hyper-parameters and stop early.
+    #[arg(long, default_value_t = 0.25)]
+    holdout: f32,
+    /// Epochs (gradient heads) or L-BFGS iterations (linear probes).
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    learning_rate: Option<f32>,
+    /// Early stopping: epochs without a better held-out loss (0: off).
+    #[arg(long, default_value_t = 20)]
+    patience: usize,
+    /// Decoupled weight decay (AdamW) for the gradient-trained heads.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    /// Linear probe: inverse regularisation strength, as scikit-learn's C (default: searched).
+    #[arg(long)]
+    c: Option<f32>,
+    /// Linear probe: the C values searched on the held-out images.
+    #[arg(long, value_delimiter = ',', default_values_t = HeadSettings::new(HeadKind::LinearProbe).c_grid)]
+    c_grid: Vec<f32>,
+    /// LP+text: weight of the pull towards the text embeddings (default: searched).
+    #[arg(long)]
+    text_weight: Option<f32>,
+    /// LP+text: the weights searched on the held-out images.
+    #[arg(long, value_delimiter = ',', default_values_t = HeadSettings::new(HeadKind::LpText).text_weight_grid)]
+    text_weight_grid: Vec<f32>,
+    /// Tip-Adapter: the cache logits' weight α (default: searched). (Old name: --alpha-cache.)
+    #[arg(long, alias = "alpha-cache")]
+    tip_alpha: Option<f32>,
+    /// Tip-Adapter: the affinity's sharpness β (default: searched). (Old name: --beta-cache.)
+    #[arg(long, alias = "beta-cache")]
+    tip_beta: Option<f32>,
+    /// CoOp: learnt context tokens.
+    #[arg(long, default_value_t = 4)]
+    context_tokens: usize,
+    /// Fine-tune: how many of the image tower's last blocks train.
+    #[arg(long, default_value_t = 2)]
+    finetune_blocks: usize,
+    /// Fine-tune: λ in λ·contrastive + (1 − λ)·cross-entropy.
+    #[arg(long, default_value_t = 0.5)]
+    contrastive_weight: f32,
+}
+
+impl HeadSettingsArgs {
+    fn settings(&self, kind: HeadKind) -> HeadSettings {
+        HeadSettings {
+            holdout: self.holdout,
+            epochs: self.epochs,
+            learning_rate: self.learning_rate,
+            patience: self.patience,
+            weight_decay: self.weight_decay,
+            c: self.c,
+            c_grid: self.c_grid.clone(),
+            text_weight: self.text_weight,
+            text_weight_grid: self.text_weight_grid.clone(),
+            tip_alpha: self.tip_alpha,
+            tip_beta: self.tip_beta,
+            context_tokens: self.context_tokens,
+            finetune_blocks: self.finetune_blocks,
+            contrastive_weight: self.contrastive_weight,
+            ..HeadSettings::new(kind)
+        }
+    }
+}
+
+/// SAM 2 as the source of masks (train, predict, eval).
 #[derive(clap::Args)]
 struct Sam2Args {
     /// SAM 2 weights (`.pt` or burnpack): each image's region is the largest automatic mask

@@ -16,7 +16,7 @@ use medfocus::heads::train::{
     EpochReport, HeadSettings, Observer, TrainRequest, train_from_folders,
 };
 
-use super::{CliResult, FocusArgs, Sam2Args, model_name};
+use super::{CliResult, FocusArgs, HeadSettingsArgs, Sam2Args, model_name};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -58,47 +58,8 @@ pub struct TrainArgs {
     fresh: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Fraction of each class held out to choose hyper-parameters and stop early.
-    #[arg(long, default_value_t = 0.25)]
-    holdout: f32,
-    /// Epochs (gradient heads) or L-BFGS iterations (linear probes).
-    #[arg(long)]
-    epochs: Option<usize>,
-    #[arg(long)]
-    learning_rate: Option<f32>,
-    /// Early stopping: epochs without a better held-out loss (0: off).
-    #[arg(long, default_value_t = 20)]
-    patience: usize,
-    /// Decoupled weight decay (AdamW) for the gradient-trained heads.
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f32,
-    /// Linear probe: inverse regularisation strength, as scikit-learn's C (default: searched).
-    #[arg(long)]
-    c: Option<f32>,
-    /// Linear probe: the C values searched on the held-out images.
-    #[arg(long, value_delimiter = ',', default_values_t = HeadSettings::new(HeadKind::LinearProbe).c_grid)]
-    c_grid: Vec<f32>,
-    /// LP+text: weight of the pull towards the text embeddings (default: searched).
-    #[arg(long)]
-    text_weight: Option<f32>,
-    /// LP+text: the weights searched on the held-out images.
-    #[arg(long, value_delimiter = ',', default_values_t = HeadSettings::new(HeadKind::LpText).text_weight_grid)]
-    text_weight_grid: Vec<f32>,
-    /// Tip-Adapter: the cache logits' weight α (default: searched). (Old name: --alpha-cache.)
-    #[arg(long, alias = "alpha-cache")]
-    tip_alpha: Option<f32>,
-    /// Tip-Adapter: the affinity's sharpness β (default: searched). (Old name: --beta-cache.)
-    #[arg(long, alias = "beta-cache")]
-    tip_beta: Option<f32>,
-    /// CoOp: learnt context tokens.
-    #[arg(long, default_value_t = 4)]
-    context_tokens: usize,
-    /// Fine-tune: how many of the image tower's last blocks train.
-    #[arg(long, default_value_t = 2)]
-    finetune_blocks: usize,
-    /// Fine-tune: λ in λ·contrastive + (1 − λ)·cross-entropy.
-    #[arg(long, default_value_t = 0.5)]
-    contrastive_weight: f32,
+    #[command(flatten)]
+    hyper: HeadSettingsArgs,
     /// Embedding cache folder (default: $MEDFOCUS_EMBEDDINGS or ~/.cache/medfocus/embeddings).
     #[arg(long)]
     cache: Option<PathBuf>,
@@ -114,21 +75,7 @@ impl TrainArgs {
     fn settings(&self, kind: HeadKind) -> HeadSettings {
         HeadSettings {
             seed: self.seed,
-            holdout: self.holdout,
-            epochs: self.epochs,
-            learning_rate: self.learning_rate,
-            patience: self.patience,
-            weight_decay: self.weight_decay,
-            c: self.c,
-            c_grid: self.c_grid.clone(),
-            text_weight: self.text_weight,
-            text_weight_grid: self.text_weight_grid.clone(),
-            tip_alpha: self.tip_alpha,
-            tip_beta: self.tip_beta,
-            context_tokens: self.context_tokens,
-            finetune_blocks: self.finetune_blocks,
-            contrastive_weight: self.contrastive_weight,
-            ..HeadSettings::new(kind)
+            ..self.hyper.settings(kind)
         }
     }
 

@@ -38,6 +38,13 @@ pub struct Mask {
     pub weights: Vec<f32>,
 }
 
+/// How well two masks agree.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Overlap {
+    pub dice: f64,
+    pub iou: f64,
+}
+
 /// Weight above which a pixel counts as inside (for boxes and emptiness).
 pub const INSIDE: f32 = 0.5;
 
@@ -131,6 +138,52 @@ impl Mask {
             return 0.0;
         }
         self.weights.iter().filter(|&&w| w > INSIDE).count() as f32 / self.weights.len() as f32
+    }
+
+    /// The pixel-wise maximum of two masks of the same size (several ground-truth masks of one
+    /// image, as BUSI has for some, make one region).
+    pub fn union(&self, other: &Mask) -> Result<Mask, MaskError> {
+        if (self.width, self.height) != (other.width, other.height) {
+            return Err(MaskError::SizeMismatch {
+                mask_width: other.width,
+                mask_height: other.height,
+                image_width: self.width,
+                image_height: self.height,
+            });
+        }
+        Ok(Mask {
+            width: self.width,
+            height: self.height,
+            weights: self
+                .weights
+                .iter()
+                .zip(&other.weights)
+                .map(|(a, b)| a.max(*b))
+                .collect(),
+        })
+    }
+
+    /// Dice and IoU of the inside pixels (weight > 0.5) of two masks of the same size; both
+    /// empty counts as full agreement. `None` when the sizes differ.
+    pub fn overlap(&self, other: &Mask) -> Option<Overlap> {
+        if (self.width, self.height) != (other.width, other.height) {
+            return None;
+        }
+        let (mut both, mut mine, mut theirs) = (0usize, 0usize, 0usize);
+        for (a, b) in self.weights.iter().zip(&other.weights) {
+            let (a, b) = (*a > INSIDE, *b > INSIDE);
+            both += usize::from(a && b);
+            mine += usize::from(a);
+            theirs += usize::from(b);
+        }
+        let either = mine + theirs - both;
+        if either == 0 {
+            return Some(Overlap { dice: 1.0, iou: 1.0 });
+        }
+        Some(Overlap {
+            dice: 2.0 * both as f64 / (mine + theirs) as f64,
+            iou: both as f64 / either as f64,
+        })
     }
 
     /// Tightest box `(left, top, right, bottom)` around the inside pixels.

@@ -28,6 +28,9 @@ pub enum MaskSource {
     /// (a head's recorded ones when it has them); none qualifying → the whole image, with a
     /// warning, as in training.
     Sam2Automatic(MaskChoice),
+    /// A data set's ground-truth mask images of the image (BUSI's `<name>_mask.png`, …),
+    /// united: the evaluation's oracle.
+    GroundTruth(Vec<Vec<u8>>),
 }
 
 impl MaskSource {
@@ -46,6 +49,8 @@ pub enum RegionOrigin {
     Sam2Automatic,
     /// SAM 2 found no region that qualifies: the whole image stands in.
     WholeImage,
+    /// A data set's ground-truth masks.
+    GroundTruth,
 }
 
 impl RegionOrigin {
@@ -55,6 +60,7 @@ impl RegionOrigin {
             RegionOrigin::MaskImage => "mask-image",
             RegionOrigin::Sam2Prompt => "sam2-prompt",
             RegionOrigin::Sam2Automatic => "sam2-automatic",
+            RegionOrigin::GroundTruth => "ground-truth",
             RegionOrigin::WholeImage => "whole-image",
         }
     }
@@ -226,6 +232,24 @@ pub(super) async fn find(
                 RegionOrigin::MaskImage,
                 None,
             )
+        }
+        MaskSource::GroundTruth(images) => {
+            let mut united: Option<Mask> = None;
+            for bytes in images {
+                let decoded = crate::imaging::decode_image(bytes)
+                    .map_err(|error| PipelineError::MaskImage(error.to_string()))?;
+                let mask = Mask::from_image(&decoded.pixels);
+                united = Some(match united {
+                    None => mask,
+                    Some(so_far) => so_far.union(&mask).map_err(|error| {
+                        PipelineError::MaskImage(format!("ground-truth masks: {error}"))
+                    })?,
+                });
+            }
+            let mask = united.ok_or_else(|| {
+                PipelineError::MaskImage("no ground-truth mask images".into())
+            })?;
+            Region::new(mask, RegionOrigin::GroundTruth, None)
         }
         MaskSource::Sam2Prompt(prompt) => {
             let request = SegmentRequest::Prompt {

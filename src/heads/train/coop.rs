@@ -9,8 +9,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::json;
 
 use super::linear_probe::{cross_entropy, holdout_scores};
-use super::recipes::{HeadSettings, TrainedHead, Training, fit_with_early_stopping};
-use super::run::{Objective, Observer, Params, TrainError, TrainRun, host_values};
+use super::recipes::{TrainedHead, Training, fit_with_early_stopping};
+use super::run::{Objective, Params, TrainError, host_values};
 use crate::clip::load::LoadedClip;
 use crate::clip::model::{TextTower, l2_normalize};
 use crate::clip::text::TokenEmbeddings;
@@ -174,17 +174,15 @@ pub fn train_coop(
     clip: &LoadedClip,
     support: &FeatureSet,
     class_names: &[String],
-    settings: &HeadSettings,
-    run: &mut TrainRun,
-    observer: &mut dyn Observer,
-    device: &Device,
+    training: Training,
 ) -> Result<TrainedHead, TrainError> {
+    let (settings, device) = (training.settings, training.device);
     let prompts = CoopPrompts::new(clip, class_names, settings.context_tokens, device)?;
     let init = Params::from([(CONTEXT.to_string(), prompts.init(settings.seed, device))]);
     let mut log = json!({"settings": settings});
     let context = fit_with_early_stopping(
         support,
-        Training::new(settings, run, observer, device),
+        training,
         &mut log,
         &mut |train, holdout| Box::new(CoopObjective::new(&prompts, train, holdout, device)),
         &mut |_| init.clone(),

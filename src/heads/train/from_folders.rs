@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::cache::EmbeddingCache;
 use super::finetune::train_finetune;
-use super::recipes::{HeadSettings, TextPrior, train_head};
+use super::recipes::{HeadSettings, TextPrior, TrainedHead, Training, train_head};
 use super::run::{Observer, TrainError, TrainRun, host_values};
 use super::support::{
     EmbedError, Embedder, SupportEmbeddings, SupportMasks, Target, embed_support,
@@ -126,10 +126,7 @@ pub fn train_from_folders(
             request.clip,
             &support.features()?,
             &prompt_classes,
-            &request.settings,
-            &mut run,
-            observer,
-            &train_device,
+            Training::new(&request.settings, &mut run, observer, &train_device),
         )?,
         HeadKind::Finetune => train_finetune(
             vision,
@@ -149,38 +146,73 @@ pub fn train_from_folders(
             &train_device,
         )?,
     };
-    let mut training = trained.training;
+    let mut training = trained.training.clone();
     training["images"] = json!(support.images.len());
     training["skipped"] = json!(support.skipped.len());
     training["counts"] = json!(class_counts(&support.labels, folders.classes.len()));
-    let head = HeadFile {
-        header: HeadHeader {
-            format: FORMAT_VERSION,
+    let head = assemble_head(
+        TrainedHead {
+            training,
+            ..trained
+        },
+        HeadIdentity {
             kind: request.settings.kind,
             classes: folders.classes.clone(),
             templates,
-            clip: ClipIdentity {
-                name: request.clip_name,
-                family: request.clip.family.to_string(),
-                fingerprint: request.clip.model.fingerprint.clone(),
-                embed_dim: zero_shot.class_embeddings.dims()[1],
-            },
+            clip: request.clip,
+            clip_name: request.clip_name,
+            embed_dim: zero_shot.class_embeddings.dims()[1],
             focus,
-            preprocess: request.clip.preprocess.clone(),
+        },
+    )?;
+    Ok(TrainReport {
+        head,
+        support,
+        resumed,
+    })
+}
+
+/// What a head file says about itself beside its tensors.
+pub struct HeadIdentity<'a> {
+    pub kind: HeadKind,
+    /// The class names (folder names), in label order.
+    pub classes: Vec<String>,
+    pub templates: Vec<String>,
+    pub clip: &'a LoadedClip,
+    pub clip_name: String,
+    pub embed_dim: usize,
+    pub focus: FocusMode,
+}
+
+/// A trained head as a checked head file (what `train` writes and `eval` scores).
+pub fn assemble_head(
+    trained: TrainedHead,
+    identity: HeadIdentity,
+) -> Result<HeadFile, FromFoldersError> {
+    let head = HeadFile {
+        header: HeadHeader {
+            format: FORMAT_VERSION,
+            kind: identity.kind,
+            classes: identity.classes,
+            templates: identity.templates,
+            clip: ClipIdentity {
+                name: identity.clip_name,
+                family: identity.clip.family.to_string(),
+                fingerprint: identity.clip.model.fingerprint.clone(),
+                embed_dim: identity.embed_dim,
+            },
+            focus: identity.focus,
+            preprocess: identity.clip.preprocess.clone(),
             text_scale: trained.text_scale,
             cache: trained.cache,
-            training,
+            training: trained.training,
         },
         tensors: trained.tensors,
     };
     head.check().map_err(|error| {
         FromFoldersError::Invalid(format!("the trained head failed its own check: {error}"))
     })?;
-    Ok(TrainReport {
-        head,
-        support,
-        resumed,
-    })
+    Ok(head)
 }
 
 /// The words the text prompts use per class folder: the given names, else the folder names.
@@ -205,8 +237,13 @@ fn prompt_classes(
 /// The prompt templates: the given ones, else the paper's for a fine-tune, else the medical
 /// defaults.
 fn templates(request: &TrainRequest) -> Vec<String> {
-    match (request.templates.is_empty(), request.settings.kind) {
-        (false, _) => request.templates.clone(),
+    default_templates(&request.templates, request.settings.kind)
+}
+
+/// The given templates, else the paper's for a fine-tune, else the medical defaults.
+pub fn default_templates(given: &[String], kind: HeadKind) -> Vec<String> {
+    match (given.is_empty(), kind) {
+        (false, _) => given.to_vec(),
         (true, HeadKind::Finetune) => vec![FINETUNE_TEMPLATE.to_string()],
         (true, _) => MEDICAL_TEMPLATES.iter().map(|t| t.to_string()).collect(),
     }

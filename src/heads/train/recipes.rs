@@ -12,7 +12,9 @@ use super::optim::AdamSettings;
 use super::run::{
     FitSettings, FitSummary, Objective, Observer, Params, TrainError, TrainRun, host_values,
 };
-use crate::heads::features::{FeatureSet, Labelled, accuracy, one_hot_values, stratified_split};
+use crate::heads::features::{
+    FeatureSet, Labelled, Split, accuracy, one_hot_values, stratified_split,
+};
 use crate::heads::head_file::{
     CACHE_KEYS, CACHE_VALUES, HeadKind, HostTensor, LINEAR_BIAS, LINEAR_WEIGHT, TEXT,
     TipAdapterScalars,
@@ -165,12 +167,16 @@ pub struct TrainedHead {
 }
 
 /// What every stage of a head's training needs beside the data: the settings, the run (its
-/// checkpoint), where progress goes, and the (autodiff) device.
+/// checkpoint), where progress goes, the (autodiff) device, and which support rows only judge.
 pub struct Training<'a> {
     pub settings: &'a HeadSettings,
     pub run: &'a mut TrainRun,
     pub observer: &'a mut dyn Observer,
     pub device: &'a Device,
+    /// Rows of the support set given as validation images (an evaluation protocol's): they
+    /// choose hyper-parameters and the epoch count, and never train, not even in the refit.
+    /// `None`: the head holds out `settings.holdout` of each class itself, then refits on all.
+    pub validation: Option<&'a [usize]>,
 }
 
 impl<'a> Training<'a> {
@@ -185,7 +191,14 @@ impl<'a> Training<'a> {
             run,
             observer,
             device,
+            validation: None,
         }
+    }
+
+    /// Judges on these support rows instead of holding out a share (see [`Training::validation`]).
+    pub fn with_validation(mut self, rows: Option<&'a [usize]>) -> Self {
+        self.validation = rows;
+        self
     }
 
     /// The four parts again, for a recipe to use by name.
@@ -199,6 +212,34 @@ impl<'a> Training<'a> {
     ) {
         (self.settings, self.run, self.observer, self.device)
     }
+}
+
+/// Which rows train and which judge: the given validation rows, else a held-out share of each
+/// class (`None` when a class is too small to spare one).
+pub fn holdout_split(
+    labels: &[usize],
+    classes: usize,
+    settings: &HeadSettings,
+    validation: Option<&[usize]>,
+) -> Option<Split> {
+    match validation {
+        Some(rows) if !rows.is_empty() => {
+            let mut holdout = rows.to_vec();
+            holdout.sort_unstable();
+            holdout.dedup();
+            let train = (0..labels.len())
+                .filter(|row| holdout.binary_search(row).is_err())
+                .collect();
+            Some(Split { train, holdout })
+        }
+        _ => stratified_split(labels, classes, settings.holdout, settings.seed),
+    }
+}
+
+/// The rows the final fit trains on: all, or all but the given validation rows.
+pub fn refit_rows(len: usize, validation: Option<&[usize]>) -> Option<Vec<usize>> {
+    let rows = validation.filter(|rows| !rows.is_empty())?;
+    Some((0..len).filter(|row| !rows.contains(row)).collect())
 }
 
 fn tensor2(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
@@ -222,7 +263,23 @@ pub fn train_head(
             text.embeddings.len()
         )));
     }
-    let training = Training::new(settings, run, observer, device);
+    train_kind(support, text, Training::new(settings, run, observer, device))
+}
+
+/// [`train_head`] with everything in a [`Training`] (given validation rows among them).
+pub fn train_kind(
+    support: &FeatureSet,
+    text: &TextPrior,
+    training: Training,
+) -> Result<TrainedHead, TrainError> {
+    let (classes, dim) = (support.class_count(), support.dim);
+    if text.embeddings.len() != classes * dim {
+        return Err(TrainError::Text(format!(
+            "{} text values for {classes} classes of width {dim}",
+            text.embeddings.len()
+        )));
+    }
+    let (settings, device) = (training.settings, training.device);
     match settings.kind {
         HeadKind::ZeroShot => train_zero_shot(support, text, device),
         HeadKind::LinearProbe | HeadKind::LpText => train_linear_probe(support, text, training),
@@ -276,6 +333,7 @@ fn train_linear_probe(
     text: &TextPrior,
     training: Training,
 ) -> Result<TrainedHead, TrainError> {
+    let validation = training.validation;
     let (settings, run, observer, device) = training.parts();
     let (classes, dim) = (support.class_count(), support.dim);
     let lbfgs = LbfgsSettings {
@@ -296,7 +354,7 @@ fn train_linear_probe(
             "text_weight",
         ),
     };
-    let split = stratified_split(&support.labels, classes, settings.holdout, settings.seed);
+    let split = holdout_split(&support.labels, classes, settings, validation);
     let mut search_log = Vec::new();
     let chosen = match (fixed, &split) {
         (Some(value), _) => value,
@@ -338,7 +396,9 @@ fn train_linear_probe(
         // scikit-learn's default C; LP+text's middle weight.
         _ => 1.0,
     };
-    let mut objective = probe_objective(support, None, text_prior.as_ref(), chosen, device);
+    let refit = refit_rows(support.len(), validation).map(|rows| support.subset(&rows));
+    let refit = refit.as_ref().unwrap_or(support);
+    let mut objective = probe_objective(refit, None, text_prior.as_ref(), chosen, device);
     let init = objective.init(classes, dim);
     let (params, summary) = match run.finished::<(Vec<f32>, Vec<f32>, ConvexSummary)>("final") {
         Some((weight, bias, summary)) => (
@@ -390,21 +450,26 @@ fn train_linear_probe(
 }
 
 /// Tip-Adapter: the support embeddings are the cache's keys (Tip-Adapter-F trains them), the
-/// one-hot labels its values; α and β are searched leave-one-out unless fixed.
+/// one-hot labels its values; α and β are searched unless fixed — on the given validation
+/// images (as the authors do), else leave-one-out over the support set.
 fn train_tip_adapter(
     support: &FeatureSet,
     text: &TextPrior,
     training: Training,
 ) -> Result<TrainedHead, TrainError> {
+    let validation = training.validation;
     let (settings, run, observer, device) = training.parts();
     let (classes, dim) = (support.class_count(), support.dim);
-    let values = one_hot_values(&support.labels, classes);
-    let mut keys = support.values.clone();
+    // The cache holds the training images only; validation images judge.
+    let cached = refit_rows(support.len(), validation).map(|rows| support.subset(&rows));
+    let cached = cached.as_ref().unwrap_or(support);
+    let values = one_hot_values(&cached.labels, classes);
+    let mut keys = cached.values.clone();
     let mut log = json!({"settings": settings});
     if settings.kind == HeadKind::TipAdapterF {
         let params = fit_with_early_stopping(
             support,
-            Training::new(settings, run, observer, device),
+            Training::new(settings, run, observer, device).with_validation(validation),
             &mut log,
             &mut |train, holdout| Box::new(CacheObjective::new(train, holdout, text, device)),
             &mut |train| Params::from([(KEYS.to_string(), train.tensor(device))]),
@@ -414,9 +479,23 @@ fn train_tip_adapter(
     let scalars = match (settings.tip_alpha, settings.tip_beta) {
         (Some(alpha), Some(beta)) => TipAdapterScalars { alpha, beta },
         _ => {
-            let (scalars, loo_accuracy) =
-                search_tip_adapter_scalars(support, text, &keys, &values, settings, device)?;
-            log["leave_one_out_accuracy"] = json!(loo_accuracy);
+            let judged = validation
+                .filter(|rows| !rows.is_empty())
+                .map(|rows| support.subset(rows));
+            let (scalars, accuracy) = search_tip_adapter_scalars(
+                judged.as_ref().unwrap_or(cached),
+                judged.is_none(),
+                text,
+                &keys,
+                &values,
+                settings,
+                device,
+            )?;
+            let name = match judged {
+                Some(_) => "validation_accuracy",
+                None => "leave_one_out_accuracy",
+            };
+            log[name] = json!(accuracy);
             scalars
         }
     };
@@ -426,11 +505,11 @@ fn train_tip_adapter(
         (TEXT.into(), text_tensor(text, classes, dim)),
         (
             CACHE_KEYS.into(),
-            HostTensor::new(vec![support.len(), dim], keys),
+            HostTensor::new(vec![cached.len(), dim], keys),
         ),
         (
             CACHE_VALUES.into(),
-            HostTensor::new(vec![support.len(), classes], values),
+            HostTensor::new(vec![cached.len(), classes], values),
         ),
     ]);
     Ok(TrainedHead {
@@ -441,25 +520,30 @@ fn train_tip_adapter(
     })
 }
 
-/// The authors' α/β search, leave-one-out over the whole support set: each image is judged by
-/// the cache of all the others (its own key would vote for itself). A fixed α or β narrows the
-/// grid to it. Returns the scalars and their leave-one-out accuracy.
+/// The authors' α/β search: `judged` images scored by the cache (`keys`, `values`). With
+/// `leave_one_out` the judged images are the cache's own, each judged by the cache of all the
+/// others (its own key would vote for itself). A fixed α or β narrows the grid to it. Returns
+/// the scalars and their accuracy.
 fn search_tip_adapter_scalars(
-    support: &FeatureSet,
+    judged: &FeatureSet,
+    leave_one_out: bool,
     text: &TextPrior,
     keys: &[f32],
     values: &[f32],
     settings: &HeadSettings,
     device: &Device,
 ) -> Result<(TipAdapterScalars, f32), TrainError> {
-    let logits = text_logits(support, text, device)?;
+    let logits = text_logits(judged, text, device)?;
+    let cache = keys.len() / judged.dim.max(1);
     let mut affinity = host_values(
-        support
+        judged
             .tensor(device)
-            .matmul(tensor2(keys.to_vec(), [support.len(), support.dim], device).transpose()),
+            .matmul(tensor2(keys.to_vec(), [cache, judged.dim], device).transpose()),
     )?;
-    for i in 0..support.len() {
-        affinity[i * support.len() + i] = f32::NEG_INFINITY;
+    if leave_one_out {
+        for i in 0..judged.len().min(cache) {
+            affinity[i * cache + i] = f32::NEG_INFINITY;
+        }
     }
     let mut grid = SearchGrid::default();
     if let Some(alpha) = settings.tip_alpha {
@@ -473,8 +557,8 @@ fn search_tip_adapter_scalars(
             text_logits: &logits,
             affinity: &affinity,
             values,
-            labels: &support.labels,
-            classes: support.class_count(),
+            labels: &judged.labels,
+            classes: judged.class_count(),
         },
         &grid,
     ))
@@ -567,6 +651,7 @@ pub fn fit_with_early_stopping<'o, S: Labelled>(
     objective: &mut ObjectiveFactory<'o, S>,
     init: &mut dyn FnMut(&S) -> Params,
 ) -> Result<Params, TrainError> {
+    let validation = training.validation;
     let (settings, run, observer, device) = training.parts();
     let fit_settings = FitSettings {
         epochs: settings.epochs(),
@@ -578,11 +663,11 @@ pub fn fit_with_early_stopping<'o, S: Labelled>(
         },
         cosine: true,
     };
-    let split = stratified_split(
+    let split = holdout_split(
         support.labels(),
         support.class_count(),
-        settings.holdout,
-        settings.seed,
+        settings,
+        validation,
     );
     let mut epochs = fit_settings.epochs;
     if let Some(split) = split {
@@ -617,8 +702,10 @@ pub fn fit_with_early_stopping<'o, S: Labelled>(
             summary,
         ),
         None => {
-            let mut stage_objective = objective(support, None);
-            let start = init(support);
+            let refit = refit_rows(support.labels().len(), validation).map(|rows| support.subset(&rows));
+            let refit = refit.as_ref().unwrap_or(support);
+            let mut stage_objective = objective(refit, None);
+            let start = init(refit);
             let final_settings = FitSettings {
                 epochs,
                 patience: 0,

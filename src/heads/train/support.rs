@@ -2,16 +2,18 @@
 //! from a mask file beside the image, from SAM 2's automatic masks, or nowhere; the chain itself
 //! is the pipeline's ([`crate::pipeline::Encoder`]).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::cache::{EmbeddingCache, key, sha256_hex};
+use super::cache::{EmbeddingCache, RegionCache, key, sha256_hex};
 use super::finetune::TokenSet;
 use crate::clip::load::LoadedClip;
 use crate::dataset::{ClassFolders, IMAGE_EXTENSIONS};
 use crate::focus::Focus;
 use crate::heads::features::{FeatureError, FeatureSet, check_labels};
 use crate::heads::head_file::FocusMode;
-use crate::pipeline::{Encoder, MaskSource, Segmenter, decode};
+use crate::clip::preprocess::Pixels8;
+use crate::pipeline::{Encoder, MaskSource, Region, Segmenter, decode};
 use crate::sam2::automatic_mask_generator::MaskChoice;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,9 @@ pub enum SupportMasks<'a> {
     Folder(PathBuf),
     /// A region from SAM 2's automatic masks (the largest that is not background).
     Sam2(&'a Segmenter),
+    /// Each image's ground-truth masks (a data set's, such as BUSI's `<name>_mask.png`),
+    /// united: the oracle, focus apart from SAM 2's quality.
+    GroundTruth(BTreeMap<PathBuf, Vec<PathBuf>>),
 }
 
 impl SupportMasks<'_> {
@@ -43,6 +48,7 @@ impl SupportMasks<'_> {
             SupportMasks::None => "none".into(),
             SupportMasks::Folder(_) => "mask files".into(),
             SupportMasks::Sam2(segmenter) => segmenter.identity.clone(),
+            SupportMasks::GroundTruth(_) => "ground-truth masks".into(),
         }
     }
 }
@@ -73,6 +79,9 @@ pub struct Embedder<'a> {
     pub focus: FocusMode,
     masks: SupportMasks<'a>,
     pub cache: Option<EmbeddingCache>,
+    /// SAM 2's regions by image (beside the embedding cache): every focus method shares one
+    /// SAM 2 pass per image.
+    regions: Option<RegionCache>,
     pub target: Target,
 }
 
@@ -81,6 +90,8 @@ pub struct Embedded {
     pub values: Vec<f32>,
     pub cache_key: String,
     pub from_cache: bool,
+    /// SAM 2 ran for this image (a region was not in the region cache).
+    pub segmented: bool,
     /// Something the user should know (no region found, …).
     pub warning: Option<String>,
 }
@@ -107,6 +118,7 @@ impl<'a> Embedder<'a> {
             encoder,
             focus,
             masks,
+            regions: cache.as_ref().map(EmbeddingCache::regions),
             cache,
             target: Target::Embedding,
         })
@@ -123,6 +135,115 @@ impl<'a> Embedder<'a> {
         Ok(self)
     }
 
+    /// The mask source of one image and what identifies it in cache keys.
+    fn mask_source(
+        &self,
+        path: &Path,
+        relative: Option<&Path>,
+    ) -> Result<(String, MaskSource), EmbedError> {
+        let image_error = |detail: String| EmbedError::Image {
+            path: path.display().to_string(),
+            detail,
+        };
+        if !self.focus.needs_mask() {
+            return Ok(("none".into(), MaskSource::None));
+        }
+        match (&self.masks, relative) {
+            (SupportMasks::Folder(dir), Some(relative)) => {
+                let file = mask_file_for(dir, relative).ok_or_else(|| {
+                    image_error(format!(
+                        "no mask file for it under {} (expected {}.png)",
+                        dir.display(),
+                        relative.with_extension("").display()
+                    ))
+                })?;
+                let bytes = std::fs::read(&file)
+                    .map_err(|error| image_error(format!("mask {}: {error}", file.display())))?;
+                Ok((format!("mask {}", sha256_hex(&bytes)), MaskSource::MaskImage(bytes)))
+            }
+            (SupportMasks::Folder(dir), None) => Err(image_error(format!(
+                "a mask folder ({}) needs images inside a class folder",
+                dir.display()
+            ))),
+            (SupportMasks::GroundTruth(masks), _) => {
+                let files = masks.get(path).filter(|files| !files.is_empty()).ok_or_else(|| {
+                    image_error("no ground-truth mask for it (<name>_mask.png beside it)".into())
+                })?;
+                let mut identity = String::from("ground truth");
+                let mut images = Vec::with_capacity(files.len());
+                for file in files {
+                    let bytes = std::fs::read(file).map_err(|error| {
+                        image_error(format!("mask {}: {error}", file.display()))
+                    })?;
+                    identity.push(' ');
+                    identity.push_str(&sha256_hex(&bytes));
+                    images.push(bytes);
+                }
+                Ok((identity, MaskSource::GroundTruth(images)))
+            }
+            (SupportMasks::Sam2(segmenter), _) => Ok((
+                segmenter.identity.clone(),
+                MaskSource::Sam2Automatic(MaskChoice::Largest),
+            )),
+            (SupportMasks::None, _) => Ok(("none".into(), MaskSource::None)),
+        }
+    }
+
+    /// The region of one image under this embedder's masks (`None` for the focus `none`), SAM 2's
+    /// from the region cache when it is there; and whether SAM 2 ran for it.
+    pub fn region(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        relative: Option<&Path>,
+    ) -> Result<(Option<Region>, bool), EmbedError> {
+        let (mask_identity, source) = self.mask_source(path, relative)?;
+        let pixels = decode(bytes).map_err(|error| EmbedError::Image {
+            path: path.display().to_string(),
+            detail: error.to_string(),
+        })?;
+        self.region_of(path, bytes, &pixels, &mask_identity, &source)
+    }
+
+    fn region_of(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        pixels: &Pixels8,
+        mask_identity: &str,
+        source: &MaskSource,
+    ) -> Result<(Option<Region>, bool), EmbedError> {
+        // SAM 2's region depends on the image, the weights and the generator's settings only:
+        // the other focus methods' embeddings of this image reuse it.
+        let region_key = match (source, &self.regions) {
+            (MaskSource::Sam2Automatic(_), Some(_)) => Some(key(
+                &sha256_hex(bytes),
+                mask_identity,
+                "sam2 automatic region",
+                &serde_json::to_string(&self.encoder.automatic_settings()).unwrap_or_default(),
+            )),
+            _ => None,
+        };
+        let cached = region_key
+            .as_ref()
+            .zip(self.regions.as_ref())
+            .and_then(|(key, regions)| regions.get(key));
+        if let Some(region) = cached {
+            return Ok((Some(region), false));
+        }
+        let region = pollster::block_on(self.encoder.region(pixels, source)).map_err(|error| {
+            EmbedError::Image {
+                path: path.display().to_string(),
+                detail: error.to_string(),
+            }
+        })?;
+        if let (Some(region), Some(key), Some(regions)) = (&region, &region_key, &self.regions) {
+            // A failed write only costs a SAM 2 pass next time.
+            let _ = regions.put(key, region);
+        }
+        Ok((region, matches!(source, MaskSource::Sam2Automatic(_))))
+    }
+
     /// Embeds one image (`path` names it in messages; `relative`, its path inside the support
     /// folder, finds its mask file).
     pub fn embed(
@@ -135,40 +256,7 @@ impl<'a> Embedder<'a> {
             path: path.display().to_string(),
             detail,
         };
-        let needs_mask = self.focus.needs_mask();
-        let mask_bytes =
-            match (&self.masks, relative) {
-                (SupportMasks::Folder(dir), Some(relative)) if needs_mask => {
-                    let file = mask_file_for(dir, relative).ok_or_else(|| {
-                        image_error(format!(
-                            "no mask file for it under {} (expected {}.png)",
-                            dir.display(),
-                            relative.with_extension("").display()
-                        ))
-                    })?;
-                    Some(std::fs::read(&file).map_err(|error| {
-                        image_error(format!("mask {}: {error}", file.display()))
-                    })?)
-                }
-                (SupportMasks::Folder(dir), None) if needs_mask => {
-                    return Err(image_error(format!(
-                        "a mask folder ({}) needs images inside a class folder",
-                        dir.display()
-                    )));
-                }
-                _ => None,
-            };
-        let (mask_identity, source) = match (mask_bytes, &self.masks) {
-            (Some(bytes), _) => (
-                format!("mask {}", sha256_hex(&bytes)),
-                MaskSource::MaskImage(bytes),
-            ),
-            (None, SupportMasks::Sam2(segmenter)) if needs_mask => (
-                segmenter.identity.clone(),
-                MaskSource::Sam2Automatic(MaskChoice::Largest),
-            ),
-            _ => ("none".into(), MaskSource::None),
-        };
+        let (mask_identity, source) = self.mask_source(path, relative)?;
         let mode = format!("{} {}", self.focus.key(), self.target.key());
         let cache_key = key(
             &sha256_hex(bytes),
@@ -181,12 +269,13 @@ impl<'a> Embedder<'a> {
                 values,
                 cache_key,
                 from_cache: true,
+                segmented: false,
                 warning: None,
             });
         }
         let pixels = decode(bytes).map_err(|error| image_error(error.to_string()))?;
-        let region = pollster::block_on(self.encoder.region(&pixels, &source))
-            .map_err(|error| image_error(error.to_string()))?;
+        let (region, segmented) =
+            self.region_of(path, bytes, &pixels, &mask_identity, &source)?;
         let mut warning = region.as_ref().and_then(|region| region.warning.clone());
         let data = match self.target {
             Target::Embedding => self
@@ -212,6 +301,7 @@ impl<'a> Embedder<'a> {
             values,
             cache_key,
             from_cache: false,
+            segmented,
             warning,
         })
     }

@@ -1,8 +1,13 @@
-//! Labelled images laid out one folder per class — the layout of the public Kaggle sets
-//! (`Training/glioma/*.jpg`, `train/NORMAL/*.jpeg`) that users download.
+//! Labelled images as users download them. [`ClassFolders`]: one folder per class (what
+//! `medfocus train` reads); [`layout::Dataset`]: every layout the evaluation reads (split folders,
+//! CoOp/Dassl split files, CSV lists, BUSI's ground-truth masks).
 
 use std::fs;
 use std::path::{Path, PathBuf};
+
+pub mod layout;
+
+pub use layout::{Dataset, Layout, Sample, Skipped, SplitName};
 
 /// File extensions we try to decode; anything else in a class folder is ignored.
 pub const IMAGE_EXTENSIONS: [&str; 8] =
@@ -19,6 +24,8 @@ pub enum DatasetError {
     NotAFolder(PathBuf),
     #[error("{0} has no class sub-folders containing images")]
     NoClasses(PathBuf),
+    #[error("{path}: {detail}")]
+    Format { path: PathBuf, detail: String },
 }
 
 /// One labelled image.

@@ -1,0 +1,618 @@
+//! The evaluation grid: every focus × manifest (protocol point × seed) × head kind, each run
+//! trained on its manifest's training images (its validation images judging), scored on its
+//! test images. Images are embedded once per focus, through the embedding cache, whatever the
+//! number of runs that use them; a run already recorded is not run again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Instant;
+
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::metrics::{Metrics, MetricsError};
+use super::protocol::{HashedSet, Manifest, Resolved};
+use crate::clip::load::LoadedClip;
+use crate::dataset::Dataset;
+use crate::focus::mask::Mask;
+use crate::clip::zero_shot::{ZeroShotClassifier, ZeroShotError};
+use crate::heads::features::{FeatureError, FeatureSet};
+use crate::heads::head::HeadModel;
+use crate::heads::head_file::{FocusMode, HeadKind};
+use crate::heads::train::cache::{EmbeddingCache, sha256_hex};
+use crate::heads::train::coop::train_coop;
+use crate::heads::train::from_folders::{
+    FromFoldersError, HeadIdentity, assemble_head, default_templates,
+};
+use crate::heads::train::recipes::{HeadSettings, TextPrior, Training, train_kind};
+use crate::heads::train::run::{Silent, TrainError, TrainRun, host_values};
+use crate::heads::train::support::{EmbedError, Embedder, SupportMasks};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Text(#[from] ZeroShotError),
+    #[error(transparent)]
+    Features(#[from] FeatureError),
+    #[error(transparent)]
+    Head(#[from] FromFoldersError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("scoring the test images: {0}")]
+    Scoring(String),
+    #[error("writing the results: {0}")]
+    Output(String),
+}
+
+/// Head kinds the grid trains (the fine-tune needs every image's tokens, not its embedding).
+pub fn check_head_kind(kind: HeadKind) -> Result<(), EvalError> {
+    if kind == HeadKind::Finetune {
+        return Err(EvalError::Invalid(
+            "eval trains heads on cached embeddings; the fine-tune trains the image tower itself: evaluate it with `medfocus train` + `predict`".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One finished run, as `runs.jsonl` records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Hash of everything that determines the run (manifest, head, settings, focus, masks,
+    /// model): the key a resumed evaluation skips by.
+    pub run: String,
+    pub manifest: String,
+    pub manifest_sha256: String,
+    pub protocol: String,
+    pub seed: u64,
+    pub head: String,
+    pub focus: String,
+    pub masks: String,
+    pub model: String,
+    pub train_images: usize,
+    pub val_images: usize,
+    pub test_images: usize,
+    pub metrics: Metrics,
+    /// The chosen hyper-parameters and fit summaries (the head file's training log).
+    pub training: serde_json::Value,
+    pub seconds: f64,
+}
+
+/// One test image's prediction in one run (`predictions.jsonl`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PredictionRecord {
+    pub run: String,
+    pub path: String,
+    pub truth: usize,
+    pub probabilities: Vec<f64>,
+    /// Where the mask came from (`none` for the focus `none`).
+    pub masks: String,
+}
+
+/// Where the grid's masks come from.
+pub enum EvalMasks<'a> {
+    None,
+    /// `<dir>/<image's path inside the set, extension .png>`.
+    Folder(std::path::PathBuf),
+    Sam2(&'a crate::pipeline::Segmenter),
+    /// The set's own ground-truth masks (BUSI's): the oracle.
+    GroundTruth,
+}
+
+impl EvalMasks<'_> {
+    fn support(&self, set: &Dataset) -> SupportMasks<'_> {
+        match self {
+            EvalMasks::None => SupportMasks::None,
+            EvalMasks::Folder(dir) => SupportMasks::Folder(dir.clone()),
+            EvalMasks::Sam2(segmenter) => SupportMasks::Sam2(segmenter),
+            EvalMasks::GroundTruth => SupportMasks::GroundTruth(
+                set.samples
+                    .iter()
+                    .filter(|sample| !sample.masks.is_empty())
+                    .map(|sample| (sample.path.clone(), sample.masks.clone()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// How SAM 2's region of one image compares with the image's ground-truth mask
+/// (`masks.jsonl`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MaskRecord {
+    pub path: String,
+    pub class_index: usize,
+    /// `sam2-automatic`, or `whole-image` when no automatic mask qualified.
+    pub origin: String,
+    pub coverage: f32,
+    /// The ground-truth mask has no pixel inside (BUSI's normal images).
+    pub truth_empty: bool,
+    pub dice: f64,
+    pub iou: f64,
+}
+
+/// The united ground-truth masks of a sample.
+fn ground_truth(sample: &crate::dataset::Sample) -> Result<Mask, String> {
+    let mut united: Option<Mask> = None;
+    for file in &sample.masks {
+        let bytes = std::fs::read(file).map_err(|error| format!("{}: {error}", file.display()))?;
+        let decoded = crate::imaging::decode_image(&bytes)
+            .map_err(|error| format!("{}: {error}", file.display()))?;
+        let mask = Mask::from_image(&decoded.pixels);
+        united = Some(match united {
+            None => mask,
+            Some(so_far) => so_far
+                .union(&mask)
+                .map_err(|error| format!("{}: {error}", file.display()))?,
+        });
+    }
+    united.ok_or_else(|| "no ground-truth mask".to_string())
+}
+
+/// Dice and IoU of SAM 2's region against the ground truth, for every needed image that has
+/// ground-truth masks (the region cache makes this free after the embedding stage).
+fn measure_masks(
+    set: &HashedSet,
+    needed: &BTreeSet<usize>,
+    embedder: &Embedder,
+    observer: &mut dyn EvalObserver,
+) -> Vec<MaskRecord> {
+    let masked: Vec<usize> = needed
+        .iter()
+        .copied()
+        .filter(|&index| !set.dataset.samples[index].masks.is_empty())
+        .collect();
+    let mut records = Vec::new();
+    observer.stage("masks vs ground truth", masked.len());
+    for (done, index) in masked.into_iter().enumerate() {
+        observer.progress(done);
+        let sample = &set.dataset.samples[index];
+        let measured = std::fs::read(&sample.path)
+            .map_err(|error| error.to_string())
+            .and_then(|bytes| {
+                embedder
+                    .region(&sample.path, &bytes, Some(Path::new(&sample.relative)))
+                    .map_err(|error| error.to_string())
+            })
+            .and_then(|(region, _)| {
+                let region = region.ok_or_else(|| "no region".to_string())?;
+                let truth = ground_truth(sample)?;
+                let overlap = region.mask.overlap(&truth).ok_or_else(|| {
+                    format!(
+                        "SAM 2's region is {}×{}, the ground truth {}×{}",
+                        region.mask.width, region.mask.height, truth.width, truth.height
+                    )
+                })?;
+                Ok(MaskRecord {
+                    path: sample.relative.clone(),
+                    class_index: sample.class_index,
+                    origin: region.origin.name().to_string(),
+                    coverage: region.coverage,
+                    truth_empty: truth.coverage() == 0.0,
+                    dice: overlap.dice,
+                    iou: overlap.iou,
+                })
+            });
+        match measured {
+            Ok(record) => records.push(record),
+            Err(error) => observer.note(&format!(
+                "{}: mask not measured: {error}",
+                sample.path.display()
+            )),
+        }
+    }
+    records
+}
+
+pub struct EvalRequest<'a> {
+    pub set: &'a HashedSet,
+    /// Each manifest with its images found in `set`, and its file name.
+    pub manifests: Vec<(Manifest, Resolved)>,
+    pub clip: &'a LoadedClip,
+    pub clip_name: String,
+    /// Words the text prompts use per class (default: the class names).
+    pub class_names: Option<Vec<String>>,
+    pub templates: Vec<String>,
+    pub heads: Vec<HeadKind>,
+    pub focuses: Vec<FocusMode>,
+    pub masks: EvalMasks<'a>,
+    pub cache: Option<EmbeddingCache>,
+    /// Hyper-parameters every run starts from (its kind and seed are set per run).
+    pub settings: HeadSettings,
+    pub device: Device,
+    /// Runs already recorded (skipped).
+    pub done: BTreeSet<String>,
+}
+
+/// What the grid reports as it goes.
+pub trait EvalObserver {
+    /// A stage begins: `total` steps.
+    fn stage(&mut self, _name: &str, _total: usize) {}
+    fn progress(&mut self, _done: usize) {}
+    fn note(&mut self, _text: &str) {}
+    /// A run finished: record it (the grid continues only when this succeeds).
+    fn finished(
+        &mut self,
+        record: &RunRecord,
+        predictions: &[PredictionRecord],
+    ) -> Result<(), EvalError>;
+}
+
+/// What the grid did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EvalSummary {
+    pub runs: usize,
+    pub skipped_runs: usize,
+    /// Images embedded (per focus method), and how many of those came from the cache.
+    pub embedded: usize,
+    pub from_cache: usize,
+    /// SAM 2 automatic-mask passes (a region from the region cache needs none).
+    pub segmented: usize,
+    /// SAM 2's regions against the set's ground-truth masks (when it has them).
+    pub masks: Vec<MaskRecord>,
+    pub unusable_images: Vec<String>,
+}
+
+/// The run's identity: everything that changes its result.
+fn run_id(
+    manifest_sha256: &str,
+    settings: &HeadSettings,
+    focus: &FocusMode,
+    masks: &str,
+    model_fingerprint: &str,
+    prompt_classes: &[String],
+    templates: &[String],
+) -> String {
+    let identity = json!({
+        "manifest": manifest_sha256,
+        "settings": settings,
+        "focus": focus.key(),
+        "masks": masks,
+        "model": model_fingerprint,
+        "classes": prompt_classes,
+        "templates": templates,
+    });
+    sha256_hex(identity.to_string().as_bytes())
+}
+
+/// Runs the grid; each finished run goes to `observer.finished` before the next starts.
+pub fn evaluate(
+    request: EvalRequest,
+    observer: &mut dyn EvalObserver,
+) -> Result<EvalSummary, EvalError> {
+    for &kind in &request.heads {
+        check_head_kind(kind)?;
+    }
+    request.settings.check().map_err(EvalError::Invalid)?;
+    let data = &request.set.dataset;
+    let prompt_classes = match &request.class_names {
+        Some(names) if names.len() != data.classes.len() => {
+            return Err(EvalError::Invalid(format!(
+                "{} class names given for {} classes ({})",
+                names.len(),
+                data.classes.len(),
+                data.classes.join(", ")
+            )));
+        }
+        Some(names) => names.clone(),
+        None => data.classes.clone(),
+    };
+    let templates = default_templates(&request.templates, HeadKind::ZeroShot);
+    let zero_shot = ZeroShotClassifier::new(request.clip, &prompt_classes, &templates)?;
+    let text = TextPrior {
+        embeddings: host_values(zero_shot.class_embeddings.clone())?,
+        scale: zero_shot.logit_scale,
+    };
+    let embed_dim = zero_shot.class_embeddings.dims()[1];
+    let needed: BTreeSet<usize> = request
+        .manifests
+        .iter()
+        .flat_map(|(_, resolved)| resolved.train.iter().chain(&resolved.val).chain(&resolved.test))
+        .copied()
+        .collect();
+    let mut summary = EvalSummary::default();
+    let train_device = request.device.clone().autodiff();
+
+    for focus in &request.focuses {
+        let mut focus = focus.clone();
+        let support_masks = if focus.needs_mask() {
+            request.masks.support(data)
+        } else {
+            SupportMasks::None
+        };
+        focus.masks = support_masks.describe();
+        if let SupportMasks::Sam2(segmenter) = &support_masks {
+            focus.automatic = Some(segmenter.automatic.clone());
+        }
+        let masks_identity = focus.masks.clone();
+        // Which runs of this focus remain: embed only when some do.
+        let mut pending = Vec::new();
+        for (manifest, resolved) in &request.manifests {
+            let manifest_sha256 = manifest.sha256();
+            for &kind in &request.heads {
+                let settings = HeadSettings {
+                    kind,
+                    seed: manifest.seed,
+                    ..request.settings.clone()
+                };
+                let id = run_id(
+                    &manifest_sha256,
+                    &settings,
+                    &focus,
+                    &masks_identity,
+                    &request.clip.model.fingerprint,
+                    &prompt_classes,
+                    &templates,
+                );
+                if request.done.contains(&id) {
+                    summary.skipped_runs += 1;
+                } else {
+                    pending.push((manifest, resolved, manifest_sha256.clone(), settings, id));
+                }
+            }
+        }
+        let measure = matches!(support_masks, SupportMasks::Sam2(_))
+            && summary.masks.is_empty()
+            && data.masked() > 0;
+        if pending.is_empty() && !measure {
+            continue;
+        }
+        let embedder = Embedder::new(
+            request.clip,
+            focus.clone(),
+            support_masks,
+            request.cache.clone(),
+        )?;
+        if pending.is_empty() {
+            summary.masks = measure_masks(request.set, &needed, &embedder, observer);
+            continue;
+        }
+        let embeddings = embed_images(
+            request.set,
+            &needed,
+            &embedder,
+            &focus.method,
+            observer,
+            &mut summary,
+        );
+        if measure {
+            summary.masks = measure_masks(request.set, &needed, &embedder, observer);
+        }
+        observer.stage(&format!("runs ({})", focus.method), pending.len());
+        for (done, (manifest, resolved, manifest_sha256, settings, id)) in
+            pending.into_iter().enumerate()
+        {
+            observer.progress(done);
+            let started = Instant::now();
+            let result = one_run(
+                &RunInputs {
+                    request: &request,
+                    resolved,
+                    embeddings: &embeddings,
+                    text: &text,
+                    prompt_classes: &prompt_classes,
+                    templates: &templates,
+                    embed_dim,
+                    focus: &focus,
+                    train_device: &train_device,
+                },
+                &settings,
+            );
+            let (metrics, training, counts, predictions) = match result {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    observer.note(&format!(
+                        "{} {} seed {} {} ({}): not run: {error}",
+                        manifest.protocol.label(),
+                        settings.kind.name(),
+                        manifest.seed,
+                        focus.method,
+                        manifest.file_name()
+                    ));
+                    continue;
+                }
+            };
+            let record = RunRecord {
+                run: id.clone(),
+                manifest: manifest.file_name(),
+                manifest_sha256,
+                protocol: manifest.protocol.label(),
+                seed: manifest.seed,
+                head: settings.kind.name().to_string(),
+                focus: focus.method.clone(),
+                masks: masks_identity.clone(),
+                model: request.clip_name.clone(),
+                train_images: counts.0,
+                val_images: counts.1,
+                test_images: counts.2,
+                metrics,
+                training,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            let predictions: Vec<PredictionRecord> = predictions
+                .into_iter()
+                .map(|(sample, probabilities)| PredictionRecord {
+                    run: id.clone(),
+                    path: data.samples[sample].relative.clone(),
+                    truth: data.samples[sample].class_index,
+                    probabilities,
+                    masks: masks_identity.clone(),
+                })
+                .collect();
+            observer.finished(&record, &predictions)?;
+            summary.runs += 1;
+        }
+    }
+    Ok(summary)
+}
+
+/// Every needed image's embedding under one focus; an image that fails is named once and left
+/// out of every run.
+fn embed_images(
+    set: &HashedSet,
+    needed: &BTreeSet<usize>,
+    embedder: &Embedder,
+    method: &str,
+    observer: &mut dyn EvalObserver,
+    summary: &mut EvalSummary,
+) -> BTreeMap<usize, Vec<f32>> {
+    let mut embeddings = BTreeMap::new();
+    observer.stage(&format!("embedding ({method})"), needed.len());
+    for (done, &index) in needed.iter().enumerate() {
+        observer.progress(done);
+        let sample = &set.dataset.samples[index];
+        let result = std::fs::read(&sample.path)
+            .map_err(|error| EmbedError::Image {
+                path: sample.path.display().to_string(),
+                detail: error.to_string(),
+            })
+            .and_then(|bytes| {
+                embedder.embed(&sample.path, &bytes, Some(Path::new(&sample.relative)))
+            });
+        match result {
+            Ok(embedded) => {
+                summary.embedded += 1;
+                summary.from_cache += usize::from(embedded.from_cache);
+                summary.segmented += usize::from(embedded.segmented);
+                if let Some(warning) = embedded.warning {
+                    observer.note(&format!("{}: {warning}", sample.path.display()));
+                }
+                embeddings.insert(index, embedded.values);
+            }
+            Err(error) => {
+                let line = error.to_string();
+                observer.note(&line);
+                if !summary.unusable_images.contains(&line) {
+                    summary.unusable_images.push(line);
+                }
+            }
+        }
+    }
+    observer.progress(needed.len());
+    embeddings
+}
+
+struct RunInputs<'r, 'a> {
+    request: &'r EvalRequest<'a>,
+    resolved: &'r Resolved,
+    embeddings: &'r BTreeMap<usize, Vec<f32>>,
+    text: &'r TextPrior,
+    prompt_classes: &'r [String],
+    templates: &'r [String],
+    embed_dim: usize,
+    focus: &'r FocusMode,
+    train_device: &'r Device,
+}
+
+type RunOutcome = (
+    Metrics,
+    serde_json::Value,
+    (usize, usize, usize),
+    Vec<(usize, Vec<f64>)>,
+);
+
+/// Trains one head on one manifest's images and scores its test images.
+fn one_run(inputs: &RunInputs, settings: &HeadSettings) -> Result<RunOutcome, EvalError> {
+    let data = &inputs.request.set.dataset;
+    let classes = data.classes.len();
+    let usable = |indices: &[usize]| -> Vec<usize> {
+        indices
+            .iter()
+            .copied()
+            .filter(|index| inputs.embeddings.contains_key(index))
+            .collect()
+    };
+    let (train, val, test) = (
+        usable(&inputs.resolved.train),
+        usable(&inputs.resolved.val),
+        usable(&inputs.resolved.test),
+    );
+    if test.is_empty() {
+        return Err(EvalError::Invalid("no usable test image".into()));
+    }
+    let rows: Vec<usize> = train.iter().chain(&val).copied().collect();
+    let dim = inputs.embeddings[&rows.first().copied().unwrap_or(test[0])].len();
+    let mut values = Vec::with_capacity(rows.len() * dim);
+    for index in &rows {
+        values.extend_from_slice(&inputs.embeddings[index]);
+    }
+    let labels: Vec<usize> = rows
+        .iter()
+        .map(|&index| data.samples[index].class_index)
+        .collect();
+    let support = FeatureSet::new(data.classes.clone(), dim, values, labels)?;
+    let validation: Vec<usize> = (train.len()..rows.len()).collect();
+    // A class must train: a validation image alone cannot stand in for it.
+    let trained_labels: BTreeSet<usize> = train
+        .iter()
+        .map(|&index| data.samples[index].class_index)
+        .collect();
+    if trained_labels.len() < classes {
+        return Err(EvalError::Invalid(
+            "some class has no usable training image".into(),
+        ));
+    }
+    let (mut run, _) = TrainRun::open(None, "eval", false)?;
+    let mut silent = Silent;
+    let training = Training::new(settings, &mut run, &mut silent, inputs.train_device)
+        .with_validation(Some(&validation));
+    let trained = match settings.kind {
+        HeadKind::Coop => train_coop(inputs.request.clip, &support, inputs.prompt_classes, training)?,
+        _ => train_kind(&support, inputs.text, training)?,
+    };
+    let head = assemble_head(
+        trained,
+        HeadIdentity {
+            kind: settings.kind,
+            classes: data.classes.clone(),
+            templates: inputs.templates.to_vec(),
+            clip: inputs.request.clip,
+            clip_name: inputs.request.clip_name.clone(),
+            embed_dim: inputs.embed_dim,
+            focus: inputs.focus.clone(),
+        },
+    )?;
+    let model = HeadModel::new(&head, &inputs.request.device);
+    let mut test_values = Vec::with_capacity(test.len() * dim);
+    for index in &test {
+        test_values.extend_from_slice(&inputs.embeddings[index]);
+    }
+    let embeddings = Tensor::<2>::from_data(
+        TensorData::new(test_values, [test.len(), dim]),
+        &inputs.request.device,
+    );
+    let logits = model
+        .logits(embeddings)
+        .map_err(|error| EvalError::Scoring(error.to_string()))?;
+    let probabilities: Vec<f64> = softmax(logits, 1)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|error| EvalError::Scoring(format!("{error:?}")))?
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let truth: Vec<usize> = test
+        .iter()
+        .map(|&index| data.samples[index].class_index)
+        .collect();
+    let metrics = Metrics::compute(&probabilities, &truth, classes)?;
+    let predictions = test
+        .iter()
+        .zip(probabilities.chunks(classes))
+        .map(|(&index, row)| (index, row.to_vec()))
+        .collect();
+    Ok((
+        metrics,
+        head.header.training,
+        (train.len(), val.len(), test.len()),
+        predictions,
+    ))
+}

@@ -1,0 +1,20 @@
+//! Evaluation (native): does the mask help? Reproduces the paper's protocol (a fraction of the
+//! training split) and the field's K-shot benchmark on the sets users download, every number
+//! traceable to a manifest and a predictions file.
+//!
+//! | file | what |
+//! |---|---|
+//! | [`metrics`] | accuracy, balanced accuracy, macro-F1, κ, AUROC, log loss, ECE, confusion — as scikit-learn defines them |
+//! | [`protocol`] | train/val/test draws per protocol point and seed, written as manifests and reused exactly |
+//! | [`grid`] | focus × manifest × head runs through the embedding cache |
+//! | [`report`] | the report folder: manifests, `runs.jsonl`/`.csv`, `predictions.jsonl`, `report.md` |
+
+pub mod grid;
+pub mod metrics;
+pub mod protocol;
+pub mod report;
+
+pub use grid::{EvalError, EvalMasks, EvalObserver, EvalRequest, EvalSummary, evaluate};
+pub use metrics::Metrics;
+pub use protocol::{HashedSet, Manifest, Protocol};
+pub use report::{ReportContext, ReportFolder};

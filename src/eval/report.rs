@@ -1,0 +1,480 @@
+//! The evaluation's report folder:
+//!
+//! | file | what |
+//! |---|---|
+//! | `manifests/*.json` | each run's images (see [`super::protocol`]) |
+//! | `runs.jsonl` | one line per finished run: its identity, every metric, the chosen hyper-parameters |
+//! | `predictions.jsonl` | one line per test image per run: truth, probabilities, mask source |
+//! | `runs.csv` | `runs.jsonl` as a table |
+//! | `masks.jsonl` | per image with a ground-truth mask: Dice and IoU of SAM 2's region against it |
+//! | `report.md` | tables laid out like the paper's: rows = focus × head, columns = protocol points, cells = mean ± std over seeds |
+//!
+//! A run's predictions are appended before its line in `runs.jsonl`, so a run is recorded only
+//! once everything it produced is on disk; a killed evaluation leaves at most a torn last line
+//! and orphan predictions, both dropped when the folder is opened again. Every figure in
+//! `report.md` and `runs.csv` is computed from the runs' records, which come from the same
+//! predictions that `predictions.jsonl` holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use super::grid::{EvalError, MaskRecord, PredictionRecord, RunRecord};
+use super::metrics::mean_std;
+use super::protocol::Manifest;
+
+pub const RUNS: &str = "runs.jsonl";
+pub const PREDICTIONS: &str = "predictions.jsonl";
+pub const RUNS_CSV: &str = "runs.csv";
+pub const REPORT: &str = "report.md";
+pub const MANIFESTS: &str = "manifests";
+pub const MASKS: &str = "masks.jsonl";
+
+fn output_error(path: &Path, error: impl std::fmt::Display) -> EvalError {
+    EvalError::Output(format!("{}: {error}", path.display()))
+}
+
+/// Writes `bytes` to `path` through a scratch file and a rename (never half a file).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EvalError> {
+    let scratch = path.with_extension("partial");
+    fs::write(&scratch, bytes).map_err(|error| output_error(&scratch, error))?;
+    fs::rename(&scratch, path).map_err(|error| output_error(path, error))
+}
+
+pub struct ReportFolder {
+    dir: PathBuf,
+}
+
+impl ReportFolder {
+    /// Opens (creating) `dir` and returns the runs it already records; `fresh` discards them.
+    pub fn open(dir: &Path, fresh: bool) -> Result<(Self, Vec<RunRecord>), EvalError> {
+        fs::create_dir_all(dir.join(MANIFESTS)).map_err(|error| output_error(dir, error))?;
+        let folder = Self {
+            dir: dir.to_path_buf(),
+        };
+        if fresh {
+            for name in [RUNS, PREDICTIONS, RUNS_CSV, REPORT, MASKS] {
+                let path = dir.join(name);
+                if path.exists() {
+                    fs::remove_file(&path).map_err(|error| output_error(&path, error))?;
+                }
+            }
+        }
+        let runs = folder.read_lines::<RunRecord>(RUNS, &|_| true)?;
+        let recorded: BTreeSet<String> = runs.iter().map(|run| run.run.clone()).collect();
+        // Predictions of a run that never got its line (killed in between) are dropped.
+        folder.read_lines::<PredictionRecord>(PREDICTIONS, &|prediction| {
+            recorded.contains(&prediction.run)
+        })?;
+        Ok((folder, runs))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The records of `name` that parse and `keep` accepts; the file is rewritten to exactly
+    /// those when anything was dropped (a torn line, an orphan).
+    fn read_lines<T: serde::de::DeserializeOwned + serde::Serialize>(
+        &self,
+        name: &str,
+        keep: &dyn Fn(&T) -> bool,
+    ) -> Result<Vec<T>, EvalError> {
+        let path = self.dir.join(name);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(output_error(&path, error)),
+        };
+        let mut kept = Vec::new();
+        let mut kept_lines = String::new();
+        let mut dropped = false;
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(|error| output_error(&path, error))?;
+            match serde_json::from_str::<T>(&line) {
+                Ok(record) if keep(&record) => {
+                    kept_lines.push_str(&line);
+                    kept_lines.push('\n');
+                    kept.push(record);
+                }
+                _ => dropped = true,
+            }
+        }
+        if dropped {
+            write_atomic(&path, kept_lines.as_bytes())?;
+        }
+        Ok(kept)
+    }
+
+    fn append_lines(&self, name: &str, lines: &str) -> Result<(), EvalError> {
+        let path = self.dir.join(name);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|error| output_error(&path, error))?;
+        file.write_all(lines.as_bytes())
+            .and_then(|()| file.sync_data())
+            .map_err(|error| output_error(&path, error))
+    }
+
+    /// Records one finished run: its predictions, then its line.
+    pub fn append(
+        &self,
+        record: &RunRecord,
+        predictions: &[PredictionRecord],
+    ) -> Result<(), EvalError> {
+        let mut lines = String::new();
+        for prediction in predictions {
+            lines.push_str(&serde_json::to_string(prediction).map_err(|e| EvalError::Output(e.to_string()))?);
+            lines.push('\n');
+        }
+        self.append_lines(PREDICTIONS, &lines)?;
+        let mut line = serde_json::to_string(record).map_err(|e| EvalError::Output(e.to_string()))?;
+        line.push('\n');
+        self.append_lines(RUNS, &line)
+    }
+
+    /// `manifests/<protocol>-seed-<seed>.json`; returns the path.
+    pub fn write_manifest(&self, manifest: &Manifest) -> Result<PathBuf, EvalError> {
+        let path = self.dir.join(MANIFESTS).join(manifest.file_name());
+        write_atomic(&path, &manifest.to_bytes())?;
+        Ok(path)
+    }
+
+    /// `runs.csv` and `report.md` from every recorded run.
+    pub fn write_summary(
+        &self,
+        runs: &[RunRecord],
+        context: &ReportContext,
+    ) -> Result<(), EvalError> {
+        write_atomic(&self.dir.join(RUNS_CSV), &runs_csv(runs)?)?;
+        if !context.mask_quality.is_empty() {
+            let mut lines = String::new();
+            for record in &context.mask_quality {
+                lines.push_str(&serde_json::to_string(record).map_err(|e| EvalError::Output(e.to_string()))?);
+                lines.push('\n');
+            }
+            write_atomic(&self.dir.join(MASKS), lines.as_bytes())?;
+        }
+        write_atomic(&self.dir.join(REPORT), report_markdown(runs, context).as_bytes())
+    }
+}
+
+/// What the report says about the evaluation beside its numbers.
+#[derive(Clone, Debug, Default)]
+pub struct ReportContext {
+    pub data: String,
+    pub layout: String,
+    pub classes: Vec<String>,
+    /// Images per class in train / val / test pools.
+    pub pools: [Vec<usize>; 3],
+    pub splits: String,
+    pub model: String,
+    pub model_fingerprint: String,
+    /// Row order: focus methods, head kinds (as requested).
+    pub focuses: Vec<String>,
+    pub heads: Vec<String>,
+    pub masks: String,
+    pub notes: Vec<String>,
+    pub unusable_images: Vec<String>,
+    pub skipped_files: usize,
+    /// SAM 2's regions against the ground truth.
+    pub mask_quality: Vec<MaskRecord>,
+    /// The command that reproduces it.
+    pub command: String,
+}
+
+fn runs_csv(runs: &[RunRecord]) -> Result<Vec<u8>, EvalError> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let csv_error = |error: csv::Error| EvalError::Output(format!("runs.csv: {error}"));
+    writer
+        .write_record([
+            "run", "manifest", "manifest_sha256", "protocol", "seed", "head", "focus", "masks",
+            "model", "train_images", "val_images", "test_images", "accuracy",
+            "balanced_accuracy", "macro_f1", "kappa", "auroc", "log_loss", "ece", "seconds",
+        ])
+        .map_err(csv_error)?;
+    for run in runs {
+        let m = &run.metrics;
+        writer
+            .write_record([
+                run.run.clone(),
+                run.manifest.clone(),
+                run.manifest_sha256.clone(),
+                run.protocol.clone(),
+                run.seed.to_string(),
+                run.head.clone(),
+                run.focus.clone(),
+                run.masks.clone(),
+                run.model.clone(),
+                run.train_images.to_string(),
+                run.val_images.to_string(),
+                run.test_images.to_string(),
+                m.accuracy.to_string(),
+                m.balanced_accuracy.to_string(),
+                m.macro_f1.to_string(),
+                m.kappa.to_string(),
+                m.auroc.map(|v| v.to_string()).unwrap_or_default(),
+                m.log_loss.to_string(),
+                m.ece.to_string(),
+                format!("{:.3}", run.seconds),
+            ])
+            .map_err(csv_error)?;
+    }
+    writer
+        .into_inner()
+        .map_err(|error| EvalError::Output(format!("runs.csv: {error}")))
+}
+
+/// Protocol labels in column order (fractions, then shots, ascending).
+fn columns(runs: &[RunRecord]) -> Vec<String> {
+    let mut labels: Vec<(u8, f64, String)> = Vec::new();
+    for run in runs {
+        if labels.iter().any(|(_, _, label)| *label == run.protocol) {
+            continue;
+        }
+        let (kind, value) = parse_label(&run.protocol);
+        labels.push((kind, value, run.protocol.clone()));
+    }
+    labels.sort_by(|a, b| (a.0, a.1).partial_cmp(&(b.0, b.1)).unwrap_or(std::cmp::Ordering::Equal));
+    labels.into_iter().map(|(_, _, label)| label).collect()
+}
+
+fn parse_label(label: &str) -> (u8, f64) {
+    if let Some(percent) = label.strip_suffix('%') {
+        return (0, percent.parse().unwrap_or(f64::MAX));
+    }
+    if let Some(shots) = label.strip_suffix("-shot") {
+        return (1, shots.parse().unwrap_or(f64::MAX));
+    }
+    (2, 0.0)
+}
+
+type Metric = (&'static str, fn(&RunRecord) -> Option<f64>);
+
+const METRICS: [Metric; 5] = [
+    ("Accuracy", |run| Some(run.metrics.accuracy)),
+    ("Balanced accuracy", |run| Some(run.metrics.balanced_accuracy)),
+    ("Macro-F1", |run| Some(run.metrics.macro_f1)),
+    ("AUROC (one-vs-rest, macro)", |run| run.metrics.auroc),
+    ("Expected calibration error (15 bins; lower is better)", |run| Some(run.metrics.ece)),
+];
+
+fn report_markdown(runs: &[RunRecord], context: &ReportContext) -> String {
+    let mut out = String::new();
+    let columns = columns(runs);
+    let _ = writeln!(out, "# MedFocus evaluation\n");
+    let _ = writeln!(out, "- data: `{}` ({})", context.data, context.layout);
+    let pool_line = |counts: &[usize]| -> String {
+        context
+            .classes
+            .iter()
+            .zip(counts)
+            .map(|(class, count)| format!("{class} {count}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(out, "- classes: {}", context.classes.join(", "));
+    for (name, counts) in ["train", "val", "test"].iter().zip(&context.pools) {
+        let _ = writeln!(
+            out,
+            "- {name} pool: {} images ({})",
+            counts.iter().sum::<usize>(),
+            pool_line(counts)
+        );
+    }
+    let _ = writeln!(out, "- splits: {}", context.splits);
+    let _ = writeln!(
+        out,
+        "- model: `{}` (fingerprint {})",
+        context.model,
+        &context.model_fingerprint[..context.model_fingerprint.len().min(12)]
+    );
+    let _ = writeln!(out, "- masks: {}", context.masks);
+    let seeds: BTreeSet<u64> = runs.iter().map(|run| run.seed).collect();
+    let _ = writeln!(
+        out,
+        "- seeds: {} — cells are mean ± standard deviation over them (population std, as CoOp/Dassl report), in %",
+        seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+    );
+    let _ = writeln!(out, "- runs: {}", runs.len());
+    if context.skipped_files > 0 || !context.unusable_images.is_empty() {
+        let _ = writeln!(
+            out,
+            "- left out: {} files by the loader, {} images that could not be embedded (listed below)",
+            context.skipped_files,
+            context.unusable_images.len()
+        );
+    }
+    if !context.command.is_empty() {
+        let _ = writeln!(out, "\nReproduce: `{}`", context.command);
+    }
+    for (title, value) in METRICS {
+        let _ = writeln!(out, "\n## {title}\n");
+        let _ = write!(out, "| focus | head |");
+        for column in &columns {
+            let _ = write!(out, " {column} |");
+        }
+        let _ = write!(out, "\n|---|---|");
+        for _ in &columns {
+            let _ = write!(out, "---|");
+        }
+        let _ = writeln!(out);
+        for focus in &context.focuses {
+            for head in &context.heads {
+                let cell_runs: Vec<&RunRecord> = runs
+                    .iter()
+                    .filter(|run| run.focus == *focus && run.head == *head)
+                    .collect();
+                if cell_runs.is_empty() {
+                    continue;
+                }
+                let _ = write!(out, "| {focus} | {head} |");
+                for column in &columns {
+                    let values: Vec<f64> = cell_runs
+                        .iter()
+                        .filter(|run| run.protocol == *column)
+                        .filter_map(|run| value(run))
+                        .collect();
+                    match mean_std(&values) {
+                        Some((mean, std)) if values.len() > 1 => {
+                            let _ = write!(out, " {:.1} ± {:.1} |", mean * 100.0, std * 100.0);
+                        }
+                        Some((mean, _)) => {
+                            let _ = write!(out, " {:.1} |", mean * 100.0);
+                        }
+                        None => {
+                            let _ = write!(out, " – |");
+                        }
+                    }
+                }
+                let _ = writeln!(out);
+            }
+        }
+    }
+    mask_section(&mut out, context);
+    confusion_section(&mut out, runs, context, columns.last());
+    if !context.notes.is_empty() {
+        let _ = writeln!(out, "\n## Protocol notes\n");
+        for note in &context.notes {
+            let _ = writeln!(out, "- {note}");
+        }
+    }
+    if !context.unusable_images.is_empty() {
+        let _ = writeln!(out, "\n## Images left out\n");
+        for line in &context.unusable_images {
+            let _ = writeln!(out, "- {line}");
+        }
+    }
+    out
+}
+
+/// SAM 2's regions against the ground-truth masks, overall and per class.
+fn mask_section(out: &mut String, context: &ReportContext) {
+    let records = &context.mask_quality;
+    if records.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n## SAM 2's regions against the ground-truth masks\n\nImages whose ground truth has a region; mean ± std (population) in %. The `gt` mask source (`--masks gt`) is the oracle: the same runs with these masks show what focus gives apart from SAM 2's quality.\n"
+    );
+    let _ = writeln!(out, "| class | images | Dice | IoU | whole-image fallbacks |\n|---|---|---|---|---|");
+    let mut rows: Vec<(String, Vec<&MaskRecord>)> = context
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(class, name)| {
+            (
+                name.clone(),
+                records
+                    .iter()
+                    .filter(|r| r.class_index == class && !r.truth_empty)
+                    .collect(),
+            )
+        })
+        .collect();
+    rows.push(("all".into(), records.iter().filter(|r| !r.truth_empty).collect()));
+    for (name, members) in rows {
+        if members.is_empty() {
+            continue;
+        }
+        let dice: Vec<f64> = members.iter().map(|r| r.dice).collect();
+        let iou: Vec<f64> = members.iter().map(|r| r.iou).collect();
+        let (dice_mean, dice_std) = mean_std(&dice).unwrap_or_default();
+        let (iou_mean, iou_std) = mean_std(&iou).unwrap_or_default();
+        let fallbacks = members.iter().filter(|r| r.origin == "whole-image").count();
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {:.1} ± {:.1} | {:.1} ± {:.1} | {fallbacks} |",
+            members.len(),
+            dice_mean * 100.0,
+            dice_std * 100.0,
+            iou_mean * 100.0,
+            iou_std * 100.0
+        );
+    }
+    let empty: Vec<&MaskRecord> = records.iter().filter(|r| r.truth_empty).collect();
+    if !empty.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{} images have an empty ground truth (no lesion); SAM 2 still gave a region covering {:.1} % of the image on average.",
+            empty.len(),
+            empty.iter().map(|r| f64::from(r.coverage)).sum::<f64>() / empty.len() as f64 * 100.0
+        );
+    }
+}
+
+/// Confusion matrices at the largest protocol point, summed over seeds.
+fn confusion_section(
+    out: &mut String,
+    runs: &[RunRecord],
+    context: &ReportContext,
+    column: Option<&String>,
+) {
+    let Some(column) = column else { return };
+    let classes = context.classes.len();
+    let _ = writeln!(
+        out,
+        "\n## Confusion matrices at {column} (rows: truth, columns: prediction; summed over seeds)"
+    );
+    let mut cells: BTreeMap<(usize, usize), Vec<Vec<u64>>> = BTreeMap::new();
+    for run in runs.iter().filter(|run| run.protocol == *column) {
+        let (Some(f), Some(h)) = (
+            context.focuses.iter().position(|f| *f == run.focus),
+            context.heads.iter().position(|h| *h == run.head),
+        ) else {
+            continue;
+        };
+        let total = cells
+            .entry((f, h))
+            .or_insert_with(|| vec![vec![0; classes]; classes]);
+        for (row, counts) in total.iter_mut().zip(&run.metrics.confusion) {
+            for (cell, count) in row.iter_mut().zip(counts) {
+                *cell += count;
+            }
+        }
+    }
+    for ((f, h), matrix) in cells {
+        let _ = writeln!(out, "\n{} · {}\n", context.focuses[f], context.heads[h]);
+        let _ = write!(out, "| truth \\ predicted |");
+        for class in &context.classes {
+            let _ = write!(out, " {class} |");
+        }
+        let _ = write!(out, "\n|---|");
+        for _ in &context.classes {
+            let _ = write!(out, "---|");
+        }
+        let _ = writeln!(out);
+        for (class, row) in context.classes.iter().zip(&matrix) {
+            let _ = write!(out, "| {class} |");
+            for count in row {
+                let _ = write!(out, " {count} |");
+            }
+            let _ = writeln!(out);
+        }
+    }
+}
