@@ -260,7 +260,7 @@ fn eval_on_split_folders_with_sam2_masks_and_the_overlay() {
     let output = medfocus(&[
         "eval", "--data", &data, "--model", &fixture("clip/openclip-tiny"), "--protocol",
         "fraction", "--fractions", "0.5,1", "--seeds", "1", "--heads", "linear-probe", "--c", "1",
-        "--focus", "none,overlay,blur", "--sam2", &fixture("sam2/sam2.1-tiny-small.pt"),
+        "--focus", "none,overlay,crop", "--sam2", &fixture("sam2/sam2.1-tiny-small.pt"),
         "--sam2-config", &fixture("sam2/sam2.1-tiny-small.config.json"), "--points-per-side",
         "4", "--out", &out_arg, "--cache", &dir.join("cache").display().to_string(),
     ]);

@@ -42,6 +42,33 @@ impl PreprocessConfig {
     }
 }
 
+/// Samples → 8 bits through the linear window [lowest, highest] of the finite values present
+/// (one window for all channels, so colours keep their balance); non-finite samples become 0,
+/// a constant image 0.
+pub fn window_min_max(samples: impl Iterator<Item = f32> + Clone) -> Vec<u8> {
+    let (low, high) = samples
+        .clone()
+        .filter(|v| v.is_finite())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(low, high), v| {
+            (low.min(v), high.max(v))
+        });
+    window(samples, low, high)
+}
+
+/// Samples → 8 bits through the linear window [`low`, `high`]: `low` and below → 0, `high` and
+/// above → 255 (DICOM's window centre/width is this window).
+pub fn window(samples: impl Iterator<Item = f32>, low: f32, high: f32) -> Vec<u8> {
+    let span = high - low;
+    samples
+        .map(|v| {
+            if !v.is_finite() || !(span > 0.0) {
+                return 0;
+            }
+            ((v - low) / span * 255.0).round().clamp(0.0, 255.0) as u8
+        })
+        .collect()
+}
+
 /// 8-bit pixels, 1 (grey) or 3 (RGB) interleaved channels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pixels8 {
@@ -54,7 +81,10 @@ pub struct Pixels8 {
 impl Pixels8 {
     /// Grey stays grey (Pillow resizes mode `L` images before converting to RGB; the result is
     /// the same either way, at a third of the work). Everything else becomes 8-bit RGB; alpha is
-    /// dropped, as `convert("RGB")` does.
+    /// dropped, as `convert("RGB")` does. Images with more than 8 bits per sample (16-bit PNG or
+    /// TIFF, float TIFF) are windowed to 8 bits over the range of values present (min–max, what
+    /// a viewer shows without window tags): a 12-bit X-ray stored in 16 bits spans 0–4095, and a
+    /// plain conversion (÷257, or Pillow's clip at 255) would leave it almost black or white.
     pub fn from_image(image: &DynamicImage) -> Self {
         let (width, height) = (image.width() as usize, image.height() as usize);
         match image {
@@ -64,13 +94,54 @@ impl Pixels8 {
                 channels: 1,
                 data: grey.as_raw().clone(),
             },
-            DynamicImage::ImageLuma16(_)
-            | DynamicImage::ImageLumaA8(_)
-            | DynamicImage::ImageLumaA16(_) => Self {
+            DynamicImage::ImageLumaA8(_) => Self {
                 width,
                 height,
                 channels: 1,
                 data: image.to_luma8().into_raw(),
+            },
+            DynamicImage::ImageLuma16(grey) => Self {
+                width,
+                height,
+                channels: 1,
+                data: window_min_max(grey.as_raw().iter().map(|&v| f32::from(v))),
+            },
+            DynamicImage::ImageLumaA16(grey) => Self {
+                width,
+                height,
+                channels: 1,
+                data: window_min_max(grey.as_raw().chunks_exact(2).map(|p| f32::from(p[0]))),
+            },
+            DynamicImage::ImageRgb16(rgb) => Self {
+                width,
+                height,
+                channels: 3,
+                data: window_min_max(rgb.as_raw().iter().map(|&v| f32::from(v))),
+            },
+            DynamicImage::ImageRgba16(rgba) => Self {
+                width,
+                height,
+                channels: 3,
+                data: window_min_max(
+                    rgba.as_raw()
+                        .chunks_exact(4)
+                        .flat_map(|p| [p[0], p[1], p[2]])
+                        .map(f32::from),
+                ),
+            },
+            DynamicImage::ImageRgb32F(rgb) => Self {
+                width,
+                height,
+                channels: 3,
+                data: window_min_max(rgb.as_raw().iter().copied()),
+            },
+            DynamicImage::ImageRgba32F(rgba) => Self {
+                width,
+                height,
+                channels: 3,
+                data: window_min_max(
+                    rgba.as_raw().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]),
+                ),
             },
             _ => Self {
                 width,
@@ -309,6 +380,32 @@ pub fn batch_tensor(images: &[Vec<f32>], image_size: usize, device: &Device) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_12_bit_xray_in_a_16_bit_png_is_windowed_not_left_black() {
+        // 12-bit values 1000..=4095 in a 16-bit grey PNG, as X-ray exports store them.
+        let (width, height) = (64u32, 8u32);
+        let values: Vec<u16> = (0..width * height)
+            .map(|i| 1000 + ((i * 3095) / (width * height - 1)) as u16)
+            .collect();
+        let png = image::ImageBuffer::<image::Luma<u16>, _>::from_raw(width, height, values).unwrap();
+        let mut bytes = Vec::new();
+        DynamicImage::ImageLuma16(png)
+            .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+            .unwrap();
+        let decoded = crate::imaging::decode_image(&bytes).unwrap();
+        let pixels = Pixels8::from_image(&decoded.pixels);
+        assert_eq!(pixels.channels, 1);
+        assert_eq!(*pixels.data.iter().min().unwrap(), 0);
+        assert_eq!(*pixels.data.iter().max().unwrap(), 255);
+        // Monotonic and spread over the whole range (÷257 would give 3..15).
+        assert!(pixels.data.windows(2).all(|pair| pair[0] <= pair[1]));
+        assert!(pixels.data.iter().collect::<std::collections::BTreeSet<_>>().len() > 200);
+        // Float and constant images: no NaN, no division by zero.
+        assert_eq!(window_min_max([5.0f32, 5.0].into_iter()), [0, 0]);
+        assert_eq!(window_min_max([0.0f32, f32::NAN, 2.0].into_iter()), [0, 0, 255]);
+        assert_eq!(window([-10.0f32, 50.0, 200.0].into_iter(), 0.0, 100.0), [0, 128, 255]);
+    }
 
     #[test]
     fn identity_size_is_untouched_and_constant_stays_constant() {
