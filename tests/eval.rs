@@ -418,3 +418,67 @@ fn eval_measures_sam2_against_ground_truth_masks_and_runs_the_oracle() {
     assert!(text(&refused.stderr).contains("no ground-truth masks"), "{}", text(&refused.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn medmnist_archives_load_exactly_and_bad_ones_are_named() {
+    use medfocus::dataset::{Dataset, SplitName};
+    let fixtures = common::manifest().join("tests/fixtures/eval");
+    let set = Dataset::open(&fixtures.join("pneumoniamnist.npz"), None).unwrap();
+    assert_eq!(set.classes, ["normal", "pneumonia"]);
+    let counts = set.counts();
+    assert_eq!(counts[&Some(SplitName::Train)], [4, 4]);
+    assert_eq!(counts[&Some(SplitName::Val)], [2, 2]);
+    assert_eq!(counts[&Some(SplitName::Test)], [3, 3]);
+    let facts: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("pneumoniamnist.json")).unwrap()).unwrap();
+    let pixels = |sample: &medfocus::dataset::Sample| -> Vec<u8> {
+        let bytes = set.read(sample).unwrap();
+        assert_eq!(bytes, set.read(sample).unwrap(), "the same PNG bytes every time");
+        let decoded = medfocus::imaging::decode_image(&bytes).unwrap();
+        assert_eq!((decoded.pixels.width(), decoded.pixels.height()), (28, 28));
+        decoded.pixels.to_luma8().into_raw()
+    };
+    let sum = |values: &[u8]| values.iter().map(|&v| v as u64).sum::<u64>();
+    let first_train = set.samples.iter().find(|s| s.split == Some(SplitName::Train)).unwrap();
+    assert_eq!(first_train.relative, "train/000000.png");
+    assert_eq!(sum(&pixels(first_train)), facts["train_first_sum"].as_u64().unwrap());
+    let last_test = set.samples.iter().rfind(|s| s.split == Some(SplitName::Test)).unwrap();
+    let last = pixels(last_test);
+    assert_eq!(sum(&last), facts["test_last_sum"].as_u64().unwrap());
+    assert_eq!(last[5] as u64, facts["test_last_pixel_0_5"].as_u64().unwrap());
+
+    let rgb = Dataset::open(&fixtures.join("rgb-32.npz"), None).unwrap();
+    assert_eq!(rgb.classes, ["0", "1", "2"]);
+    assert_eq!(rgb.arrays.channels, 3);
+    assert!(!rgb.counts().contains_key(&Some(SplitName::Val)));
+
+    let scratch = scratch("npz");
+    let truncated = scratch.join("cut.npz");
+    let bytes = std::fs::read(fixtures.join("pneumoniamnist.npz")).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let empty = scratch.join("empty.npz");
+    std::fs::write(&empty, b"").unwrap();
+    for (path, says) in [
+        (fixtures.join("lying-header.npz"), "train_images.npy: the header's shape [40, 28, 28] needs 31360 bytes, the array has 6272"),
+        (fixtures.join("multi-label.npz"), "multi-label"),
+        (truncated, "not a NumPy .npz archive"),
+        (empty, "not a NumPy .npz archive"),
+    ] {
+        let error = Dataset::open(&path, None).unwrap_err().to_string();
+        assert!(error.contains(says), "{}: {error}", path.display());
+    }
+
+    // And through eval: the archive's own splits, its images embedded from memory.
+    let out = scratch.join("report").display().to_string();
+    let archive = fixtures.join("pneumoniamnist.npz").display().to_string();
+    let output = medfocus(&[
+        "eval", "--data", &archive, "--model", &fixture("clip/openclip-tiny"), "--protocol",
+        "kshot", "--shots", "2", "--seeds", "1", "--heads", "zero-shot,tip-adapter", "--out",
+        &out, "--no-cache",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let runs = lines(&scratch.join("report/runs.jsonl"));
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|run| run["test_images"] == 6 && run["val_images"] == 4));
+    std::fs::remove_dir_all(&scratch).unwrap();
+}

@@ -1,6 +1,7 @@
 //! `medfocus inspect`: decode images and describe them — single files, or a data set (a folder
-//! with one sub-folder per class, optionally inside split folders; a split file; a CSV) with its
-//! classes, counts per split, file formats and the files it leaves out.
+//! with one sub-folder per class, optionally inside split folders; a split file; a CSV; a
+//! MedMNIST archive) with its classes, counts per split, file formats and the files it leaves
+//! out.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -18,15 +19,18 @@ fn is_data_set(path: &Path) -> bool {
         || path
             .extension()
             .and_then(|ext| ext.to_str())
-            .is_some_and(|ext| ext.eq_ignore_ascii_case("json") || ext.eq_ignore_ascii_case("csv"))
+            .is_some_and(|ext| ["json", "csv", "npz"].iter().any(|list| ext.eq_ignore_ascii_case(list)))
 }
 
 /// A bad file is reported and the rest still inspected.
 pub fn run(out: &mut impl Write, paths: &[PathBuf]) -> CliResult {
     let mut failures = 0usize;
-    let mut describe = |out: &mut dyn Write, path: &Path, label: &str| -> io::Result<()> {
-        let result = std::fs::read(path)
-            .map_err(|error| error.to_string())
+    let mut describe = |out: &mut dyn Write,
+                        path: &Path,
+                        bytes: Result<Vec<u8>, String>,
+                        label: &str|
+     -> io::Result<()> {
+        let result = bytes
             .and_then(|bytes| imaging::decode_image(&bytes).map_err(|error| error.to_string()));
         match result {
             Ok(image) => writeln!(out, "{}{label}: {}", path.display(), image.summary()),
@@ -39,7 +43,7 @@ pub fn run(out: &mut impl Write, paths: &[PathBuf]) -> CliResult {
     };
     for path in paths {
         if !is_data_set(path) {
-            describe(out, path, "")?;
+            describe(out, path, std::fs::read(path).map_err(|e| e.to_string()), "")?;
             continue;
         }
         let set = Dataset::open(path, None)?;
@@ -80,6 +84,7 @@ pub fn run(out: &mut impl Write, paths: &[PathBuf]) -> CliResult {
             describe(
                 out,
                 &sample.path,
+                set.read(sample),
                 &format!(" [{split}{}]", set.classes[sample.class_index]),
             )?;
         }

@@ -7,7 +7,8 @@
 //!   that image, not images;
 //! - CoOp/Dassl split files (`split_*.json`: `{"train"|"val"|"test": [[path, label, class name], …]}`),
 //!   as BiomedCoOp ships them;
-//! - a CSV of `path,label` (an optional third column `split`; a header line is recognised).
+//! - a CSV of `path,label` (an optional third column `split`; a header line is recognised);
+//! - MedMNIST(+) `.npz` archives (images held in memory, see [`super::npz`]).
 //!
 //! Files that cannot be used are listed in [`Dataset::skipped`] with the reason, never dropped
 //! silently; list files are bounded in size before they are read.
@@ -18,7 +19,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::npz::{ArrayImages, known_class_names, read_npz};
 use super::{DatasetError, is_image_path, read_dir_sorted, visible_name};
+use std::sync::Arc;
 
 /// The largest split file or CSV read (a list of paths; real ones are a few MB).
 pub const MAX_LIST_BYTES: u64 = 256 << 20;
@@ -67,6 +70,8 @@ pub enum Layout {
     SplitFile(PathBuf),
     /// A `path,label[,split]` CSV; paths relative to [`Dataset::root`].
     Csv(PathBuf),
+    /// A MedMNIST `.npz` archive; its images are in [`Dataset::arrays`].
+    Npz(PathBuf),
 }
 
 impl Layout {
@@ -76,6 +81,7 @@ impl Layout {
             Layout::SplitFolders => "split folders, one folder per class in each".into(),
             Layout::SplitFile(file) => format!("CoOp/Dassl split file {}", file.display()),
             Layout::Csv(file) => format!("CSV {}", file.display()),
+            Layout::Npz(file) => format!("MedMNIST archive {}", file.display()),
         }
     }
 }
@@ -91,6 +97,8 @@ pub struct Sample {
     pub split: Option<SplitName>,
     /// Ground-truth masks of this image (BUSI: `<stem>_mask.png`, `<stem>_mask_1.png`, …).
     pub masks: Vec<PathBuf>,
+    /// An archive's image (index into [`Dataset::arrays`]) rather than a file at `path`.
+    pub array: Option<usize>,
 }
 
 /// A file that is not used, and why.
@@ -116,6 +124,8 @@ pub struct Dataset {
     /// Sorted by split, then path.
     pub samples: Vec<Sample>,
     pub skipped: Vec<Skipped>,
+    /// The images of an archive (empty for sets of files).
+    pub arrays: Arc<ArrayImages>,
 }
 
 impl Dataset {
@@ -139,10 +149,19 @@ impl Dataset {
         match extension.as_deref() {
             Some("json") => open_split_file(path, images),
             Some("csv") => open_csv(path, images),
+            Some("npz") => open_npz(path),
             _ => Err(DatasetError::Format {
                 path: path.to_path_buf(),
-                detail: "not a data set: give a folder (one sub-folder per class, optionally inside train/val/test folders), a CoOp/Dassl split_*.json or a path,label CSV".into(),
+                detail: "not a data set: give a folder (one sub-folder per class, optionally inside train/val/test folders), a CoOp/Dassl split_*.json, a path,label CSV or a MedMNIST .npz".into(),
             }),
+        }
+    }
+
+    /// The encoded bytes of a sample: its file's, or an archive image as PNG.
+    pub fn read(&self, sample: &Sample) -> Result<Vec<u8>, String> {
+        match sample.array {
+            Some(index) => self.arrays.png(index),
+            None => fs::read(&sample.path).map_err(|error| error.to_string()),
         }
     }
 
@@ -270,6 +289,7 @@ fn open_folders(root: &Path) -> Result<Dataset, DatasetError> {
                 class_index,
                 split,
                 masks,
+                array: None,
             });
         }
     }
@@ -290,7 +310,42 @@ fn finish(
         classes,
         samples,
         skipped,
+        arrays: Arc::default(),
     }
+}
+
+fn open_npz(path: &Path) -> Result<Dataset, DatasetError> {
+    let archive = read_npz(path)?;
+    let count = archive
+        .entries
+        .iter()
+        .map(|(_, label, _)| label + 1)
+        .max()
+        .unwrap_or(0);
+    let classes = known_class_names(path)
+        .filter(|names| names.len() == count)
+        .unwrap_or_else(|| (0..count).map(|label| label.to_string()).collect());
+    let mut per_split = BTreeMap::<SplitName, usize>::new();
+    let samples = archive
+        .entries
+        .iter()
+        .map(|&(split, label, index)| {
+            let number = per_split.entry(split).or_default();
+            let relative = format!("{}/{:06}.png", split.name(), *number);
+            *number += 1;
+            Sample {
+                path: path.join(&relative),
+                relative,
+                class_index: label,
+                split: Some(split),
+                masks: Vec::new(),
+                array: Some(index),
+            }
+        })
+        .collect();
+    let mut set = finish(path.to_path_buf(), Layout::Npz(path.to_path_buf()), classes, samples, Vec::new());
+    set.arrays = Arc::new(archive.images);
+    Ok(set)
 }
 
 fn check_class_count(path: &Path, classes: usize) -> Result<(), DatasetError> {
@@ -494,6 +549,7 @@ fn listed_samples(
                 class_index: entry.label,
                 split: entry.split,
                 masks: Vec::new(),
+                array: None,
             });
         }
     }

@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub mod layout;
+pub mod npz;
 
 pub use layout::{Dataset, Layout, Sample, Skipped, SplitName};
 

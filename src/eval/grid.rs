@@ -174,8 +174,9 @@ fn measure_masks(
     for (done, index) in masked.into_iter().enumerate() {
         observer.progress(done);
         let sample = &set.dataset.samples[index];
-        let measured = std::fs::read(&sample.path)
-            .map_err(|error| error.to_string())
+        let measured = set
+            .dataset
+            .read(sample)
             .and_then(|bytes| {
                 embedder
                     .region(&sample.path, &bytes, Some(Path::new(&sample.relative)))
@@ -468,10 +469,12 @@ fn embed_images(
     for (done, &index) in needed.iter().enumerate() {
         observer.progress(done);
         let sample = &set.dataset.samples[index];
-        let result = std::fs::read(&sample.path)
-            .map_err(|error| EmbedError::Image {
+        let result = set
+            .dataset
+            .read(sample)
+            .map_err(|detail| EmbedError::Image {
                 path: sample.path.display().to_string(),
-                detail: error.to_string(),
+                detail,
             })
             .and_then(|bytes| {
                 embedder.embed(&sample.path, &bytes, Some(Path::new(&sample.relative)))

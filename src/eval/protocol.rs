@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Dataset, SplitName};
-use crate::fetch::sha256_file;
 use crate::heads::rng::SplitMix64;
 
 pub const MANIFEST_FORMAT: u32 = 1;
@@ -133,8 +132,9 @@ impl HashedSet {
         let mut sha256 = Vec::with_capacity(total);
         for (index, sample) in std::mem::take(&mut dataset.samples).into_iter().enumerate() {
             progress(index, total);
-            match sha256_file(&sample.path) {
-                Ok(hash) => {
+            match dataset.read(&sample) {
+                Ok(bytes) => {
+                    let hash = crate::heads::train::cache::sha256_hex(&bytes);
                     sha256.push(hash);
                     kept.push(sample);
                 }
