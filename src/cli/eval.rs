@@ -131,6 +131,13 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &EvalArgs) -> Cli
     let bars = &mut Bars::default();
     bars.stage("hashing images", dataset.samples.len());
     let set = HashedSet::new(dataset, &mut |done, _| bars.progress(done));
+    if source == MaskChoice::GroundTruth && set.dataset.masked() == 0 {
+        return Err(format!(
+            "--masks gt: {} has no ground-truth masks (<image name>_mask.png beside the images)",
+            args.data.display()
+        )
+        .into());
+    }
     let pools = pools(&set.dataset, args.split_seed)?;
     let manifests: Vec<Manifest> = if args.splits.is_empty() {
         let mut drawn = Vec::new();
@@ -157,13 +164,6 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &EvalArgs) -> Cli
 
     let chosen = device::choose_device_blocking(request)?;
     let clip = load_clip_dir(&args.model, &chosen.device)?;
-    if source == MaskChoice::GroundTruth && set.dataset.masked() == 0 {
-        return Err(format!(
-            "--masks gt: {} has no ground-truth masks (<image name>_mask.png beside the images)",
-            args.data.display()
-        )
-        .into());
-    }
     let segmenter = match source {
         MaskChoice::Sam2 if needs_masks => args.sam2.segmenter(&chosen)?,
         _ => None,

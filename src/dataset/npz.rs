@@ -46,9 +46,14 @@ impl ArrayImages {
             image::ExtendedColorType::Rgb8
         };
         let mut bytes = Vec::new();
-        image::codecs::png::PngEncoder::new(&mut bytes)
-            .write_image_checked(pixels, self.width as u32, self.height as u32, color)
-            .map_err(|error| error.to_string())?;
+        image::ImageEncoder::write_image(
+            image::codecs::png::PngEncoder::new(&mut bytes),
+            pixels,
+            self.width as u32,
+            self.height as u32,
+            color,
+        )
+        .map_err(|error| error.to_string())?;
         Ok(bytes)
     }
 }
