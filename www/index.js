@@ -233,10 +233,17 @@ async function loadSam2(file) {
   updateClassifyButton();
 }
 
+// The models still run on the page's thread (a Web Worker is the next step): hand the event
+// back first, so the click completes and "segmenting…" shows before the work blocks the page.
+function yieldToBrowser() {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 async function segment(options, how) {
   $("sam2-error").textContent = "";
   $("sam2-result").textContent = "segmenting…";
   for (const id of ["sam2-region", "sam2-auto"]) $(id).disabled = true;
+  await yieldToBrowser();
   try {
     const result = await sam2.segment(current.bytes, options);
     const detail = how === "automatic" ? ` — the largest of ${result.candidates} automatic masks that is not the background` : "";
@@ -320,6 +327,7 @@ async function classify() {
   const focus = $("focus").value;
   const options = { focus, ...regionOptions() };
   $("classify").disabled = true;
+  await yieldToBrowser();
   try {
     showResults(await clip.classify(current.bytes, classes, options));
     document.body.dataset.classified = `${current.name}:${focus}`;
@@ -352,6 +360,7 @@ async function classifyWithHead() {
   $("clip-error").textContent = "";
   $("results").replaceChildren();
   $("classify-head").disabled = true;
+  await yieldToBrowser();
   try {
     showResults(await clip.classifyWithHead(current.bytes, head, regionOptions()));
     document.body.dataset.classified = `${current.name}:head`;
