@@ -15,7 +15,9 @@ use medfocus::dataset::Dataset;
 use medfocus::device::{self, DeviceRequest};
 use medfocus::eval::grid::{PredictionRecord, RunRecord};
 use medfocus::eval::protocol::{draw, pools};
-use medfocus::eval::{EvalError, EvalMasks, EvalObserver, EvalRequest, HashedSet, Protocol, evaluate};
+use medfocus::eval::{
+    EvalError, EvalMasks, EvalObserver, EvalRequest, HashedSet, Protocol, evaluate,
+};
 use medfocus::focus::FocusSettings;
 use medfocus::heads::HeadKind;
 use medfocus::heads::head_file::FocusMode;
@@ -64,12 +66,17 @@ fn main() {
         points_per_side: points,
         ..GeneratorSettings::default()
     };
-    let segmenter = Segmenter::new(Sam2Predictor::new(sam2_model), settings, "bench sam2".into());
+    let segmenter = Segmenter::new(
+        Sam2Predictor::new(sam2_model),
+        settings,
+        "bench sam2".into(),
+    );
     let set = HashedSet::new(Dataset::open(&data, None).expect("data"), &mut |_, _| {});
     let pools = pools(&set.dataset, 0).expect("pools");
     let manifest = draw(&set, &pools, Protocol::fraction(1.0).expect("protocol"), 1).expect("draw");
     let resolved = manifest.resolve(&set).expect("resolve");
-    let cache_dir = std::env::temp_dir().join(format!("medfocus-bench-eval-{}", std::process::id()));
+    let cache_dir =
+        std::env::temp_dir().join(format!("medfocus-bench-eval-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache_dir);
 
     println!(

@@ -84,11 +84,15 @@ fn metrics_equal_scikit_learns() {
         close("ece", metrics.ece);
         match (metrics.auroc, expected["auroc"].as_f64()) {
             (Some(ours), Some(theirs)) => {
-                assert!((ours - theirs).abs() <= 1e-9, "{name} auroc: {ours} vs {theirs}")
+                assert!(
+                    (ours - theirs).abs() <= 1e-9,
+                    "{name} auroc: {ours} vs {theirs}"
+                )
             }
             (ours, theirs) => assert_eq!(ours, theirs, "{name} auroc"),
         }
-        let confusion: Vec<Vec<u64>> = serde_json::from_value(expected["confusion"].clone()).unwrap();
+        let confusion: Vec<Vec<u64>> =
+            serde_json::from_value(expected["confusion"].clone()).unwrap();
         assert_eq!(metrics.confusion, confusion, "{name} confusion");
     }
 }
@@ -124,9 +128,25 @@ fn eval_writes_every_report_file_resumes_and_reuses_its_manifests() {
     let model = fixture("clip/openclip-tiny");
     let out_arg = out.display().to_string();
     let args = [
-        "eval", "--data", &data, "--model", &model, "--protocol", "kshot", "--shots", "1,2",
-        "--seeds", "1,2", "--heads", "zero-shot,linear-probe,tip-adapter", "--c", "1", "--out",
-        &out_arg, "--cache", &cache,
+        "eval",
+        "--data",
+        &data,
+        "--model",
+        &model,
+        "--protocol",
+        "kshot",
+        "--shots",
+        "1,2",
+        "--seeds",
+        "1,2",
+        "--heads",
+        "zero-shot,linear-probe,tip-adapter",
+        "--c",
+        "1",
+        "--out",
+        &out_arg,
+        "--cache",
+        &cache,
     ];
     let first = medfocus(&args);
     assert!(first.status.success(), "{}", text(&first.stderr));
@@ -153,7 +173,10 @@ fn eval_writes_every_report_file_resumes_and_reuses_its_manifests() {
     assert_eq!(predictions.len(), 12 * 4);
     // Every run's accuracy is its predictions' accuracy.
     for run in &runs {
-        let mine: Vec<&Value> = predictions.iter().filter(|p| p["run"] == run["run"]).collect();
+        let mine: Vec<&Value> = predictions
+            .iter()
+            .filter(|p| p["run"] == run["run"])
+            .collect();
         let correct = mine
             .iter()
             .filter(|p| {
@@ -165,8 +188,19 @@ fn eval_writes_every_report_file_resumes_and_reuses_its_manifests() {
         assert!((accuracy - correct as f64 / mine.len() as f64).abs() < 1e-12);
     }
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
-    for needle in ["## Accuracy", "| none | linear-probe |", "1-shot", "2-shot", " ± ", "split seed 0", "## Confusion matrices at 2-shot"] {
-        assert!(report.contains(needle), "report.md lacks {needle:?}:\n{report}");
+    for needle in [
+        "## Accuracy",
+        "| none | linear-probe |",
+        "1-shot",
+        "2-shot",
+        " ± ",
+        "split seed 0",
+        "## Confusion matrices at 2-shot",
+    ] {
+        assert!(
+            report.contains(needle),
+            "report.md lacks {needle:?}:\n{report}"
+        );
     }
     let csv = std::fs::read_to_string(out.join("runs.csv")).unwrap();
     assert_eq!(csv.lines().count(), 13);
@@ -174,8 +208,15 @@ fn eval_writes_every_report_file_resumes_and_reuses_its_manifests() {
     // Again: everything is recorded, nothing runs, the report is the same.
     let second = medfocus(&args);
     assert!(second.status.success(), "{}", text(&second.stderr));
-    assert!(text(&second.stdout).contains("0 runs (12 already recorded)"), "{}", text(&second.stdout));
-    assert_eq!(std::fs::read_to_string(out.join("report.md")).unwrap(), report);
+    assert!(
+        text(&second.stdout).contains("0 runs (12 already recorded)"),
+        "{}",
+        text(&second.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.md")).unwrap(),
+        report
+    );
 
     // Killed between a run's predictions and its line (a torn last line, orphan predictions):
     // the run is done again and the report comes out the same.
@@ -185,8 +226,15 @@ fn eval_writes_every_report_file_resumes_and_reuses_its_manifests() {
     std::fs::write(out.join("runs.jsonl"), torn).unwrap();
     let resumed = medfocus(&args);
     assert!(resumed.status.success(), "{}", text(&resumed.stderr));
-    assert!(text(&resumed.stdout).contains("1 runs (11 already recorded)"), "{}", text(&resumed.stdout));
-    assert_eq!(std::fs::read_to_string(out.join("report.md")).unwrap(), report);
+    assert!(
+        text(&resumed.stdout).contains("1 runs (11 already recorded)"),
+        "{}",
+        text(&resumed.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.md")).unwrap(),
+        report
+    );
     assert_eq!(lines(&out.join("predictions.jsonl")).len(), 12 * 4);
 
     // --fresh: every run again, every embedding from the cache, the same numbers.
@@ -202,7 +250,10 @@ fn eval_writes_every_report_file_resumes_and_reuses_its_manifests() {
     // "12 runs (0 already recorded), N images embedded (N from the cache), …"
     assert_eq!(&counts[..2], &[12, 0], "{said}");
     assert!(counts[2] >= 12 && counts[2] == counts[3], "{said}");
-    assert_eq!(std::fs::read_to_string(out.join("report.md")).unwrap(), report);
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.md")).unwrap(),
+        report
+    );
 
     // The manifests reused, on a copy of the set under another name with a file renamed:
     // the same images, the same numbers.
@@ -214,12 +265,30 @@ fn eval_writes_every_report_file_resumes_and_reuses_its_manifests() {
             std::fs::copy(&path, copy.join(class).join(path.file_name().unwrap())).unwrap();
         }
     }
-    std::fs::rename(copy.join("glioma/Te-gl_0010.jpg"), copy.join("glioma/renamed.jpg")).unwrap();
+    std::fs::rename(
+        copy.join("glioma/Te-gl_0010.jpg"),
+        copy.join("glioma/renamed.jpg"),
+    )
+    .unwrap();
     let reused_out = dir.join("reused").display().to_string();
     let copy_arg = copy.display().to_string();
-    let mut reuse: Vec<String> = ["eval", "--data", &copy_arg, "--model", &model, "--heads", "zero-shot,linear-probe,tip-adapter", "--c", "1", "--out", &reused_out, "--cache", &cache]
-        .map(String::from)
-        .to_vec();
+    let mut reuse: Vec<String> = [
+        "eval",
+        "--data",
+        &copy_arg,
+        "--model",
+        &model,
+        "--heads",
+        "zero-shot,linear-probe,tip-adapter",
+        "--c",
+        "1",
+        "--out",
+        &reused_out,
+        "--cache",
+        &cache,
+    ]
+    .map(String::from)
+    .to_vec();
     let mut manifests = manifests;
     manifests.sort();
     for manifest in &manifests {
@@ -232,22 +301,39 @@ fn eval_writes_every_report_file_resumes_and_reuses_its_manifests() {
     let metrics = |runs: &[Value]| -> Vec<(String, String, Value)> {
         let mut all: Vec<_> = runs
             .iter()
-            .map(|run| (run["manifest_sha256"].to_string(), run["head"].to_string(), run["metrics"].clone()))
+            .map(|run| {
+                (
+                    run["manifest_sha256"].to_string(),
+                    run["head"].to_string(),
+                    run["metrics"].clone(),
+                )
+            })
             .collect();
         all.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         all
     };
-    assert_eq!(metrics(&lines(&dir.join("reused/runs.jsonl"))), metrics(&lines(&out.join("runs.jsonl"))));
+    assert_eq!(
+        metrics(&lines(&dir.join("reused/runs.jsonl"))),
+        metrics(&lines(&out.join("runs.jsonl")))
+    );
 
     // A changed image is named, not silently used.
-    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(&manifests[0]).unwrap()).unwrap();
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifests[0]).unwrap()).unwrap();
     let listed = manifest["test"][0]["path"].as_str().unwrap();
-    let listed_in_copy = if listed == "glioma/Te-gl_0010.jpg" { "glioma/renamed.jpg" } else { listed };
+    let listed_in_copy = if listed == "glioma/Te-gl_0010.jpg" {
+        "glioma/renamed.jpg"
+    } else {
+        listed
+    };
     std::fs::write(copy.join(listed_in_copy), b"not the same image").unwrap();
     let changed = medfocus(&reuse_refs);
     assert!(!changed.status.success());
     let error = text(&changed.stderr);
-    assert!(error.contains("changed") || error.contains("not in the set"), "{error}");
+    assert!(
+        error.contains("changed") || error.contains("not in the set"),
+        "{error}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -258,16 +344,41 @@ fn eval_on_split_folders_with_sam2_masks_and_the_overlay() {
     let out = dir.join("report");
     let out_arg = out.display().to_string();
     let output = medfocus(&[
-        "eval", "--data", &data, "--model", &fixture("clip/openclip-tiny"), "--protocol",
-        "fraction", "--fractions", "0.5,1", "--seeds", "1", "--heads", "linear-probe", "--c", "1",
-        "--focus", "none,overlay,crop", "--sam2", &fixture("sam2/sam2.1-tiny-small.pt"),
-        "--sam2-config", &fixture("sam2/sam2.1-tiny-small.config.json"), "--points-per-side",
-        "4", "--out", &out_arg, "--cache", &dir.join("cache").display().to_string(),
+        "eval",
+        "--data",
+        &data,
+        "--model",
+        &fixture("clip/openclip-tiny"),
+        "--protocol",
+        "fraction",
+        "--fractions",
+        "0.5,1",
+        "--seeds",
+        "1",
+        "--heads",
+        "linear-probe",
+        "--c",
+        "1",
+        "--focus",
+        "none,overlay,crop",
+        "--sam2",
+        &fixture("sam2/sam2.1-tiny-small.pt"),
+        "--sam2-config",
+        &fixture("sam2/sam2.1-tiny-small.config.json"),
+        "--points-per-side",
+        "4",
+        "--out",
+        &out_arg,
+        "--cache",
+        &dir.join("cache").display().to_string(),
     ]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     // One SAM 2 pass per image serves both focus methods that use a region (the region cache).
     let said = text(&output.stdout);
-    assert!(said.contains("30 images embedded (0 from the cache), 10 SAM 2 passes"), "{said}");
+    assert!(
+        said.contains("30 images embedded (0 from the cache), 10 SAM 2 passes"),
+        "{said}"
+    );
     let runs = lines(&out.join("runs.jsonl"));
     assert_eq!(runs.len(), 6, "2 fractions × 3 focus methods");
     for run in &runs {
@@ -283,7 +394,10 @@ fn eval_on_split_folders_with_sam2_masks_and_the_overlay() {
     }
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("| overlay | linear-probe |"), "{report}");
-    assert!(report.contains("the set's own train/val/test splits"), "{report}");
+    assert!(
+        report.contains("the set's own train/val/test splits"),
+        "{report}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -296,19 +410,30 @@ fn eval_refuses_bad_requests_with_a_reason() {
     for (extra, says) in [
         (vec!["--focus", "overlay"], "needs masks"),
         (vec!["--heads", "finetune"], "fine-tune"),
-        (vec!["--protocol", "fraction", "--fractions", "0"], "fraction 0"),
+        (
+            vec!["--protocol", "fraction", "--fractions", "0"],
+            "fraction 0",
+        ),
         (vec!["--protocol", "kshot", "--shots", "0"], "0 shots"),
     ] {
         let mut args = vec!["eval", "--data", &data, "--model", &model, "--out", &out];
         args.extend(extra.iter().copied());
         let output = medfocus(&args);
         assert!(!output.status.success(), "{extra:?} succeeded");
-        assert!(text(&output.stderr).contains(says), "{extra:?}: {}", text(&output.stderr));
+        assert!(
+            text(&output.stderr).contains(says),
+            "{extra:?}: {}",
+            text(&output.stderr)
+        );
     }
     let missing = dir.join("nothing").display().to_string();
     let output = medfocus(&["eval", "--data", &missing, "--model", &model, "--out", &out]);
     assert!(!output.status.success());
-    assert!(text(&output.stderr).contains("nothing"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("nothing"),
+        "{}",
+        text(&output.stderr)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -339,10 +464,11 @@ fn busi_like(dir: &Path) -> PathBuf {
     let root = dir.join("busi");
     for (class, source) in [("benign", "NORMAL"), ("malignant", "PNEUMONIA")] {
         std::fs::create_dir_all(root.join(class)).unwrap();
-        let mut names: Vec<PathBuf> = std::fs::read_dir(common::shared(&format!("chest-xray/{source}")))
-            .unwrap()
-            .map(|entry| entry.unwrap().path())
-            .collect();
+        let mut names: Vec<PathBuf> =
+            std::fs::read_dir(common::shared(&format!("chest-xray/{source}")))
+                .unwrap()
+                .map(|entry| entry.unwrap().path())
+                .collect();
         names.sort();
         for (index, path) in names.iter().take(3).enumerate() {
             let stem = path.file_stem().unwrap().to_string_lossy().to_string();
@@ -356,11 +482,14 @@ fn busi_like(dir: &Path) -> PathBuf {
                     }
                 }
             }
-            mask.save(root.join(class).join(format!("{stem}_mask.png"))).unwrap();
+            mask.save(root.join(class).join(format!("{stem}_mask.png")))
+                .unwrap();
             if index == 0 {
                 let mut second = image::GrayImage::new(width, height);
                 second.put_pixel(width - 1, height - 1, image::Luma([255]));
-                second.save(root.join(class).join(format!("{stem}_mask_1.png"))).unwrap();
+                second
+                    .save(root.join(class).join(format!("{stem}_mask_1.png")))
+                    .unwrap();
             }
         }
     }
@@ -374,8 +503,23 @@ fn eval_measures_sam2_against_ground_truth_masks_and_runs_the_oracle() {
     let model = fixture("clip/openclip-tiny");
     let cache = dir.join("cache").display().to_string();
     let common_args = [
-        "eval", "--data", &data, "--model", &model, "--protocol", "kshot", "--shots", "1",
-        "--seeds", "1", "--heads", "tip-adapter", "--focus", "overlay", "--cache", &cache,
+        "eval",
+        "--data",
+        &data,
+        "--model",
+        &model,
+        "--protocol",
+        "kshot",
+        "--shots",
+        "1",
+        "--seeds",
+        "1",
+        "--heads",
+        "tip-adapter",
+        "--focus",
+        "overlay",
+        "--cache",
+        &cache,
     ];
     // The oracle: the set's own masks.
     let oracle_out = dir.join("oracle").display().to_string();
@@ -386,17 +530,36 @@ fn eval_measures_sam2_against_ground_truth_masks_and_runs_the_oracle() {
     let runs = lines(&dir.join("oracle/runs.jsonl"));
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["masks"], "ground-truth masks");
-    assert!(!dir.join("oracle/masks.jsonl").exists(), "nothing to measure without SAM 2");
+    assert!(
+        !dir.join("oracle/masks.jsonl").exists(),
+        "nothing to measure without SAM 2"
+    );
 
     // SAM 2's regions, measured against the ground truth.
     let sam2_out = dir.join("sam2").display().to_string();
-    let (sam2, config) = (fixture("sam2/sam2.1-tiny-small.pt"), fixture("sam2/sam2.1-tiny-small.config.json"));
+    let (sam2, config) = (
+        fixture("sam2/sam2.1-tiny-small.pt"),
+        fixture("sam2/sam2.1-tiny-small.config.json"),
+    );
     let mut args = common_args.to_vec();
-    args.extend(["--sam2", &sam2, "--sam2-config", &config, "--points-per-side", "4", "--out", &sam2_out]);
+    args.extend([
+        "--sam2",
+        &sam2,
+        "--sam2-config",
+        &config,
+        "--points-per-side",
+        "4",
+        "--out",
+        &sam2_out,
+    ]);
     let measured = medfocus(&args);
     assert!(measured.status.success(), "{}", text(&measured.stderr));
     let masks = lines(&dir.join("sam2/masks.jsonl"));
-    assert_eq!(masks.len(), 6, "every image of the set is used by the 1-shot run");
+    assert_eq!(
+        masks.len(),
+        6,
+        "every image of the set is used by the 1-shot run"
+    );
     for record in &masks {
         for metric in ["dice", "iou"] {
             let value = record[metric].as_f64().unwrap();
@@ -405,17 +568,33 @@ fn eval_measures_sam2_against_ground_truth_masks_and_runs_the_oracle() {
     }
     assert_eq!(masks.iter().filter(|r| r["truth_empty"] == true).count(), 1);
     let report = std::fs::read_to_string(dir.join("sam2/report.md")).unwrap();
-    assert!(report.contains("SAM 2's regions against the ground-truth masks"), "{report}");
+    assert!(
+        report.contains("SAM 2's regions against the ground-truth masks"),
+        "{report}"
+    );
     assert!(report.contains("| all | 5 |"), "{report}");
 
     // Ground-truth masks where the set has none: a clear error.
     let plain = common::shared("brain-mri").display().to_string();
     let refused = medfocus(&[
-        "eval", "--data", &plain, "--model", &model, "--focus", "overlay", "--masks", "gt",
-        "--out", &oracle_out,
+        "eval",
+        "--data",
+        &plain,
+        "--model",
+        &model,
+        "--focus",
+        "overlay",
+        "--masks",
+        "gt",
+        "--out",
+        &oracle_out,
     ]);
     assert!(!refused.status.success());
-    assert!(text(&refused.stderr).contains("no ground-truth masks"), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("no ground-truth masks"),
+        "{}",
+        text(&refused.stderr)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -429,23 +608,43 @@ fn medmnist_archives_load_exactly_and_bad_ones_are_named() {
     assert_eq!(counts[&Some(SplitName::Train)], [4, 4]);
     assert_eq!(counts[&Some(SplitName::Val)], [2, 2]);
     assert_eq!(counts[&Some(SplitName::Test)], [3, 3]);
-    let facts: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures.join("pneumoniamnist.json")).unwrap()).unwrap();
+    let facts: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("pneumoniamnist.json")).unwrap(),
+    )
+    .unwrap();
     let pixels = |sample: &medfocus::dataset::Sample| -> Vec<u8> {
         let bytes = set.read(sample).unwrap();
-        assert_eq!(bytes, set.read(sample).unwrap(), "the same PNG bytes every time");
+        assert_eq!(
+            bytes,
+            set.read(sample).unwrap(),
+            "the same PNG bytes every time"
+        );
         let decoded = medfocus::imaging::decode_image(&bytes).unwrap();
         assert_eq!((decoded.pixels.width(), decoded.pixels.height()), (28, 28));
         decoded.pixels.to_luma8().into_raw()
     };
     let sum = |values: &[u8]| values.iter().map(|&v| v as u64).sum::<u64>();
-    let first_train = set.samples.iter().find(|s| s.split == Some(SplitName::Train)).unwrap();
+    let first_train = set
+        .samples
+        .iter()
+        .find(|s| s.split == Some(SplitName::Train))
+        .unwrap();
     assert_eq!(first_train.relative, "train/000000.png");
-    assert_eq!(sum(&pixels(first_train)), facts["train_first_sum"].as_u64().unwrap());
-    let last_test = set.samples.iter().rfind(|s| s.split == Some(SplitName::Test)).unwrap();
+    assert_eq!(
+        sum(&pixels(first_train)),
+        facts["train_first_sum"].as_u64().unwrap()
+    );
+    let last_test = set
+        .samples
+        .iter()
+        .rfind(|s| s.split == Some(SplitName::Test))
+        .unwrap();
     let last = pixels(last_test);
     assert_eq!(sum(&last), facts["test_last_sum"].as_u64().unwrap());
-    assert_eq!(last[5] as u64, facts["test_last_pixel_0_5"].as_u64().unwrap());
+    assert_eq!(
+        last[5] as u64,
+        facts["test_last_pixel_0_5"].as_u64().unwrap()
+    );
 
     let rgb = Dataset::open(&fixtures.join("rgb-32.npz"), None).unwrap();
     assert_eq!(rgb.classes, ["0", "1", "2"]);
@@ -459,7 +658,10 @@ fn medmnist_archives_load_exactly_and_bad_ones_are_named() {
     let empty = scratch.join("empty.npz");
     std::fs::write(&empty, b"").unwrap();
     for (path, says) in [
-        (fixtures.join("lying-header.npz"), "train_images.npy: the header's shape [40, 28, 28] needs 31360 bytes, the array has 6272"),
+        (
+            fixtures.join("lying-header.npz"),
+            "train_images.npy: the header's shape [40, 28, 28] needs 31360 bytes, the array has 6272",
+        ),
         (fixtures.join("multi-label.npz"), "multi-label"),
         (truncated, "not a NumPy .npz archive"),
         (empty, "not a NumPy .npz archive"),
@@ -472,13 +674,29 @@ fn medmnist_archives_load_exactly_and_bad_ones_are_named() {
     let out = scratch.join("report").display().to_string();
     let archive = fixtures.join("pneumoniamnist.npz").display().to_string();
     let output = medfocus(&[
-        "eval", "--data", &archive, "--model", &fixture("clip/openclip-tiny"), "--protocol",
-        "kshot", "--shots", "2", "--seeds", "1", "--heads", "zero-shot,tip-adapter", "--out",
-        &out, "--no-cache",
+        "eval",
+        "--data",
+        &archive,
+        "--model",
+        &fixture("clip/openclip-tiny"),
+        "--protocol",
+        "kshot",
+        "--shots",
+        "2",
+        "--seeds",
+        "1",
+        "--heads",
+        "zero-shot,tip-adapter",
+        "--out",
+        &out,
+        "--no-cache",
     ]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let runs = lines(&scratch.join("report/runs.jsonl"));
     assert_eq!(runs.len(), 2);
-    assert!(runs.iter().all(|run| run["test_images"] == 6 && run["val_images"] == 4));
+    assert!(
+        runs.iter()
+            .all(|run| run["test_images"] == 6 && run["val_images"] == 4)
+    );
     std::fs::remove_dir_all(&scratch).unwrap();
 }

@@ -11,8 +11,8 @@ use medfocus::device::{self, DeviceRequest};
 use medfocus::eval::grid::{PredictionRecord, RunRecord};
 use medfocus::eval::protocol::{Pools, draw, pools};
 use medfocus::eval::{
-    EvalError, EvalMasks, EvalObserver, EvalRequest, HashedSet, Manifest, Protocol,
-    ReportContext, ReportFolder, evaluate,
+    EvalError, EvalMasks, EvalObserver, EvalRequest, HashedSet, Manifest, Protocol, ReportContext,
+    ReportFolder, evaluate,
 };
 use medfocus::focus;
 use medfocus::heads::HeadKind;
@@ -102,7 +102,11 @@ pub struct EvalArgs {
 impl EvalArgs {
     fn protocols(&self) -> Result<Vec<Protocol>, medfocus::eval::protocol::ProtocolError> {
         match self.protocol {
-            ProtocolKind::Fraction => self.fractions.iter().map(|&f| Protocol::fraction(f)).collect(),
+            ProtocolKind::Fraction => self
+                .fractions
+                .iter()
+                .map(|&f| Protocol::fraction(f))
+                .collect(),
             ProtocolKind::Kshot => self.shots.iter().map(|&k| Protocol::shots(k)).collect(),
         }
     }
@@ -212,7 +216,11 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &EvalArgs) -> Cli
     let mut notes: Vec<String> = Vec::new();
     for manifest in &manifests {
         for note in &manifest.notes {
-            let line = format!("{} seed {}: {note}", manifest.protocol.label(), manifest.seed);
+            let line = format!(
+                "{} seed {}: {note}",
+                manifest.protocol.label(),
+                manifest.seed
+            );
             if !notes.contains(&line) {
                 notes.push(line);
             }
@@ -227,7 +235,10 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &EvalArgs) -> Cli
         splits: manifests
             .first()
             .filter(|_| !args.splits.is_empty())
-            .map_or_else(|| pools.description.clone(), |manifest| manifest.splits.clone()),
+            .map_or_else(
+                || pools.description.clone(),
+                |manifest| manifest.splits.clone(),
+            ),
         model: model_name(&args.model),
         model_fingerprint: clip.model.fingerprint.clone(),
         focuses: args.focus.clone(),
@@ -285,15 +296,23 @@ impl MaskChoice {
         match (masks, have_sam2) {
             (None, false) => Ok(MaskChoice::None),
             (None | Some("sam2"), true) => Ok(MaskChoice::Sam2),
-            (Some("sam2"), false) => Err("--masks sam2 needs SAM 2 weights: --sam2 <weights>".into()),
+            (Some("sam2"), false) => {
+                Err("--masks sam2 needs SAM 2 weights: --sam2 <weights>".into())
+            }
             (Some("gt"), false) => Ok(MaskChoice::GroundTruth),
-            (Some(_), true) => Err("--masks and --sam2: give one mask source (--masks sam2 with --sam2 weights)".into()),
+            (Some(_), true) => Err(
+                "--masks and --sam2: give one mask source (--masks sam2 with --sam2 weights)"
+                    .into(),
+            ),
             (Some(dir), false) => {
                 let dir = PathBuf::from(dir);
                 if dir.is_dir() {
                     Ok(MaskChoice::Folder(dir))
                 } else {
-                    Err(format!("--masks {}: not sam2, gt or a folder", dir.display()))
+                    Err(format!(
+                        "--masks {}: not sam2, gt or a folder",
+                        dir.display()
+                    ))
                 }
             }
         }
@@ -352,9 +371,9 @@ impl Bars {
     fn stage(&mut self, name: &str, total: usize) {
         self.clear();
         let bar = indicatif::ProgressBar::new(total as u64);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{prefix:24} {bar:30} {pos}/{len}  {elapsed} eta {eta}")
-        {
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{prefix:24} {bar:30} {pos}/{len}  {elapsed} eta {eta}",
+        ) {
             bar.set_style(style);
         }
         bar.set_prefix(name.to_string());

@@ -19,7 +19,11 @@ fn is_data_set(path: &Path) -> bool {
         || path
             .extension()
             .and_then(|ext| ext.to_str())
-            .is_some_and(|ext| ["json", "csv", "npz"].iter().any(|list| ext.eq_ignore_ascii_case(list)))
+            .is_some_and(|ext| {
+                ["json", "csv", "npz"]
+                    .iter()
+                    .any(|list| ext.eq_ignore_ascii_case(list))
+            })
 }
 
 /// A bad file is reported and the rest still inspected.
@@ -43,7 +47,12 @@ pub fn run(out: &mut impl Write, paths: &[PathBuf]) -> CliResult {
     };
     for path in paths {
         if !is_data_set(path) {
-            describe(out, path, std::fs::read(path).map_err(|e| e.to_string()), "")?;
+            describe(
+                out,
+                path,
+                std::fs::read(path).map_err(|e| e.to_string()),
+                "",
+            )?;
             continue;
         }
         let set = Dataset::open(path, None)?;

@@ -140,7 +140,9 @@ impl Pixels8 {
                 height,
                 channels: 3,
                 data: window_min_max(
-                    rgba.as_raw().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]),
+                    rgba.as_raw()
+                        .chunks_exact(4)
+                        .flat_map(|p| [p[0], p[1], p[2]]),
                 ),
             },
             _ => Self {
@@ -388,10 +390,14 @@ mod tests {
         let values: Vec<u16> = (0..width * height)
             .map(|i| 1000 + ((i * 3095) / (width * height - 1)) as u16)
             .collect();
-        let png = image::ImageBuffer::<image::Luma<u16>, _>::from_raw(width, height, values).unwrap();
+        let png =
+            image::ImageBuffer::<image::Luma<u16>, _>::from_raw(width, height, values).unwrap();
         let mut bytes = Vec::new();
         DynamicImage::ImageLuma16(png)
-            .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
             .unwrap();
         let decoded = crate::imaging::decode_image(&bytes).unwrap();
         let pixels = Pixels8::from_image(&decoded.pixels);
@@ -400,11 +406,24 @@ mod tests {
         assert_eq!(*pixels.data.iter().max().unwrap(), 255);
         // Monotonic and spread over the whole range (÷257 would give 3..15).
         assert!(pixels.data.windows(2).all(|pair| pair[0] <= pair[1]));
-        assert!(pixels.data.iter().collect::<std::collections::BTreeSet<_>>().len() > 200);
+        assert!(
+            pixels
+                .data
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                > 200
+        );
         // Float and constant images: no NaN, no division by zero.
         assert_eq!(window_min_max([5.0f32, 5.0].into_iter()), [0, 0]);
-        assert_eq!(window_min_max([0.0f32, f32::NAN, 2.0].into_iter()), [0, 0, 255]);
-        assert_eq!(window([-10.0f32, 50.0, 200.0].into_iter(), 0.0, 100.0), [0, 128, 255]);
+        assert_eq!(
+            window_min_max([0.0f32, f32::NAN, 2.0].into_iter()),
+            [0, 0, 255]
+        );
+        assert_eq!(
+            window([-10.0f32, 50.0, 200.0].into_iter(), 0.0, 100.0),
+            [0, 128, 255]
+        );
     }
 
     #[test]

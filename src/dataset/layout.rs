@@ -237,7 +237,9 @@ fn open_folders(root: &Path) -> Result<Dataset, DatasetError> {
             if SplitName::parse(name).is_none() {
                 skipped.push(Skipped {
                     path: path.clone(),
-                    reason: "a folder beside the split folders that is not a split (train, val, test)".into(),
+                    reason:
+                        "a folder beside the split folders that is not a split (train, val, test)"
+                            .into(),
                 });
             }
         }
@@ -343,7 +345,13 @@ fn open_npz(path: &Path) -> Result<Dataset, DatasetError> {
             }
         })
         .collect();
-    let mut set = finish(path.to_path_buf(), Layout::Npz(path.to_path_buf()), classes, samples, Vec::new());
+    let mut set = finish(
+        path.to_path_buf(),
+        Layout::Npz(path.to_path_buf()),
+        classes,
+        samples,
+        Vec::new(),
+    );
     set.arrays = Arc::new(archive.images);
     Ok(set)
 }
@@ -384,7 +392,9 @@ fn class_folder_images(
         if path.is_dir() {
             skipped.push(Skipped {
                 path,
-                reason: "a folder inside a class folder (images are read from the class folder itself)".into(),
+                reason:
+                    "a folder inside a class folder (images are read from the class folder itself)"
+                        .into(),
             });
             continue;
         }
@@ -429,9 +439,7 @@ fn read_list(path: &Path) -> Result<String, DatasetError> {
     if size > MAX_LIST_BYTES {
         return Err(DatasetError::Format {
             path: path.to_path_buf(),
-            detail: format!(
-                "{size} bytes; a list of images is at most {MAX_LIST_BYTES} bytes"
-            ),
+            detail: format!("{size} bytes; a list of images is at most {MAX_LIST_BYTES} bytes"),
         });
     }
     let bytes = fs::read(path).map_err(unreadable)?;
@@ -589,20 +597,28 @@ fn open_split_file(path: &Path, images: Option<&Path>) -> Result<Dataset, Datase
         path: path.to_path_buf(),
         detail,
     };
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|error| format_error(format!("not JSON: {error}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|error| format_error(format!("not JSON: {error}")))?;
     let object = value.as_object().ok_or_else(|| {
-        format_error("expected an object {\"train\": [...], \"val\": [...], \"test\": [...]}".into())
+        format_error(
+            "expected an object {\"train\": [...], \"val\": [...], \"test\": [...]}".into(),
+        )
     })?;
     let mut entries = Vec::new();
     for (key, list) in object {
         let split = SplitName::parse(key)
             .ok_or_else(|| format_error(format!("{key:?} is not a split (train, val, test)")))?;
-        let list = list
-            .as_array()
-            .ok_or_else(|| format_error(format!("{key}: expected a list of [path, label, class name]")))?;
+        let list = list.as_array().ok_or_else(|| {
+            format_error(format!(
+                "{key}: expected a list of [path, label, class name]"
+            ))
+        })?;
         for (index, item) in list.iter().enumerate() {
-            let bad = || format_error(format!("{key}[{index}]: expected [path, label, class name], found {item}"));
+            let bad = || {
+                format_error(format!(
+                    "{key}[{index}]: expected [path, label, class name], found {item}"
+                ))
+            };
             let fields = item.as_array().ok_or_else(bad)?;
             let (Some(relative), Some(label)) = (
                 fields.first().and_then(|v| v.as_str()),
@@ -652,17 +668,26 @@ fn open_csv(path: &Path, images: Option<&Path>) -> Result<Dataset, DatasetError>
                 record.len()
             )));
         }
-        rows.push((index + 1, record[0].to_string(), record[1].to_string(), record.get(2).map(str::to_string)));
+        rows.push((
+            index + 1,
+            record[0].to_string(),
+            record[1].to_string(),
+            record.get(2).map(str::to_string),
+        ));
     }
     // A header: the first row names its columns (its label is no class of the rows below).
     let header = rows.first().is_some_and(|(_, path, label, _)| {
-        matches!(path.to_ascii_lowercase().as_str(), "path" | "file" | "filename" | "image" | "image_path")
-            || (label.eq_ignore_ascii_case("label") || label.eq_ignore_ascii_case("class"))
+        matches!(
+            path.to_ascii_lowercase().as_str(),
+            "path" | "file" | "filename" | "image" | "image_path"
+        ) || (label.eq_ignore_ascii_case("label") || label.eq_ignore_ascii_case("class"))
     });
     if header {
         rows.remove(0);
     }
-    let numeric = rows.iter().all(|(_, _, label, _)| label.parse::<usize>().is_ok());
+    let numeric = rows
+        .iter()
+        .all(|(_, _, label, _)| label.parse::<usize>().is_ok());
     let names: Vec<String> = if numeric {
         Vec::new()
     } else {
@@ -683,7 +708,9 @@ fn open_csv(path: &Path, images: Option<&Path>) -> Result<Dataset, DatasetError>
         let split = match split.as_deref() {
             None | Some("") => None,
             Some(name) => Some(SplitName::parse(name).ok_or_else(|| {
-                format_error(format!("line {line}: split {name:?} is not train, val or test"))
+                format_error(format!(
+                    "line {line}: split {name:?} is not train, val or test"
+                ))
             })?),
         };
         entries.push(Listed {
@@ -770,7 +797,11 @@ mod tests {
         assert!(set.samples[1].masks.is_empty());
         assert_eq!(set.masked(), 2);
         assert_eq!(set.skipped.len(), 1);
-        assert!(set.skipped[0].reason.contains("without its image"), "{}", set.skipped[0]);
+        assert!(
+            set.skipped[0].reason.contains("without its image"),
+            "{}",
+            set.skipped[0]
+        );
         fs::remove_dir_all(root).unwrap();
     }
 
@@ -797,7 +828,10 @@ mod tests {
 
         for (bad, says) in [
             (r#"{"train": [["../x.jpg", 0, "a"]]}"#, "stay inside"),
-            (r#"{"train": [["a.jpg", 0, "a"], ["b.jpg", 0, "b"]]}"#, "named both"),
+            (
+                r#"{"train": [["a.jpg", 0, "a"], ["b.jpg", 0, "b"]]}"#,
+                "named both",
+            ),
             (r#"{"train": [["a.jpg", 1, "a"]]}"#, "no image has label 0"),
             (r#"{"holdout": []}"#, "not a split"),
             (r#"{"train": [["a.jpg"]]}"#, "expected [path, label"),

@@ -98,12 +98,18 @@ fn parse_header(header: &str) -> Result<(char, usize, bool, Vec<usize>), String>
         .split(',')
         .map(str::trim)
         .filter(|part| !part.is_empty())
-        .map(|part| part.parse::<usize>().map_err(|_| format!("shape entry {part:?}")))
+        .map(|part| {
+            part.parse::<usize>()
+                .map_err(|_| format!("shape entry {part:?}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((kind, item, fortran, shape))
 }
 
-fn read_array(file: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Result<Option<Array>, String> {
+fn read_array(
+    file: &mut zip::ZipArchive<std::fs::File>,
+    name: &str,
+) -> Result<Option<Array>, String> {
     let entry_name = format!("{name}.npy");
     let mut entry = match file.by_name(&entry_name) {
         Ok(entry) => entry,
@@ -121,12 +127,16 @@ fn read_array(file: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Result<O
     let header_len = match magic[6] {
         1 => {
             let mut len = [0u8; 2];
-            entry.read_exact(&mut len).map_err(|e| error(e.to_string()))?;
+            entry
+                .read_exact(&mut len)
+                .map_err(|e| error(e.to_string()))?;
             u16::from_le_bytes(len) as usize
         }
         2 | 3 => {
             let mut len = [0u8; 4];
-            entry.read_exact(&mut len).map_err(|e| error(e.to_string()))?;
+            entry
+                .read_exact(&mut len)
+                .map_err(|e| error(e.to_string()))?;
             u32::from_le_bytes(len) as usize
         }
         version => return Err(error(format!(".npy format version {version}"))),
@@ -162,7 +172,11 @@ fn read_array(file: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Result<O
         return Err(error(format!(
             "the header's shape {shape:?} needs {bytes} bytes, the array has {}{}",
             data.len(),
-            if data.len() as u64 > bytes { " or more" } else { "" }
+            if data.len() as u64 > bytes {
+                " or more"
+            } else {
+                ""
+            }
         )));
     }
     Ok(Some(Array {
@@ -219,7 +233,8 @@ pub fn read_npz(path: &Path) -> Result<NpzSet, DatasetError> {
         (SplitName::Val, "val"),
         (SplitName::Test, "test"),
     ] {
-        let pictures = read_array(&mut archive, &format!("{prefix}_images")).map_err(format_error)?;
+        let pictures =
+            read_array(&mut archive, &format!("{prefix}_images")).map_err(format_error)?;
         let labels = read_array(&mut archive, &format!("{prefix}_labels")).map_err(format_error)?;
         let (pictures, labels) = match (pictures, labels) {
             (None, None) => continue,
@@ -241,12 +256,18 @@ pub fn read_npz(path: &Path) -> Result<NpzSet, DatasetError> {
             }
         };
         if pictures.item != 1 || pictures.kind != 'u' {
-            return Err(format_error(format!("{prefix}_images: expected uint8 pixels")));
+            return Err(format_error(format!(
+                "{prefix}_images: expected uint8 pixels"
+            )));
         }
         if height == 0 || width == 0 || height > 4096 || width > 4096 {
-            return Err(format_error(format!("{prefix}_images: {width}×{height} pixels")));
+            return Err(format_error(format!(
+                "{prefix}_images: {width}×{height} pixels"
+            )));
         }
-        if !images.images.is_empty() && (images.width, images.height, images.channels) != (width, height, channels) {
+        if !images.images.is_empty()
+            && (images.width, images.height, images.channels) != (width, height, channels)
+        {
             return Err(format_error(format!(
                 "{prefix}_images are {width}×{height}×{channels}, the other splits {}×{}×{}",
                 images.width, images.height, images.channels
@@ -270,11 +291,20 @@ pub fn read_npz(path: &Path) -> Result<NpzSet, DatasetError> {
         }
         (images.width, images.height, images.channels) = (width, height, channels);
         let size = width * height * channels;
-        for (index, (pixels, &label)) in pictures.data.chunks_exact(size).zip(&label_values).enumerate() {
+        for (index, (pixels, &label)) in pictures
+            .data
+            .chunks_exact(size)
+            .zip(&label_values)
+            .enumerate()
+        {
             let label = usize::try_from(label)
                 .ok()
                 .filter(|&label| label < super::layout::MAX_CLASSES)
-                .ok_or_else(|| format_error(format!("{prefix}_labels[{index}] = {label}: not a class number")))?;
+                .ok_or_else(|| {
+                    format_error(format!(
+                        "{prefix}_labels[{index}] = {label}: not a class number"
+                    ))
+                })?;
             entries.push((split, label, images.images.len()));
             images.images.push(pixels.to_vec());
         }

@@ -15,9 +15,9 @@ use serde_json::json;
 use super::metrics::{Metrics, MetricsError};
 use super::protocol::{HashedSet, Manifest, Resolved};
 use crate::clip::load::LoadedClip;
+use crate::clip::zero_shot::{ZeroShotClassifier, ZeroShotError};
 use crate::dataset::Dataset;
 use crate::focus::mask::Mask;
-use crate::clip::zero_shot::{ZeroShotClassifier, ZeroShotError};
 use crate::heads::features::{FeatureError, FeatureSet};
 use crate::heads::head::HeadModel;
 use crate::heads::head_file::{FocusMode, HeadKind};
@@ -315,7 +315,13 @@ pub fn evaluate(
     let needed: BTreeSet<usize> = request
         .manifests
         .iter()
-        .flat_map(|(_, resolved)| resolved.train.iter().chain(&resolved.val).chain(&resolved.test))
+        .flat_map(|(_, resolved)| {
+            resolved
+                .train
+                .iter()
+                .chain(&resolved.val)
+                .chain(&resolved.test)
+        })
         .copied()
         .collect();
     let mut summary = EvalSummary::default();
@@ -567,7 +573,12 @@ fn one_run(inputs: &RunInputs, settings: &HeadSettings) -> Result<RunOutcome, Ev
     let training = Training::new(settings, &mut run, &mut silent, inputs.train_device)
         .with_validation(Some(&validation));
     let trained = match settings.kind {
-        HeadKind::Coop => train_coop(inputs.request.clip, &support, inputs.prompt_classes, training)?,
+        HeadKind::Coop => train_coop(
+            inputs.request.clip,
+            &support,
+            inputs.prompt_classes,
+            training,
+        )?,
         _ => train_kind(&support, inputs.text, training)?,
     };
     let head = assemble_head(

@@ -222,7 +222,9 @@ pub fn pools(set: &Dataset, split_seed: u64) -> Result<Pools, ProtocolError> {
         rng.shuffle(&mut members);
         let n = members.len();
         // Every class keeps a training image; the test share rounds, at least one when n ≥ 2.
-        let n_test = ((n as f64 * TEST_SHARE).round() as usize).max(usize::from(n >= 2)).min(n.saturating_sub(1));
+        let n_test = ((n as f64 * TEST_SHARE).round() as usize)
+            .max(usize::from(n >= 2))
+            .min(n.saturating_sub(1));
         let n_val = if make_val {
             ((n as f64 * VAL_SHARE).round() as usize).min(n - n_test - usize::from(n > n_test))
         } else {
@@ -424,15 +426,22 @@ impl Manifest {
                 }
                 return Some(i);
             }
-            match by_hash.get_mut(entry.sha256.as_str()).and_then(|list| list.pop()) {
+            match by_hash
+                .get_mut(entry.sha256.as_str())
+                .and_then(|list| list.pop())
+            {
                 Some(i) => Some(i),
                 None => {
-                    problems.push(format!("{}: not in the set (by path or content)", entry.path));
+                    problems.push(format!(
+                        "{}: not in the set (by path or content)",
+                        entry.path
+                    ));
                     None
                 }
             }
         };
-        let mut part = |entries: &[Entry]| -> Vec<usize> { entries.iter().filter_map(&mut find).collect() };
+        let mut part =
+            |entries: &[Entry]| -> Vec<usize> { entries.iter().filter_map(&mut find).collect() };
         let resolved = Resolved {
             train: part(&self.train),
             val: part(&self.val),
@@ -444,7 +453,11 @@ impl Manifest {
                 "{} of the manifest's images do not match the set: {}{}",
                 problems.len(),
                 shown.join("; "),
-                if problems.len() > shown.len() { "; …" } else { "" }
+                if problems.len() > shown.len() {
+                    "; …"
+                } else {
+                    ""
+                }
             )));
         }
         Ok(resolved)
@@ -469,7 +482,11 @@ mod tests {
         for (class, count) in classes {
             fs::create_dir_all(root.join(class)).unwrap();
             for i in 0..*count {
-                fs::write(root.join(class).join(format!("{i:03}.png")), format!("{class}/{i}")).unwrap();
+                fs::write(
+                    root.join(class).join(format!("{i:03}.png")),
+                    format!("{class}/{i}"),
+                )
+                .unwrap();
             }
         }
     }
@@ -503,7 +520,13 @@ mod tests {
         let set = open(&root);
         let pools = pools(&set.dataset, 0).unwrap();
         // 20 % test per class (rounded), 10 % validation, the rest trains.
-        assert_eq!(class_counts(&set, &pools.test.iter().map(|&i| set.entry(i)).collect::<Vec<_>>()), [10, 4, 1]);
+        assert_eq!(
+            class_counts(
+                &set,
+                &pools.test.iter().map(|&i| set.entry(i)).collect::<Vec<_>>()
+            ),
+            [10, 4, 1]
+        );
         assert_eq!(pools.val.len(), 5 + 2 + 1);
         assert_eq!(pools.train.len(), 35 + 14 + 5);
 
@@ -516,7 +539,11 @@ mod tests {
         let four = draw(&set, &pools, Protocol::shots(4).unwrap(), 2).unwrap();
         assert_eq!(class_counts(&set, &four.train), [4, 4, 4]);
         assert_eq!(class_counts(&set, &four.val), [4, 2, 1]); // min(K, 4) capped by the pool
-        assert!(four.notes.iter().any(|n| n.contains("2 of the 4 wanted")), "{:?}", four.notes);
+        assert!(
+            four.notes.iter().any(|n| n.contains("2 of the 4 wanted")),
+            "{:?}",
+            four.notes
+        );
         let eight = draw(&set, &pools, Protocol::shots(8).unwrap(), 2).unwrap();
         assert!(eight.notes.iter().any(|n| n.contains("fewer than 8")));
         // Same seed: the same bytes; another seed: other images.
@@ -534,7 +561,13 @@ mod tests {
         let original = root.join("original");
         make_set(&original, &[("a", 12), ("b", 12)]);
         let set = open(&original);
-        let manifest = draw(&set, &pools(&set.dataset, 0).unwrap(), Protocol::shots(2).unwrap(), 1).unwrap();
+        let manifest = draw(
+            &set,
+            &pools(&set.dataset, 0).unwrap(),
+            Protocol::shots(2).unwrap(),
+            1,
+        )
+        .unwrap();
         let file = root.join("m.json");
         fs::write(&file, manifest.to_bytes()).unwrap();
         let manifest = Manifest::read(&file).unwrap();
@@ -547,21 +580,36 @@ mod tests {
         let copy = root.join("copy");
         make_set(&copy, &[("a", 12), ("b", 12)]);
         let renamed = &manifest.train[0].path;
-        fs::rename(copy.join(renamed), copy.join(renamed).with_file_name("renamed.png")).unwrap();
+        fs::rename(
+            copy.join(renamed),
+            copy.join(renamed).with_file_name("renamed.png"),
+        )
+        .unwrap();
         let copied = open(&copy);
         let resolved = manifest.resolve(&copied).unwrap();
-        assert_eq!(paths(&copied, &resolved.train), paths(&set, &expected.train));
+        assert_eq!(
+            paths(&copied, &resolved.train),
+            paths(&set, &expected.train)
+        );
         assert_eq!(paths(&copied, &resolved.test), paths(&set, &expected.test));
 
         // A listed file edited: named in the error.
         let edited = &manifest.test[0].path;
         fs::write(copy.join(edited), b"edited").unwrap();
         let error = manifest.resolve(&open(&copy)).unwrap_err().to_string();
-        assert!(error.contains(edited.as_str()) && error.contains("changed"), "{error}");
+        assert!(
+            error.contains(edited.as_str()) && error.contains("changed"),
+            "{error}"
+        );
 
         // Not a manifest / a newer format.
         fs::write(&file, b"{\"format\": 99}").unwrap();
-        assert!(Manifest::read(&file).unwrap_err().to_string().contains("manifest"));
+        assert!(
+            Manifest::read(&file)
+                .unwrap_err()
+                .to_string()
+                .contains("manifest")
+        );
         fs::remove_dir_all(root).unwrap();
     }
 
@@ -572,7 +620,10 @@ mod tests {
         make_set(&root.join("test"), &[("a", 3), ("b", 2)]);
         let set = open(&root);
         let pools = pools(&set.dataset, 0).unwrap();
-        assert_eq!((pools.train.len(), pools.val.len(), pools.test.len()), (12, 0, 5));
+        assert_eq!(
+            (pools.train.len(), pools.val.len(), pools.test.len()),
+            (12, 0, 5)
+        );
         let manifest = draw(&set, &pools, Protocol::shots(2).unwrap(), 1).unwrap();
         assert_eq!(manifest.test.len(), 5);
         // No validation split: K-shot validation comes from the unused training images.

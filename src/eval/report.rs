@@ -128,11 +128,14 @@ impl ReportFolder {
     ) -> Result<(), EvalError> {
         let mut lines = String::new();
         for prediction in predictions {
-            lines.push_str(&serde_json::to_string(prediction).map_err(|e| EvalError::Output(e.to_string()))?);
+            lines.push_str(
+                &serde_json::to_string(prediction).map_err(|e| EvalError::Output(e.to_string()))?,
+            );
             lines.push('\n');
         }
         self.append_lines(PREDICTIONS, &lines)?;
-        let mut line = serde_json::to_string(record).map_err(|e| EvalError::Output(e.to_string()))?;
+        let mut line =
+            serde_json::to_string(record).map_err(|e| EvalError::Output(e.to_string()))?;
         line.push('\n');
         self.append_lines(RUNS, &line)
     }
@@ -154,12 +157,17 @@ impl ReportFolder {
         if !context.mask_quality.is_empty() {
             let mut lines = String::new();
             for record in &context.mask_quality {
-                lines.push_str(&serde_json::to_string(record).map_err(|e| EvalError::Output(e.to_string()))?);
+                lines.push_str(
+                    &serde_json::to_string(record).map_err(|e| EvalError::Output(e.to_string()))?,
+                );
                 lines.push('\n');
             }
             write_atomic(&self.dir.join(MASKS), lines.as_bytes())?;
         }
-        write_atomic(&self.dir.join(REPORT), report_markdown(runs, context).as_bytes())
+        write_atomic(
+            &self.dir.join(REPORT),
+            report_markdown(runs, context).as_bytes(),
+        )
     }
 }
 
@@ -192,9 +200,26 @@ fn runs_csv(runs: &[RunRecord]) -> Result<Vec<u8>, EvalError> {
     let csv_error = |error: csv::Error| EvalError::Output(format!("runs.csv: {error}"));
     writer
         .write_record([
-            "run", "manifest", "manifest_sha256", "protocol", "seed", "head", "focus", "masks",
-            "model", "train_images", "val_images", "test_images", "accuracy",
-            "balanced_accuracy", "macro_f1", "kappa", "auroc", "log_loss", "ece", "seconds",
+            "run",
+            "manifest",
+            "manifest_sha256",
+            "protocol",
+            "seed",
+            "head",
+            "focus",
+            "masks",
+            "model",
+            "train_images",
+            "val_images",
+            "test_images",
+            "accuracy",
+            "balanced_accuracy",
+            "macro_f1",
+            "kappa",
+            "auroc",
+            "log_loss",
+            "ece",
+            "seconds",
         ])
         .map_err(csv_error)?;
     for run in runs {
@@ -239,7 +264,11 @@ fn columns(runs: &[RunRecord]) -> Vec<String> {
         let (kind, value) = parse_label(&run.protocol);
         labels.push((kind, value, run.protocol.clone()));
     }
-    labels.sort_by(|a, b| (a.0, a.1).partial_cmp(&(b.0, b.1)).unwrap_or(std::cmp::Ordering::Equal));
+    labels.sort_by(|a, b| {
+        (a.0, a.1)
+            .partial_cmp(&(b.0, b.1))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     labels.into_iter().map(|(_, _, label)| label).collect()
 }
 
@@ -257,10 +286,15 @@ type Metric = (&'static str, fn(&RunRecord) -> Option<f64>);
 
 const METRICS: [Metric; 5] = [
     ("Accuracy", |run| Some(run.metrics.accuracy)),
-    ("Balanced accuracy", |run| Some(run.metrics.balanced_accuracy)),
+    ("Balanced accuracy", |run| {
+        Some(run.metrics.balanced_accuracy)
+    }),
     ("Macro-F1", |run| Some(run.metrics.macro_f1)),
     ("AUROC (one-vs-rest, macro)", |run| run.metrics.auroc),
-    ("Expected calibration error (15 bins; lower is better)", |run| Some(run.metrics.ece)),
+    (
+        "Expected calibration error (15 bins; lower is better)",
+        |run| Some(run.metrics.ece),
+    ),
 ];
 
 fn report_markdown(runs: &[RunRecord], context: &ReportContext) -> String {
@@ -298,7 +332,11 @@ fn report_markdown(runs: &[RunRecord], context: &ReportContext) -> String {
     let _ = writeln!(
         out,
         "- seeds: {} — cells are mean ± standard deviation over them (population std, as CoOp/Dassl report), in %",
-        seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+        seeds
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let _ = writeln!(out, "- runs: {}", runs.len());
     if context.skipped_files > 0 || !context.unusable_images.is_empty() {
@@ -382,7 +420,10 @@ fn mask_section(out: &mut String, context: &ReportContext) {
         out,
         "\n## SAM 2's regions against the ground-truth masks\n\nImages whose ground truth has a region; mean ± std (population) in %. The `gt` mask source (`--masks gt`) is the oracle: the same runs with these masks show what focus gives apart from SAM 2's quality.\n"
     );
-    let _ = writeln!(out, "| class | images | Dice | IoU | whole-image fallbacks |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| class | images | Dice | IoU | whole-image fallbacks |\n|---|---|---|---|---|"
+    );
     let mut rows: Vec<(String, Vec<&MaskRecord>)> = context
         .classes
         .iter()
@@ -397,7 +438,10 @@ fn mask_section(out: &mut String, context: &ReportContext) {
             )
         })
         .collect();
-    rows.push(("all".into(), records.iter().filter(|r| !r.truth_empty).collect()));
+    rows.push((
+        "all".into(),
+        records.iter().filter(|r| !r.truth_empty).collect(),
+    ));
     for (name, members) in rows {
         if members.is_empty() {
             continue;

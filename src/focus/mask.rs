@@ -178,7 +178,10 @@ impl Mask {
         }
         let either = mine + theirs - both;
         if either == 0 {
-            return Some(Overlap { dice: 1.0, iou: 1.0 });
+            return Some(Overlap {
+                dice: 1.0,
+                iou: 1.0,
+            });
         }
         Some(Overlap {
             dice: 2.0 * both as f64 / (mine + theirs) as f64,

@@ -246,9 +246,8 @@ pub(super) async fn find(
                     })?,
                 });
             }
-            let mask = united.ok_or_else(|| {
-                PipelineError::MaskImage("no ground-truth mask images".into())
-            })?;
+            let mask = united
+                .ok_or_else(|| PipelineError::MaskImage("no ground-truth mask images".into()))?;
             Region::new(mask, RegionOrigin::GroundTruth, None)
         }
         MaskSource::Sam2Prompt(prompt) => {

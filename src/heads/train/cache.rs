@@ -134,7 +134,9 @@ impl RegionCache {
         if &head[..4] != REGION_MAGIC {
             return None;
         }
-        let word = |at: usize| u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]) as usize;
+        let word = |at: usize| {
+            u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]) as usize
+        };
         let (width, height, origin_code) = (word(4), word(8), head[12]);
         let warning_len = u16::from_le_bytes([head[13], head[14]]) as usize;
         let pixels = width.checked_mul(height)?;
@@ -219,10 +221,15 @@ mod tests {
 
     #[test]
     fn regions_round_trip_bit_packed_and_soft_masks_are_not_stored() {
-        let dir = std::env::temp_dir().join(format!("medfocus-region-cache-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("medfocus-region-cache-{}", std::process::id()));
         let cache = EmbeddingCache::new(&dir).regions();
         let weights: Vec<f32> = (0..37).map(|i| f32::from(i % 3 == 0)).collect();
-        let mask = Mask { width: 37, height: 1, weights };
+        let mask = Mask {
+            width: 37,
+            height: 1,
+            weights,
+        };
         let region = Region {
             coverage: mask.coverage(),
             mask,
@@ -234,7 +241,10 @@ mod tests {
         assert!(cache.put(&k, &region).unwrap());
         let back = cache.get(&k).unwrap();
         assert_eq!(back.mask.weights, region.mask.weights);
-        assert_eq!((back.origin, back.warning.clone(), back.coverage), (region.origin, region.warning.clone(), region.coverage));
+        assert_eq!(
+            (back.origin, back.warning.clone(), back.coverage),
+            (region.origin, region.warning.clone(), region.coverage)
+        );
         // Damaged: a miss.
         let path = cache.path(&k);
         let bytes = std::fs::read(&path).unwrap();

@@ -263,7 +263,11 @@ pub fn train_head(
             text.embeddings.len()
         )));
     }
-    train_kind(support, text, Training::new(settings, run, observer, device))
+    train_kind(
+        support,
+        text,
+        Training::new(settings, run, observer, device),
+    )
 }
 
 /// [`train_head`] with everything in a [`Training`] (given validation rows among them).
@@ -702,7 +706,8 @@ pub fn fit_with_early_stopping<'o, S: Labelled>(
             summary,
         ),
         None => {
-            let refit = refit_rows(support.labels().len(), validation).map(|rows| support.subset(&rows));
+            let refit =
+                refit_rows(support.labels().len(), validation).map(|rows| support.subset(&rows));
             let refit = refit.as_ref().unwrap_or(support);
             let mut stage_objective = objective(refit, None);
             let start = init(refit);

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use super::cache::{EmbeddingCache, RegionCache, key, sha256_hex};
 use super::finetune::TokenSet;
 use crate::clip::load::LoadedClip;
+use crate::clip::preprocess::Pixels8;
 use crate::dataset::{ClassFolders, IMAGE_EXTENSIONS};
 use crate::focus::Focus;
 use crate::heads::features::{FeatureError, FeatureSet, check_labels};
 use crate::heads::head_file::FocusMode;
-use crate::clip::preprocess::Pixels8;
 use crate::pipeline::{Encoder, MaskSource, Region, Segmenter, decode};
 use crate::sam2::automatic_mask_generator::MaskChoice;
 
@@ -159,16 +159,24 @@ impl<'a> Embedder<'a> {
                 })?;
                 let bytes = std::fs::read(&file)
                     .map_err(|error| image_error(format!("mask {}: {error}", file.display())))?;
-                Ok((format!("mask {}", sha256_hex(&bytes)), MaskSource::MaskImage(bytes)))
+                Ok((
+                    format!("mask {}", sha256_hex(&bytes)),
+                    MaskSource::MaskImage(bytes),
+                ))
             }
             (SupportMasks::Folder(dir), None) => Err(image_error(format!(
                 "a mask folder ({}) needs images inside a class folder",
                 dir.display()
             ))),
             (SupportMasks::GroundTruth(masks), _) => {
-                let files = masks.get(path).filter(|files| !files.is_empty()).ok_or_else(|| {
-                    image_error("no ground-truth mask for it (<name>_mask.png beside it)".into())
-                })?;
+                let files = masks
+                    .get(path)
+                    .filter(|files| !files.is_empty())
+                    .ok_or_else(|| {
+                        image_error(
+                            "no ground-truth mask for it (<name>_mask.png beside it)".into(),
+                        )
+                    })?;
                 let mut identity = String::from("ground truth");
                 let mut images = Vec::with_capacity(files.len());
                 for file in files {
@@ -274,8 +282,7 @@ impl<'a> Embedder<'a> {
             });
         }
         let pixels = decode(bytes).map_err(|error| image_error(error.to_string()))?;
-        let (region, segmented) =
-            self.region_of(path, bytes, &pixels, &mask_identity, &source)?;
+        let (region, segmented) = self.region_of(path, bytes, &pixels, &mask_identity, &source)?;
         let mut warning = region.as_ref().and_then(|region| region.warning.clone());
         let data = match self.target {
             Target::Embedding => self
