@@ -338,7 +338,12 @@ pub fn evaluate(
         if let SupportMasks::Sam2(segmenter) = &support_masks {
             focus.automatic = Some(segmenter.automatic.clone());
         }
-        let masks_identity = focus.masks.clone();
+        // What the runs record as their masks (and are identified by): a mask folder by its
+        // path too, where a head file records only "mask files".
+        let masks_identity = match (&request.masks, focus.needs_mask()) {
+            (EvalMasks::Folder(dir), true) => format!("mask files under {}", dir.display()),
+            _ => focus.masks.clone(),
+        };
         // Which runs of this focus remain: embed only when some do.
         let mut pending = Vec::new();
         for (manifest, resolved) in &request.manifests {

@@ -12,6 +12,10 @@ import { chromium } from "playwright-core";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const dist = join(root, "dist");
+// Clicks that start model work: the models still run on the page's thread (SwiftShader or the CPU
+// backend here, seconds to minutes), so Playwright must not wait for the page to answer after the
+// click; each test waits for the result it expects instead.
+const startsWork = { noWaitAfter: true, timeout: 120_000 };
 const data = process.env.MEDFOCUS_DATA ?? join(root, "..", "shared", "data");
 const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
 
@@ -119,7 +123,7 @@ test("a CLIP model folder loads in the page and classifies the X-ray, whole or f
     await page.selectOption("#focus", focus);
     await page.fill("#region", region);
     await page.evaluate(() => delete document.body.dataset.classified);
-    await page.click("#classify");
+    await page.click("#classify", startsWork);
     await page.waitForFunction(() => document.body.dataset.classified, null, { timeout: 60_000 });
     return page.evaluate(() => ({
       outcome: document.body.dataset.classified,
@@ -164,7 +168,7 @@ test("a CLIP model folder loads in the page and classifies the X-ray, whole or f
 test("a head trained natively loads in the page and classifies with the CLIP model", async () => {
   const classifyWithHead = async () => {
     await page.evaluate(() => delete document.body.dataset.classified);
-    await page.click("#classify-head");
+    await page.click("#classify-head", startsWork);
     await page.waitForFunction(() => document.body.dataset.classified, null, { timeout: 60_000 });
     return page.evaluate(() => ({
       outcome: document.body.dataset.classified,
@@ -198,7 +202,7 @@ test("SAM 2 segments the dragged region in the page and the mask steers CLIP", a
   assert.match(await page.textContent("#sam2-status"), /sam2\.1-tiny-small loaded \(int8-per-block-32 weights/);
 
   await page.fill("#region", "100,100,600,500");
-  await page.click("#sam2-region");
+  await page.click("#sam2-region", startsWork);
   await page.waitForFunction(() => document.body.dataset.segmented, null, { timeout: 120_000 });
   assert.equal(await page.evaluate(() => document.body.dataset.segmented), "person1951_bacteria_4882.jpeg:region", await page.textContent("#sam2-error"));
   const area = Number((await page.textContent("#sam2-result")).match(/mask: (\d+) px/)[1]);
@@ -207,7 +211,7 @@ test("SAM 2 segments the dragged region in the page and the mask steers CLIP", a
   // The mask, tinted on the canvas, is what the overlay focus sends to CLIP.
   await page.selectOption("#focus", "overlay");
   await page.evaluate(() => delete document.body.dataset.classified);
-  await page.click("#classify");
+  await page.click("#classify", startsWork);
   await page.waitForFunction(() => document.body.dataset.classified, null, { timeout: 60_000 });
   assert.equal(await page.evaluate(() => document.body.dataset.classified), "person1951_bacteria_4882.jpeg:overlay", await page.textContent("#clip-error"));
 
