@@ -140,20 +140,12 @@ pub struct MaskRecord {
 
 /// The united ground-truth masks of a sample.
 fn ground_truth(sample: &crate::dataset::Sample) -> Result<Mask, String> {
-    let mut united: Option<Mask> = None;
-    for file in &sample.masks {
-        let bytes = std::fs::read(file).map_err(|error| format!("{}: {error}", file.display()))?;
-        let decoded = crate::imaging::decode_image(&bytes)
-            .map_err(|error| format!("{}: {error}", file.display()))?;
-        let mask = Mask::from_image(&decoded.pixels);
-        united = Some(match united {
-            None => mask,
-            Some(so_far) => so_far
-                .union(&mask)
-                .map_err(|error| format!("{}: {error}", file.display()))?,
-        });
-    }
-    united.ok_or_else(|| "no ground-truth mask".to_string())
+    let images = sample
+        .masks
+        .iter()
+        .map(|file| std::fs::read(file).map_err(|error| format!("{}: {error}", file.display())))
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::pipeline::region::united_mask(&images).map_err(|error| error.to_string())
 }
 
 /// Dice and IoU of SAM 2's region against the ground truth, for every needed image that has

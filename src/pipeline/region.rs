@@ -208,6 +208,24 @@ fn whole_image(pixels: &Pixels8) -> Mask {
     }
 }
 
+/// Mask images (encoded bytes, white inside) united pixel by pixel: an image's several
+/// ground-truth masks as one region. They must share one size.
+pub fn united_mask(images: &[Vec<u8>]) -> Result<Mask, PipelineError> {
+    let mut united: Option<Mask> = None;
+    for bytes in images {
+        let decoded = crate::imaging::decode_image(bytes)
+            .map_err(|error| PipelineError::MaskImage(error.to_string()))?;
+        let mask = Mask::from_image(&decoded.pixels);
+        united = Some(match united {
+            None => mask,
+            Some(so_far) => so_far.union(&mask).map_err(|error| {
+                PipelineError::MaskImage(format!("ground-truth masks: {error}"))
+            })?,
+        });
+    }
+    united.ok_or_else(|| PipelineError::MaskImage("no ground-truth mask images".into()))
+}
+
 /// The region `source` gives for `pixels`; `automatic` are the settings of
 /// [`MaskSource::Sam2Automatic`]. `None` for [`MaskSource::None`].
 pub(super) async fn find(
@@ -234,21 +252,7 @@ pub(super) async fn find(
             )
         }
         MaskSource::GroundTruth(images) => {
-            let mut united: Option<Mask> = None;
-            for bytes in images {
-                let decoded = crate::imaging::decode_image(bytes)
-                    .map_err(|error| PipelineError::MaskImage(error.to_string()))?;
-                let mask = Mask::from_image(&decoded.pixels);
-                united = Some(match united {
-                    None => mask,
-                    Some(so_far) => so_far.union(&mask).map_err(|error| {
-                        PipelineError::MaskImage(format!("ground-truth masks: {error}"))
-                    })?,
-                });
-            }
-            let mask = united
-                .ok_or_else(|| PipelineError::MaskImage("no ground-truth mask images".into()))?;
-            Region::new(mask, RegionOrigin::GroundTruth, None)
+            Region::new(united_mask(images)?, RegionOrigin::GroundTruth, None)
         }
         MaskSource::Sam2Prompt(prompt) => {
             let request = SegmentRequest::Prompt {

@@ -256,13 +256,6 @@ pub fn train_head(
     observer: &mut dyn Observer,
     device: &Device,
 ) -> Result<TrainedHead, TrainError> {
-    let (classes, dim) = (support.class_count(), support.dim);
-    if text.embeddings.len() != classes * dim {
-        return Err(TrainError::Text(format!(
-            "{} text values for {classes} classes of width {dim}",
-            text.embeddings.len()
-        )));
-    }
     train_kind(
         support,
         text,
