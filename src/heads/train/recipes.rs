@@ -1,5 +1,6 @@
 //! What each head kind trains, stage by stage, on a support set's embeddings.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -201,7 +202,7 @@ impl<'a> Training<'a> {
         self
     }
 
-    /// The four parts again, for a recipe to use by name.
+    /// The parts again, for a recipe to use by name.
     pub fn parts(
         self,
     ) -> (
@@ -209,9 +210,31 @@ impl<'a> Training<'a> {
         &'a mut TrainRun,
         &'a mut dyn Observer,
         &'a Device,
+        Option<&'a [usize]>,
     ) {
-        (self.settings, self.run, self.observer, self.device)
+        (
+            self.settings,
+            self.run,
+            self.observer,
+            self.device,
+            self.validation,
+        )
     }
+}
+
+/// The given validation rows, sorted and once each; `None` when there are none.
+fn given_rows(validation: Option<&[usize]>) -> Option<Vec<usize>> {
+    let mut rows = validation.filter(|rows| !rows.is_empty())?.to_vec();
+    rows.sort_unstable();
+    rows.dedup();
+    Some(rows)
+}
+
+/// Rows `0..len` that are not among the (sorted) `excluded`.
+fn complement(len: usize, excluded: &[usize]) -> Vec<usize> {
+    (0..len)
+        .filter(|row| excluded.binary_search(row).is_err())
+        .collect()
 }
 
 /// Which rows train and which judge: the given validation rows, else a held-out share of each
@@ -222,24 +245,24 @@ pub fn holdout_split(
     settings: &HeadSettings,
     validation: Option<&[usize]>,
 ) -> Option<Split> {
-    match validation {
-        Some(rows) if !rows.is_empty() => {
-            let mut holdout = rows.to_vec();
-            holdout.sort_unstable();
-            holdout.dedup();
-            let train = (0..labels.len())
-                .filter(|row| holdout.binary_search(row).is_err())
-                .collect();
-            Some(Split { train, holdout })
-        }
-        _ => stratified_split(labels, classes, settings.holdout, settings.seed),
+    match given_rows(validation) {
+        Some(holdout) => Some(Split {
+            train: complement(labels.len(), &holdout),
+            holdout,
+        }),
+        None => stratified_split(labels, classes, settings.holdout, settings.seed),
     }
 }
 
-/// The rows the final fit trains on: all, or all but the given validation rows.
-pub fn refit_rows(len: usize, validation: Option<&[usize]>) -> Option<Vec<usize>> {
-    let rows = validation.filter(|rows| !rows.is_empty())?;
-    Some((0..len).filter(|row| !rows.contains(row)).collect())
+/// What the final fit trains on: the whole support set, or all but the given validation rows.
+pub fn training_rows<'s, S: Labelled + Clone>(
+    support: &'s S,
+    validation: Option<&[usize]>,
+) -> Cow<'s, S> {
+    match given_rows(validation) {
+        Some(held) => Cow::Owned(support.subset(&complement(support.labels().len(), &held))),
+        None => Cow::Borrowed(support),
+    }
 }
 
 fn tensor2(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
@@ -330,8 +353,7 @@ fn train_linear_probe(
     text: &TextPrior,
     training: Training,
 ) -> Result<TrainedHead, TrainError> {
-    let validation = training.validation;
-    let (settings, run, observer, device) = training.parts();
+    let (settings, run, observer, device, validation) = training.parts();
     let (classes, dim) = (support.class_count(), support.dim);
     let lbfgs = LbfgsSettings {
         max_iterations: settings
@@ -393,9 +415,8 @@ fn train_linear_probe(
         // scikit-learn's default C; LP+text's middle weight.
         _ => 1.0,
     };
-    let refit = refit_rows(support.len(), validation).map(|rows| support.subset(&rows));
-    let refit = refit.as_ref().unwrap_or(support);
-    let mut objective = probe_objective(refit, None, text_prior.as_ref(), chosen, device);
+    let refit = training_rows(support, validation);
+    let mut objective = probe_objective(&refit, None, text_prior.as_ref(), chosen, device);
     let init = objective.init(classes, dim);
     let (params, summary) = match run.finished::<(Vec<f32>, Vec<f32>, ConvexSummary)>("final") {
         Some((weight, bias, summary)) => (
@@ -454,12 +475,10 @@ fn train_tip_adapter(
     text: &TextPrior,
     training: Training,
 ) -> Result<TrainedHead, TrainError> {
-    let validation = training.validation;
-    let (settings, run, observer, device) = training.parts();
+    let (settings, run, observer, device, validation) = training.parts();
     let (classes, dim) = (support.class_count(), support.dim);
     // The cache holds the training images only; validation images judge.
-    let cached = refit_rows(support.len(), validation).map(|rows| support.subset(&rows));
-    let cached = cached.as_ref().unwrap_or(support);
+    let cached = training_rows(support, validation);
     let values = one_hot_values(&cached.labels, classes);
     let mut keys = cached.values.clone();
     let mut log = json!({"settings": settings});
@@ -480,7 +499,7 @@ fn train_tip_adapter(
                 .filter(|rows| !rows.is_empty())
                 .map(|rows| support.subset(rows));
             let (scalars, accuracy) = search_tip_adapter_scalars(
-                judged.as_ref().unwrap_or(cached),
+                judged.as_ref().unwrap_or(&cached),
                 judged.is_none(),
                 text,
                 &keys,
@@ -641,15 +660,14 @@ pub type ObjectiveFactory<'o, S> = dyn FnMut(&S, Option<&S>) -> Box<dyn Objectiv
 /// Gradient training with early stopping: with held-out images, train on the rest and keep the
 /// epoch with the best held-out loss, then refit on every image for that many epochs; without,
 /// train on every image for the configured epochs. Returns the final parameters.
-pub fn fit_with_early_stopping<'o, S: Labelled>(
+pub fn fit_with_early_stopping<'o, S: Labelled + Clone>(
     support: &S,
     training: Training,
     log: &mut serde_json::Value,
     objective: &mut ObjectiveFactory<'o, S>,
     init: &mut dyn FnMut(&S) -> Params,
 ) -> Result<Params, TrainError> {
-    let validation = training.validation;
-    let (settings, run, observer, device) = training.parts();
+    let (settings, run, observer, device, validation) = training.parts();
     let fit_settings = FitSettings {
         epochs: settings.epochs(),
         learning_rate: settings.learning_rate(),
@@ -699,11 +717,9 @@ pub fn fit_with_early_stopping<'o, S: Labelled>(
             summary,
         ),
         None => {
-            let refit =
-                refit_rows(support.labels().len(), validation).map(|rows| support.subset(&rows));
-            let refit = refit.as_ref().unwrap_or(support);
-            let mut stage_objective = objective(refit, None);
-            let start = init(refit);
+            let refit = training_rows(support, validation);
+            let mut stage_objective = objective(&refit, None);
+            let start = init(&refit);
             let final_settings = FitSettings {
                 epochs,
                 patience: 0,
