@@ -206,26 +206,31 @@ impl<'a> Embedder<'a> {
         relative: Option<&Path>,
     ) -> Result<(Option<Region>, bool), EmbedError> {
         let (mask_identity, source) = self.mask_source(path, relative)?;
-        let pixels = decode(bytes).map_err(|error| EmbedError::Image {
-            path: path.display().to_string(),
-            detail: error.to_string(),
-        })?;
-        self.region_of(path, bytes, &pixels, &mask_identity, &source)
+        let image_sha256 = sha256_hex(bytes);
+        self.region_of(path, bytes, &image_sha256, None, &mask_identity, &source)
     }
 
+    /// The region of an image whose content hash is `image_sha256`; `pixels`, when the caller
+    /// has decoded them already (else they are decoded here, and only when the region cache
+    /// does not have the region).
     fn region_of(
         &self,
         path: &Path,
         bytes: &[u8],
-        pixels: &Pixels8,
+        image_sha256: &str,
+        pixels: Option<&Pixels8>,
         mask_identity: &str,
         source: &MaskSource,
     ) -> Result<(Option<Region>, bool), EmbedError> {
+        let image_error = |detail: String| EmbedError::Image {
+            path: path.display().to_string(),
+            detail,
+        };
         // SAM 2's region depends on the image, the weights and the generator's settings only:
         // the other focus methods' embeddings of this image reuse it.
         let region_key = match (source, &self.regions) {
             (MaskSource::Sam2Automatic(_), Some(_)) => Some(key(
-                &sha256_hex(bytes),
+                image_sha256,
                 mask_identity,
                 "sam2 automatic region",
                 &serde_json::to_string(&self.encoder.automatic_settings()).unwrap_or_default(),
@@ -239,12 +244,16 @@ impl<'a> Embedder<'a> {
         if let Some(region) = cached {
             return Ok((Some(region), false));
         }
-        let region = pollster::block_on(self.encoder.region(pixels, source)).map_err(|error| {
-            EmbedError::Image {
-                path: path.display().to_string(),
-                detail: error.to_string(),
+        let decoded;
+        let pixels = match pixels {
+            Some(pixels) => pixels,
+            None => {
+                decoded = decode(bytes).map_err(|error| image_error(error.to_string()))?;
+                &decoded
             }
-        })?;
+        };
+        let region = pollster::block_on(self.encoder.region(pixels, source))
+            .map_err(|error| image_error(error.to_string()))?;
         if let (Some(region), Some(key), Some(regions)) = (&region, &region_key, &self.regions) {
             // A failed write only costs a SAM 2 pass next time.
             let _ = regions.put(key, region);
@@ -266,8 +275,9 @@ impl<'a> Embedder<'a> {
         };
         let (mask_identity, source) = self.mask_source(path, relative)?;
         let mode = format!("{} {}", self.focus.key(), self.target.key());
+        let image_sha256 = sha256_hex(bytes);
         let cache_key = key(
-            &sha256_hex(bytes),
+            &image_sha256,
             &self.encoder.clip.model.fingerprint,
             &mode,
             &mask_identity,
@@ -282,7 +292,14 @@ impl<'a> Embedder<'a> {
             });
         }
         let pixels = decode(bytes).map_err(|error| image_error(error.to_string()))?;
-        let (region, segmented) = self.region_of(path, bytes, &pixels, &mask_identity, &source)?;
+        let (region, segmented) = self.region_of(
+            path,
+            bytes,
+            &image_sha256,
+            Some(&pixels),
+            &mask_identity,
+            &source,
+        )?;
         let mut warning = region.as_ref().and_then(|region| region.warning.clone());
         let data = match self.target {
             Target::Embedding => self
