@@ -181,7 +181,7 @@ fn eval_writes_every_report_file_resumes_and_reuses_its_manifests() {
             .iter()
             .filter(|p| {
                 let row: Vec<f64> = serde_json::from_value(p["probabilities"].clone()).unwrap();
-                medfocus::eval::metrics::top_class(&row) == p["truth"].as_u64().unwrap() as usize
+                medfocus::heads::features::argmax(&row) == p["truth"].as_u64().unwrap() as usize
             })
             .count();
         let accuracy = run["metrics"]["accuracy"].as_f64().unwrap();

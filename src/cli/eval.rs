@@ -16,6 +16,7 @@ use medfocus::eval::{
 };
 use medfocus::focus;
 use medfocus::heads::HeadKind;
+use medfocus::heads::features::class_counts;
 use medfocus::heads::head_file::FocusMode;
 use medfocus::heads::train::cache::{EmbeddingCache, default_dir};
 
@@ -178,12 +179,7 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &EvalArgs) -> Cli
         (MaskChoice::Sam2, Some(segmenter)) => EvalMasks::Sam2(segmenter),
         _ => EvalMasks::None,
     };
-    let masks_description = match &masks {
-        EvalMasks::None => "none".to_string(),
-        EvalMasks::Folder(dir) => format!("mask files under {}", dir.display()),
-        EvalMasks::Sam2(segmenter) => segmenter.identity.clone(),
-        EvalMasks::GroundTruth => "the set's ground-truth masks (oracle)".to_string(),
-    };
+    let masks_description = masks.describe();
     let started = std::time::Instant::now();
     let done = runs.iter().map(|run| run.run.clone()).collect();
     let summary = {
@@ -321,11 +317,11 @@ impl MaskChoice {
 
 fn pool_counts(set: &HashedSet, pools: &Pools) -> [Vec<usize>; 3] {
     let count = |indices: &[usize]| {
-        let mut counts = vec![0; set.dataset.classes.len()];
-        for &index in indices {
-            counts[set.dataset.samples[index].class_index] += 1;
-        }
-        counts
+        let labels: Vec<usize> = indices
+            .iter()
+            .map(|&index| set.dataset.samples[index].class_index)
+            .collect();
+        class_counts(&labels, set.dataset.classes.len())
     };
     [count(&pools.train), count(&pools.val), count(&pools.test)]
 }

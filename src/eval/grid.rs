@@ -121,6 +121,18 @@ impl EvalMasks<'_> {
             ),
         }
     }
+
+    /// What runs record as their masks, and are identified by: the SAM 2 weights' hash and
+    /// grid, a mask folder by its path, the ground truth (a head file records only "mask files"
+    /// for a folder).
+    pub fn describe(&self) -> String {
+        match self {
+            EvalMasks::None => "none".into(),
+            EvalMasks::Folder(dir) => format!("mask files under {}", dir.display()),
+            EvalMasks::Sam2(segmenter) => segmenter.identity.clone(),
+            EvalMasks::GroundTruth => "ground-truth masks".into(),
+        }
+    }
 }
 
 /// How SAM 2's region of one image compares with the image's ground-truth mask
@@ -316,6 +328,11 @@ pub fn evaluate(
         })
         .copied()
         .collect();
+    let manifest_hashes: Vec<String> = request
+        .manifests
+        .iter()
+        .map(|(manifest, _)| manifest.sha256())
+        .collect();
     let mut summary = EvalSummary::default();
     let train_device = request.device.clone().autodiff();
 
@@ -330,16 +347,16 @@ pub fn evaluate(
         if let SupportMasks::Sam2(segmenter) = &support_masks {
             focus.automatic = Some(segmenter.automatic.clone());
         }
-        // What the runs record as their masks (and are identified by): a mask folder by its
-        // path too, where a head file records only "mask files".
-        let masks_identity = match (&request.masks, focus.needs_mask()) {
-            (EvalMasks::Folder(dir), true) => format!("mask files under {}", dir.display()),
-            _ => focus.masks.clone(),
+        let masks_identity = if focus.needs_mask() {
+            request.masks.describe()
+        } else {
+            focus.masks.clone()
         };
         // Which runs of this focus remain: embed only when some do.
         let mut pending = Vec::new();
-        for (manifest, resolved) in &request.manifests {
-            let manifest_sha256 = manifest.sha256();
+        for ((manifest, resolved), manifest_sha256) in
+            request.manifests.iter().zip(&manifest_hashes)
+        {
             for &kind in &request.heads {
                 let settings = HeadSettings {
                     kind,
@@ -347,7 +364,7 @@ pub fn evaluate(
                     ..request.settings.clone()
                 };
                 let id = run_id(
-                    &manifest_sha256,
+                    manifest_sha256,
                     &settings,
                     &focus,
                     &masks_identity,

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::heads::features::argmax;
+
 /// Equal-width confidence bins of the expected calibration error (Guo et al. 2017).
 pub const CALIBRATION_BINS: usize = 15;
 
@@ -49,17 +51,6 @@ pub struct Metrics {
     pub confusion: Vec<Vec<u64>>,
 }
 
-/// Index of the largest value; ties go to the first (as `np.argmax`).
-pub fn top_class(row: &[f64]) -> usize {
-    let mut best = 0;
-    for (index, &value) in row.iter().enumerate() {
-        if value > row[best] {
-            best = index;
-        }
-    }
-    best
-}
-
 impl Metrics {
     /// Scores `probabilities` (`[images, classes]`, row-major) against `labels`.
     pub fn compute(
@@ -92,7 +83,7 @@ impl Metrics {
             }
         }
         let rows: Vec<&[f64]> = probabilities.chunks(classes).collect();
-        let predicted: Vec<usize> = rows.iter().map(|row| top_class(row)).collect();
+        let predicted: Vec<usize> = rows.iter().map(|row| argmax(row)).collect();
         let mut confusion = vec![vec![0u64; classes]; classes];
         for (&truth, &guess) in labels.iter().zip(&predicted) {
             confusion[truth][guess] += 1;

@@ -71,6 +71,14 @@ impl Protocol {
         }
     }
 
+    /// The protocol a [`Protocol::label`] names (how `runs.jsonl` records it).
+    pub fn from_label(label: &str) -> Option<Self> {
+        if let Some(percent) = label.strip_suffix('%') {
+            return Self::fraction(percent.parse::<f64>().ok()? / 100.0).ok();
+        }
+        Self::shots(label.strip_suffix("-shot")?.parse().ok()?).ok()
+    }
+
     /// A file-name part: `fraction-0.05`, `shots-16`.
     pub fn slug(&self) -> String {
         match self {
@@ -508,6 +516,13 @@ mod tests {
         assert_eq!(Protocol::fraction(0.05).unwrap().label(), "5%");
         assert_eq!(Protocol::fraction(0.1).unwrap().slug(), "fraction-0.1");
         assert_eq!(Protocol::shots(16).unwrap().label(), "16-shot");
+        for protocol in [
+            Protocol::fraction(0.05).unwrap(),
+            Protocol::shots(4).unwrap(),
+        ] {
+            assert_eq!(Protocol::from_label(&protocol.label()), Some(protocol));
+        }
+        assert_eq!(Protocol::from_label("all"), None);
         assert!(Protocol::fraction(0.0).is_err());
         assert!(Protocol::fraction(1.5).is_err());
         assert!(Protocol::shots(0).is_err());

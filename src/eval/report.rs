@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use super::grid::{EvalError, MaskRecord, PredictionRecord, RunRecord};
 use super::metrics::mean_std;
-use super::protocol::Manifest;
+use super::protocol::{Manifest, Protocol};
 
 pub const RUNS: &str = "runs.jsonl";
 pub const PREDICTIONS: &str = "predictions.jsonl";
@@ -256,30 +256,20 @@ fn runs_csv(runs: &[RunRecord]) -> Result<Vec<u8>, EvalError> {
 
 /// Protocol labels in column order (fractions, then shots, ascending).
 fn columns(runs: &[RunRecord]) -> Vec<String> {
-    let mut labels: Vec<(u8, f64, String)> = Vec::new();
+    let mut labels: Vec<&str> = Vec::new();
     for run in runs {
-        if labels.iter().any(|(_, _, label)| *label == run.protocol) {
-            continue;
+        if !labels.contains(&run.protocol.as_str()) {
+            labels.push(&run.protocol);
         }
-        let (kind, value) = parse_label(&run.protocol);
-        labels.push((kind, value, run.protocol.clone()));
     }
+    // A label this version does not know sorts last.
+    let order = |label: &str| Protocol::from_label(label).map_or((2, 0.0), |p| p.order_key());
     labels.sort_by(|a, b| {
-        (a.0, a.1)
-            .partial_cmp(&(b.0, b.1))
+        order(a)
+            .partial_cmp(&order(b))
             .unwrap_or(std::cmp::Ordering::Equal)
     });
-    labels.into_iter().map(|(_, _, label)| label).collect()
-}
-
-fn parse_label(label: &str) -> (u8, f64) {
-    if let Some(percent) = label.strip_suffix('%') {
-        return (0, percent.parse().unwrap_or(f64::MAX));
-    }
-    if let Some(shots) = label.strip_suffix("-shot") {
-        return (1, shots.parse().unwrap_or(f64::MAX));
-    }
-    (2, 0.0)
+    labels.into_iter().map(str::to_string).collect()
 }
 
 type Metric = (&'static str, fn(&RunRecord) -> Option<f64>);

@@ -235,7 +235,8 @@ pub fn accuracy(scores: &[f32], classes: usize, labels: &[usize]) -> f32 {
     correct as f32 / labels.len() as f32
 }
 
-pub fn argmax(row: &[f32]) -> usize {
+/// Index of the largest value; ties go to the first (as `np.argmax`).
+pub fn argmax<T: PartialOrd>(row: &[T]) -> usize {
     let mut best = 0;
     for (index, value) in row.iter().enumerate() {
         if *value > row[best] {
