@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use super::grid::{EvalError, MaskRecord, PredictionRecord, RunRecord};
 use super::metrics::mean_std;
 use super::protocol::{Manifest, Protocol};
+use crate::heads::train::cache;
 
 pub const RUNS: &str = "runs.jsonl";
 pub const PREDICTIONS: &str = "predictions.jsonl";
@@ -36,11 +37,9 @@ fn output_error(path: &Path, error: impl std::fmt::Display) -> EvalError {
     EvalError::Output(format!("{}: {error}", path.display()))
 }
 
-/// Writes `bytes` to `path` through a scratch file and a rename (never half a file).
+/// Never half a file (see [`cache::write_atomic`]).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EvalError> {
-    let scratch = path.with_extension("partial");
-    fs::write(&scratch, bytes).map_err(|error| output_error(&scratch, error))?;
-    fs::rename(&scratch, path).map_err(|error| output_error(path, error))
+    cache::write_atomic(path, bytes).map_err(|error| output_error(path, error))
 }
 
 pub struct ReportFolder {

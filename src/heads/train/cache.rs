@@ -25,6 +25,24 @@ pub fn default_dir() -> PathBuf {
         .join("embeddings")
 }
 
+/// `<dir>/<the key's first two characters>/<key>.<extension>`: entries spread over 256 folders.
+fn entry_path(dir: &Path, key: &str, extension: &str) -> PathBuf {
+    dir.join(&key[..2.min(key.len())])
+        .join(format!("{key}.{extension}"))
+}
+
+/// Writes `bytes` at `path` through a scratch file (named by the process) and a rename,
+/// creating the folder: a killed run never leaves half a file, and two runs never share a
+/// scratch file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let scratch = path.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::write(&scratch, bytes)?;
+    std::fs::rename(&scratch, path)
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
@@ -54,9 +72,7 @@ impl EmbeddingCache {
     }
 
     fn path(&self, key: &str) -> PathBuf {
-        self.dir
-            .join(&key[..2.min(key.len())])
-            .join(format!("{key}.f32"))
+        entry_path(&self.dir, key, "f32")
     }
 
     /// The cached embedding, if present and intact (a damaged entry is a miss, then rewritten).
@@ -79,19 +95,13 @@ impl EmbeddingCache {
 
     /// Stores atomically (scratch file + rename), so a killed run never leaves half an entry.
     pub fn put(&self, key: &str, values: &[f32]) -> std::io::Result<()> {
-        let path = self.path(key);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
         let mut bytes = Vec::with_capacity(8 + values.len() * 4);
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&(values.len() as u32).to_le_bytes());
         for value in values {
             bytes.extend_from_slice(&value.to_le_bytes());
         }
-        let scratch = path.with_extension(format!("{}.tmp", std::process::id()));
-        std::fs::write(&scratch, &bytes)?;
-        std::fs::rename(&scratch, &path)
+        write_atomic(&self.path(key), &bytes)
     }
 }
 
@@ -122,9 +132,7 @@ impl RegionCache {
     }
 
     fn path(&self, key: &str) -> PathBuf {
-        self.dir
-            .join(&key[..2.min(key.len())])
-            .join(format!("{key}.region"))
+        entry_path(&self.dir, key, "region")
     }
 
     /// The cached region, if present and intact.
@@ -204,13 +212,7 @@ impl RegionCache {
             }
         }
         bytes.extend_from_slice(&bits);
-        let path = self.path(key);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let scratch = path.with_extension(format!("{}.tmp", std::process::id()));
-        std::fs::write(&scratch, &bytes)?;
-        std::fs::rename(&scratch, &path)?;
+        write_atomic(&self.path(key), &bytes)?;
         Ok(true)
     }
 }
