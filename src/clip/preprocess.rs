@@ -87,70 +87,39 @@ impl Pixels8 {
     /// plain conversion (÷257, or Pillow's clip at 255) would leave it almost black or white.
     pub fn from_image(image: &DynamicImage) -> Self {
         let (width, height) = (image.width() as usize, image.height() as usize);
+        let pixels = |channels, data| Self {
+            width,
+            height,
+            channels,
+            data,
+        };
+        // Colour channels of an alpha image (alpha is dropped).
+        fn colour<T: Copy>(samples: &[T]) -> impl Iterator<Item = T> + Clone + '_ {
+            samples.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]])
+        }
         match image {
-            DynamicImage::ImageLuma8(grey) => Self {
-                width,
-                height,
-                channels: 1,
-                data: grey.as_raw().clone(),
-            },
-            DynamicImage::ImageLumaA8(_) => Self {
-                width,
-                height,
-                channels: 1,
-                data: image.to_luma8().into_raw(),
-            },
-            DynamicImage::ImageLuma16(grey) => Self {
-                width,
-                height,
-                channels: 1,
-                data: window_min_max(grey.as_raw().iter().map(|&v| f32::from(v))),
-            },
-            DynamicImage::ImageLumaA16(grey) => Self {
-                width,
-                height,
-                channels: 1,
-                data: window_min_max(grey.as_raw().chunks_exact(2).map(|p| f32::from(p[0]))),
-            },
-            DynamicImage::ImageRgb16(rgb) => Self {
-                width,
-                height,
-                channels: 3,
-                data: window_min_max(rgb.as_raw().iter().map(|&v| f32::from(v))),
-            },
-            DynamicImage::ImageRgba16(rgba) => Self {
-                width,
-                height,
-                channels: 3,
-                data: window_min_max(
-                    rgba.as_raw()
-                        .chunks_exact(4)
-                        .flat_map(|p| [p[0], p[1], p[2]])
-                        .map(f32::from),
-                ),
-            },
-            DynamicImage::ImageRgb32F(rgb) => Self {
-                width,
-                height,
-                channels: 3,
-                data: window_min_max(rgb.as_raw().iter().copied()),
-            },
-            DynamicImage::ImageRgba32F(rgba) => Self {
-                width,
-                height,
-                channels: 3,
-                data: window_min_max(
-                    rgba.as_raw()
-                        .chunks_exact(4)
-                        .flat_map(|p| [p[0], p[1], p[2]]),
-                ),
-            },
-            _ => Self {
-                width,
-                height,
-                channels: 3,
-                data: image.to_rgb8().into_raw(),
-            },
+            DynamicImage::ImageLuma8(grey) => pixels(1, grey.as_raw().clone()),
+            DynamicImage::ImageLumaA8(_) => pixels(1, image.to_luma8().into_raw()),
+            DynamicImage::ImageLuma16(grey) => pixels(
+                1,
+                window_min_max(grey.as_raw().iter().map(|&v| f32::from(v))),
+            ),
+            DynamicImage::ImageLumaA16(grey) => pixels(
+                1,
+                window_min_max(grey.as_raw().chunks_exact(2).map(|p| f32::from(p[0]))),
+            ),
+            DynamicImage::ImageRgb16(rgb) => pixels(
+                3,
+                window_min_max(rgb.as_raw().iter().map(|&v| f32::from(v))),
+            ),
+            DynamicImage::ImageRgba16(rgba) => {
+                pixels(3, window_min_max(colour(rgba.as_raw()).map(f32::from)))
+            }
+            DynamicImage::ImageRgb32F(rgb) => {
+                pixels(3, window_min_max(rgb.as_raw().iter().copied()))
+            }
+            DynamicImage::ImageRgba32F(rgba) => pixels(3, window_min_max(colour(rgba.as_raw()))),
+            _ => pixels(3, image.to_rgb8().into_raw()),
         }
     }
 
