@@ -121,7 +121,7 @@ pub fn train_from_folders(
         observer.note("resuming from the checkpoint");
     }
     let train_device = request.device.clone().autodiff();
-    let trained = match request.settings.kind {
+    let mut trained = match request.settings.kind {
         HeadKind::Coop => super::coop::train_coop(
             request.clip,
             &support.features()?,
@@ -146,15 +146,11 @@ pub fn train_from_folders(
             &train_device,
         )?,
     };
-    let mut training = trained.training.clone();
-    training["images"] = json!(support.images.len());
-    training["skipped"] = json!(support.skipped.len());
-    training["counts"] = json!(class_counts(&support.labels, folders.classes.len()));
+    trained.training["images"] = json!(support.images.len());
+    trained.training["skipped"] = json!(support.skipped.len());
+    trained.training["counts"] = json!(class_counts(&support.labels, folders.classes.len()));
     let head = assemble_head(
-        TrainedHead {
-            training,
-            ..trained
-        },
+        trained,
         HeadIdentity {
             kind: request.settings.kind,
             classes: folders.classes.clone(),

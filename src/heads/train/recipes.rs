@@ -347,7 +347,7 @@ fn probe_objective(
 }
 
 /// Linear probe (scikit-learn's objective) or LP+text: the penalty searched on held-out images
-/// unless fixed, then the refit on every image.
+/// unless fixed, then the refit on every training image (all but given validation images).
 fn train_linear_probe(
     support: &FeatureSet,
     text: &TextPrior,
