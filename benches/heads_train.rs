@@ -152,10 +152,7 @@ fn main() {
         vision,
         &set,
         &text,
-        &settings,
-        &mut run,
-        &mut Silent,
-        &device,
+        Training::new(&settings, &mut run, &mut Silent, &device),
     )
     .unwrap();
     println!(

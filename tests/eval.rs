@@ -156,6 +156,11 @@ fn eval_writes_every_report_file_resumes_and_reuses_its_manifests() {
     for file in ["report.md", "runs.jsonl", "runs.csv", "predictions.jsonl"] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
+    // The pictures: 1 focus × 3 heads, so one line per head and three confusion panels.
+    let accuracy = image::open(out.join("accuracy.png")).unwrap();
+    assert_eq!(accuracy.width(), 1100);
+    let confusion = image::open(out.join("confusion.png")).unwrap();
+    assert_eq!((confusion.width(), confusion.height()), (3 * 300, 40 + 300));
     let manifests: Vec<PathBuf> = std::fs::read_dir(out.join("manifests"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -196,6 +201,8 @@ fn eval_writes_every_report_file_resumes_and_reuses_its_manifests() {
         " ± ",
         "split seed 0",
         "## Confusion matrices at 2-shot",
+        "![Accuracy against the protocol points](accuracy.png)",
+        "![Confusion matrices](confusion.png)",
     ] {
         assert!(
             report.contains(needle),
@@ -356,9 +363,13 @@ fn eval_on_split_folders_with_sam2_masks_and_the_overlay() {
         "--seeds",
         "1",
         "--heads",
-        "linear-probe",
+        "linear-probe,finetune",
         "--c",
         "1",
+        "--finetune-blocks",
+        "1",
+        "--epochs",
+        "5",
         "--focus",
         "none,overlay,crop",
         "--sam2",
@@ -373,14 +384,20 @@ fn eval_on_split_folders_with_sam2_masks_and_the_overlay() {
         &dir.join("cache").display().to_string(),
     ]);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    // One SAM 2 pass per image serves both focus methods that use a region (the region cache).
+    // One SAM 2 pass per image serves both focus methods that use a region (the region cache),
+    // and the fine-tune's tokens as well as the embeddings: 10 images × 3 focus methods × 2.
     let said = text(&output.stdout);
     assert!(
-        said.contains("30 images embedded (0 from the cache), 10 SAM 2 passes"),
+        said.contains("60 images embedded (0 from the cache), 10 SAM 2 passes"),
         "{said}"
     );
     let runs = lines(&out.join("runs.jsonl"));
-    assert_eq!(runs.len(), 6, "2 fractions × 3 focus methods");
+    assert_eq!(runs.len(), 12, "2 fractions × 3 focus methods × 2 heads");
+    // The fine-tune trained its last block: the training log says where it started.
+    for run in runs.iter().filter(|run| run["head"] == "finetune") {
+        assert_eq!(run["training"]["first_block"], 1, "{run}");
+        assert_eq!(run["test_images"], 4);
+    }
     for run in &runs {
         // The set's own Testing/ folder: 2 images per class; 50 % of 3 rounds to 2.
         assert_eq!(run["test_images"], 4);
@@ -394,6 +411,7 @@ fn eval_on_split_folders_with_sam2_masks_and_the_overlay() {
     }
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("| overlay | linear-probe |"), "{report}");
+    assert!(report.contains("| crop | finetune |"), "{report}");
     assert!(
         report.contains("the set's own train/val/test splits"),
         "{report}"
@@ -409,7 +427,10 @@ fn eval_refuses_bad_requests_with_a_reason() {
     let data = common::shared("brain-mri").display().to_string();
     for (extra, says) in [
         (vec!["--focus", "overlay"], "needs masks"),
-        (vec!["--heads", "finetune"], "fine-tune"),
+        (
+            vec!["--heads", "finetune", "--finetune-blocks", "9"],
+            "--finetune-blocks 9",
+        ),
         (
             vec!["--protocol", "fraction", "--fractions", "0"],
             "fraction 0",

@@ -119,9 +119,6 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &EvalArgs) -> Cli
         .iter()
         .map(|name| HeadKind::parse(name).ok_or_else(|| format!("unknown head {name}")))
         .collect::<Result<_, _>>()?;
-    for &kind in &heads {
-        medfocus::eval::grid::check_head_kind(kind)?;
-    }
     let focuses: Vec<FocusMode> = args
         .focus
         .iter()

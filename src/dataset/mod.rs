@@ -10,9 +10,11 @@ pub mod npz;
 
 pub use layout::{Dataset, Layout, Sample, Skipped, SplitName};
 
-/// File extensions we try to decode; anything else in a class folder is ignored.
-pub const IMAGE_EXTENSIONS: [&str; 8] =
-    ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "jfif"];
+/// File extensions we try to decode; anything else in a class folder is ignored, except DICOM
+/// files named without an extension (see [`is_image_path`]).
+pub const IMAGE_EXTENSIONS: [&str; 11] = [
+    "jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "jfif", "dcm", "dicom", "dic",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
@@ -117,11 +119,23 @@ fn visible_name(path: &Path) -> Option<String> {
     (!name.starts_with('.')).then(|| name.to_string())
 }
 
-/// Whether the file name has an image extension (case-insensitive).
+/// Whether the file is an image we read: an image extension (case-insensitive), or a DICOM
+/// file as scanners and PACS exports name them: no extension (`IM000123`) or a UID whose last
+/// part looks like one (`1.2.840.113619.2.55.3.1234`), recognised by the `DICM` magic.
 pub fn is_image_path(path: &Path) -> bool {
-    path.extension()
-        .and_then(|ext| ext.to_str())
-        .is_some_and(|ext| IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+    match path.extension().and_then(|ext| ext.to_str()) {
+        Some(ext) if IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) => true,
+        Some(ext) if !ext.bytes().all(|byte| byte.is_ascii_digit()) => false,
+        _ => starts_like_dicom(path),
+    }
+}
+
+fn starts_like_dicom(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 132];
+    fs::File::open(path)
+        .and_then(|mut file| file.read_exact(&mut head))
+        .is_ok_and(|()| crate::imaging::is_dicom(&head))
 }
 
 /// Image files under `path` (itself, or recursively in a folder), sorted, appended to `files`.
@@ -184,6 +198,26 @@ mod tests {
             .map(|image| image.path.file_name().unwrap().to_owned())
             .collect();
         assert_eq!(names, ["x.jpeg", "1.png", "2.JPG"]);
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn dicom_files_count_as_images_with_or_without_an_extension() {
+        let root = scratch("dicom");
+        let mut dicom = vec![0u8; 128];
+        dicom.extend_from_slice(b"DICM");
+        for name in ["IM000001", "1.2.840.113619.2.55", "scan.DCM"] {
+            fs::write(root.join(name), &dicom).unwrap();
+        }
+        fs::write(root.join("README"), b"not an image").unwrap();
+        fs::write(root.join("notes.txt"), &dicom).unwrap();
+        let mut files = Vec::new();
+        collect_images(&root, &mut files).unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|path| path.file_name().unwrap().to_str().unwrap())
+            .collect();
+        assert_eq!(names, ["1.2.840.113619.2.55", "IM000001", "scan.DCM"]);
         fs::remove_dir_all(root).unwrap();
     }
 

@@ -1,7 +1,8 @@
 //! The evaluation grid: every focus × manifest (protocol point × seed) × head kind, each run
 //! trained on its manifest's training images (its validation images judging), scored on its
 //! test images. Images are embedded once per focus, through the embedding cache, whatever the
-//! number of runs that use them; a run already recorded is not run again.
+//! number of runs that use them (a fine-tune's runs take the tokens entering its first trained
+//! block instead, also once per focus); a run already recorded is not run again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -15,6 +16,7 @@ use serde_json::json;
 use super::metrics::{Metrics, MetricsError};
 use super::protocol::{HashedSet, Manifest, Resolved};
 use crate::clip::load::LoadedClip;
+use crate::clip::model::l2_normalize;
 use crate::clip::zero_shot::{ZeroShotClassifier, ZeroShotError};
 use crate::dataset::Dataset;
 use crate::focus::mask::Mask;
@@ -23,8 +25,9 @@ use crate::heads::head::HeadModel;
 use crate::heads::head_file::{FocusMode, HeadKind};
 use crate::heads::train::cache::{EmbeddingCache, sha256_hex};
 use crate::heads::train::coop::train_coop;
+use crate::heads::train::finetune::{TokenSet, train_finetune};
 use crate::heads::train::from_folders::{
-    FromFoldersError, HeadIdentity, assemble_head, default_templates,
+    FromFoldersError, HeadIdentity, assemble_head, default_templates, embedding_target,
 };
 use crate::heads::train::recipes::{HeadSettings, TextPrior, Training, train_kind};
 use crate::heads::train::run::{Silent, TrainError, TrainRun, host_values};
@@ -50,16 +53,6 @@ pub enum EvalError {
     Scoring(String),
     #[error("writing the results: {0}")]
     Output(String),
-}
-
-/// Head kinds the grid trains (the fine-tune needs every image's tokens, not its embedding).
-pub fn check_head_kind(kind: HeadKind) -> Result<(), EvalError> {
-    if kind == HeadKind::Finetune {
-        return Err(EvalError::Invalid(
-            "eval trains heads on cached embeddings; the fine-tune trains the image tower itself: evaluate it with `medfocus train` + `predict`".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// One finished run, as `runs.jsonl` records it.
@@ -292,9 +285,6 @@ pub fn evaluate(
     request: EvalRequest,
     observer: &mut dyn EvalObserver,
 ) -> Result<EvalSummary, EvalError> {
-    for &kind in &request.heads {
-        check_head_kind(kind)?;
-    }
     request.settings.check().map_err(EvalError::Invalid)?;
     let data = &request.set.dataset;
     let prompt_classes = match &request.class_names {
@@ -385,6 +375,9 @@ pub fn evaluate(
         if pending.is_empty() && !measure {
             continue;
         }
+        let finetunes = pending
+            .iter()
+            .any(|(.., settings, _)| settings.kind == HeadKind::Finetune);
         let embedder = Embedder::new(
             request.clip,
             focus.clone(),
@@ -406,6 +399,41 @@ pub fn evaluate(
         if measure {
             summary.masks = measure_masks(request.set, &needed, &embedder, observer);
         }
+        // A fine-tune trains the tower's last blocks: it takes the tokens entering them.
+        let tokens = if finetunes {
+            let target = embedding_target(
+                &HeadSettings {
+                    kind: HeadKind::Finetune,
+                    ..request.settings.clone()
+                },
+                &request.clip.model.vision,
+            )?;
+            let support_masks = if focus.needs_mask() {
+                request.masks.support(data)
+            } else {
+                SupportMasks::None
+            };
+            match Embedder::new(
+                request.clip,
+                focus.clone(),
+                support_masks,
+                request.cache.clone(),
+            )?
+            .with_target(target)
+            {
+                Ok(token_embedder) => Ok(embed_images(
+                    request.set,
+                    &needed,
+                    &token_embedder,
+                    &format!("{}, tokens for the fine-tune", focus.method),
+                    observer,
+                    &mut summary,
+                )),
+                Err(error) => Err(error.to_string()),
+            }
+        } else {
+            Err(String::new())
+        };
         observer.stage(&format!("runs ({})", focus.method), pending.len());
         for (done, (manifest, resolved, manifest_sha256, settings, id)) in
             pending.into_iter().enumerate()
@@ -417,6 +445,7 @@ pub fn evaluate(
                     request: &request,
                     resolved,
                     embeddings: &embeddings,
+                    tokens: &tokens,
                     text: &text,
                     prompt_classes: &prompt_classes,
                     templates: &templates,
@@ -474,6 +503,48 @@ pub fn evaluate(
     Ok(summary)
 }
 
+/// Test images' embeddings through a fine-tune's blocks: its tokens, the head's blocks swapped
+/// into a copy of the tower, the tower's head; a few images at a time (a ViT-B/16 image is
+/// 197 × 768 tokens).
+fn fine_tuned_embeddings(
+    model: &HeadModel,
+    vision: &crate::clip::vision::VisionTransformer,
+    settings: &HeadSettings,
+    test: &[usize],
+    gather: &dyn Fn(&[usize]) -> Vec<f32>,
+    dim: usize,
+    inputs: &RunInputs,
+) -> Result<Tensor<2>, EvalError> {
+    const BATCH: usize = 16;
+    let device = &inputs.request.device;
+    let scoring = |error: String| EvalError::Scoring(error);
+    let tuned = model
+        .adapt_vision(vision)
+        .map_err(|error| scoring(error.to_string()))?
+        .ok_or_else(|| scoring("the fine-tune's head carries no image blocks".into()))?;
+    let first_block = tuned.layers() - settings.finetune_blocks;
+    let width = tuned.width();
+    let mut rows = Vec::with_capacity(test.len() * inputs.embed_dim);
+    for batch in test.chunks(BATCH) {
+        let tokens = Tensor::<3>::from_data(
+            TensorData::new(gather(batch), [batch.len(), dim / width, width]),
+            device,
+        );
+        let embedded = l2_normalize(tuned.finish(tokens, &tuned.blocks[first_block..]));
+        rows.extend(
+            embedded
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .map_err(|error| scoring(format!("{error:?}")))?,
+        );
+    }
+    Ok(Tensor::<2>::from_data(
+        TensorData::new(rows, [test.len(), inputs.embed_dim]),
+        device,
+    ))
+}
+
 /// Every needed image's embedding under one focus; an image that fails is named once and left
 /// out of every run.
 fn embed_images(
@@ -526,6 +597,8 @@ struct RunInputs<'r, 'a> {
     request: &'r EvalRequest<'a>,
     resolved: &'r Resolved,
     embeddings: &'r BTreeMap<usize, Vec<f32>>,
+    /// The fine-tune's inputs (the tokens entering its first block), or why there are none.
+    tokens: &'r Result<BTreeMap<usize, Vec<f32>>, String>,
     text: &'r TextPrior,
     prompt_classes: &'r [String],
     templates: &'r [String],
@@ -545,11 +618,21 @@ type RunOutcome = (
 fn one_run(inputs: &RunInputs, settings: &HeadSettings) -> Result<RunOutcome, EvalError> {
     let data = &inputs.request.set.dataset;
     let classes = data.classes.len();
+    let finetune = settings.kind == HeadKind::Finetune;
+    // Each image's input to the head: its embedding, or for a fine-tune its tokens.
+    let inputs_of = if finetune {
+        inputs
+            .tokens
+            .as_ref()
+            .map_err(|why| EvalError::Invalid(why.clone()))?
+    } else {
+        inputs.embeddings
+    };
     let usable = |indices: &[usize]| -> Vec<usize> {
         indices
             .iter()
             .copied()
-            .filter(|index| inputs.embeddings.contains_key(index))
+            .filter(|index| inputs_of.contains_key(index))
             .collect()
     };
     let (train, val, test) = (
@@ -561,16 +644,18 @@ fn one_run(inputs: &RunInputs, settings: &HeadSettings) -> Result<RunOutcome, Ev
         return Err(EvalError::Invalid("no usable test image".into()));
     }
     let rows: Vec<usize> = train.iter().chain(&val).copied().collect();
-    let dim = inputs.embeddings[&rows.first().copied().unwrap_or(test[0])].len();
-    let mut values = Vec::with_capacity(rows.len() * dim);
-    for index in &rows {
-        values.extend_from_slice(&inputs.embeddings[index]);
-    }
+    let dim = inputs_of[&rows.first().copied().unwrap_or(test[0])].len();
+    let gather = |indices: &[usize]| -> Vec<f32> {
+        let mut values = Vec::with_capacity(indices.len() * dim);
+        for index in indices {
+            values.extend_from_slice(&inputs_of[index]);
+        }
+        values
+    };
     let labels: Vec<usize> = rows
         .iter()
         .map(|&index| data.samples[index].class_index)
         .collect();
-    let support = FeatureSet::new(data.classes.clone(), dim, values, labels)?;
     let validation: Vec<usize> = (train.len()..rows.len()).collect();
     // A class must train: a validation image alone cannot stand in for it.
     let trained_labels: BTreeSet<usize> = train
@@ -586,14 +671,32 @@ fn one_run(inputs: &RunInputs, settings: &HeadSettings) -> Result<RunOutcome, Ev
     let mut silent = Silent;
     let training = Training::new(settings, &mut run, &mut silent, inputs.train_device)
         .with_validation(Some(&validation));
+    let vision = &inputs.request.clip.model.vision;
+    let width = vision.width();
     let trained = match settings.kind {
-        HeadKind::Coop => train_coop(
-            inputs.request.clip,
-            &support,
-            inputs.prompt_classes,
-            training,
-        )?,
-        _ => train_kind(&support, inputs.text, training)?,
+        HeadKind::Finetune => {
+            let support = TokenSet {
+                classes: data.classes.clone(),
+                tokens: dim / width.max(1),
+                width,
+                values: gather(&rows),
+                labels,
+            };
+            train_finetune(vision, &support, inputs.text, training)?
+        }
+        kind => {
+            let support = FeatureSet::new(data.classes.clone(), dim, gather(&rows), labels)?;
+            if kind == HeadKind::Coop {
+                train_coop(
+                    inputs.request.clip,
+                    &support,
+                    inputs.prompt_classes,
+                    training,
+                )?
+            } else {
+                train_kind(&support, inputs.text, training)?
+            }
+        }
     };
     let head = assemble_head(
         trained,
@@ -608,14 +711,14 @@ fn one_run(inputs: &RunInputs, settings: &HeadSettings) -> Result<RunOutcome, Ev
         },
     )?;
     let model = HeadModel::new(&head, &inputs.request.device);
-    let mut test_values = Vec::with_capacity(test.len() * dim);
-    for index in &test {
-        test_values.extend_from_slice(&inputs.embeddings[index]);
-    }
-    let embeddings = Tensor::<2>::from_data(
-        TensorData::new(test_values, [test.len(), dim]),
-        &inputs.request.device,
-    );
+    let embeddings = if finetune {
+        fine_tuned_embeddings(&model, vision, settings, &test, &gather, dim, inputs)?
+    } else {
+        Tensor::<2>::from_data(
+            TensorData::new(gather(&test), [test.len(), dim]),
+            &inputs.request.device,
+        )
+    };
     let logits = model
         .logits(embeddings)
         .map_err(|error| EvalError::Scoring(error.to_string()))?;

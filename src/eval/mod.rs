@@ -8,9 +8,11 @@
 //! | [`protocol`] | train/val/test draws per protocol point and seed, written as manifests and reused exactly |
 //! | [`grid`] | focus × manifest × head runs through the embedding cache |
 //! | [`report`] | the report folder: manifests, `runs.jsonl`/`.csv`, `predictions.jsonl`, `report.md` |
+//! | [`plots`] | the report's PNGs: accuracy vs protocol point with error bars, confusion matrices |
 
 pub mod grid;
 pub mod metrics;
+pub mod plots;
 pub mod protocol;
 pub mod report;
 

@@ -8,6 +8,8 @@
 //! | `runs.csv` | `runs.jsonl` as a table |
 //! | `masks.jsonl` | per image with a ground-truth mask: Dice and IoU of SAM 2's region against it |
 //! | `report.md` | tables laid out like the paper's: rows = focus × head, columns = protocol points, cells = mean ± std over seeds |
+//! | `accuracy.png` | accuracy against the protocol points per focus × head, error bars over seeds ([`super::plots`]) |
+//! | `confusion.png` | the confusion matrices at the largest protocol point, summed over seeds |
 //!
 //! A run's predictions are appended before its line in `runs.jsonl`, so a run is recorded only
 //! once everything it produced is on disk; a killed evaluation leaves at most a torn last line
@@ -23,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use super::grid::{EvalError, MaskRecord, PredictionRecord, RunRecord};
 use super::metrics::mean_std;
+use super::plots;
 use super::protocol::{Manifest, Protocol};
 use crate::heads::train::cache;
 
@@ -32,6 +35,8 @@ pub const RUNS_CSV: &str = "runs.csv";
 pub const REPORT: &str = "report.md";
 pub const MANIFESTS: &str = "manifests";
 pub const MASKS: &str = "masks.jsonl";
+pub const ACCURACY_PLOT: &str = "accuracy.png";
+pub const CONFUSION_PLOT: &str = "confusion.png";
 
 fn output_error(path: &Path, error: impl std::fmt::Display) -> EvalError {
     EvalError::Output(format!("{}: {error}", path.display()))
@@ -146,7 +151,7 @@ impl ReportFolder {
         Ok(path)
     }
 
-    /// `runs.csv` and `report.md` from every recorded run.
+    /// `runs.csv`, `report.md` and the plots from every recorded run.
     pub fn write_summary(
         &self,
         runs: &[RunRecord],
@@ -162,6 +167,19 @@ impl ReportFolder {
                 lines.push('\n');
             }
             write_atomic(&self.dir.join(MASKS), lines.as_bytes())?;
+        }
+        let columns = columns(runs);
+        let plot_error = |name: &str, error: String| EvalError::Output(format!("{name}: {error}"));
+        if let Some(png) = plots::accuracy_plot(runs, context, &columns)
+            .map_err(|error| plot_error(ACCURACY_PLOT, error))?
+        {
+            write_atomic(&self.dir.join(ACCURACY_PLOT), &png)?;
+        }
+        if let Some(column) = columns.last()
+            && let Some(png) = plots::confusion_plot(runs, context, column)
+                .map_err(|error| plot_error(CONFUSION_PLOT, error))?
+        {
+            write_atomic(&self.dir.join(CONFUSION_PLOT), &png)?;
         }
         write_atomic(
             &self.dir.join(REPORT),
@@ -339,8 +357,14 @@ fn report_markdown(runs: &[RunRecord], context: &ReportContext) -> String {
     if !context.command.is_empty() {
         let _ = writeln!(out, "\nReproduce: `{}`", context.command);
     }
-    for (title, value) in METRICS {
+    for (index, (title, value)) in METRICS.into_iter().enumerate() {
         let _ = writeln!(out, "\n## {title}\n");
+        if index == 0 && !runs.is_empty() {
+            let _ = writeln!(
+                out,
+                "![Accuracy against the protocol points]({ACCURACY_PLOT})\n"
+            );
+        }
         let _ = write!(out, "| focus | head |");
         for column in &columns {
             let _ = write!(out, " {column} |");
@@ -472,7 +496,7 @@ fn confusion_section(
     let classes = context.classes.len();
     let _ = writeln!(
         out,
-        "\n## Confusion matrices at {column} (rows: truth, columns: prediction; summed over seeds)"
+        "\n## Confusion matrices at {column} (rows: truth, columns: prediction; summed over seeds)\n\n![Confusion matrices]({CONFUSION_PLOT})"
     );
     let mut cells: BTreeMap<(usize, usize), Vec<Vec<u64>>> = BTreeMap::new();
     for run in runs.iter().filter(|run| run.protocol == *column) {

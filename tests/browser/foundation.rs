@@ -149,3 +149,36 @@ fn corrupt_images_are_js_errors_not_panics() {
     let empty = message(web::decode_image(&[]).err().expect("empty must fail"));
     assert!(empty.contains("empty"), "{empty}");
 }
+
+/// DICOM inside wasm: a compressed (JPEG lossless, 12-bit, sigmoid window) file decodes to
+/// pydicom's picture (`scripts/reference/gen_dicom.py`), and a header that claims 2 GiB is an
+/// error, not an allocation that kills the tab.
+#[wasm_bindgen_test]
+fn dicom_files_decode_inside_wasm() {
+    const MR: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/dicom/mr-jpeg-lossless.dcm"
+    ));
+    const MR_PNG: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/dicom/mr-jpeg-lossless.png"
+    ));
+    const LYING: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/dicom/bad-lying-length.dcm"
+    ));
+    let mr = web::decode_image(MR).map_err(message).expect("dicom");
+    assert_eq!((mr.width(), mr.height(), mr.channels()), (64, 48, 1));
+    assert_eq!(mr.format(), "DICOM");
+    assert!(mr.summary().contains("SIGMOID"), "{}", mr.summary());
+    let reference = image::load_from_memory(MR_PNG).unwrap().to_luma8();
+    let grey: Vec<u8> = mr.rgba().chunks_exact(4).map(|pixel| pixel[0]).collect();
+    assert_eq!(grey, reference.into_raw());
+
+    let lying = message(
+        web::decode_image(LYING)
+            .err()
+            .expect("a lying length must fail"),
+    );
+    assert!(lying.contains("claims 2147483632 bytes"), "{lying}");
+}

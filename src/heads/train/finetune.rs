@@ -15,8 +15,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::json;
 
 use super::linear_probe::{cross_entropy, holdout_scores};
-use super::recipes::{HeadSettings, TextPrior, TrainedHead, Training, fit_with_early_stopping};
-use super::run::{Objective, Observer, Params, TrainError, TrainRun, host_values};
+use super::recipes::{TextPrior, TrainedHead, Training, fit_with_early_stopping};
+use super::run::{Objective, Params, TrainError, host_values};
 use crate::clip::model::l2_normalize;
 use crate::clip::transformer::ResidualBlock;
 use crate::clip::vision::VisionTransformer;
@@ -225,23 +225,21 @@ impl Objective for FinetuneObjective<'_> {
     }
 }
 
-/// Fine-tunes the last `settings.finetune_blocks` blocks of `vision` on `support`.
-#[allow(clippy::too_many_arguments)]
+/// Fine-tunes the last `settings.finetune_blocks` blocks of `vision` on `support` (its
+/// validation rows, when `training` names them, choose the epoch count and never train).
 pub fn train_finetune(
     vision: &VisionTransformer,
     support: &TokenSet,
     text: &TextPrior,
-    settings: &HeadSettings,
-    run: &mut TrainRun,
-    observer: &mut dyn Observer,
-    device: &Device,
+    training: Training,
 ) -> Result<TrainedHead, TrainError> {
+    let (settings, device) = (training.settings, training.device);
     let tower = FinetuneTower::new(vision, settings.finetune_blocks, device)?;
     let initial = tower.init();
     let mut log = json!({"settings": settings, "first_block": tower.first_block});
     let params = fit_with_early_stopping(
         support,
-        Training::new(settings, run, observer, device),
+        training,
         &mut log,
         &mut |train, holdout| {
             Box::new(FinetuneObjective::new(

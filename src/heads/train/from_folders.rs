@@ -132,10 +132,7 @@ pub fn train_from_folders(
             vision,
             &support.tokens(vision.width()),
             &text,
-            &request.settings,
-            &mut run,
-            observer,
-            &train_device,
+            Training::new(&request.settings, &mut run, observer, &train_device),
         )?,
         _ => train_head(
             &support.features()?,
@@ -247,7 +244,7 @@ pub fn default_templates(given: &[String], kind: HeadKind) -> Vec<String> {
 
 /// What each support image becomes: its embedding, or for a fine-tune the tokens entering the
 /// first trained block.
-fn embedding_target(
+pub fn embedding_target(
     settings: &HeadSettings,
     vision: &VisionTransformer,
 ) -> Result<Target, FromFoldersError> {

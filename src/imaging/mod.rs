@@ -2,7 +2,12 @@
 //!
 //! Medical images arrive as JPEG/PNG exports (chest X-rays are usually 8- or 16-bit grayscale,
 //! MRI slices often RGB with grey content). Decoding is bounded so that a hostile or broken file
-//! gives an error instead of exhausting the browser tab's memory.
+//! gives an error instead of exhausting the browser tab's memory. DICOM files (`dicom`) are
+//! windowed to 8 bits as a viewer shows them.
+
+mod dicom;
+
+pub use dicom::is_dicom;
 
 use std::io::Cursor;
 
@@ -18,10 +23,12 @@ pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
 pub enum ImageError {
     #[error("the image is empty (0 bytes)")]
     Empty,
-    #[error("not a supported image format (JPEG, PNG, BMP, TIFF, WebP): {0}")]
+    #[error("not a supported image format (DICOM, JPEG, PNG, BMP, TIFF, WebP): {0}")]
     UnknownFormat(String),
     #[error("the {format} image is corrupt or truncated: {detail}")]
     Corrupt { format: String, detail: String },
+    #[error("this {format} file cannot be read here: {detail}")]
+    Unsupported { format: String, detail: String },
     #[error("the image is too large to process here: {0}")]
     TooLarge(String),
 }
@@ -46,6 +53,9 @@ pub struct DecodedImage {
     /// True when every pixel has equal colour channels: a grayscale scan stored as RGB.
     pub grayscale_content: bool,
     pub pixels: DynamicImage,
+    /// What the decoder chose that the user should know (DICOM: the window used, the frame of a
+    /// multi-frame file).
+    pub notes: Vec<String>,
 }
 
 impl DecodedImage {
@@ -70,7 +80,11 @@ impl DecodedImage {
             } else {
                 ""
             },
-        )
+        ) + &self
+            .notes
+            .iter()
+            .map(|note| format!("; {note}"))
+            .collect::<String>()
     }
 }
 
@@ -78,6 +92,9 @@ impl DecodedImage {
 pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
+    }
+    if is_dicom(bytes) {
+        return dicom::decode_dicom(bytes);
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -128,6 +145,7 @@ pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
         },
         grayscale_content: is_grey(&pixels),
         pixels,
+        notes: Vec::new(),
     })
 }
 
