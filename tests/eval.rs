@@ -545,7 +545,7 @@ fn eval_measures_sam2_against_ground_truth_masks_and_runs_the_oracle() {
     // The oracle: the set's own masks.
     let oracle_out = dir.join("oracle").display().to_string();
     let mut args = common_args.to_vec();
-    args.extend(["--masks", "gt", "--out", &oracle_out]);
+    args.extend(["--masks", "oracle", "--out", &oracle_out]);
     let oracle = medfocus(&args);
     assert!(oracle.status.success(), "{}", text(&oracle.stderr));
     let runs = lines(&dir.join("oracle/runs.jsonl"));

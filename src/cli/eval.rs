@@ -71,8 +71,8 @@ pub struct EvalArgs {
     #[command(flatten)]
     focus_settings: FocusArgs,
     /// Where masks come from for a focus other than none: `sam2` (SAM 2's automatic masks; the
-    /// default when --sam2 is given), `gt` (the set's own ground-truth masks, such as BUSI's
-    /// `<name>_mask.png`: the oracle), or a folder of mask images laid out like the set
+    /// default when --sam2 is given), `gt` or `oracle` (the set's own ground-truth masks, such as
+    /// BUSI's `<name>_mask.png`: the upper bound of focus), or a folder of mask images laid out like the set
     /// (`<folder>/<path inside the set>.png`, white = region; `./gt` for a folder named gt).
     #[arg(long)]
     masks: Option<String>,
@@ -292,7 +292,7 @@ impl MaskChoice {
             (Some("sam2"), false) => {
                 Err("--masks sam2 needs SAM 2 weights: --sam2 <weights>".into())
             }
-            (Some("gt"), false) => Ok(MaskChoice::GroundTruth),
+            (Some("gt" | "oracle"), false) => Ok(MaskChoice::GroundTruth),
             (Some(_), true) => Err(
                 "--masks and --sam2: give one mask source (--masks sam2 with --sam2 weights)"
                     .into(),

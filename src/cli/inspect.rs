@@ -70,12 +70,9 @@ pub fn run(out: &mut impl Write, paths: &[PathBuf]) -> CliResult {
         }
         let mut formats: BTreeMap<String, usize> = BTreeMap::new();
         for sample in &set.samples {
-            let extension = sample
-                .path
-                .extension()
-                .map(|ext| ext.to_string_lossy().to_ascii_lowercase())
-                .unwrap_or_default();
-            *formats.entry(extension).or_default() += 1;
+            *formats
+                .entry(medfocus::dataset::format_label(&sample.path))
+                .or_default() += 1;
         }
         let formats: Vec<String> = formats
             .iter()

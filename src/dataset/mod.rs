@@ -130,6 +130,19 @@ pub fn is_image_path(path: &Path) -> bool {
     }
 }
 
+/// The format an image file is counted under: its extension (lower case), or `dicom` for a
+/// DICOM file named without one (or by a UID).
+pub fn format_label(path: &Path) -> String {
+    match path.extension().and_then(|ext| ext.to_str()) {
+        Some(ext) if IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) => {
+            ext.to_ascii_lowercase()
+        }
+        _ if starts_like_dicom(path) => "dicom".into(),
+        Some(ext) => ext.to_ascii_lowercase(),
+        None => String::new(),
+    }
+}
+
 fn starts_like_dicom(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 132];
@@ -218,6 +231,8 @@ mod tests {
             .map(|path| path.file_name().unwrap().to_str().unwrap())
             .collect();
         assert_eq!(names, ["1.2.840.113619.2.55", "IM000001", "scan.DCM"]);
+        let formats: Vec<String> = files.iter().map(|path| format_label(path)).collect();
+        assert_eq!(formats, ["dicom", "dicom", "dcm"]);
         fs::remove_dir_all(root).unwrap();
     }
 
