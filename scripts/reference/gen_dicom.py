@@ -161,7 +161,7 @@ def main():
     ds_rle = dataset("ct-rle", ExplicitVRLittleEndian, "MONOCHROME2", 16, 12, signed=True)
     ds_rle.RescaleSlope, ds_rle.RescaleIntercept = 1, -1024
     ds_rle.WindowCenter, ds_rle.WindowWidth = 40, 400
-    ds_rle.compress(RLELossless, stored, encoding_plugin="pydicom")
+    ds_rle.compress(RLELossless, stored, encoding_plugin="pydicom", generate_instance_uid=False)
     save(ds_rle, "ct-rle", stored, to_8bit(ds_rle, stored), manifest,
          window="centre 40, width 400", syntax="RLE Lossless")
 
@@ -211,6 +211,12 @@ def main():
     ds = dataset("us-rgb", ExplicitVRLittleEndian, "RGB", 8, 8, signed=False, samples=3, sop=SECONDARY_CAPTURE)
     native(ds, rgb)
     save(ds, "us-rgb", rgb, rgb, manifest, photometric="RGB")
+
+    # The same colour image stored plane by plane (Planar Configuration 1: all R, all G, all B).
+    ds = dataset("us-rgb-planar", ExplicitVRLittleEndian, "RGB", 8, 8, signed=False, samples=3, sop=SECONDARY_CAPTURE)
+    ds.PlanarConfiguration = 1
+    ds.PixelData = np.ascontiguousarray(rgb.transpose(2, 0, 1)).tobytes()
+    save(ds, "us-rgb-planar", rgb, rgb, manifest, photometric="RGB", planar=True)
 
     # Colour JPEG baseline, YCbCr 4:2:2 as scanners write it (photometric YBR_FULL_422).
     ds = dataset("us-rgb-jpeg", JPEGBaseline8Bit, "YBR_FULL_422", 8, 8, signed=False, samples=3, sop=SECONDARY_CAPTURE)

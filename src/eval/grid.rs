@@ -432,7 +432,7 @@ pub fn evaluate(
                 Err(error) => Err(error.to_string()),
             }
         } else {
-            Err(String::new())
+            Err("no fine-tune among this focus's runs".into())
         };
         observer.stage(&format!("runs ({})", focus.method), pending.len());
         for (done, (manifest, resolved, manifest_sha256, settings, id)) in
