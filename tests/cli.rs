@@ -3,29 +3,15 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+
+use common::cli::{medfocus, text};
+use common::manifest;
 
 fn shared_image(relative: &str) -> PathBuf {
-    std::env::var_os("MEDFOCUS_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest().join("../shared/data"))
-        .join(relative)
-}
-
-fn medfocus(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medfocus"))
-        .args(["--device", "cpu"])
-        .args(args)
-        .output()
-        .expect("run medfocus")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    common::shared(relative)
 }
 
 const MRI: &str = "brain-mri/glioma/Te-gl_0010.jpg";

@@ -5,38 +5,12 @@
 
 mod common;
 
+use common::cli::{fixture, medfocus, scratch, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use medfocus::eval::Metrics;
 use serde_json::Value;
-
-fn fixture(relative: &str) -> String {
-    common::manifest()
-        .join("tests/fixtures")
-        .join(relative)
-        .display()
-        .to_string()
-}
-
-fn medfocus(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medfocus"))
-        .args(["--device", "cpu"])
-        .args(args)
-        .output()
-        .expect("run medfocus")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("medfocus-eval-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -121,7 +95,7 @@ fn split_folder_copy(dir: &Path, train: usize, test: usize) -> PathBuf {
 
 #[test]
 fn eval_writes_every_report_file_resumes_and_reuses_its_manifests() {
-    let dir = scratch("grid");
+    let dir = scratch("eval-grid");
     let out = dir.join("report");
     let cache = dir.join("cache").display().to_string();
     let data = common::shared("brain-mri").display().to_string();
@@ -346,7 +320,7 @@ fn eval_writes_every_report_file_resumes_and_reuses_its_manifests() {
 
 #[test]
 fn eval_on_split_folders_with_sam2_masks_and_the_overlay() {
-    let dir = scratch("sam2");
+    let dir = scratch("eval-sam2");
     let data = split_folder_copy(&dir, 3, 2).display().to_string();
     let out = dir.join("report");
     let out_arg = out.display().to_string();
@@ -421,7 +395,7 @@ fn eval_on_split_folders_with_sam2_masks_and_the_overlay() {
 
 #[test]
 fn eval_refuses_bad_requests_with_a_reason() {
-    let dir = scratch("bad");
+    let dir = scratch("eval-bad");
     let out = dir.join("report").display().to_string();
     let model = fixture("clip/openclip-tiny");
     let data = common::shared("brain-mri").display().to_string();
@@ -460,7 +434,7 @@ fn eval_refuses_bad_requests_with_a_reason() {
 
 #[test]
 fn inspect_reports_classes_splits_formats_and_left_out_files() {
-    let dir = scratch("inspect");
+    let dir = scratch("eval-inspect");
     let data = split_folder_copy(&dir, 5, 3);
     std::fs::write(data.join("Training/NORMAL/readme.txt"), b"notes").unwrap();
     let output = medfocus(&["inspect", &data.display().to_string()]);
@@ -519,7 +493,7 @@ fn busi_like(dir: &Path) -> PathBuf {
 
 #[test]
 fn eval_measures_sam2_against_ground_truth_masks_and_runs_the_oracle() {
-    let dir = scratch("gt");
+    let dir = scratch("eval-gt");
     let data = busi_like(&dir).display().to_string();
     let model = fixture("clip/openclip-tiny");
     let cache = dir.join("cache").display().to_string();
@@ -672,7 +646,7 @@ fn medmnist_archives_load_exactly_and_bad_ones_are_named() {
     assert_eq!(rgb.arrays.channels, 3);
     assert!(!rgb.counts().contains_key(&Some(SplitName::Val)));
 
-    let scratch = scratch("npz");
+    let scratch = scratch("eval-npz");
     let truncated = scratch.join("cut.npz");
     let bytes = std::fs::read(fixtures.join("pneumoniamnist.npz")).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();

@@ -3,52 +3,16 @@
 //! a killed run resuming to the same head, and bad input.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use medfocus::heads::HeadFile;
 
-fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
 
-fn shared(relative: &str) -> PathBuf {
-    std::env::var_os("MEDFOCUS_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest().join("../shared/data"))
-        .join(relative)
-}
-
-fn fixture(relative: &str) -> String {
-    manifest()
-        .join("tests/fixtures")
-        .join(relative)
-        .display()
-        .to_string()
-}
-
-fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_medfocus"));
-    command.args(["--device", "cpu"]).args(args);
-    command
-}
-
-fn medfocus(args: &[&str]) -> Output {
-    command(args).output().expect("run medfocus")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A fresh scratch folder per test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("medfocus-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::cli::{command, fixture, medfocus, scratch, text};
+use common::shared;
 
 fn json_lines(output: &Output) -> Vec<serde_json::Value> {
     text(&output.stdout)

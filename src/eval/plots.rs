@@ -161,8 +161,9 @@ pub fn accuracy_plot(
             .max_light_lines(4)
             .draw()
             .map_err(drawing_error)?;
-        // Lines side by side at a point would hide each other's error bars: a small offset.
-        let spread = 0.25_f64.min(0.5 / lines.len() as f64 * 2.0);
+        // Lines at one point would hide each other's error bars: spread them over a quarter of
+        // the gap between points.
+        let spread = 0.25;
         for (index, line) in lines.iter().enumerate() {
             let colour = Palette99::pick(index).to_rgba();
             let offset = if lines.len() > 1 {

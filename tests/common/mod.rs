@@ -47,3 +47,6 @@ pub fn shared(relative: &str) -> std::path::PathBuf {
         .unwrap_or_else(|| manifest().join("../shared/data"))
         .join(relative)
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;

@@ -1,0 +1,38 @@
+//! Helpers for the tests that run the `medfocus` binary (native only: the browser suite shares
+//! `common` but has no binary).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// A committed fixture's path (`tests/fixtures/<relative>`), as an argument.
+pub fn fixture(relative: &str) -> String {
+    super::manifest()
+        .join("tests/fixtures")
+        .join(relative)
+        .display()
+        .to_string()
+}
+
+/// `medfocus --device cpu <args>`, not yet started.
+pub fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_medfocus"));
+    command.args(["--device", "cpu"]).args(args);
+    command
+}
+
+/// `medfocus --device cpu <args>`, run to the end.
+pub fn medfocus(args: &[&str]) -> Output {
+    command(args).output().expect("run medfocus")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh scratch folder per test (`<temp>/medfocus-<name>-<pid>`).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("medfocus-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
