@@ -31,6 +31,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -267,6 +268,11 @@ def main():
     lying[at + 8 : at + 12] = (0x7FFFFFF0).to_bytes(4, "little")
     (OUT / "bad-lying-length.dcm").write_bytes(bytes(lying))
     bad["bad-lying-length"] = "claims 2147483632 bytes"
+    # Deflated Explicit VR Little Endian: the data set is a zlib stream (no decoder here).
+    ds = dataset("bad-deflated", DeflatedExplicitVRLittleEndian, "MONOCHROME2", 16, 16, signed=False)
+    native(ds, xray)
+    ds.save_as(OUT / "bad-deflated.dcm", enforce_file_format=True)
+    bad["bad-deflated"] = "Deflated"
     # A JPEG lossless stream cut short.
     ds = dataset("bad-jpeg-cut", JPEGLossless, "MONOCHROME2", 16, 12, signed=False)
     ds.PixelData = encapsulate([imagecodecs.ljpeg_encode(mr, bitspersample=12)[:300]])

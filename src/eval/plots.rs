@@ -6,7 +6,6 @@
 //! `ab_glyph` renderer, so a machine without fonts (a CI runner, a container) draws the same
 //! labels; plotters' default `ttf` feature would look fonts up through fontconfig instead.
 
-use std::collections::BTreeMap;
 use std::sync::Once;
 
 use plotters::coord::Shift;
@@ -15,7 +14,7 @@ use plotters::style::FontStyle;
 
 use super::grid::RunRecord;
 use super::metrics::mean_std;
-use super::report::ReportContext;
+use super::report::{ReportContext, summed_confusions};
 
 /// Width of the accuracy plot, pixels; its height grows with the legend.
 const WIDTH: u32 = 1100;
@@ -231,23 +230,7 @@ pub fn confusion_plot(
     column: &str,
 ) -> Result<Option<Vec<u8>>, String> {
     let classes = context.classes.len();
-    let mut matrices: BTreeMap<(usize, usize), Vec<Vec<u64>>> = BTreeMap::new();
-    for run in runs.iter().filter(|run| run.protocol == column) {
-        let (Some(f), Some(h)) = (
-            context.focuses.iter().position(|f| *f == run.focus),
-            context.heads.iter().position(|h| *h == run.head),
-        ) else {
-            continue;
-        };
-        let total = matrices
-            .entry((f, h))
-            .or_insert_with(|| vec![vec![0; classes]; classes]);
-        for (row, counts) in total.iter_mut().zip(&run.metrics.confusion) {
-            for (cell, count) in row.iter_mut().zip(counts) {
-                *cell += count;
-            }
-        }
-    }
+    let matrices = summed_confusions(runs, context, column);
     if matrices.is_empty() || classes == 0 {
         return Ok(None);
     }

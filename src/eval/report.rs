@@ -485,28 +485,23 @@ fn mask_section(out: &mut String, context: &ReportContext) {
     }
 }
 
-/// Confusion matrices at the largest protocol point, summed over seeds.
-fn confusion_section(
-    out: &mut String,
+/// Each (focus, head)'s confusion matrix at protocol point `column`, summed over seeds, keyed
+/// by their positions in the report's row order.
+pub(super) fn summed_confusions(
     runs: &[RunRecord],
     context: &ReportContext,
-    column: Option<&String>,
-) {
-    let Some(column) = column else { return };
+    column: &str,
+) -> BTreeMap<(usize, usize), Vec<Vec<u64>>> {
     let classes = context.classes.len();
-    let _ = writeln!(
-        out,
-        "\n## Confusion matrices at {column} (rows: truth, columns: prediction; summed over seeds)\n\n![Confusion matrices]({CONFUSION_PLOT})"
-    );
-    let mut cells: BTreeMap<(usize, usize), Vec<Vec<u64>>> = BTreeMap::new();
-    for run in runs.iter().filter(|run| run.protocol == *column) {
+    let mut summed: BTreeMap<(usize, usize), Vec<Vec<u64>>> = BTreeMap::new();
+    for run in runs.iter().filter(|run| run.protocol == column) {
         let (Some(f), Some(h)) = (
             context.focuses.iter().position(|f| *f == run.focus),
             context.heads.iter().position(|h| *h == run.head),
         ) else {
             continue;
         };
-        let total = cells
+        let total = summed
             .entry((f, h))
             .or_insert_with(|| vec![vec![0; classes]; classes]);
         for (row, counts) in total.iter_mut().zip(&run.metrics.confusion) {
@@ -515,6 +510,22 @@ fn confusion_section(
             }
         }
     }
+    summed
+}
+
+/// Confusion matrices at the largest protocol point, summed over seeds.
+fn confusion_section(
+    out: &mut String,
+    runs: &[RunRecord],
+    context: &ReportContext,
+    column: Option<&String>,
+) {
+    let Some(column) = column else { return };
+    let _ = writeln!(
+        out,
+        "\n## Confusion matrices at {column} (rows: truth, columns: prediction; summed over seeds)\n\n![Confusion matrices]({CONFUSION_PLOT})"
+    );
+    let cells = summed_confusions(runs, context, column);
     for ((f, h), matrix) in cells {
         let _ = writeln!(out, "\n{} · {}\n", context.focuses[f], context.heads[h]);
         let _ = write!(out, "| truth \\ predicted |");

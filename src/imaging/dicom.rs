@@ -54,27 +54,25 @@ struct Layout {
 
 /// Decode a DICOM file's first frame into 8-bit grey (or RGB for colour images).
 pub fn decode_dicom(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
-    check_declared_lengths(bytes)?;
-    let object = OpenFileOptions::new()
-        .read_preamble(ReadPreamble::Always)
-        .from_reader(bytes)
-        .map_err(|error| corrupt(format!("unreadable header: {}", error_chain(&error))))?;
-    let syntax_uid = object
-        .meta()
-        .transfer_syntax()
-        .trim_end_matches('\0')
-        .to_owned();
+    // The transfer syntax is judged before dicom-rs reads the data set (a deflated or unknown
+    // one would only give a parse error there).
+    let syntax_uid = check_declared_lengths(bytes)?
+        .ok_or_else(|| corrupt("its file meta group names no transfer syntax"))?;
     let syntax = TransferSyntaxRegistry
         .get(&syntax_uid)
         .ok_or_else(|| unsupported(format!("unknown transfer syntax {syntax_uid}")))?;
     if syntax.is_unsupported_pixel_encapsulation() || !syntax.can_decode_all() {
         return Err(unsupported(format!(
-            "its pixels are compressed as {} ({syntax_uid}), which has no decoder here (JPEG \
-             baseline/extended/lossless and RLE do); convert it to an uncompressed transfer \
-             syntax first, e.g. `gdcmconv --raw in.dcm out.dcm` or `dcmdjpeg`",
+            "it is encoded as {} ({syntax_uid}), which has no decoder here (uncompressed, RLE \
+             and JPEG baseline/extended/lossless are read); convert it first, e.g. `gdcmconv \
+             --raw in.dcm out.dcm` or `dcmdjpeg`",
             syntax.name()
         )));
     }
+    let object = OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Always)
+        .from_reader(bytes)
+        .map_err(|error| corrupt(format!("unreadable header: {}", error_chain(&error))))?;
     if object
         .element_opt(tags::PIXEL_DATA)
         .ok()
@@ -584,8 +582,9 @@ fn colour(
 /// Walks the element headers (file meta group, then the data set, sequences and items
 /// included) and refuses any declared value length that runs past the end of the file, before
 /// dicom-rs sees it: its parser allocates (and zero-fills) a value's declared length before
-/// reading it, so a 200-byte file claiming a 2 GiB element would take 2 GiB.
-fn check_declared_lengths(bytes: &[u8]) -> Result<(), ImageError> {
+/// reading it, so a 200-byte file claiming a 2 GiB element would take 2 GiB. Returns the
+/// transfer syntax UID of the file meta group.
+fn check_declared_lengths(bytes: &[u8]) -> Result<Option<String>, ImageError> {
     const UNDEFINED: u32 = u32::MAX;
     let mut position = 132;
     let mut syntax: Option<String> = None;
@@ -620,6 +619,10 @@ fn check_declared_lengths(bytes: &[u8]) -> Result<(), ImageError> {
             // The meta group ends; the data set is encoded as its transfer syntax says.
             in_meta = false;
             let uid = syntax.as_deref().unwrap_or("");
+            if uid == "1.2.840.10008.1.2.1.99" {
+                // Deflated: the data set is a zlib stream, not headers (refused by name later).
+                return Ok(syntax);
+            }
             implicit = uid == "1.2.840.10008.1.2";
             big_endian = uid == "1.2.840.10008.1.2.2";
         }
@@ -689,7 +692,7 @@ fn check_declared_lengths(bytes: &[u8]) -> Result<(), ImageError> {
             end
         };
     }
-    Ok(())
+    Ok(syntax)
 }
 
 /// The error and its causes on one line (dicom-rs nests them).
