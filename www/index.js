@@ -129,6 +129,7 @@ async function showImage(file) {
       ["size", `${image.width} × ${image.height} px`],
       ["channels", `${image.channels} × ${image.bitsPerChannel} bit (${image.layout})`],
       ["content", image.greyContent ? "grayscale" : "colour"],
+      ...(image.notes.length ? [["decoded", image.notes.join("; ")]] : []),
     ]);
     canvas.width = image.width;
     canvas.height = image.height;

@@ -39,7 +39,8 @@ pub struct ColorInfo {
     pub channels: u8,
     pub bits_per_channel: u8,
     pub has_alpha: bool,
-    /// The decoder's name for the layout, e.g. `L8`, `Rgb8`, `L16`.
+    /// The decoder's name for the layout, e.g. `L8`, `Rgb8`, `L16`; for DICOM the photometric
+    /// interpretation (`MONOCHROME2`, `YBR_FULL_422`).
     pub layout: String,
 }
 

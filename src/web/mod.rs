@@ -129,6 +129,12 @@ impl WebImage {
         self.image.color.layout.clone()
     }
 
+    /// What the decoder chose (DICOM: the window, the frame of a multi-frame file).
+    #[wasm_bindgen(getter)]
+    pub fn notes(&self) -> Vec<String> {
+        self.image.notes.clone()
+    }
+
     #[wasm_bindgen(getter, js_name = greyContent)]
     pub fn grey_content(&self) -> bool {
         self.image.grayscale_content

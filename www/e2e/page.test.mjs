@@ -1,5 +1,5 @@
 // End-to-end test of the page in headless Chromium (Debian's, with WebGPU enabled): it loads the
-// wasm, reports a WebGPU device, checks computation, decodes a real JPEG dropped in, and shows a
+// wasm, reports a WebGPU device, checks computation, decodes a real JPEG and a DICOM, and shows a
 // clear error for a corrupt file. Run by scripts/test.sh after `scripts/serve.sh --build-only`.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -247,4 +247,13 @@ test("a corrupt file gives a clear error and keeps the page working", async () =
   await page.waitForFunction(() => document.querySelector("#image-error").textContent, null, { timeout: 30_000 });
   assert.match(await page.textContent("#image-error"), /broken\.jpg: not a supported image format/);
   assert.deepEqual(consoleErrors, []);
+});
+
+test("a DICOM CT is windowed in wasm as its file says, and the page says how", async () => {
+  await page.setInputFiles("#file-input", join(root, "tests", "fixtures", "dicom", "ct-window.dcm"));
+  await page.waitForFunction(() => document.body.dataset.image === "64x48", null, { timeout: 30_000 });
+  const info = await page.textContent("#image-info");
+  assert.match(info, /DICOM/);
+  assert.match(info, /window centre 40 \/ width 400/);
+  assert.match(info, /MONOCHROME2/);
 });
