@@ -44,20 +44,21 @@ impl PreprocessConfig {
 
 /// Samples → 8 bits through the linear window [lowest, highest] of the finite values present
 /// (one window for all channels, so colours keep their balance); non-finite samples become 0,
-/// a constant image 0.
-pub fn window_min_max(samples: impl Iterator<Item = f32> + Clone) -> Vec<u8> {
+/// a constant image 0. In f64, so that DICOM's values (`imaging::dicom`) round as pydicom's do;
+/// 16-bit and f32 samples convert exactly.
+pub fn window_min_max(samples: impl Iterator<Item = f64> + Clone) -> Vec<u8> {
     let (low, high) = samples
         .clone()
         .filter(|v| v.is_finite())
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(low, high), v| {
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), v| {
             (low.min(v), high.max(v))
         });
     window(samples, low, high)
 }
 
 /// Samples → 8 bits through the linear window [`low`, `high`]: `low` and below → 0, `high` and
-/// above → 255 (DICOM's window centre/width is this window).
-pub fn window(samples: impl Iterator<Item = f32>, low: f32, high: f32) -> Vec<u8> {
+/// above → 255.
+pub fn window(samples: impl Iterator<Item = f64>, low: f64, high: f64) -> Vec<u8> {
     let span = high - low;
     samples
         .map(|v| {
@@ -102,23 +103,26 @@ impl Pixels8 {
             DynamicImage::ImageLumaA8(_) => pixels(1, image.to_luma8().into_raw()),
             DynamicImage::ImageLuma16(grey) => pixels(
                 1,
-                window_min_max(grey.as_raw().iter().map(|&v| f32::from(v))),
+                window_min_max(grey.as_raw().iter().map(|&v| f64::from(v))),
             ),
             DynamicImage::ImageLumaA16(grey) => pixels(
                 1,
-                window_min_max(grey.as_raw().chunks_exact(2).map(|p| f32::from(p[0]))),
+                window_min_max(grey.as_raw().chunks_exact(2).map(|p| f64::from(p[0]))),
             ),
             DynamicImage::ImageRgb16(rgb) => pixels(
                 3,
-                window_min_max(rgb.as_raw().iter().map(|&v| f32::from(v))),
+                window_min_max(rgb.as_raw().iter().map(|&v| f64::from(v))),
             ),
             DynamicImage::ImageRgba16(rgba) => {
-                pixels(3, window_min_max(colour(rgba.as_raw()).map(f32::from)))
+                pixels(3, window_min_max(colour(rgba.as_raw()).map(f64::from)))
             }
-            DynamicImage::ImageRgb32F(rgb) => {
-                pixels(3, window_min_max(rgb.as_raw().iter().copied()))
+            DynamicImage::ImageRgb32F(rgb) => pixels(
+                3,
+                window_min_max(rgb.as_raw().iter().map(|&v| f64::from(v))),
+            ),
+            DynamicImage::ImageRgba32F(rgba) => {
+                pixels(3, window_min_max(colour(rgba.as_raw()).map(f64::from)))
             }
-            DynamicImage::ImageRgba32F(rgba) => pixels(3, window_min_max(colour(rgba.as_raw()))),
             _ => pixels(3, image.to_rgb8().into_raw()),
         }
     }
@@ -384,13 +388,13 @@ mod tests {
                 > 200
         );
         // Float and constant images: no NaN, no division by zero.
-        assert_eq!(window_min_max([5.0f32, 5.0].into_iter()), [0, 0]);
+        assert_eq!(window_min_max([5.0f64, 5.0].into_iter()), [0, 0]);
         assert_eq!(
-            window_min_max([0.0f32, f32::NAN, 2.0].into_iter()),
+            window_min_max([0.0f64, f64::NAN, 2.0].into_iter()),
             [0, 0, 255]
         );
         assert_eq!(
-            window([-10.0f32, 50.0, 200.0].into_iter(), 0.0, 100.0),
+            window([-10.0f64, 50.0, 200.0].into_iter(), 0.0, 100.0),
             [0, 128, 255]
         );
     }

@@ -119,28 +119,41 @@ fn visible_name(path: &Path) -> Option<String> {
     (!name.starts_with('.')).then(|| name.to_string())
 }
 
+/// The file's extension, lower case, when it is one of [`IMAGE_EXTENSIONS`].
+fn image_extension(path: &Path) -> Option<String> {
+    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+    IMAGE_EXTENSIONS
+        .contains(&extension.as_str())
+        .then_some(extension)
+}
+
 /// Whether the file is an image we read: an image extension (case-insensitive), or a DICOM
 /// file as scanners and PACS exports name them: no extension (`IM000123`) or a UID whose last
 /// part looks like one (`1.2.840.113619.2.55.3.1234`), recognised by the `DICM` magic.
 pub fn is_image_path(path: &Path) -> bool {
-    match path.extension().and_then(|ext| ext.to_str()) {
-        Some(ext) if IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) => true,
-        Some(ext) if !ext.bytes().all(|byte| byte.is_ascii_digit()) => false,
-        _ => starts_like_dicom(path),
+    if image_extension(path).is_some() {
+        return true;
     }
+    let named_like_dicom = path
+        .extension()
+        .and_then(|ext| ext.to_str())
+        .is_none_or(|ext| ext.bytes().all(|byte| byte.is_ascii_digit()));
+    named_like_dicom && starts_like_dicom(path)
 }
 
 /// The format an image file is counted under: its extension (lower case), or `dicom` for a
 /// DICOM file named without one (or by a UID).
 pub fn format_label(path: &Path) -> String {
-    match path.extension().and_then(|ext| ext.to_str()) {
-        Some(ext) if IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) => {
-            ext.to_ascii_lowercase()
-        }
-        _ if starts_like_dicom(path) => "dicom".into(),
-        Some(ext) => ext.to_ascii_lowercase(),
-        None => String::new(),
+    if let Some(extension) = image_extension(path) {
+        return extension;
     }
+    if starts_like_dicom(path) {
+        return "dicom".into();
+    }
+    path.extension()
+        .and_then(|ext| ext.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default()
 }
 
 fn starts_like_dicom(path: &Path) -> bool {

@@ -100,7 +100,11 @@ pub enum EvalMasks<'a> {
 }
 
 impl EvalMasks<'_> {
-    fn support(&self, set: &Dataset) -> SupportMasks<'_> {
+    /// The masks an embedder of `focus` gets: none when the focus does not use a region.
+    fn support(&self, set: &Dataset, focus: &FocusMode) -> SupportMasks<'_> {
+        if !focus.needs_mask() {
+            return SupportMasks::None;
+        }
         match self {
             EvalMasks::None => SupportMasks::None,
             EvalMasks::Folder(dir) => SupportMasks::Folder(dir.clone()),
@@ -328,11 +332,7 @@ pub fn evaluate(
 
     for focus in &request.focuses {
         let mut focus = focus.clone();
-        let support_masks = if focus.needs_mask() {
-            request.masks.support(data)
-        } else {
-            SupportMasks::None
-        };
+        let support_masks = request.masks.support(data, &focus);
         focus.masks = support_masks.describe();
         if let SupportMasks::Sam2(segmenter) = &support_masks {
             focus.automatic = Some(segmenter.automatic.clone());
@@ -408,15 +408,10 @@ pub fn evaluate(
                 },
                 &request.clip.model.vision,
             )?;
-            let support_masks = if focus.needs_mask() {
-                request.masks.support(data)
-            } else {
-                SupportMasks::None
-            };
             match Embedder::new(
                 request.clip,
                 focus.clone(),
-                support_masks,
+                request.masks.support(data, &focus),
                 request.cache.clone(),
             )?
             .with_target(target)

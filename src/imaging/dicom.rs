@@ -18,6 +18,7 @@ use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry
 use image::{DynamicImage, GrayImage, RgbImage};
 
 use super::{ColorInfo, DecodedImage, ImageError, MAX_DECODED_BYTES, MAX_SIDE, is_grey};
+use crate::clip::preprocess::window_min_max;
 
 const FORMAT: &str = "DICOM";
 
@@ -94,13 +95,11 @@ pub fn decode_dicom(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
         .map_err(|error| corrupt(format!("its pixel data: {}", error_chain(&error))))?;
     let (width, height) = (layout.columns, layout.rows);
     let pixel_count = width as usize * height as usize;
-    let samples = pixel_count * usize::from(layout.samples_per_pixel);
-    let bytes_per_sample = usize::from(layout.bits_allocated.div_ceil(8));
-    if frame.len() < samples * bytes_per_sample {
+    if (frame.len() as u64) < layout.frame_bytes() {
         return Err(corrupt(format!(
             "the decoded frame holds {} bytes; {width}×{height} pixels need {}",
             frame.len(),
-            samples * bytes_per_sample
+            layout.frame_bytes()
         )));
     }
 
@@ -182,6 +181,16 @@ pub fn decode_dicom(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
 }
 
 impl Layout {
+    /// Samples in one frame (pixels × samples per pixel).
+    fn frame_samples(&self) -> u64 {
+        u64::from(self.rows) * u64::from(self.columns) * u64::from(self.samples_per_pixel)
+    }
+
+    /// Bytes of one frame as stored uncompressed (and as decoded).
+    fn frame_bytes(&self) -> u64 {
+        self.frame_samples() * u64::from(self.bits_allocated / 8)
+    }
+
     fn read(object: &DefaultDicomObject) -> Result<Self, ImageError> {
         let int = |tag: Tag, name: &str| -> Result<Option<u32>, ImageError> {
             match object.element_opt(tag) {
@@ -284,12 +293,9 @@ impl Layout {
                 )));
             }
         }
-        let frame_bytes = u64::from(self.rows)
-            * u64::from(self.columns)
-            * u64::from(self.samples_per_pixel)
-            * u64::from(self.bits_allocated / 8);
-        // The decoded frame plus the f64 values the windowing computes on.
-        if frame_bytes / u64::from(self.bits_allocated / 8) * 8 > MAX_DECODED_BYTES {
+        let frame_bytes = self.frame_bytes();
+        // The f64 values the windowing computes on are the largest buffer (8 bytes a sample).
+        if self.frame_samples() * 8 > MAX_DECODED_BYTES {
             return Err(ImageError::TooLarge(format!(
                 "one frame of {}×{} pixels is too large to decode here",
                 self.columns, self.rows
@@ -515,25 +521,7 @@ impl Voi {
                     .collect()
             }
             Self::AsStored => values.iter().map(|&v| to_byte(v)).collect(),
-            Self::MinMax { .. } => {
-                let (low, high) = values
-                    .iter()
-                    .filter(|v| v.is_finite())
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), &v| {
-                        (low.min(v), high.max(v))
-                    });
-                let span = high - low;
-                values
-                    .iter()
-                    .map(|&v| {
-                        if span > 0.0 {
-                            to_byte((v - low) / span * 255.0)
-                        } else {
-                            0
-                        }
-                    })
-                    .collect()
-            }
+            Self::MinMax { .. } => window_min_max(values.iter().copied()),
         }
     }
 }
