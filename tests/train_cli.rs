@@ -440,20 +440,33 @@ fn bad_input_gets_clear_errors() {
 /// The committed heads the browser tests load still predict what their `.expected.json` says.
 #[test]
 fn the_committed_head_fixtures_predict_their_expected_probabilities() {
-    for name in ["brain-mri-tip-adapter-f", "chest-xray-finetune"] {
+    for name in [
+        "brain-mri-tip-adapter-f",
+        "chest-xray-finetune",
+        "brain-mri-sam2-overlay-linear-probe",
+    ] {
         let expected: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(fixture(&format!("heads/{name}.expected.json"))).unwrap(),
         )
         .unwrap();
         let head = fixture(&format!("heads/{name}.mfh"));
         let model = fixture(expected["model"].as_str().unwrap());
+        // A head trained on SAM 2's masks predicts with SAM 2 and the settings it recorded.
+        let sam2 = expected["sam2"].as_str().map(fixture);
         for row in expected["images"].as_array().unwrap() {
             let image = shared(row["image"].as_str().unwrap()).display().to_string();
-            let output = medfocus(&[
+            let mut args = vec![
                 "predict", "--head", &head, "--model", &model, "--json", &image,
-            ]);
+            ];
+            if let Some(sam2) = &sam2 {
+                args.extend(["--sam2", sam2]);
+            }
+            let output = medfocus(&args);
             assert!(output.status.success(), "{}", text(&output.stderr));
             let line = &json_lines(&output)[0];
+            if sam2.is_some() {
+                assert_eq!(line["region"], row["region"], "{name}");
+            }
             for (ours, theirs) in line["probabilities"]
                 .as_array()
                 .unwrap()

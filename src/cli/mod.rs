@@ -223,6 +223,14 @@ struct Sam2Args {
     /// Automatic-mask grid points per side (SAM 2; default 32, or what the head recorded).
     #[arg(long)]
     points_per_side: Option<usize>,
+    /// Automatic masks: keep those whose predicted IoU exceeds this (SAM 2; default 0.8, or what
+    /// the head recorded).
+    #[arg(long)]
+    pred_iou_thresh: Option<f32>,
+    /// Automatic masks: keep those whose stability score reaches this (SAM 2; default 0.95, or
+    /// what the head recorded).
+    #[arg(long)]
+    stability_thresh: Option<f32>,
 }
 
 impl Sam2Args {
@@ -232,11 +240,24 @@ impl Sam2Args {
         let Some(path) = &self.sam2 else {
             return Ok(None);
         };
+        let defaults = GeneratorSettings::default();
+        for (flag, value) in [
+            ("--pred-iou-thresh", self.pred_iou_thresh),
+            ("--stability-thresh", self.stability_thresh),
+        ] {
+            if let Some(value) = value
+                && !(0.0..=1.0).contains(&value)
+            {
+                return Err(format!("{flag} {value} is outside [0, 1]").into());
+            }
+        }
         let settings = GeneratorSettings {
-            points_per_side: self
-                .points_per_side
-                .unwrap_or(GeneratorSettings::default().points_per_side),
-            ..GeneratorSettings::default()
+            points_per_side: self.points_per_side.unwrap_or(defaults.points_per_side),
+            pred_iou_thresh: self.pred_iou_thresh.unwrap_or(defaults.pred_iou_thresh),
+            stability_score_thresh: self
+                .stability_thresh
+                .unwrap_or(defaults.stability_score_thresh),
+            ..defaults
         };
         Ok(Some(load_segmenter(
             path,
@@ -262,7 +283,11 @@ fn load_segmenter(
     // Streamed: the weights (156 MB for SAM 2.1 tiny) are not held twice while the model loads.
     let hash = sha256_file(path)?;
     let (model, _) = Sam2Model::load_file(path, config.as_ref(), &chosen.device)?;
-    let identity = format!(
+    // The identity keys cached embeddings and names the masks in head files: everything that
+    // changes which mask is found is in it (thresholds only when not the defaults, so that
+    // earlier caches stay valid).
+    let defaults = GeneratorSettings::default();
+    let mut identity = format!(
         "sam2 {hash} ({}), automatic {}×{} grid, largest region",
         path.file_name()
             .map(|n| n.to_string_lossy().to_string())
@@ -270,6 +295,14 @@ fn load_segmenter(
         settings.points_per_side,
         settings.points_per_side
     );
+    if settings.pred_iou_thresh != defaults.pred_iou_thresh
+        || settings.stability_score_thresh != defaults.stability_score_thresh
+    {
+        identity.push_str(&format!(
+            ", IoU > {}, stability ≥ {}",
+            settings.pred_iou_thresh, settings.stability_score_thresh
+        ));
+    }
     Ok(Segmenter::new(
         Sam2Predictor::new(model),
         settings,

@@ -51,12 +51,21 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &PredictArgs) -> 
     };
     if let Some(segmenter) = &segmenter {
         pipeline = pipeline.with_segmenter(segmenter);
-        // A grid given on the command line wins over the one the head recorded.
-        if let Some(points_per_side) = args.sam2.points_per_side {
-            let mut settings = pipeline.encoder.automatic_settings();
-            settings.points_per_side = points_per_side;
-            pipeline.encoder = pipeline.encoder.with_automatic(settings);
-        }
+        // Settings given on the command line win over the ones the head recorded.
+        let mut settings = pipeline.encoder.automatic_settings();
+        settings.points_per_side = args
+            .sam2
+            .points_per_side
+            .unwrap_or(settings.points_per_side);
+        settings.pred_iou_thresh = args
+            .sam2
+            .pred_iou_thresh
+            .unwrap_or(settings.pred_iou_thresh);
+        settings.stability_score_thresh = args
+            .sam2
+            .stability_thresh
+            .unwrap_or(settings.stability_score_thresh);
+        pipeline.encoder = pipeline.encoder.with_automatic(settings);
     }
     let source = match (&args.mask, &segmenter) {
         (Some(mask), _) => MaskSource::MaskImage(read(mask)?),

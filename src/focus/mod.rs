@@ -163,6 +163,28 @@ pub fn tokens_focused(
     Ok(vision.forward_tokens_until(input, bias.as_ref(), blocks))
 }
 
+/// The picture CLIP's preprocessing is given under `focus`: the image with a visual prompt drawn
+/// in, or the image itself (`none`, and `attention`, which leaves the pixels alone). The page
+/// shows exactly this, so what a person sees is what the tower sees.
+pub fn focused_pixels<'a>(
+    image: &'a Pixels8,
+    mask: Option<&Mask>,
+    focus: &Focus,
+) -> Result<Cow<'a, Pixels8>, FocusApplyError> {
+    match focus {
+        Focus::None => Ok(Cow::Borrowed(image)),
+        Focus::Prompt(prompt) => {
+            let mask = mask.ok_or(FocusApplyError::NoMask)?;
+            Ok(Cow::Owned(prompt::apply(image, mask, prompt)?))
+        }
+        Focus::Attention(_) => {
+            let mask = mask.ok_or(FocusApplyError::NoMask)?;
+            mask.check_matches(image.width, image.height)?;
+            Ok(Cow::Borrowed(image))
+        }
+    }
+}
+
 /// The preprocessed pixels (prompted, for a visual prompt) and the attention bias, if any.
 fn focused_input(
     vision: &VisionTransformer,
@@ -173,21 +195,13 @@ fn focused_input(
     device: &Device,
 ) -> Result<(Tensor<4>, Option<LayerBias>), FocusApplyError> {
     // A prompt changes the pixels; the attention focus leaves them and adds a bias.
-    let (pixels, bias): (Cow<Pixels8>, Option<LayerBias>) = match focus {
-        Focus::None => (Cow::Borrowed(image), None),
-        Focus::Prompt(prompt) => {
-            let mask = mask.ok_or(FocusApplyError::NoMask)?;
-            (Cow::Owned(prompt::apply(image, mask, prompt)?), None)
-        }
-        Focus::Attention(attention) => {
-            let mask = mask.ok_or(FocusApplyError::NoMask)?;
-            mask.check_matches(image.width, image.height)?;
+    let pixels = focused_pixels(image, mask, focus)?;
+    let bias = match (focus, mask) {
+        (Focus::Attention(attention), Some(mask)) => {
             let weights = attention::patch_weights(mask, preprocess_config, vision.grid_size());
-            (
-                Cow::Borrowed(image),
-                Some(attention.layer_bias(&[weights], vision.layers(), device)?),
-            )
+            Some(attention.layer_bias(&[weights], vision.layers(), device)?)
         }
+        _ => None,
     };
     let input = batch_tensor(
         &[preprocess(&pixels, preprocess_config)],

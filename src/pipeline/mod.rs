@@ -19,13 +19,13 @@ pub mod files;
 use burn::tensor::Tensor;
 
 pub use region::{
-    MaskSource, Region, RegionOrigin, SegmentRequest, Segmented, Segmenter, parse_pixel_box,
-    parse_pixels, sam2_prompt,
+    ALTERNATIVES, MaskSource, Region, RegionOrigin, SegmentRequest, Segmented, Segmenter,
+    parse_pixel_box, parse_pixels, sam2_prompt,
 };
 
 use crate::clip::ZeroShotClassifier;
 use crate::clip::load::LoadedClip;
-use crate::clip::preprocess::Pixels8;
+use crate::clip::preprocess::{Pixels8, crop_geometry, resize_and_crop};
 use crate::clip::vision::VisionTransformer;
 use crate::clip::zero_shot::ZeroShotError;
 use crate::focus::{self, Focus, FocusApplyError, MaskError, UnknownMethod};
@@ -180,6 +180,44 @@ impl<'a> Encoder<'a> {
         )?)
     }
 
+    /// What the image tower is shown for `pixels` focused on `region`, for a person to look at:
+    /// the same [`focus::focused_pixels`] and preprocessing geometry that [`Self::embed`] uses.
+    pub fn view(
+        &self,
+        pixels: &Pixels8,
+        region: Option<&Region>,
+    ) -> Result<FocusView, PipelineError> {
+        let mask = region.map(|region| &region.mask);
+        let focused = focus::focused_pixels(pixels, mask, &self.focus)?.into_owned();
+        let preprocess = &self.clip.preprocess;
+        let model_input = resize_and_crop(&focused, preprocess);
+        let grid = self.vision().grid_size();
+        let patch_weights = match (&self.focus, mask) {
+            (Focus::Attention(_), Some(mask)) => {
+                Some(focus::attention::patch_weights(mask, preprocess, grid))
+            }
+            _ => None,
+        };
+        let ([resized_width, resized_height], [left, top]) =
+            crop_geometry(focused.width, focused.height, preprocess);
+        let scale_x = focused.width as f32 / resized_width as f32;
+        let scale_y = focused.height as f32 / resized_height as f32;
+        let size = preprocess.image_size as f32;
+        let crop = [
+            left as f32 * scale_x,
+            top as f32 * scale_y,
+            (left as f32 + size) * scale_x,
+            (top as f32 + size) * scale_y,
+        ];
+        Ok(FocusView {
+            focused,
+            model_input,
+            crop,
+            grid,
+            patch_weights,
+        })
+    }
+
     /// The tokens `[1, tokens, width]` entering image-tower block `block` (what a fine-tune of
     /// the later blocks trains from).
     pub fn tokens_before(
@@ -198,6 +236,24 @@ impl<'a> Encoder<'a> {
             &self.clip.model.device(),
         )?)
     }
+}
+
+/// What the image tower is shown (see [`Encoder::view`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FocusView {
+    /// The image as the preprocessing receives it: with the visual prompt drawn in, or as it is
+    /// (`none`, `attention`). Same size as the image.
+    pub focused: Pixels8,
+    /// After the resize and centre crop: the tower's input before normalisation (RGB,
+    /// `image_size`²).
+    pub model_input: Pixels8,
+    /// The part of the image the centre crop keeps, `[left, top, right, bottom]` in image pixels.
+    pub crop: [f32; 4],
+    /// The tower's patch grid (patches per side).
+    pub grid: usize,
+    /// For the attention focus: the mask's weight per patch, row-major over `grid`², which the
+    /// bias is made of.
+    pub patch_weights: Option<Vec<f32>>,
 }
 
 /// What turns an image embedding into class probabilities.

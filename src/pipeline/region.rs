@@ -100,11 +100,17 @@ pub enum SegmentRequest {
     },
 }
 
-/// A SAM 2 answer: the mask, how many candidates it was chosen from, and whether it was
-/// automatic.
+/// How many runners-up a SAM 2 answer carries for a person to pick from instead.
+pub const ALTERNATIVES: usize = 5;
+
+/// A SAM 2 answer: the mask, the runners-up (best first, at most [`ALTERNATIVES`]: for a prompt
+/// SAM 2's other candidates by predicted IoU, for the automatic generator the other qualifying
+/// masks in the order the choice ranks them), how many masks there were to choose from, and
+/// whether it was automatic.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Segmented {
     pub mask: BinaryMask,
+    pub alternatives: Vec<BinaryMask>,
     pub candidates: usize,
     pub automatic: bool,
 }
@@ -152,13 +158,15 @@ impl Segmenter {
         let embedded = self.embedded(pixels);
         match request {
             SegmentRequest::Automatic { settings, choice } => {
-                let (mask, candidates) =
-                    find_region(&self.predictor, &embedded, settings, *choice).await?;
-                Ok(Segmented {
-                    mask,
-                    candidates,
-                    automatic: true,
-                })
+                let (ranked, candidates) = find_region(
+                    &self.predictor,
+                    &embedded,
+                    settings,
+                    *choice,
+                    1 + ALTERNATIVES,
+                )
+                .await?;
+                Segmented::ranked(ranked, candidates, true)
             }
             SegmentRequest::Prompt { prompt, multimask } => {
                 let prediction =
@@ -166,17 +174,29 @@ impl Segmenter {
                         .predict(&embedded, std::slice::from_ref(prompt), *multimask)?;
                 let masks = read_masks(&prediction, 0).await?;
                 let candidates = masks.len();
-                let mask = masks
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| Sam2Error::Prompt("SAM 2 returned no mask".into()))?;
-                Ok(Segmented {
-                    mask,
-                    candidates,
-                    automatic: false,
-                })
+                Segmented::ranked(masks, candidates, false)
             }
         }
+    }
+}
+
+impl Segmented {
+    /// The first of `ranked` (best first) as the mask, the next ones as the alternatives.
+    fn ranked(
+        ranked: Vec<BinaryMask>,
+        candidates: usize,
+        automatic: bool,
+    ) -> Result<Self, Sam2Error> {
+        let mut ranked = ranked.into_iter();
+        let mask = ranked
+            .next()
+            .ok_or_else(|| Sam2Error::Prompt("SAM 2 returned no mask".into()))?;
+        Ok(Segmented {
+            mask,
+            alternatives: ranked.take(ALTERNATIVES).collect(),
+            candidates,
+            automatic,
+        })
     }
 }
 

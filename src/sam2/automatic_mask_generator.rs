@@ -260,9 +260,12 @@ impl MaskChoice {
 /// A region covering more of the image than this is not a region of interest.
 pub const MAX_REGION_FRACTION: f32 = 0.9;
 
-/// The mask [`MaskChoice`] picks, if any qualifies.
-pub fn choose_mask(masks: &[AutoMask], choice: MaskChoice) -> Option<&AutoMask> {
-    match choice {
+/// The masks [`MaskChoice`] accepts, best first: for `Largest`, every mask that is neither
+/// (nearly) the whole image nor background, largest first (ties: higher predicted IoU); for `At`,
+/// every mask covering the point, highest predicted IoU first. The front ends show the runners-up
+/// as the candidates a person can pick instead.
+pub fn ranked_masks(masks: &[AutoMask], choice: MaskChoice) -> Vec<&AutoMask> {
+    let mut ranked: Vec<&AutoMask> = match choice {
         MaskChoice::Largest => masks
             .iter()
             .filter(|mask| {
@@ -271,38 +274,52 @@ pub fn choose_mask(masks: &[AutoMask], choice: MaskChoice) -> Option<&AutoMask> 
                     && (mask.area as f32) <= MAX_REGION_FRACTION * total
                     && !mask.touches_every_border()
             })
-            .max_by(|a, b| {
-                a.area
-                    .cmp(&b.area)
-                    .then(a.predicted_iou.total_cmp(&b.predicted_iou))
-            }),
-        MaskChoice::At { x, y } => masks
-            .iter()
-            .filter(|mask| mask.contains(x, y))
-            .max_by(|a, b| a.predicted_iou.total_cmp(&b.predicted_iou)),
-    }
+            .collect(),
+        MaskChoice::At { x, y } => masks.iter().filter(|mask| mask.contains(x, y)).collect(),
+    };
+    // Stable sort, best first: among equals the earlier (NMS order) mask stays ahead.
+    ranked.sort_by(|a, b| match choice {
+        MaskChoice::Largest => b
+            .area
+            .cmp(&a.area)
+            .then(b.predicted_iou.total_cmp(&a.predicted_iou)),
+        MaskChoice::At { .. } => b.predicted_iou.total_cmp(&a.predicted_iou),
+    });
+    ranked
 }
 
-/// The automatic generator followed by [`choose_mask`]: the region to classify with, and how
-/// many masks it was chosen from.
+/// The mask [`MaskChoice`] picks, if any qualifies: the first of [`ranked_masks`].
+pub fn choose_mask(masks: &[AutoMask], choice: MaskChoice) -> Option<&AutoMask> {
+    ranked_masks(masks, choice).into_iter().next()
+}
+
+/// The automatic generator followed by [`ranked_masks`]: the qualifying masks, best first (the
+/// first is the region to classify with; at most `keep`), and how many masks the generator
+/// found in all.
 pub async fn find_region(
     predictor: &Sam2Predictor,
     image: &EmbeddedImage,
     settings: &GeneratorSettings,
     choice: MaskChoice,
-) -> Result<(BinaryMask, usize), Sam2Error> {
+    keep: usize,
+) -> Result<(Vec<BinaryMask>, usize), Sam2Error> {
     let masks = generate(predictor, image, settings).await?;
-    match choose_mask(&masks, choice) {
-        Some(mask) => Ok((mask.to_binary(), masks.len())),
-        None => Err(Sam2Error::Prompt(format!(
+    let ranked: Vec<BinaryMask> = ranked_masks(&masks, choice)
+        .into_iter()
+        .take(keep.max(1))
+        .map(AutoMask::to_binary)
+        .collect();
+    if ranked.is_empty() {
+        return Err(Sam2Error::Prompt(format!(
             "none of the {} automatic masks qualifies ({}); lower the IoU or stability thresholds, or prompt with a point or a box",
             masks.len(),
             match choice {
                 MaskChoice::Largest => "each is the whole image or background",
                 MaskChoice::At { .. } => "none covers the point",
             }
-        ))),
+        )));
     }
+    Ok((ranked, masks.len()))
 }
 
 #[cfg(test)]
@@ -381,5 +398,30 @@ mod tests {
             Some(&lesion)
         );
         assert_eq!(choose_mask(&masks[..1], MaskChoice::Largest), None);
+    }
+
+    #[test]
+    fn ranked_masks_offer_the_runners_up_best_first() {
+        let background = mask(20, 20, [0, 0, 19, 19], 0.99);
+        let body = mask(20, 20, [2, 2, 17, 17], 0.8);
+        let lesion = mask(20, 20, [5, 5, 8, 8], 0.95);
+        let spot = mask(20, 20, [6, 6, 7, 7], 0.97);
+        let masks = vec![
+            spot.clone(),
+            background.clone(),
+            lesion.clone(),
+            body.clone(),
+        ];
+        // Largest: the background never, then by area.
+        assert_eq!(
+            ranked_masks(&masks, MaskChoice::Largest),
+            vec![&body, &lesion, &spot]
+        );
+        // At a point: every mask covering it, by predicted IoU.
+        assert_eq!(
+            ranked_masks(&masks, MaskChoice::At { x: 6, y: 6 }),
+            vec![&background, &spot, &lesion, &body]
+        );
+        assert!(ranked_masks(&masks, MaskChoice::At { x: 0, y: 19 }).len() == 1);
     }
 }

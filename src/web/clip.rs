@@ -10,12 +10,16 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use super::heads::WebHead;
-use super::{chosen_device, js_error, parse_options, to_js};
+use super::sam2::WebSam2;
+use super::{chosen_device, decoded, js_error, parse_options, rgba, to_js};
 use crate::clip::ZeroShotClassifier;
 use crate::clip::load::{LoadedClip, MemoryFiles, load_clip};
 use crate::focus::FocusSettings;
 use crate::heads::{HeadFile, HeadModel};
-use crate::pipeline::{MaskSource, Pipeline, Prediction, decode};
+use crate::pipeline::{
+    Encoder, FocusView, MaskSource, Pipeline, Prediction, Region, RegionOrigin, Segmenter,
+};
+use crate::sam2::automatic_mask_generator::MaskChoice;
 
 /// A loaded CLIP model, held by the page.
 #[wasm_bindgen]
@@ -93,19 +97,50 @@ struct Classification {
 struct RegionUsed {
     origin: &'static str,
     coverage: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
 }
 
 impl Classification {
-    fn new(classes: &[String], prediction: Prediction) -> Self {
+    fn new(classes: &[String], prediction: &Prediction) -> Self {
         Self {
             classes: classes.to_vec(),
-            probabilities: prediction.probabilities,
-            region: prediction.region.map(|region| RegionUsed {
+            probabilities: prediction.probabilities.clone(),
+            region: prediction.region.as_ref().map(|region| RegionUsed {
                 origin: region.origin.name(),
                 coverage: region.coverage,
+                warning: region.warning.clone(),
             }),
         }
     }
+}
+
+/// The classification as a JS object; a region SAM 2 found while classifying (a head's
+/// automatic masks) comes with its mask, `region.mask` (0/255 per pixel), for the page to show.
+fn classification_js(classes: &[String], prediction: &Prediction) -> Result<JsValue, JsError> {
+    let value = to_js(&Classification::new(classes, prediction))?;
+    if let Some(region) = &prediction.region
+        && matches!(
+            region.origin,
+            RegionOrigin::Sam2Automatic | RegionOrigin::Sam2Prompt | RegionOrigin::WholeImage
+        )
+    {
+        let luma: Vec<u8> = region
+            .mask
+            .weights
+            .iter()
+            .map(|&w| if w >= 0.5 { 255 } else { 0 })
+            .collect();
+        let target = Reflect::get(&value, &"region".into())
+            .map_err(|_| JsError::new("building the result"))?;
+        Reflect::set(
+            &target,
+            &"mask".into(),
+            &Uint8Array::from(luma.as_slice()).into(),
+        )
+        .map_err(|_| JsError::new("building the result"))?;
+    }
+    Ok(value)
 }
 
 impl ClassifyOptions {
@@ -169,9 +204,45 @@ impl WebClip {
         let clip = Rc::clone(&self.clip);
         let head = Rc::clone(&head.file);
         wasm_bindgen_futures::future_to_promise(async move {
-            classify_with_head(&clip, &head, image, options)
+            let parsed: HeadOptions = parse_options(&options)?;
+            let source = mask_source(&options, parsed.region);
+            classify_with_head(&clip, &head, image, source, None)
                 .await
                 .map_err(JsValue::from)
+        })
+    }
+
+    /// [`Self::classify_with_head`] on SAM 2's automatic mask, found with the settings the head
+    /// recorded (grid, thresholds; see `WebHead.automatic`) and the whole image when none
+    /// qualifies, exactly as in training. Resolves to `{classes, probabilities, region}` with
+    /// `region.mask` (0/255 per pixel) and `region.warning` when the whole image stood in.
+    #[wasm_bindgen(js_name = classifyWithHeadOnSam2)]
+    pub fn classify_with_head_on_sam2(
+        &self,
+        image: Vec<u8>,
+        head: &WebHead,
+        sam2: &WebSam2,
+    ) -> js_sys::Promise {
+        let clip = Rc::clone(&self.clip);
+        let head = Rc::clone(&head.file);
+        let segmenter = sam2.segmenter();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let source = MaskSource::Sam2Automatic(MaskChoice::Largest);
+            classify_with_head(&clip, &head, image, source, Some(&segmenter))
+                .await
+                .map_err(JsValue::from)
+        })
+    }
+
+    /// What the image tower is shown for an encoded image under `options` (as `classify` takes
+    /// them: `{focus, box, mask, alpha, …}`): resolves to `{width, height, focused (RGBA: the
+    /// image with the visual prompt drawn in, exactly the pixels CLIP's preprocessing gets),
+    /// inputSize, input (RGBA, the resized and centre-cropped tower input), crop ([l, t, r, b]
+    /// in image pixels: what the crop keeps), grid, patchWeights (attention: per patch)}`.
+    pub fn view(&self, image: Vec<u8>, options: JsValue) -> js_sys::Promise {
+        let clip = Rc::clone(&self.clip);
+        wasm_bindgen_futures::future_to_promise(async move {
+            view(&clip, image, options).await.map_err(JsValue::from)
         })
     }
 }
@@ -199,22 +270,72 @@ async fn classify_with_head(
     clip: &LoadedClip,
     head: &HeadFile,
     image: Vec<u8>,
-    options: JsValue,
+    source: MaskSource,
+    segmenter: Option<&Segmenter>,
 ) -> Result<JsValue, JsError> {
-    let parsed: HeadOptions = parse_options(&options)?;
     let head = HeadModel::new(head, &clip.model.device());
-    let pipeline = Pipeline::with_head(clip, &head).map_err(js_error)?;
-    let source = mask_source(&options, parsed.region);
+    let mut pipeline = Pipeline::with_head(clip, &head).map_err(js_error)?;
+    if let Some(segmenter) = segmenter {
+        pipeline = pipeline.with_segmenter(segmenter);
+    }
     pipeline
         .encoder
         .require_region(!source.is_none(), "give a region (mask or box)")
         .map_err(js_error)?;
-    let pixels = decode(&image).map_err(js_error)?;
+    let pixels = decoded(&image)?;
     let prediction = pipeline
         .classify(&pixels, &source)
         .await
         .map_err(js_error)?;
-    to_js(&Classification::new(pipeline.classes(), prediction))
+    classification_js(pipeline.classes(), &prediction)
+}
+
+async fn view(clip: &LoadedClip, image: Vec<u8>, options: JsValue) -> Result<JsValue, JsError> {
+    let parsed: ClassifyOptions = parse_options(&options)?;
+    let method = parsed.focus.as_deref().unwrap_or("none");
+    let encoder = Encoder::new(
+        clip,
+        &crate::heads::head_file::FocusMode::new(method, parsed.settings()),
+    )
+    .map_err(js_error)?;
+    let source = mask_source(&options, parsed.region);
+    encoder
+        .require_region(!source.is_none(), "give a region (mask or box)")
+        .map_err(js_error)?;
+    let pixels = decoded(&image)?;
+    let region: Option<Region> = encoder.region(&pixels, &source).await.map_err(js_error)?;
+    let view = encoder.view(&pixels, region.as_ref()).map_err(js_error)?;
+    view_js(&view)
+}
+
+fn view_js(view: &FocusView) -> Result<JsValue, JsError> {
+    let result = Object::new();
+    let patch_weights = match &view.patch_weights {
+        Some(weights) => js_sys::Float32Array::from(weights.as_slice()).into(),
+        None => JsValue::NULL,
+    };
+    let crop = js_sys::Float32Array::from(view.crop.as_slice());
+    let fields = [
+        ("width", JsValue::from(view.focused.width as u32)),
+        ("height", JsValue::from(view.focused.height as u32)),
+        (
+            "focused",
+            Uint8Array::from(rgba(&view.focused).as_slice()).into(),
+        ),
+        ("inputSize", JsValue::from(view.model_input.width as u32)),
+        (
+            "input",
+            Uint8Array::from(rgba(&view.model_input).as_slice()).into(),
+        ),
+        ("crop", crop.into()),
+        ("grid", JsValue::from(view.grid as u32)),
+        ("patchWeights", patch_weights),
+    ];
+    for (key, value) in fields {
+        Reflect::set(&result, &key.into(), &value)
+            .map_err(|_| JsError::new("building the view"))?;
+    }
+    Ok(result.into())
 }
 
 /// The classifier for these classes and templates, reused when they are the last ones asked for.
@@ -248,7 +369,7 @@ async fn classify(
     options: JsValue,
 ) -> Result<JsValue, JsError> {
     let parsed: ClassifyOptions = parse_options(&options)?;
-    let pixels = decode(&image).map_err(js_error)?;
+    let pixels = decoded(&image)?;
     // The model stays on the device it was loaded on, even if the page switched since.
     let classifier = classifier_for(clip, cache, classes, parsed.templates.clone())?;
     let method = parsed.focus.as_deref().unwrap_or("none");
@@ -263,5 +384,5 @@ async fn classify(
         .classify(&pixels, &source)
         .await
         .map_err(js_error)?;
-    to_js(&Classification::new(pipeline.classes(), prediction))
+    classification_js(pipeline.classes(), &prediction)
 }

@@ -48,6 +48,23 @@ impl WebHead {
         self.file.header.focus.needs_mask()
     }
 
+    /// Where its training masks came from (`none`, `mask files`, `sam2 …`).
+    #[wasm_bindgen(getter)]
+    pub fn masks(&self) -> String {
+        self.file.header.focus.masks.clone()
+    }
+
+    /// SAM 2's automatic settings it was trained with (`{points_per_side, pred_iou_thresh, …}`),
+    /// or `null` when its masks did not come from the automatic generator: with them, the page
+    /// classifies through `WebClip.classifyWithHeadOnSam2`, which runs exactly these.
+    #[wasm_bindgen(getter)]
+    pub fn automatic(&self) -> Result<JsValue, JsError> {
+        match &self.file.header.focus.automatic {
+            Some(settings) => to_js(settings),
+            None => Ok(JsValue::NULL),
+        }
+    }
+
     /// The CLIP model it was trained on (its folder name).
     #[wasm_bindgen(getter, js_name = clipName)]
     pub fn clip_name(&self) -> String {

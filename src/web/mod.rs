@@ -2,6 +2,7 @@
 //! No model logic lives here. Every export returns `Result<_, JsError>`: nothing panics across.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 
@@ -9,6 +10,7 @@ pub mod clip;
 pub mod heads;
 pub mod sam2;
 
+use crate::clip::preprocess::Pixels8;
 use crate::compute_check;
 use crate::device::{self, ChosenDevice, DeviceRequest};
 use crate::imaging::{self, DecodedImage};
@@ -16,6 +18,41 @@ use crate::imaging::{self, DecodedImage};
 thread_local! {
     /// The device the page chose; wasm is single-threaded, so one per page.
     static CHOSEN: RefCell<Option<ChosenDevice>> = const { RefCell::new(None) };
+    /// The last image decoded for a model (its file bytes and pixels): the page asks for a
+    /// view, a segmentation and several classifications of one image, decoded once.
+    static LAST_DECODED: RefCell<Option<(Vec<u8>, Rc<Pixels8>)>> = const { RefCell::new(None) };
+}
+
+/// `bytes` decoded to the pixels every model reads; the same file as last time is not decoded
+/// again.
+pub(crate) fn decoded(bytes: &[u8]) -> Result<Rc<Pixels8>, JsError> {
+    if let Some(pixels) = LAST_DECODED.with(|cell| {
+        cell.borrow()
+            .as_ref()
+            .filter(|(last, _)| last.as_slice() == bytes)
+            .map(|(_, pixels)| Rc::clone(pixels))
+    }) {
+        return Ok(pixels);
+    }
+    let pixels = Rc::new(crate::pipeline::decode(bytes).map_err(js_error)?);
+    LAST_DECODED.with(|cell| *cell.borrow_mut() = Some((bytes.to_vec(), Rc::clone(&pixels))));
+    Ok(pixels)
+}
+
+/// 8-bit grey or RGB pixels as RGBA8 for a canvas.
+pub(crate) fn rgba(pixels: &Pixels8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(pixels.width * pixels.height * 4);
+    match pixels.channels {
+        1 => pixels
+            .data
+            .iter()
+            .for_each(|&v| out.extend_from_slice(&[v, v, v, 255])),
+        _ => pixels
+            .data
+            .chunks_exact(pixels.channels)
+            .for_each(|p| out.extend_from_slice(&[p[0], p[1], p[2], 255])),
+    }
+    out
 }
 
 #[wasm_bindgen(start)]

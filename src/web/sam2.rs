@@ -8,10 +8,10 @@ use js_sys::{Object, Reflect, Uint8Array};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
-use super::{chosen_device, js_error, parse_options};
-use crate::pipeline::{SegmentRequest, Segmenter, decode, sam2_prompt};
+use super::{chosen_device, decoded, js_error, parse_options};
+use crate::pipeline::{SegmentRequest, Segmenter, sam2_prompt};
 use crate::sam2::automatic_mask_generator::{GeneratorSettings, MaskChoice};
-use crate::sam2::{Sam2Model, Sam2Predictor};
+use crate::sam2::{BinaryMask, Sam2Model, Sam2Predictor};
 
 /// Fewer points per batch than natively: every point's three masks at full size must fit the
 /// browser's buffer limits.
@@ -60,6 +60,13 @@ struct SegmentOptions {
     single: bool,
 }
 
+impl WebSam2 {
+    /// The segmenter, shared with work that outlives this call (a head's automatic masks).
+    pub(super) fn segmenter(&self) -> Rc<Segmenter> {
+        Rc::clone(&self.segmenter)
+    }
+}
+
 #[wasm_bindgen]
 impl WebSam2 {
     /// `sam2.1-hiera-tiny`, …
@@ -77,7 +84,9 @@ impl WebSam2 {
     /// A mask for an encoded image (JPEG, PNG, …). `options`: `{points: [[x, y]], background:
     /// [[x, y]], box: [x0, y0, x1, y1], auto, pointsPerSide, pointsPerBatch, predIouThresh,
     /// stabilityThresh, minArea, single}`. Resolves to `{width, height, mask (Uint8Array, 255
-    /// inside), maskPng (Uint8Array), area, predictedIou, candidates}`.
+    /// inside), maskPng (Uint8Array), area, predictedIou, candidates, automatic, alternatives}`:
+    /// `candidates` is how many masks there were to choose from, `alternatives` the runners-up a
+    /// person may pick instead (best first, each `{mask, maskPng, area, predictedIou}`).
     pub fn segment(&self, image: Vec<u8>, options: JsValue) -> js_sys::Promise {
         let segmenter = Rc::clone(&self.segmenter);
         wasm_bindgen_futures::future_to_promise(async move {
@@ -118,25 +127,42 @@ async fn segment(
     options: JsValue,
 ) -> Result<JsValue, JsError> {
     let options: SegmentOptions = parse_options(&options)?;
-    let pixels = decode(&image).map_err(js_error)?;
+    let pixels = decoded(&image)?;
     let segmented = segmenter
         .segment(&pixels, &options.request(&segmenter.automatic))
         .await
         .map_err(js_error)?;
-    let (mask, candidates) = (segmented.mask, segmented.candidates);
+    let result = mask_js(&segmented.mask)?;
+    let alternatives = js_sys::Array::new();
+    for alternative in &segmented.alternatives {
+        alternatives.push(mask_js(alternative)?.as_ref());
+    }
+    let fields = [
+        ("candidates", JsValue::from(segmented.candidates as u32)),
+        ("automatic", JsValue::from(segmented.automatic)),
+        ("alternatives", alternatives.into()),
+    ];
+    for (key, value) in fields {
+        Reflect::set(&result, &key.into(), &value)
+            .map_err(|_| JsError::new("building the result"))?;
+    }
+    Ok(result.into())
+}
+
+/// One mask as `{width, height, area, predictedIou, mask (0/255 per pixel), maskPng}`.
+fn mask_js(mask: &BinaryMask) -> Result<Object, JsError> {
     let result = Object::new();
-    let set = |key: &str, value: JsValue| Reflect::set(&result, &key.into(), &value).map(|_| ());
     let fields = [
         ("width", JsValue::from(mask.width as u32)),
         ("height", JsValue::from(mask.height as u32)),
         ("area", JsValue::from(mask.area() as u32)),
         ("predictedIou", JsValue::from(mask.predicted_iou)),
-        ("candidates", JsValue::from(candidates as u32)),
         ("mask", Uint8Array::from(mask.to_luma().as_slice()).into()),
         ("maskPng", Uint8Array::from(mask.to_png().as_slice()).into()),
     ];
     for (key, value) in fields {
-        set(key, value).map_err(|_| JsError::new("building the result"))?;
+        Reflect::set(&result, &key.into(), &value)
+            .map_err(|_| JsError::new("building the result"))?;
     }
-    Ok(result.into())
+    Ok(result)
 }

@@ -217,3 +217,118 @@ async fn zero_shot_and_bad_files_in_the_browser() {
             .contains(".safetensors")
     );
 }
+
+/// The page shows `WebClip.view`'s pixels as what CLIP sees: they must be the library's own
+/// visual prompt and preprocessing geometry, not a look-alike.
+#[wasm_bindgen_test]
+async fn the_page_view_is_exactly_what_the_tower_is_given() {
+    use js_sys::{Object, Reflect, Uint8Array};
+    use medfocus::clip::preprocess::{Pixels8, resize_and_crop};
+    use medfocus::focus::{Mask, VisualPrompt, prompt};
+    use wasm_bindgen::{JsCast, JsValue};
+
+    const IMAGE: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/brain-mri/meningioma/Te-me_0016.jpg"
+    ));
+    medfocus::web::init_device(Some("gpu".into()))
+        .await
+        .map_err(JsValue::from)
+        .expect("device");
+    let model = Object::new();
+    for (name, bytes) in [
+        (
+            "open_clip_config.json",
+            fixture!("openclip-tiny/open_clip_config.json"),
+        ),
+        (
+            "open_clip_model.safetensors",
+            fixture!("openclip-tiny/open_clip_model.safetensors"),
+        ),
+    ] {
+        Reflect::set(
+            &model,
+            &name.into(),
+            &Uint8Array::from(bytes.as_slice()).into(),
+        )
+        .unwrap();
+    }
+    let clip = medfocus::web::clip::load_clip_files(model)
+        .map_err(JsValue::from)
+        .expect("clip");
+    let view = |options: &str| {
+        let options = js_sys::JSON::parse(options).unwrap();
+        wasm_bindgen_futures::JsFuture::from(clip.view(IMAGE.to_vec(), options))
+    };
+    let bytes = |value: &JsValue, key: &str| {
+        Reflect::get(value, &key.into())
+            .unwrap()
+            .dyn_into::<Uint8Array>()
+            .unwrap()
+            .to_vec()
+    };
+    let rgba = |pixels: &Pixels8| -> Vec<u8> {
+        let rgb = pixels.to_rgb();
+        rgb.data
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect()
+    };
+
+    let pixels = medfocus::pipeline::decode(IMAGE).unwrap();
+    let region = [40, 60, 200, 260];
+    let mask = Mask::from_box(pixels.width, pixels.height, region).unwrap();
+    let overlay = view(r#"{"focus": "overlay", "box": [40, 60, 200, 260]}"#)
+        .await
+        .expect("overlay view");
+    let prompted = prompt::apply(&pixels, &mask, &VisualPrompt::paper_overlay()).unwrap();
+    assert_eq!(bytes(&overlay, "focused"), rgba(&prompted));
+    // The model's own preprocessing, as loaded natively from the same files.
+    let loaded = load_clip(
+        &files(
+            "openclip-tiny",
+            vec![
+                (
+                    "open_clip_config.json",
+                    fixture!("openclip-tiny/open_clip_config.json"),
+                ),
+                (
+                    "open_clip_model.safetensors",
+                    fixture!("openclip-tiny/open_clip_model.safetensors"),
+                ),
+            ],
+        ),
+        &webgpu().await,
+    )
+    .expect("load");
+    assert_eq!(
+        bytes(&overlay, "input"),
+        rgba(&resize_and_crop(&prompted, &loaded.preprocess))
+    );
+    assert!(
+        Reflect::get(&overlay, &"patchWeights".into())
+            .unwrap()
+            .is_null()
+    );
+
+    let attention = view(r#"{"focus": "attention", "box": [40, 60, 200, 260]}"#)
+        .await
+        .expect("attention view");
+    assert_eq!(bytes(&attention, "focused"), rgba(&pixels));
+    let grid = Reflect::get(&attention, &"grid".into())
+        .unwrap()
+        .as_f64()
+        .unwrap() as usize;
+    let weights = Reflect::get(&attention, &"patchWeights".into())
+        .unwrap()
+        .dyn_into::<js_sys::Float32Array>()
+        .unwrap()
+        .to_vec();
+    assert_eq!(weights.len(), grid * grid);
+    assert!(weights.iter().any(|&w| w > 0.5) && weights.iter().any(|&w| w < 0.5));
+
+    // A focus that needs a region without one is a clear error.
+    let refused = view(r#"{"focus": "blur"}"#).await.unwrap_err();
+    let message: String = js_sys::Error::from(refused).message().into();
+    assert!(message.contains("mask is needed"), "{message}");
+}

@@ -4,7 +4,7 @@
 use js_sys::{Object, Reflect, Uint8Array};
 use medfocus::web::clip::load_clip_files;
 use medfocus::web::heads::load_head;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
@@ -146,4 +146,86 @@ async fn bad_heads_are_errors_not_panics() {
             .err()
             .expect("another model must be refused");
     assert!(message(refused).contains("trained on CLIP model"));
+}
+
+/// A head trained natively on SAM 2's automatic masks (a 4×4 grid and lowered thresholds, which
+/// it records) against `medfocus predict --sam2` on the same images.
+const SAM2_HEAD: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/heads/brain-mri-sam2-overlay-linear-probe.mfh"
+));
+const SAM2_EXPECTED: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/heads/brain-mri-sam2-overlay-linear-probe.expected.json"
+));
+const SAM2_WEIGHTS: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/sam2/sam2.1-tiny-small.int8.bpk"
+));
+
+#[wasm_bindgen_test]
+async fn a_head_trained_on_sam2_masks_runs_its_recorded_settings_in_the_browser() {
+    medfocus::web::init_device(Some("gpu".into()))
+        .await
+        .map_err(JsValue::from)
+        .expect("device");
+    let clip = load_clip_files(model_files(CONFIG, WEIGHTS))
+        .map_err(JsValue::from)
+        .expect("clip");
+    let sam2 = medfocus::web::sam2::load_sam2(SAM2_WEIGHTS.to_vec())
+        .map_err(JsValue::from)
+        .expect("sam2");
+    let head = load_head(SAM2_HEAD.to_vec())
+        .map_err(JsValue::from)
+        .expect("head");
+    assert!(head.needs_mask());
+    let automatic: serde_json::Value =
+        serde_wasm_bindgen::from_value(head.automatic().map_err(JsValue::from).unwrap()).unwrap();
+    assert_eq!(automatic["points_per_side"], 4, "{automatic}");
+    assert!(head.masks().starts_with("sam2 "), "{}", head.masks());
+
+    let expected: serde_json::Value = serde_json::from_str(SAM2_EXPECTED).unwrap();
+    for (image, row) in IMAGES.iter().zip(expected["images"].as_array().unwrap()) {
+        let result = JsFuture::from(clip.classify_with_head_on_sam2(image.to_vec(), &head, &sam2))
+            .await
+            .expect("classify");
+        let mask = Reflect::get(
+            &Reflect::get(&result, &"region".into()).unwrap(),
+            &"mask".into(),
+        )
+        .unwrap()
+        .dyn_into::<Uint8Array>()
+        .expect("the region's mask comes back")
+        .to_vec();
+        let result: serde_json::Value = serde_wasm_bindgen::from_value(result).unwrap();
+        // The same region as natively: origin and coverage, then the same probabilities.
+        assert_eq!(
+            result["region"]["origin"], row["region"]["origin"],
+            "{result} vs {row}"
+        );
+        let coverage = mask.iter().filter(|&&v| v == 255).count() as f64 / mask.len() as f64;
+        let native_coverage = row["region"]["coverage"].as_f64().unwrap();
+        assert!(
+            (coverage - native_coverage).abs() < 1e-3,
+            "{coverage} vs {native_coverage}"
+        );
+        let diff = result["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(row["probabilities"].as_array().unwrap())
+            .map(|(a, b)| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs())
+            .fold(0.0, f64::max);
+        web_sys::console::log_1(
+            &format!("SAM 2-mask head on WebGPU vs native: max |Δp| = {diff:.2e}").into(),
+        );
+        assert!(diff < 1e-4, "{result} vs {row}");
+    }
+    // Without a region the head refuses, naming where its masks came from.
+    let refused =
+        JsFuture::from(clip.classify_with_head(IMAGES[0].to_vec(), &head, JsValue::UNDEFINED))
+            .await
+            .err()
+            .expect("a region is needed");
+    assert!(message(refused).contains("masks from sam2"));
 }

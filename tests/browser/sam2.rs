@@ -147,6 +147,24 @@ async fn page_entry_points_segment_with_int8_weights() {
         .unwrap()
         .to_vec();
     assert_eq!(&png[1..4], b"PNG");
+    // The runners-up of SAM 2's three candidates, for the page to offer, best first.
+    assert_eq!(get("candidates").as_f64(), Some(3.0));
+    let alternatives: js_sys::Array = get("alternatives").dyn_into().unwrap();
+    assert_eq!(alternatives.length(), 2);
+    let mut previous = get("predictedIou").as_f64().unwrap();
+    for alternative in alternatives.iter() {
+        let field = |key: &str| js_sys::Reflect::get(&alternative, &key.into()).unwrap();
+        let iou = field("predictedIou").as_f64().unwrap();
+        assert!(iou <= previous, "{iou} after {previous}");
+        previous = iou;
+        let pixels = field("mask")
+            .dyn_into::<js_sys::Uint8Array>()
+            .unwrap()
+            .to_vec();
+        assert_eq!(pixels.len(), 290 * 339);
+        let area = pixels.iter().filter(|&&v| v == 255).count();
+        assert_eq!(field("area").as_f64(), Some(area as f64));
+    }
 
     // Bad input is an error, not a panic.
     let outside = js_sys::JSON::parse(r#"{"points": [[5000, 1]]}"#).unwrap();

@@ -1,38 +1,47 @@
-// End-to-end test of the page in headless Chromium (Debian's, with WebGPU enabled): it loads the
-// wasm, reports a WebGPU device, checks computation, decodes a real JPEG and a DICOM, and shows a
-// clear error for a corrupt file. Run by scripts/test.sh after `scripts/serve.sh --build-only`.
+// End-to-end test of the page in headless Chromium (Debian's, with WebGPU enabled), driving the
+// flow a person follows with the committed random-weight fixtures: device, a real `drop` of a
+// chest X-ray, CLIP, the preview that is CLIP's input, SAM 2 (box, candidates, points,
+// automatic), classification, comparing focus modes, heads (one on SAM 2's masks, predicted as
+// natively), exports, the busy lock, stale results, cancel, device switches, bad files, and a
+// whole visit's requests (none after load, none with a body, working offline).
+// Run by scripts/test.sh after `scripts/serve.sh --build-only`. Screenshots of each step go to
+// $MEDFOCUS_SCREENSHOTS (default: a medfocus-e2e folder in the temp dir).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { copyFile, mkdtemp, readFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { extname, join, normalize, dirname } from "node:path";
+import { extname, join, normalize, dirname, basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const dist = join(root, "dist");
-// Clicks that start model work: the models still run on the page's thread (SwiftShader or the CPU
-// backend here, seconds to minutes), so Playwright must not wait for the page to answer after the
-// click; each test waits for the result it expects instead.
-const startsWork = { noWaitAfter: true, timeout: 120_000 };
+const fixtures = join(root, "tests", "fixtures");
 const data = process.env.MEDFOCUS_DATA ?? join(root, "..", "shared", "data");
+const screenshots = process.env.MEDFOCUS_SCREENSHOTS ?? join(tmpdir(), "medfocus-e2e");
 const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
+const xray = join(data, "chest-xray", "PNEUMONIA", "person1951_bacteria_4882.jpeg");
+const mri = join(data, "brain-mri", "meningioma", "Te-me_0016.jpg");
+const work = { timeout: 120_000 };
 
 let server;
 let browser;
 let page;
 let url;
+let csp;
 const consoleErrors = [];
 
-before(async () => {
-  // A static server for dist/ on a loopback port chosen by the OS.
+async function serve() {
+  // The page's policy, sent as a header too: a meta tag does not reach the worker.
+  const html = await readFile(join(dist, "index.html"), "utf8");
+  csp = /http-equiv="?Content-Security-Policy"?\s+content="([^"]+)"/.exec(html)[1];
   server = createServer(async (request, response) => {
     const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
     const file = join(dist, path === "/" ? "index.html" : path);
     try {
       const body = await readFile(file);
-      response.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" });
+      response.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream", "content-security-policy": csp });
       response.end(body);
     } catch {
       response.writeHead(404).end();
@@ -40,6 +49,19 @@ before(async () => {
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   url = `http://127.0.0.1:${server.address().port}/`;
+}
+
+/** Long tasks on the page's thread, recorded from the start of every document. */
+function watchLongTasks() {
+  window.__longTasks = [];
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) window.__longTasks.push({ start: entry.startTime, duration: entry.duration });
+  }).observe({ type: "longtask", buffered: true });
+}
+
+before(async () => {
+  await mkdir(screenshots, { recursive: true });
+  await serve();
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: [
@@ -52,7 +74,9 @@ before(async () => {
       "--no-first-run",
     ],
   });
-  page = await browser.newPage();
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true });
+  await context.addInitScript(watchLongTasks);
+  page = await context.newPage();
   page.on("console", (message) => message.type() === "error" && consoleErrors.push(message.text()));
   page.on("pageerror", (error) => consoleErrors.push(String(error)));
   await page.goto(url);
@@ -63,41 +87,94 @@ after(async () => {
   server?.close();
 });
 
+const dataset = (key) => page.evaluate((k) => document.body.dataset[k], key);
+const text = (selector) => page.textContent(selector);
+const shot = (name) => page.screenshot({ path: join(screenshots, `${name}.png`), fullPage: true });
+
+/** Waits until `document.body.dataset[key]` is set (after clearing it), returns it. */
+async function outcome(key, start, timeout = work.timeout) {
+  await page.evaluate((k) => delete document.body.dataset[k], key);
+  await start();
+  await page.waitForFunction((k) => document.body.dataset[k], key, { timeout });
+  return dataset(key);
+}
+
+const idle = () => page.waitForFunction(() => !document.body.dataset.busy, null, work);
+
+/** A real drop: a DataTransfer holding the file, dispatched on `selector`. */
+async function drop(selector, path) {
+  const bytes = (await readFile(path)).toString("base64");
+  const transfer = await page.evaluateHandle(
+    ({ bytes, name }) => {
+      const binary = Uint8Array.from(atob(bytes), (c) => c.charCodeAt(0));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([binary], name));
+      return transfer;
+    },
+    { bytes, name: basename(path) },
+  );
+  await page.dispatchEvent(selector, "dragover", { dataTransfer: transfer });
+  await page.dispatchEvent(selector, "drop", { dataTransfer: transfer });
+}
+
+async function results() {
+  return page.evaluate(() =>
+    [...document.querySelectorAll("#results tr")].map((row) => [row.cells[0].textContent, Number.parseFloat(row.cells[1].textContent)]),
+  );
+}
+
+async function classify(focus) {
+  await page.selectOption("#focus", focus);
+  await idle();
+  const result = await outcome("classified", () => page.click("#classify"));
+  return { result, error: await text("#classify-error"), rows: await results() };
+}
+
+/** The R, G, B of the base canvas at image pixel (x, y). */
+const pixelAt = (x, y) =>
+  page.evaluate(([x, y]) => [...document.querySelector("#image-canvas").getContext("2d").getImageData(x, y, 1, 1).data.slice(0, 3)], [x, y]);
+
+async function dragOnImage(from, to) {
+  await page.locator("#overlay-canvas").scrollIntoViewIfNeeded();
+  const box = await page.locator("#overlay-canvas").boundingBox();
+  await page.mouse.move(box.x + box.width * from[0], box.y + box.height * from[1]);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * to[0], box.y + box.height * to[1], { steps: 5 });
+  await page.mouse.up();
+}
+
+async function download(selector) {
+  const [file] = await Promise.all([page.waitForEvent("download"), page.click(selector)]);
+  return { name: file.suggestedFilename(), bytes: await readFile(await file.path()) };
+}
+
 test("the page reports the WebGPU device it chose and its check passes", async () => {
-  await page.waitForFunction(() => document.body.dataset.device, null, { timeout: 60_000 });
-  const device = await page.evaluate(() => document.body.dataset.device);
-  assert.equal(device, "WebGPU", `device report: ${await page.textContent("#device-report")}; errors: ${consoleErrors}`);
-  const report = await page.textContent("#device-report");
-  assert.match(report, /adapter/);
-  assert.match(report, /max storage binding/);
-
+  await page.waitForFunction(() => document.body.dataset.engine === "ready", null, { timeout: 60_000 });
+  assert.equal(await dataset("device"), "WebGPU", `device report: ${await text("#device-report")}; errors: ${consoleErrors}`);
+  assert.match(await text("#device-report"), /max storage binding/);
   await page.click("#device-check");
-  await page.waitForFunction(() => /max \|Δ\|/.test(document.querySelector("#device-check-result").textContent), null, {
-    timeout: 60_000,
-  });
-  const check = await page.textContent("#device-check-result");
-  const diff = Number(/max \|Δ\| to reference ([0-9.e+-]+)/.exec(check)[1]);
-  assert.ok(diff < 1e-5, check);
+  await page.waitForFunction(() => /max \|Δ\|/.test(document.querySelector("#device-check-result").textContent), null, { timeout: 60_000 });
+  const check = await text("#device-check-result");
+  assert.ok(Number(/max \|Δ\| to reference ([0-9.e+-]+)/.exec(check)[1]) < 1e-5, check);
+  await shot("01-device");
 });
 
-test("switching to the CPU backend is reported", async () => {
+test("switching to the CPU backend restarts the engine there", async () => {
   await page.selectOption("#device-request", "cpu");
-  await page.waitForFunction(() => document.body.dataset.device === "flex", null, { timeout: 30_000 });
-  assert.match(await page.textContent("#device-report"), /requested/);
+  await page.waitForFunction(() => document.body.dataset.device === "flex" && document.body.dataset.engine === "ready", null, { timeout: 30_000 });
+  assert.match(await text("#device-report"), /requested/);
 });
 
-test("a real chest X-ray is decoded in wasm and drawn", async () => {
-  const file = join(data, "chest-xray", "PNEUMONIA", "person1951_bacteria_4882.jpeg");
-  await page.setInputFiles("#file-input", file);
+test("a chest X-ray dropped on the page is decoded in the worker and drawn", async () => {
+  await drop("#drop", xray);
   await page.waitForFunction(() => document.body.dataset.image, null, { timeout: 30_000 });
-  const info = await page.textContent("#image-info");
+  const info = await text("#image-info");
   assert.match(info, /1 × 8 bit \(L8\)/);
   assert.match(info, /grayscale/);
-  const [width, height] = (await page.evaluate(() => document.body.dataset.image)).split("x").map(Number);
+  const [width, height] = (await dataset("image")).split("x").map(Number);
   assert.ok(width > 900 && height > 500, `${width}x${height}`);
-  // The canvas holds the picture, not a blank: the X-ray has both dark and bright pixels.
   const [min, max] = await page.evaluate(() => {
-    const canvas = document.querySelector("#preview");
+    const canvas = document.querySelector("#image-canvas");
     const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
     let lo = 255;
     let hi = 0;
@@ -108,152 +185,259 @@ test("a real chest X-ray is decoded in wasm and drawn", async () => {
     return [lo, hi];
   });
   assert.ok(min < 30 && max > 200, `pixel range ${min}..${max}`);
+  await shot("02-dropped");
 });
 
-test("a CLIP model folder loads in the page and classifies the X-ray, whole or focused", async () => {
-  await page.selectOption("#device-request", "gpu");
-  await page.waitForFunction(() => document.body.dataset.device === "WebGPU", null, { timeout: 30_000 });
-  await page.setInputFiles("#model-input", join(root, "tests", "fixtures", "clip", "openclip-tiny"));
+test("CLIP loads, classifies the X-ray whole and focused, and the preview is CLIP's overlay exactly", async () => {
+  await page.setInputFiles("#model-input", join(fixtures, "clip", "openclip-tiny"));
   await page.waitForFunction(() => document.body.dataset.model, null, { timeout: 60_000 });
-  assert.equal(await page.evaluate(() => document.body.dataset.model), "open_clip", await page.textContent("#clip-error"));
-  assert.match(await page.textContent("#model-status"), /open_clip model loaded \(32 px input\)/);
+  assert.equal(await dataset("model"), "open_clip", await text("#clip-error"));
+  assert.match(await text("#model-status"), /open_clip model loaded on flex \(32 px input\)/);
+  await idle();
 
-  const classifyWith = async (focus, region) => {
-    await page.fill("#classes", "normal chest x-ray, pneumonia, effusion");
-    await page.selectOption("#focus", focus);
-    await page.fill("#region", region);
-    await page.evaluate(() => delete document.body.dataset.classified);
-    await page.click("#classify", startsWork);
-    await page.waitForFunction(() => document.body.dataset.classified, null, { timeout: 60_000 });
-    return page.evaluate(() => ({
-      outcome: document.body.dataset.classified,
-      error: document.querySelector("#clip-error").textContent,
-      rows: [...document.querySelectorAll("#results tr")].map((row) => [
-        row.cells[0].textContent,
-        Number.parseFloat(row.cells[1].textContent),
-      ]),
-    }));
-  };
-  const whole = await classifyWith("none", "");
-  assert.equal(whole.outcome, "person1951_bacteria_4882.jpeg:none", whole.error);
-  assert.equal(whole.rows.length, 3);
+  const whole = await classify("none");
+  assert.equal(whole.result, "person1951_bacteria_4882.jpeg:none", whole.error);
+  assert.equal(whole.rows.length, 4);
   assert.ok(Math.abs(whole.rows.reduce((sum, [, p]) => sum + p, 0) - 100) < 0.1, JSON.stringify(whole.rows));
-  assert.ok(whole.rows[0][1] >= whole.rows[1][1] && whole.rows[1][1] >= whole.rows[2][1]);
 
-  // Dragging on the image marks the region (in image pixels, whatever the displayed scale).
-  await page.locator("#preview").scrollIntoViewIfNeeded();
-  const box = await page.locator("#preview").boundingBox();
-  await page.mouse.move(box.x + box.width * 0.1, box.y + box.height * 0.2);
-  await page.mouse.down();
-  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.7, { steps: 5 });
-  await page.mouse.up();
+  // A focus that needs a region cannot be started without one.
+  await page.selectOption("#focus", "overlay");
+  assert.ok(await page.isDisabled("#classify"));
+  assert.match(await text("#view-caption"), /needs a region/);
+
+  // Dragging on the image marks the box in image pixels, whatever the displayed scale.
+  await dragOnImage([0.1, 0.2], [0.5, 0.7]);
   const dragged = (await page.inputValue("#region")).split(",").map(Number);
-  const [width, height] = (await page.evaluate(() => document.body.dataset.image)).split("x").map(Number);
+  const [width, height] = (await dataset("image")).split("x").map(Number);
   const near = (value, expected) => Math.abs(value - expected) <= 3;
-  assert.ok(
-    near(dragged[0], width * 0.1) && near(dragged[1], height * 0.2) && near(dragged[2], width * 0.5) && near(dragged[3], height * 0.7),
-    `dragged region ${dragged} on ${width}x${height}`,
-  );
+  assert.ok(near(dragged[0], width * 0.1) && near(dragged[1], height * 0.2) && near(dragged[2], width * 0.5) && near(dragged[3], height * 0.7), `${dragged}`);
 
-  const focused = await classifyWith("attention", "100,100,600,500");
-  assert.equal(focused.outcome, "person1951_bacteria_4882.jpeg:attention", focused.error);
+  // The canvas shows CLIP's input: inside the box the paper's overlay, α 0.35 towards red.
+  await page.selectOption("#focus", "none");
+  await page.waitForFunction(() => document.body.dataset.view?.endsWith(":none"), null, work);
+  const [x, y] = [Math.round((dragged[0] + dragged[2]) / 2), Math.round((dragged[1] + dragged[3]) / 2)];
+  const [grey] = await pixelAt(x, y);
+  await page.selectOption("#focus", "overlay");
+  await page.waitForFunction(() => document.body.dataset.view?.endsWith(":overlay"), null, work);
+  const tinted = await pixelAt(x, y);
+  // (1 − 0.35)·grey + 0.35·(255, 0, 0), within the one step f32 rounding may differ by.
+  const expected = [0.65 * grey + 0.35 * 255, 0.65 * grey, 0.65 * grey];
+  assert.ok(tinted.every((value, i) => Math.abs(value - expected[i]) <= 1), `grey ${grey}: ${tinted} vs ${expected}`);
+  const [r, g, b] = await pixelAt(2, 2);
+  assert.ok(r === g && g === b, `outside the box the X-ray stays grey: ${[r, g, b]}`);
+  assert.ok(await page.evaluate(() => document.querySelector("#input-canvas").width === 32));
+  await shot("03-overlay-preview");
+
+  const focused = await classify("attention");
+  assert.equal(focused.result, "person1951_bacteria_4882.jpeg:attention", focused.error);
   assert.notDeepEqual(focused.rows, whole.rows, "the attention focus changed nothing");
-  if (process.env.MEDFOCUS_SCREENSHOT) await page.screenshot({ path: process.env.MEDFOCUS_SCREENSHOT, fullPage: true });
-
-  const missing = await classifyWith("overlay", "");
-  assert.equal(missing.outcome, "error");
-  assert.match(missing.error, /mask is needed/);
+  await page.waitForFunction(() => document.body.dataset.view?.endsWith(":attention"), null, work);
+  assert.match(await text("#input-caption"), /patches the attention bias turns away from/);
+  await shot("04-attention");
 });
 
-test("a head trained natively loads in the page and classifies with the CLIP model", async () => {
-  const classifyWithHead = async () => {
-    await page.evaluate(() => delete document.body.dataset.classified);
-    await page.click("#classify-head", startsWork);
-    await page.waitForFunction(() => document.body.dataset.classified, null, { timeout: 60_000 });
-    return page.evaluate(() => ({
-      outcome: document.body.dataset.classified,
-      error: document.querySelector("#clip-error").textContent,
-      rows: [...document.querySelectorAll("#results tr")].map((row) => [row.cells[0].textContent, Number.parseFloat(row.cells[1].textContent)]),
-    }));
-  };
-  await page.fill("#region", "");
-  await page.setInputFiles("#head-input", join(root, "tests", "fixtures", "heads", "brain-mri-tip-adapter-f.mfh"));
+test("a head trained natively loads and classifies; a bad head file is a clear error", async () => {
+  await page.setInputFiles("#head-input", join(fixtures, "heads", "brain-mri-tip-adapter-f.mfh"));
   await page.waitForFunction(() => document.body.dataset.head, null, { timeout: 30_000 });
-  assert.equal(await page.evaluate(() => document.body.dataset.head), "tip-adapter-f", await page.textContent("#clip-error"));
-  assert.match(await page.textContent("#head-status"), /tip-adapter-f head for glioma, meningioma, notumor, pituitary/);
-  const result = await classifyWithHead();
-  assert.equal(result.outcome, "person1951_bacteria_4882.jpeg:head", result.error);
-  assert.deepEqual(result.rows.map(([name]) => name).sort(), ["glioma", "meningioma", "notumor", "pituitary"]);
-  assert.ok(Math.abs(result.rows.reduce((sum, [, p]) => sum + p, 0) - 100) < 0.1, JSON.stringify(result.rows));
+  assert.equal(await dataset("head"), "tip-adapter-f", await text("#head-error"));
+  assert.match(await text("#head-status"), /tip-adapter-f head for glioma, meningioma, notumor, pituitary/);
+  await idle();
+  const result = await outcome("classified", () => page.click("#classify-head"));
+  assert.equal(result, "person1951_bacteria_4882.jpeg:head", await text("#classify-error"));
+  assert.deepEqual((await results()).map(([name]) => name).sort(), ["glioma", "meningioma", "notumor", "pituitary"]);
 
-  await page.evaluate(() => delete document.body.dataset.head);
-  await page.setInputFiles("#head-input", { name: "head.mfh", mimeType: "application/octet-stream", buffer: Buffer.from("not a head") });
-  await page.waitForFunction(() => document.body.dataset.head, null, { timeout: 30_000 });
-  assert.equal(await page.evaluate(() => document.body.dataset.head), "error");
-  assert.match(await page.textContent("#clip-error"), /not a MedFocus head file/);
+  const bad = await outcome("head", () =>
+    page.setInputFiles("#head-input", { name: "head.mfh", mimeType: "application/octet-stream", buffer: Buffer.from("not a head") }),
+  );
+  assert.equal(bad, "error");
+  assert.match(await text("#head-error"), /not a MedFocus head file/);
   assert.ok(await page.isDisabled("#classify-head"));
 });
 
-test("SAM 2 segments the dragged region in the page and the mask steers CLIP", async () => {
-  // The X-ray from the previous tests is still shown, the CLIP model still loaded.
-  await page.setInputFiles("#sam2-input", join(root, "tests", "fixtures", "sam2", "sam2.1-tiny-small.int8.bpk"));
+test("SAM 2 segments the box, offers candidates and takes points, without blocking the page", async () => {
+  await idle();
+  await page.setInputFiles("#sam2-input", join(fixtures, "sam2", "sam2.1-tiny-small.int8.bpk"));
   await page.waitForFunction(() => document.body.dataset.sam2, null, { timeout: 60_000 });
-  assert.equal(await page.evaluate(() => document.body.dataset.sam2), "int8-per-block-32", await page.textContent("#sam2-error"));
-  assert.match(await page.textContent("#sam2-status"), /sam2\.1-tiny-small loaded \(int8-per-block-32 weights/);
+  assert.equal(await dataset("sam2"), "int8-per-block-32", await text("#sam2-error"));
+  await idle();
 
-  await page.fill("#region", "100,100,600,500");
-  await page.click("#sam2-region", startsWork);
-  await page.waitForFunction(() => document.body.dataset.segmented, null, { timeout: 120_000 });
-  assert.equal(await page.evaluate(() => document.body.dataset.segmented), "person1951_bacteria_4882.jpeg:region", await page.textContent("#sam2-error"));
-  const area = Number((await page.textContent("#sam2-result")).match(/mask: (\d+) px/)[1]);
-  assert.ok(area > 0, await page.textContent("#sam2-result"));
+  // From here the page's thread is watched: SAM 2 and CLIP run on the CPU backend meanwhile.
+  const from = await page.evaluate(() => performance.now());
+  assert.equal(await outcome("segmented", () => page.click("#segment-prompt")), "person1951_bacteria_4882.jpeg:box", await text("#segment-error"));
+  assert.match(await text("#segment-result"), /Mask: \d+ px/);
+  const candidates = await page.locator("#candidates button").count();
+  assert.equal(candidates, 3, "SAM 2's three candidates are offered");
+  const first = await text("#segment-result");
+  await page.click("#candidates button:nth-child(2)");
+  assert.equal(await page.getAttribute("#candidates button:nth-child(2)", "aria-pressed"), "true");
+  assert.notEqual(await text("#segment-result"), first, "picking a candidate changes the mask");
+  await shot("05-candidates");
 
-  // The mask, tinted on the canvas, is what the overlay focus sends to CLIP.
-  await page.selectOption("#focus", "overlay");
-  await page.evaluate(() => delete document.body.dataset.classified);
-  await page.click("#classify", startsWork);
-  await page.waitForFunction(() => document.body.dataset.classified, null, { timeout: 60_000 });
-  assert.equal(await page.evaluate(() => document.body.dataset.classified), "person1951_bacteria_4882.jpeg:overlay", await page.textContent("#clip-error"));
+  const overlay = await classify("overlay");
+  assert.equal(overlay.result, "person1951_bacteria_4882.jpeg:overlay", overlay.error);
+  assert.match(await text("#classify-status"), /mask-image/);
 
-  // In click mode a click on the image is a point prompt.
-  await page.check("#sam2-click");
-  await page.locator("#preview").scrollIntoViewIfNeeded();
-  const box = await page.locator("#preview").boundingBox();
+  // Include points: each press segments at once.
+  await page.check("#tool-include");
+  await idle();
+  const box = await page.locator("#overlay-canvas").boundingBox();
+  const clicked = await outcome("segmented", () => page.mouse.click(box.x + box.width * 0.3, box.y + box.height * 0.45));
+  assert.equal(clicked, "person1951_bacteria_4882.jpeg:point", await text("#segment-error"));
+
+  await idle();
+  const longest = await page.evaluate((from) => Math.max(0, ...window.__longTasks.filter((t) => t.start >= from).map((t) => t.duration)), from);
+  assert.ok(longest <= 100, `a ${longest} ms task blocked the page's thread`);
+  await page.check("#tool-box");
+  await shot("06-segmented");
+});
+
+test("focus modes compare side by side, and the mask and the result download", async () => {
+  await idle();
+  assert.equal(await outcome("classified", () => page.click("#compare")), "person1951_bacteria_4882.jpeg:compare", await text("#classify-error"));
+  const table = await page.evaluate(() => [...document.querySelectorAll("#comparison tr")].map((row) => [...row.cells].map((cell) => cell.textContent)));
+  assert.deepEqual(table[0], ["class", "none", "overlay", "attention", "blur", "crop"]);
+  for (let column = 1; column < 6; column++) {
+    const total = table.slice(1).reduce((sum, row) => sum + Number.parseFloat(row[column]), 0);
+    assert.ok(Math.abs(total - 100) < 0.5, `${table[0][column]}: ${total}`);
+  }
+  await shot("07-compare");
+
+  const mask = await download("#export-mask");
+  assert.equal(mask.name, "person1951_bacteria_4882_mask.png");
+  assert.equal(mask.bytes.subarray(1, 4).toString(), "PNG");
+  const result = await download("#export-result");
+  const report = JSON.parse(result.bytes.toString());
+  assert.equal(report.image.name, "person1951_bacteria_4882.jpeg");
+  assert.deepEqual(report.comparison.map(({ focus }) => focus), ["none", "overlay", "attention", "blur", "crop"]);
+});
+
+test("a head trained on SAM 2's masks runs its own recorded settings and predicts as natively", async () => {
+  await idle();
+  await drop("#canvas-stack", mri);
+  await page.waitForFunction(() => document.body.dataset.image === "290x339", null, { timeout: 30_000 });
+  await page.setInputFiles("#head-input", join(fixtures, "heads", "brain-mri-sam2-overlay-linear-probe.mfh"));
+  await page.waitForFunction(() => document.body.dataset.head === "linear-probe", null, { timeout: 30_000 });
+  assert.match(await text("#head-status"), /4×4 points/);
+  await idle();
+  assert.equal(await outcome("classified", () => page.click("#classify-head")), "Te-me_0016.jpg:head", await text("#classify-error"));
+  const report = JSON.parse((await download("#export-result")).bytes.toString());
+  const expected = JSON.parse(await readFile(join(fixtures, "heads", "brain-mri-sam2-overlay-linear-probe.expected.json"), "utf8"));
+  const native = expected.images[0];
+  assert.equal(report.region.used.origin, native.region.origin);
+  const diff = Math.max(...report.probabilities.map((p, i) => Math.abs(p - native.probabilities[i])));
+  assert.ok(diff < 1e-4, `page ${report.probabilities} vs native ${native.probabilities}`);
+  await shot("08-head-on-sam2");
+});
+
+test("while work runs the panels are locked, and a result for a replaced image is discarded", async () => {
+  await idle();
+  await drop("#drop", xray);
+  await page.waitForFunction(() => document.body.dataset.image !== "290x339", null, work);
+  // The finer grid keeps SAM 2 busy long enough to act meanwhile.
+  await page.selectOption("#auto-grid", "32");
   await page.evaluate(() => delete document.body.dataset.segmented);
-  await page.mouse.click(box.x + box.width * 0.5, box.y + box.height * 0.5);
-  await page.waitForFunction(() => document.body.dataset.segmented, null, { timeout: 120_000 });
-  assert.equal(await page.evaluate(() => document.body.dataset.segmented), "person1951_bacteria_4882.jpeg:click", await page.textContent("#sam2-error"));
-  await page.uncheck("#sam2-click");
-  await page.click("#sam2-clear");
+  await page.click("#segment-auto");
+  await page.waitForFunction(() => document.body.dataset.busy === "1", null, { timeout: 10_000 });
+  for (const id of ["#classify", "#compare", "#segment-auto", "#classify-head", "#model-input", "#device-request"]) {
+    assert.ok(await page.isDisabled(id), `${id} is not locked while SAM 2 runs`);
+  }
+  // A new image while SAM 2 works on the old one: its mask must not land on the new image.
+  await drop("#drop", mri);
+  await shot("09-busy");
+  await page.waitForFunction(() => document.body.dataset.segmented, null, work);
+  assert.equal(await dataset("segmented"), "discarded");
+  assert.match(await text("#segment-result"), /discarded/);
+  await page.waitForFunction(() => document.body.dataset.image === "290x339" && !document.body.dataset.busy, null, work);
+  assert.ok(await page.isDisabled("#export-mask"), "no mask is shown for the new image");
 });
 
-test("a file that is not a SAM 2 burnpack is a clear error", async () => {
-  await page.setInputFiles("#sam2-input", { name: "sam2.bpk", mimeType: "application/octet-stream", buffer: Buffer.from("not a burnpack") });
-  await page.waitForFunction(() => document.body.dataset.sam2 === "error", null, { timeout: 30_000 });
-  assert.match(await page.textContent("#sam2-error"), /not a MedFocus SAM 2 burnpack/);
+test("cancel stops the work, restarts the engine and reloads the models", async () => {
+  await idle();
+  await drop("#drop", xray);
+  await page.waitForFunction(() => document.body.dataset.image !== "290x339", null, work);
+  await page.evaluate(() => delete document.body.dataset.segmented);
+  await page.click("#segment-auto");
+  await page.waitForFunction(() => document.body.dataset.busy === "1", null, { timeout: 10_000 });
+  await page.click("#cancel");
+  await page.waitForFunction(() => document.body.dataset.segmented, null, work);
+  assert.equal(await dataset("segmented"), "cancelled");
+  await page.waitForFunction(() => document.body.dataset.engine === "ready" && !document.body.dataset.busy, null, work);
+  assert.match(await text("#model-status"), /loaded on flex/);
+  assert.match(await text("#sam2-status"), /loaded on flex/);
+  const again = await classify("none");
+  assert.equal(again.result, "person1951_bacteria_4882.jpeg:none", again.error);
 });
 
-test("a model folder without weights is a clear error", async () => {
-  // A folder holding only the config: the weights file is missing.
+test("switching the device reloads every model on the new one", async () => {
+  await idle();
+  await page.selectOption("#device-request", "gpu");
+  await page.waitForFunction(() => document.body.dataset.device === "WebGPU" && document.body.dataset.engine === "ready" && !document.body.dataset.busy, null, work);
+  assert.match(await text("#model-status"), /loaded on WebGPU/);
+  assert.match(await text("#sam2-status"), /loaded on WebGPU/);
+  const result = await classify("none");
+  assert.equal(result.result, "person1951_bacteria_4882.jpeg:none", result.error);
+});
+
+test("bad files are clear errors and keep the page working", async () => {
+  await idle();
+  assert.equal(
+    await outcome("sam2", () => page.setInputFiles("#sam2-input", { name: "sam2.bpk", mimeType: "application/octet-stream", buffer: Buffer.from("not a burnpack") })),
+    "error",
+  );
+  assert.match(await text("#sam2-error"), /not a MedFocus SAM 2 burnpack/);
+  await idle();
   const folder = await mkdtemp(join(tmpdir(), "medfocus-model-"));
-  await copyFile(join(root, "tests/fixtures/clip/openclip-tiny/open_clip_config.json"), join(folder, "open_clip_config.json"));
-  await page.setInputFiles("#model-input", folder);
-  await page.waitForFunction(() => document.body.dataset.model === "error", null, { timeout: 30_000 });
-  assert.match(await page.textContent("#clip-error"), /open_clip_model\.safetensors .*missing/);
-});
-
-test("a corrupt file gives a clear error and keeps the page working", async () => {
+  await copyFile(join(fixtures, "clip/openclip-tiny/open_clip_config.json"), join(folder, "open_clip_config.json"));
+  assert.equal(await outcome("model", () => page.setInputFiles("#model-input", folder)), "error");
+  assert.match(await text("#clip-error"), /open_clip_model\.safetensors .*missing/);
+  await idle();
   await page.setInputFiles("#file-input", { name: "broken.jpg", mimeType: "image/jpeg", buffer: Buffer.from("not really a jpeg") });
   await page.waitForFunction(() => document.querySelector("#image-error").textContent, null, { timeout: 30_000 });
-  assert.match(await page.textContent("#image-error"), /broken\.jpg: not a supported image format/);
+  assert.match(await text("#image-error"), /broken\.jpg: not a supported image format/);
+  await page.setInputFiles("#file-input", join(fixtures, "dicom", "ct-window.dcm"));
+  await page.waitForFunction(() => document.body.dataset.image === "64x48", null, { timeout: 30_000 });
+  assert.match(await text("#image-info"), /window centre 40 \/ width 400/);
   assert.deepEqual(consoleErrors, []);
 });
 
-test("a DICOM CT is windowed in wasm as its file says, and the page says how", async () => {
-  await page.setInputFiles("#file-input", join(root, "tests", "fixtures", "dicom", "ct-window.dcm"));
-  await page.waitForFunction(() => document.body.dataset.image === "64x48", null, { timeout: 30_000 });
-  const info = await page.textContent("#image-info");
-  assert.match(info, /DICOM/);
-  assert.match(info, /window centre 40 \/ width 400/);
-  assert.match(info, /MONOCHROME2/);
+test("a whole visit sends nothing: no request after load, no request body, and it works offline", async () => {
+  const context = await browser.newContext({ acceptDownloads: true });
+  const requests = [];
+  const sockets = [];
+  const visit = await context.newPage();
+  visit.on("request", (request) => requests.push({ url: request.url(), method: request.method(), body: request.postDataBuffer() }));
+  visit.on("websocket", (socket) => sockets.push(socket.url()));
+  visit.on("worker", (worker) => worker.on("console", () => {}));
+  await visit.goto(url);
+  await visit.waitForFunction(() => document.body.dataset.engine === "ready", null, { timeout: 60_000 });
+  const atLoad = requests.length;
+  assert.ok(requests.every(({ url: address }) => address.startsWith(url)), JSON.stringify(requests.map((r) => r.url)));
+  assert.match(await visit.getAttribute('meta[http-equiv="Content-Security-Policy"]', "content"), /connect-src 'self'; object-src 'none'; base-uri 'none'/);
+  assert.doesNotMatch(csp, /ws:/, "the production build allows no socket");
+
+  // From here the network is cut: the rest of the visit must not need it.
+  await context.setOffline(true);
+  const ready = (key) => visit.waitForFunction((k) => document.body.dataset[k] && !document.body.dataset.busy, key, work);
+  await visit.setInputFiles("#model-input", join(fixtures, "clip", "openclip-tiny"));
+  await ready("model");
+  await visit.setInputFiles("#sam2-input", join(fixtures, "sam2", "sam2.1-tiny-small.int8.bpk"));
+  await ready("sam2");
+  await visit.setInputFiles("#file-input", mri);
+  await ready("image");
+  await visit.fill("#region", "40,60,200,260");
+  await visit.dispatchEvent("#region", "change");
+  await visit.click("#segment-prompt");
+  await ready("segmented");
+  await visit.selectOption("#focus", "overlay");
+  await visit.click("#classify");
+  await ready("classified");
+  assert.equal(await visit.evaluate(() => document.body.dataset.classified), "Te-me_0016.jpg:overlay");
+  await Promise.all([visit.waitForEvent("download"), visit.click("#export-result")]);
+  await context.setOffline(false);
+
+  const after = requests.slice(atLoad).filter(({ url: address }) => !address.startsWith("blob:"));
+  assert.deepEqual(after, [], "requests after the page loaded");
+  assert.ok(requests.every(({ body }) => !body), "a request carried a body");
+  assert.deepEqual(sockets, []);
+  await context.close();
 });
