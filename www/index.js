@@ -208,7 +208,8 @@ const loaders = {
       let region = "the whole image";
       if (head.automatic) {
         const grid = head.automatic.points_per_side;
-        region = `SAM 2's automatic masks as in its training (${grid}×${grid} points, IoU ≥ ${head.automatic.pred_iou_thresh}, the whole image when none qualifies) — needs SAM 2`;
+        const round = (value) => Number(value.toFixed(3));
+        region = `SAM 2's automatic masks as in its training (${grid}×${grid} points, predicted IoU > ${round(head.automatic.pred_iou_thresh)}, stability ≥ ${round(head.automatic.stability_score_thresh)}, the whole image when none qualifies) — needs SAM 2`;
       } else if (head.needsMask) {
         region = "a region (box or mask) you give";
       }
@@ -455,6 +456,7 @@ function draw() {
 function drawInput() {
   const canvas = $("input-canvas");
   const current = image && view && view.generation === generation ? view : null;
+  canvas.hidden = !current;
   if (!current) {
     canvas.width = canvas.height = 0;
     $("input-caption").textContent = models.clip ? "" : "CLIP's input appears here once a model is loaded.";
