@@ -280,6 +280,7 @@ test("SAM 2 segments the box, offers candidates and takes points, without blocki
   // Include points: each press segments at once.
   await page.check("#tool-include");
   await idle();
+  await page.locator("#overlay-canvas").scrollIntoViewIfNeeded();
   const box = await page.locator("#overlay-canvas").boundingBox();
   const clicked = await outcome("segmented", () => page.mouse.click(box.x + box.width * 0.3, box.y + box.height * 0.45));
   assert.equal(clicked, "person1951_bacteria_4882.jpeg:point", await text("#segment-error"));
