@@ -400,13 +400,16 @@ function draw() {
   }
   const base = $("image-canvas").getContext("2d");
   const current = view && view.generation === generation ? view : null;
-  base.putImageData(current ? current.focused : image.pixels, 0, 0);
+  // The crop focus hands the tower a smaller picture: the full image stays on the canvas, the
+  // cropped one is the input thumbnail.
+  const sameSize = current && current.focused.width === image.width && current.focused.height === image.height;
+  base.putImageData(sameSize ? current.focused : image.pixels, 0, 0);
 
   const overlay = $("overlay-canvas").getContext("2d");
   overlay.clearRect(0, 0, image.width, image.height);
   const focus = current?.focus ?? $("focus").value;
   const unit = Math.max(2, image.width / 300);
-  if (segmentation && !(current && drawsIntoPixels(focus))) {
+  if (segmentation && !(sameSize && drawsIntoPixels(focus))) {
     // putImageData ignores compositing: draw the outline through a scratch canvas.
     const scratch = new OffscreenCanvas(image.width, image.height);
     scratch.getContext("2d").putImageData(segmentation.outline, 0, 0);
@@ -427,7 +430,7 @@ function draw() {
     overlay.strokeStyle = "#fff";
     overlay.stroke();
   }
-  if (current) {
+  if (sameSize) {
     const [left, top, right, bottom] = current.crop;
     if (left > 0.5 || top > 0.5 || right < image.width - 0.5 || bottom < image.height - 0.5) {
       overlay.setLineDash([unit * 4, unit * 3]);
@@ -438,7 +441,9 @@ function draw() {
     }
   }
   const parts = [];
-  if (current) {
+  if (current && !sameSize) {
+    parts.push(`The ${focus} focus hands CLIP only the region's box (grown by the margin): see CLIP's input below.`);
+  } else if (current) {
     parts.push(
       drawsIntoPixels(focus)
         ? `Shown as CLIP receives it: the ${focus} focus drawn in by the same code that classifies.`

@@ -234,6 +234,12 @@ test("CLIP loads, classifies the X-ray whole and focused, and the preview is CLI
   await page.waitForFunction(() => document.body.dataset.view?.endsWith(":attention"), null, work);
   assert.match(await text("#input-caption"), /patches the attention bias turns away from/);
   await shot("04-attention");
+
+  // The crop focus hands CLIP a smaller picture: the image stays whole, the input is the box.
+  await page.selectOption("#focus", "crop");
+  await page.waitForFunction(() => document.body.dataset.view?.endsWith(":crop"), null, work);
+  assert.match(await text("#view-caption"), /only the region's box/);
+  assert.deepEqual(await pixelAt(x, y), [grey, grey, grey], "the full image stays drawn");
 });
 
 test("a head trained natively loads and classifies; a bad head file is a clear error", async () => {
