@@ -481,3 +481,179 @@ fn the_committed_head_fixtures_predict_their_expected_probabilities() {
         }
     }
 }
+
+/// The page's journey (a support set handed over image by image, trained in memory: what
+/// `WebSupportSet` runs in wasm) and `medfocus train` on a folder of the same images write the
+/// same head: same tensors, same focus and recorded SAM 2 settings — with and without SAM 2.
+#[test]
+fn a_support_set_given_image_by_image_trains_the_head_train_writes_from_folders() {
+    use burn::tensor::Device;
+    use medfocus::clip::load::load_clip_dir;
+    use medfocus::heads::HeadKind;
+    use medfocus::heads::head_file::FocusMode;
+    use medfocus::heads::train::{HeadSettings, Silent, SupportSet};
+    use medfocus::pipeline::{MaskSource, Segmenter, decode};
+    use medfocus::sam2::automatic_mask_generator::{GeneratorSettings, MaskChoice};
+    use medfocus::sam2::{Sam2Config, Sam2Model, Sam2Predictor};
+
+    let dir = scratch("support-set");
+    let data = dir.join("data");
+    let classes = ["glioma", "meningioma"];
+    let mut images = Vec::new();
+    for (label, class) in classes.iter().enumerate() {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        let mut names: Vec<_> = std::fs::read_dir(shared("brain-mri").join(class))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        names.sort();
+        for source in names.into_iter().take(4) {
+            let target = data.join(class).join(source.file_name().unwrap());
+            std::fs::copy(&source, &target).unwrap();
+            images.push((label, std::fs::read(&target).unwrap()));
+        }
+    }
+    let (model, sam2, config) = (
+        fixture("clip/openclip-tiny"),
+        fixture("sam2/sam2.1-tiny-small.pt"),
+        fixture("sam2/sam2.1-tiny-small.config.json"),
+    );
+    let device = Device::flex();
+    let clip = load_clip_dir(Path::new(&model), &device).unwrap();
+    let sam2_model = Sam2Model::load(
+        Path::new(&sam2),
+        Some(&Sam2Config::read_file(Path::new(&config)).unwrap()),
+        &device,
+    )
+    .unwrap();
+    let automatic = GeneratorSettings {
+        points_per_side: 4,
+        ..GeneratorSettings::default()
+    };
+    let segmenter = Segmenter::new(
+        Sam2Predictor::new(sam2_model),
+        automatic.clone(),
+        "sam2 test".into(),
+    );
+
+    for (kind, focus) in [
+        (HeadKind::LinearProbe, "none"),
+        (HeadKind::TipAdapterF, "overlay"),
+    ] {
+        let out = dir.join(format!("{focus}.mfh")).display().to_string();
+        let data_arg = data.display().to_string();
+        let mut args = vec![
+            "train",
+            "--data",
+            &data_arg,
+            "--model",
+            &model,
+            "--head",
+            kind.name(),
+            "--prompt",
+            focus,
+            "--out",
+            &out,
+            "--no-cache",
+        ];
+        if focus != "none" {
+            args.extend([
+                "--sam2",
+                &sam2,
+                "--sam2-config",
+                &config,
+                "--points-per-side",
+                "4",
+            ]);
+        }
+        let trained = medfocus(&args);
+        assert!(trained.status.success(), "{}", text(&trained.stderr));
+        let native = HeadFile::read(Path::new(&out)).unwrap();
+
+        let mut mode = FocusMode::new(focus, Default::default());
+        if mode.needs_mask() {
+            mode.masks = segmenter.identity.clone();
+            mode.automatic = Some(automatic.clone());
+        }
+        let names = classes.iter().map(|name| name.to_string()).collect();
+        let mut set = SupportSet::new(names, mode).unwrap();
+        let source = match focus {
+            "none" => MaskSource::None,
+            _ => MaskSource::Sam2Automatic(MaskChoice::Largest),
+        };
+        for (label, bytes) in &images {
+            let encoder = set.encoder(&clip, Some(&segmenter)).unwrap();
+            let pixels = decode(bytes).unwrap();
+            let (values, region) =
+                pollster::block_on(SupportSet::embed(&encoder, &pixels, &source)).unwrap();
+            assert!(
+                !set.insert(&clip, bytes, *label, values, region)
+                    .unwrap()
+                    .duplicate
+            );
+        }
+        assert_eq!(set.counts(), vec![4, 4]);
+        // The same bytes again are one image; under the other label, an error.
+        let (label, bytes) = &images[0];
+        let encoder = set.encoder(&clip, Some(&segmenter)).unwrap();
+        let (values, region) = pollster::block_on(SupportSet::embed(
+            &encoder,
+            &decode(bytes).unwrap(),
+            &source,
+        ))
+        .unwrap();
+        let again = set
+            .insert(&clip, bytes, *label, values.clone(), region.clone())
+            .unwrap();
+        assert!(again.duplicate);
+        let error = set
+            .insert(&clip, bytes, 1 - label, values, region)
+            .err()
+            .unwrap();
+        assert!(
+            error.to_string().contains("already in class `glioma`"),
+            "{error}"
+        );
+        assert_eq!(set.len(), 8);
+
+        let settings = HeadSettings::new(kind);
+        let head =
+            pollster::block_on(set.train(&clip, "openclip-tiny", &[], &settings, &mut Silent))
+                .unwrap();
+        assert_eq!(head.header.kind, native.header.kind);
+        assert_eq!(head.header.classes, native.header.classes);
+        assert_eq!(head.header.templates, native.header.templates);
+        assert_eq!(head.header.focus.method, native.header.focus.method);
+        assert_eq!(head.header.focus.settings, native.header.focus.settings);
+        let recorded = |head: &HeadFile| {
+            head.header.focus.automatic.as_ref().map(|settings| {
+                (
+                    settings.points_per_side,
+                    settings.pred_iou_thresh,
+                    settings.stability_score_thresh,
+                )
+            })
+        };
+        assert_eq!(recorded(&head), recorded(&native));
+        assert_eq!(head.header.cache, native.header.cache);
+        assert_eq!(
+            head.tensors.keys().collect::<Vec<_>>(),
+            native.tensors.keys().collect::<Vec<_>>()
+        );
+        for (name, tensor) in &head.tensors {
+            let theirs = &native.tensors[name];
+            assert_eq!(tensor.shape, theirs.shape, "{name}");
+            let diff = tensor
+                .values
+                .iter()
+                .zip(&theirs.values)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(diff < 1e-6, "{kind:?} {focus} {name}: max |Δ| {diff}");
+        }
+        // The written bytes read back as the same head (what the page offers for download).
+        let bytes = head.to_bytes().unwrap();
+        assert_eq!(HeadFile::from_bytes(bytes).unwrap().tensors, head.tensors);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -12,6 +12,8 @@ const $ = (id) => document.getElementById(id);
 const engine = new Engine();
 
 // What the user gave, kept to reload after an engine restart (cancel, device switch).
+// A model's source: {files: [[name, File]], label, stored (its storage manifest, when the files
+// are the stored copies), persist (store them once they load)}.
 const sources = { device: "auto", clip: null, sam2: null, head: null, image: null };
 // What the engine has loaded now (descriptions, from the worker).
 const models = { device: null, clip: null, sam2: null, head: null };
@@ -125,6 +127,22 @@ function updateControls() {
   $("classify-head").disabled = !(idle && models.clip && models.head && hasImage && headRegion);
   $("export-mask").disabled = !segmentation;
   $("export-result").disabled = !lastResult;
+  const names = classesValue();
+  const empty = names.filter((name) => !bins.get(name)?.length);
+  const trainable = names.length >= 2 && !empty.length;
+  $("train").disabled = !(idle && models.clip && trainable && (!needsRegion(focus) || models.sam2));
+  $("train").title = !models.clip
+    ? "load a CLIP model first"
+    : names.length < 2
+      ? "name at least two classes"
+      : empty.length
+        ? `every class needs images; empty: ${empty.join(", ")}`
+        : needsRegion(focus) && !models.sam2
+          ? `the ${focus} focus trains on SAM 2's automatic masks: load SAM 2, or choose the focus none`
+          : "";
+  $("forget-models").disabled = !idle || !(storage.clip || storage.sam2 || storage.head);
+  $("export-head").disabled = !trainedHead;
+  for (const button of document.querySelectorAll("#bins button")) button.disabled = !idle || button.dataset.empty === "1";
   for (const button of document.querySelectorAll("#candidates button")) button.disabled = !idle;
 }
 
@@ -167,9 +185,10 @@ const loaders = {
     models.clip = null;
     const started = performance.now();
     try {
-      models.clip = await engine.call("loadClip", { files: sources.clip }, { onProgress: progress });
+      models.clip = await engine.call("loadClip", takeSource("clip"), { onProgress: progress });
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      $("model-status").textContent = `${models.clip.family} model loaded on ${models.device.backend} (${models.clip.imageSize} px input) in ${seconds} s.`;
+      $("model-status").textContent = `${models.clip.family} model${origin("clip")} loaded on ${models.device.backend} (${models.clip.imageSize} px input) in ${seconds} s.`;
+      kept("clip", models.clip);
       document.body.dataset.model = models.clip.family;
     } catch (error) {
       if (error instanceof Superseded) throw error;
@@ -186,9 +205,10 @@ const loaders = {
     models.sam2 = null;
     const started = performance.now();
     try {
-      models.sam2 = await engine.call("loadSam2", { file: sources.sam2 }, { onProgress: progress });
+      models.sam2 = await engine.call("loadSam2", takeSource("sam2"), { onProgress: progress });
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      $("sam2-status").textContent = `${models.sam2.name} loaded on ${models.device.backend} (${models.sam2.weights} weights, ${megabytes(models.sam2.bytes)}) in ${seconds} s.`;
+      $("sam2-status").textContent = `${models.sam2.name}${origin("sam2")} loaded on ${models.device.backend} (${models.sam2.weights} weights, ${megabytes(models.sam2.bytes)}) in ${seconds} s.`;
+      kept("sam2", models.sam2);
       document.body.dataset.sam2 = models.sam2.weights;
     } catch (error) {
       if (error instanceof Superseded) throw error;
@@ -203,7 +223,7 @@ const loaders = {
     $("head-error").textContent = "";
     models.head = null;
     try {
-      const head = await engine.call("loadHead", { file: sources.head }, { onProgress: progress });
+      const head = await engine.call("loadHead", takeSource("head"), { onProgress: progress });
       models.head = head;
       let region = "the whole image";
       if (head.automatic) {
@@ -213,7 +233,8 @@ const loaders = {
       } else if (head.needsMask) {
         region = "a region (box or mask) you give";
       }
-      $("head-status").textContent = `${head.kind} head for ${head.classes.join(", ")}; focus ${head.focus}, on ${region}; trained on CLIP model ${head.clipName}.`;
+      kept("head", head);
+      $("head-status").textContent = `${head.kind} head${origin("head")} for ${head.classes.join(", ")}; focus ${head.focus}, on ${region}; trained on CLIP model ${head.clipName}.`;
       document.body.dataset.head = head.kind;
     } catch (error) {
       if (error instanceof Superseded) throw error;
@@ -242,6 +263,7 @@ async function restartEngine(reason, superseded) {
     await job(reason ? `restarting the engine ${reason}` : "starting the engine", "models-panel", async (progress) => {
       await initDevice();
       if (!models.device) return;
+      if (!reason) await restoreStored(progress);
       for (const kind of ["clip", "sam2", "head"]) if (sources[kind]) await loaders[kind](progress);
       // The worker lost the image with everything else: hand it the same file again.
       if (sources.image && image) await engine.call("decode", { file: sources.image }, { onProgress: progress });
@@ -254,7 +276,7 @@ async function restartEngine(reason, superseded) {
 }
 
 async function userLoad(kind, given) {
-  sources[kind] = given;
+  sources[kind] = { ...given, stored: null, persist: true };
   try {
     await job(`loading the ${kind === "clip" ? "CLIP model" : kind === "sam2" ? "SAM 2 model" : "head"}`, "models-panel", loaders[kind]);
   } catch (error) {
@@ -272,11 +294,74 @@ function clipFiles(files) {
     return [path.includes("/") ? path.slice(path.indexOf("/") + 1) : path, file];
   });
   const names = new Set(entries.map(([name]) => name));
-  return entries.filter(([name]) => {
-    if (/\.(part|sha256)$/.test(name)) return false;
-    if (name.endsWith(".bin") && names.has(name.replace(/_pytorch_model\.bin$/, "_model.safetensors"))) return false;
-    return true;
+  const first = files[0]?.webkitRelativePath ?? "";
+  return {
+    // The folder's name: what native heads record as the CLIP model's name.
+    label: first.includes("/") ? first.slice(0, first.indexOf("/")) : "browser",
+    files: entries.filter(([name]) => {
+      if (/\.(part|sha256)$/.test(name)) return false;
+      if (name.endsWith(".bin") && names.has(name.replace(/_pytorch_model\.bin$/, "_model.safetensors"))) return false;
+      return true;
+    }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage: models that loaded are kept in this browser (the worker's OPFS store, checked by
+// SHA-256 on every load from it); a later visit loads them without asking.
+
+const storage = { clip: null, sam2: null, head: null, usage: null, error: "" }; // manifests
+
+/** The request for a load: a restart reloads without storing again. */
+function takeSource(kind) {
+  const { files, label, stored, persist } = sources[kind];
+  return { files, label, stored, persist };
+}
+
+const origin = (kind) => (sources[kind]?.stored ? " (from this browser's storage)" : "");
+
+/** Notes where a loaded model's files are kept now. */
+function kept(kind, answer) {
+  if (sources[kind]) sources[kind].persist = false; // stored (or tried): a reload does not again
+  if (answer.manifest) storage[kind] = answer.manifest;
+  storage.error = answer.storeError ? `Could not keep the ${kind} files in this browser: ${answer.storeError}` : "";
+  showStorage();
+}
+
+function showStorage() {
+  const names = { clip: "CLIP", sam2: "SAM 2", head: "head" };
+  const parts = ["clip", "sam2", "head"].filter((kind) => storage[kind]).map((kind) => {
+    const bytes = storage[kind].files.reduce((sum, file) => sum + file.size, 0);
+    return `${names[kind]} ${storage[kind].label} (${megabytes(bytes)})`;
   });
+  $("storage-status").textContent = parts.length
+    ? `Kept in this browser, checked by SHA-256 when loaded: ${parts.join(", ")}. The next visit loads them without asking.`
+    : "Nothing kept in this browser: models you load are kept here (never uploaded) for the next visit.";
+  if (storage.error) $("storage-status").textContent += ` ${storage.error}`;
+  document.body.dataset.stored = parts.length ? ["clip", "sam2", "head"].filter((kind) => storage[kind]).join(",") : "none";
+}
+
+/** The models kept by an earlier visit become the sources, as if picked. */
+async function restoreStored(progress) {
+  const { kinds } = await engine.call("stored", {}, { onProgress: progress });
+  for (const [kind, { manifest, files }] of Object.entries(kinds)) {
+    storage[kind] = manifest;
+    if (!sources[kind]) sources[kind] = { files, label: manifest.label, stored: manifest, persist: false };
+  }
+  showStorage();
+}
+
+async function forgetModels() {
+  try {
+    await job("forgetting the stored models", "models-panel", () => engine.call("forget"));
+    storage.clip = storage.sam2 = storage.head = null;
+    // Loaded models stay loaded; a restart could no longer read the stored copies.
+    for (const kind of ["clip", "sam2", "head"]) if (sources[kind]?.stored) sources[kind] = null;
+    showStorage();
+    $("storage-status").textContent += " Forgotten; the models loaded now stay loaded until the page is closed or the engine restarts.";
+  } catch (error) {
+    $("storage-status").textContent = `Forgetting failed: ${message(error)}`;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -864,6 +949,138 @@ async function classifyWithHead() {
   updateControls();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Training: one bin of image files per class (the classes field's names, in its order). The
+// files stay here; the engine embeds them and trains on each Train, so a restart loses nothing.
+
+const bins = new Map(); // class name → File[]
+let trainedHead = null; // {bytes, name, kind, classes}
+const imageFile = (file) => /\.(png|jpe?g|bmp|tiff?|webp|dcm|dicom)$/i.test(file.name) || file.type.startsWith("image/");
+
+function renderBins() {
+  const names = classesValue();
+  for (const name of [...bins.keys()]) if (!names.includes(name)) bins.delete(name);
+  const container = $("bins");
+  container.replaceChildren();
+  for (const name of names) {
+    if (!bins.has(name)) bins.set(name, []);
+    const files = bins.get(name);
+    const bin = document.createElement("div");
+    bin.className = "bin";
+    bin.dataset.class = name;
+    const title = document.createElement("h3");
+    title.textContent = name;
+    const count = document.createElement("p");
+    count.className = "bin-count";
+    count.textContent = files.length ? `${files.length} image${files.length === 1 ? "" : "s"}: ${files.slice(0, 3).map((file) => file.name).join(", ")}${files.length > 3 ? ", …" : ""}` : "drop images here";
+    const input = document.createElement("input");
+    input.type = "file";
+    input.multiple = true;
+    input.accept = "image/*,.dcm,.dicom";
+    input.hidden = true;
+    input.setAttribute("aria-label", `images of ${name}`);
+    const folder = document.createElement("input");
+    folder.type = "file";
+    folder.webkitdirectory = true;
+    folder.hidden = true;
+    folder.setAttribute("aria-label", `a folder of ${name} images`);
+    const add = document.createElement("button");
+    add.textContent = "Add images";
+    add.addEventListener("click", () => input.click());
+    const addFolder = document.createElement("button");
+    addFolder.textContent = "Folder";
+    addFolder.title = `add every image of a folder to ${name}`;
+    addFolder.addEventListener("click", () => folder.click());
+    const clear = document.createElement("button");
+    clear.textContent = "Clear";
+    clear.dataset.empty = files.length ? "" : "1";
+    clear.addEventListener("click", () => {
+      bins.set(name, []);
+      renderBins();
+    });
+    const take = (list) => addToBin(name, [...list]);
+    input.addEventListener("change", () => take(input.files));
+    folder.addEventListener("change", () => take(folder.files));
+    bin.addEventListener("dragover", (event) => {
+      event.preventDefault();
+      bin.classList.add("over");
+    });
+    bin.addEventListener("dragleave", () => bin.classList.remove("over"));
+    bin.addEventListener("drop", (event) => {
+      event.preventDefault();
+      bin.classList.remove("over");
+      take(event.dataTransfer.files);
+    });
+    const buttons = document.createElement("div");
+    buttons.className = "row";
+    buttons.append(add, addFolder, clear);
+    bin.append(title, count, buttons, input, folder);
+    container.append(bin);
+  }
+  updateControls();
+}
+
+function addToBin(name, files) {
+  const images = files.filter(imageFile);
+  const ignored = files.length - images.length;
+  // The same file twice in one bin is one image (the engine would say so too).
+  const known = new Set(bins.get(name).map((file) => `${file.name}:${file.size}:${file.lastModified}`));
+  for (const file of images) {
+    const key = `${file.name}:${file.size}:${file.lastModified}`;
+    if (!known.has(key)) bins.get(name).push(file);
+    known.add(key);
+  }
+  $("train-error").textContent = ignored ? `${ignored} file(s) dropped into ${name} are not images and were left out.` : "";
+  renderBins();
+}
+
+/** The CLIP model's folder name (what native heads record), from the picked folder. */
+function clipName() {
+  return sources.clip?.label ?? "browser";
+}
+
+async function train() {
+  const classes = classesValue();
+  const kind = $("head-kind").value;
+  const focus = $("focus").value;
+  $("train-error").textContent = "";
+  $("train-status").textContent = "";
+  const focusOptions = { focus };
+  if (needsRegion(focus)) focusOptions.pointsPerSide = Number($("auto-grid").value);
+  const trainOptions = { kind, clipName: clipName(), templates: templatesValue() };
+  const started = performance.now();
+  try {
+    const { value: trained } = await job(`training a ${kind} head`, "train-panel", async (progress) => {
+      const result = await engine.call("train", { classes, bins: classes.map((name) => bins.get(name) ?? []), focusOptions, trainOptions }, { onProgress: progress });
+      // The trained head becomes the page's head, as if its file had been picked (a restart
+      // reloads it from these bytes).
+      const name = `${kind}-${focus}.mfh`;
+      sources.head = { files: [[name, new File([result.head], name)]], label: name, stored: null, persist: true };
+      await loaders.head(progress);
+      return result;
+    });
+    trainedHead = { bytes: trained.head, name: `${kind}-${focus}.mfh`, kind, classes };
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    const counts = trained.counts.map((count, index) => `${count} ${classes[index]}`).join(", ");
+    let note = `Trained a ${kind} head on ${counts} (${focus} focus) in ${seconds} s; it is now the loaded head.`;
+    note += trained.heldOut
+      ? ` Held-out accuracy ${(trained.heldOut.accuracy * 100).toFixed(1)}% (${trained.heldOut.measuredOn}).`
+      : " Too few images to hold any out: no accuracy estimate.";
+    $("train-status").textContent = note;
+    const problems = [...trained.skipped.map((line) => `left out ${line}`), ...trained.warnings];
+    if (problems.length) $("train-error").textContent = problems.join("; ");
+    document.body.dataset.trained = kind;
+  } catch (error) {
+    $("train-error").textContent = error instanceof Superseded ? `training ${error.message}` : `training: ${message(error)}`;
+    document.body.dataset.trained = "error";
+  }
+  updateControls();
+}
+
+function exportHead() {
+  download(new Blob([trainedHead.bytes], { type: "application/octet-stream" }), trainedHead.name);
+}
+
 function download(blob, name) {
   const url = URL.createObjectURL(blob);
   const link = document.createElement("a");
@@ -942,8 +1159,10 @@ $("device-request").addEventListener("change", () => {
 });
 $("device-check").addEventListener("click", checkDevice);
 $("model-input").addEventListener("change", (event) => event.target.files.length && userLoad("clip", clipFiles(event.target.files)));
-$("sam2-input").addEventListener("change", (event) => event.target.files[0] && userLoad("sam2", event.target.files[0]));
-$("head-input").addEventListener("change", (event) => event.target.files[0] && userLoad("head", event.target.files[0]));
+const single = (file) => ({ files: [[file.name, file]], label: file.name });
+$("sam2-input").addEventListener("change", (event) => event.target.files[0] && userLoad("sam2", single(event.target.files[0])));
+$("head-input").addEventListener("change", (event) => event.target.files[0] && userLoad("head", single(event.target.files[0])));
+$("forget-models").addEventListener("click", forgetModels);
 $("focus").addEventListener("change", () => {
   updateControls();
   refreshView();
@@ -953,7 +1172,11 @@ $("compare").addEventListener("click", compare);
 $("classify-head").addEventListener("click", classifyWithHead);
 $("export-mask").addEventListener("click", exportMask);
 $("export-result").addEventListener("click", exportResult);
+$("classes").addEventListener("input", renderBins);
+$("train").addEventListener("click", train);
+$("export-head").addEventListener("click", exportHead);
 $("cancel").addEventListener("click", () => busy && restartEngine("after a cancel", "was cancelled"));
 wireImageInput();
 wireRegion();
+renderBins();
 restartEngine(null);

@@ -40,6 +40,73 @@ async function readFile(file, progress, stage) {
   return bytes;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Model storage: every model file that loaded is kept in the Origin Private File System (this
+// origin's own disk space, never sent anywhere) with a manifest of names, sizes and SHA-256, so a
+// later visit loads it from disk without asking, and checks every byte against the manifest.
+const STORE = "medfocus-models";
+const storedName = (name) => encodeURIComponent(name); // OPFS names cannot hold "/"
+
+async function sha256(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return [...digest].map((byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+async function storeRoot(create = false) {
+  const root = await navigator.storage.getDirectory();
+  return root.getDirectoryHandle(STORE, { create });
+}
+
+/** Replaces the stored `kind` with `files` ([[name, bytes]]): written in full, manifest last. */
+async function store(kind, label, files) {
+  const root = await storeRoot(true);
+  await root.removeEntry(kind, { recursive: true }).catch(() => {});
+  const folder = await root.getDirectoryHandle(kind, { create: true });
+  const manifest = { kind, label, stored: new Date().toISOString(), files: [] };
+  for (const [name, bytes] of files) {
+    const handle = await folder.getFileHandle(storedName(name), { create: true });
+    const writable = await handle.createWritable();
+    await writable.write(bytes);
+    await writable.close();
+    manifest.files.push({ name, size: bytes.length, sha256: await sha256(bytes) });
+  }
+  const handle = await folder.getFileHandle("manifest.json", { create: true });
+  const writable = await handle.createWritable();
+  await writable.write(JSON.stringify(manifest));
+  await writable.close();
+  if (navigator.storage.persist) await navigator.storage.persist().catch(() => false);
+  return manifest;
+}
+
+/** Loads `files` ([[name, File]]): their bytes, and when they came from storage, checked. */
+async function readAll(files, expected, progress) {
+  const contents = [];
+  for (const [name, file] of files) {
+    const bytes = await readFile(file, progress, `reading ${name}`);
+    const want = expected?.files.find((entry) => entry.name === name);
+    if (expected) {
+      progress({ stage: `checking ${name} (SHA-256)` });
+      if (!want || want.size !== bytes.length || want.sha256 !== (await sha256(bytes))) {
+        throw new Error(`the stored copy of ${name} is damaged (its SHA-256 or size differs from when it was stored): forget the stored models and choose the files again`);
+      }
+    }
+    contents.push([name, bytes]);
+  }
+  return contents;
+}
+
+/** After a load from the user's files: keep them (a failure to store only costs the next visit). */
+async function keep(kind, label, contents, expected, persist, progress) {
+  if (expected) return { manifest: expected };
+  if (!persist) return {};
+  progress({ stage: "keeping the files in this browser's storage" });
+  try {
+    return { manifest: await store(kind, label, contents) };
+  } catch (error) {
+    return { storeError: error?.message ?? String(error) };
+  }
+}
+
 function need(what, value, remedy) {
   if (!value) throw new Error(`no ${what}: ${remedy}`);
   return value;
@@ -98,31 +165,69 @@ const ops = {
     }
   },
 
-  async loadClip({ files }, progress) {
+  // Each load takes the files ([[name, File]]), a label (the CLIP folder's name), for files that
+  // came from storage the manifest to check them against, and whether to store files the user
+  // gave (not on a reload after a restart); it answers with the manifest they are stored under
+  // (or why they could not be stored).
+  async loadClip({ files, label, stored, persist }, progress) {
     state.clip?.free();
     state.clip = null;
-    const contents = {};
-    for (const [name, file] of files) contents[name] = await readFile(file, progress, `reading ${name}`);
+    const contents = await readAll(files, stored, progress);
     progress({ stage: "building the CLIP model on the device" });
-    state.clip = medfocus.loadClip(contents);
-    return { family: state.clip.family, imageSize: state.clip.imageSize };
+    state.clip = medfocus.loadClip(Object.fromEntries(contents));
+    const kept = await keep("clip", label, contents, stored, persist, progress);
+    return { family: state.clip.family, imageSize: state.clip.imageSize, ...kept };
   },
 
-  async loadSam2({ file }, progress) {
+  async loadSam2({ files, label, stored, persist }, progress) {
     state.sam2?.free();
     state.sam2 = null;
-    const bytes = await readFile(file, progress, `reading ${file.name}`);
+    const contents = await readAll(files, stored, progress);
     progress({ stage: "building SAM 2 on the device" });
-    state.sam2 = medfocus.loadSam2(bytes);
-    return { name: state.sam2.name, weights: state.sam2.weights, bytes: bytes.length };
+    state.sam2 = medfocus.loadSam2(contents[0][1]);
+    const kept = await keep("sam2", label, contents, stored, persist, progress);
+    return { name: state.sam2.name, weights: state.sam2.weights, bytes: contents[0][1].length, ...kept };
   },
 
-  async loadHead({ file }, progress) {
+  async loadHead({ files, label, stored, persist }, progress) {
     state.head?.free();
     state.head = null;
-    const bytes = await readFile(file, progress, `reading ${file.name}`);
-    state.head = medfocus.loadHead(bytes);
-    return describeHead(state.head);
+    const contents = await readAll(files, stored, progress);
+    state.head = medfocus.loadHead(contents[0][1]);
+    const kept = await keep("head", label, contents, stored, persist, progress);
+    return { ...describeHead(state.head), ...kept };
+  },
+
+  // What storage holds: per kind, its manifest and files ([[name, File]]); a kind whose
+  // manifest is missing or unreadable (a store cut short) is left out.
+  async stored() {
+    const found = {};
+    let root;
+    try {
+      root = await storeRoot();
+    } catch {
+      return { kinds: found, usage: null };
+    }
+    for (const kind of ["clip", "sam2", "head"]) {
+      try {
+        const folder = await root.getDirectoryHandle(kind);
+        const manifest = JSON.parse(await (await (await folder.getFileHandle("manifest.json")).getFile()).text());
+        const files = [];
+        for (const { name } of manifest.files) files.push([name, await (await folder.getFileHandle(storedName(name))).getFile()]);
+        found[kind] = { manifest, files };
+      } catch {
+        // Not stored, or stored incompletely: as if not stored.
+      }
+    }
+    const estimate = await navigator.storage.estimate?.().catch(() => null);
+    return { kinds: found, usage: estimate?.usage ?? null };
+  },
+
+  async forget() {
+    const root = await navigator.storage.getDirectory();
+    await root.removeEntry(STORE, { recursive: true }).catch((error) => {
+      if (error?.name !== "NotFoundError") throw error;
+    });
   },
 
   async unload({ what }) {
@@ -173,6 +278,43 @@ const ops = {
     }
     progress({ stage: "CLIP and the head" });
     return clip.classifyWithHead(imageBytes(), head, options);
+  },
+
+  // Few-shot training: the page's class bins, embedded image by image (a progress report after
+  // each, so cancel — a worker restart — is never far), then a head trained in wasm. Nothing is
+  // kept between trainings: the page holds the files, the worker only their embeddings, briefly.
+  async train({ classes, bins, focusOptions, trainOptions }, progress) {
+    const clip = need("CLIP model", state.clip, "load one first");
+    const onSam2 = focusOptions.focus && focusOptions.focus !== "none";
+    const set = onSam2
+      ? medfocus.supportSetOnSam2(classes, focusOptions, need("SAM 2 model", state.sam2, `the ${focusOptions.focus} focus trains on SAM 2's automatic masks: load SAM 2, or train with the focus none`))
+      : medfocus.supportSet(classes, focusOptions);
+    try {
+      const total = bins.reduce((sum, files) => sum + files.length, 0);
+      const skipped = [];
+      let done = 0;
+      for (const [label, files] of bins.entries()) {
+        for (const file of files) {
+          progress({ stage: `embedding ${classes[label]}: ${file.name}${onSam2 ? " (SAM 2, then CLIP)" : ""}`, done, total });
+          try {
+            const bytes = await readFile(file, () => {}, file.name);
+            await set.add(clip, bytes, label);
+          } catch (error) {
+            if (error instanceof WebAssembly.RuntimeError) throw error;
+            skipped.push(`${classes[label]}/${file.name}: ${error?.message ?? error}`);
+          }
+          done += 1;
+        }
+      }
+      progress({ stage: `training the ${trainOptions.kind ?? "linear-probe"} head`, done, total });
+      const trained = await set.train(clip, trainOptions);
+      return {
+        value: { ...trained, skipped, warnings: set.warnings },
+        transfer: [trained.head.buffer],
+      };
+    } finally {
+      set.free();
+    }
   },
 };
 

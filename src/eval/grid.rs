@@ -17,7 +17,7 @@ use super::metrics::{Metrics, MetricsError};
 use super::protocol::{HashedSet, Manifest, Resolved};
 use crate::clip::load::LoadedClip;
 use crate::clip::model::l2_normalize;
-use crate::clip::zero_shot::{ZeroShotClassifier, ZeroShotError};
+use crate::clip::zero_shot::ZeroShotError;
 use crate::dataset::Dataset;
 use crate::focus::mask::Mask;
 use crate::heads::features::{FeatureError, FeatureSet};
@@ -27,10 +27,10 @@ use crate::heads::train::cache::{EmbeddingCache, sha256_hex};
 use crate::heads::train::coop::train_coop;
 use crate::heads::train::finetune::{TokenSet, train_finetune};
 use crate::heads::train::from_folders::{
-    FromFoldersError, HeadIdentity, assemble_head, default_templates, embedding_target,
+    FromFoldersError, HeadIdentity, assemble_head, default_templates, embedding_target, text_prior,
 };
 use crate::heads::train::recipes::{HeadSettings, TextPrior, Training, train_kind};
-use crate::heads::train::run::{Silent, TrainError, TrainRun, host_values};
+use crate::heads::train::run::{Silent, TrainError, TrainRun};
 use crate::heads::train::support::{EmbedError, Embedder, SupportMasks};
 
 #[derive(Debug, thiserror::Error)]
@@ -304,12 +304,9 @@ pub fn evaluate(
         None => data.classes.clone(),
     };
     let templates = default_templates(&request.templates, HeadKind::ZeroShot);
-    let zero_shot = ZeroShotClassifier::new(request.clip, &prompt_classes, &templates)?;
-    let text = TextPrior {
-        embeddings: host_values(zero_shot.class_embeddings.clone())?,
-        scale: zero_shot.logit_scale,
-    };
-    let embed_dim = zero_shot.class_embeddings.dims()[1];
+    let (text, embed_dim) =
+        pollster::block_on(text_prior(request.clip, &prompt_classes, &templates))
+            .map_err(FromFoldersError::from)?;
     let needed: BTreeSet<usize> = request
         .manifests
         .iter()
@@ -704,7 +701,8 @@ fn one_run(inputs: &RunInputs, settings: &HeadSettings) -> Result<RunOutcome, Ev
             embed_dim: inputs.embed_dim,
             focus: inputs.focus.clone(),
         },
-    )?;
+    )
+    .map_err(FromFoldersError::from)?;
     let model = HeadModel::new(&head, &inputs.request.device);
     let embeddings = if finetune {
         fine_tuned_embeddings(&model, vision, settings, &test, &gather, dim, inputs)?

@@ -19,8 +19,10 @@
 //! | `coop` | context vectors in front of the class names, through the frozen text tower | T from the learnt prompts |
 //! | `finetune` | the image tower's last N blocks (the paper's setting: λ·contrastive + (1−λ)·cross-entropy) | T, and f from the fine-tuned tower |
 //!
-//! Prediction (here, both targets) and training ([`train`], native only: burn's autodiff is not in
-//! the browser build) are apart: the browser reads the `.mfh` file ([`head_file`]) and predicts.
+//! Prediction and training ([`train`]) are apart. Both run on both targets for the heads that
+//! learn from embeddings alone (the probes and Tip-Adapter(-F): the page trains them with burn's
+//! autodiff in wasm); CoOp and the fine-tune train through CLIP's towers, natively only. Either
+//! way the result is a `.mfh` file ([`head_file`]) that both targets read.
 
 pub mod features;
 pub mod head;
@@ -28,7 +30,6 @@ pub mod head_file;
 pub mod host_pack;
 pub mod rng;
 pub mod tip_adapter;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod train;
 pub mod vision_blocks;
 

@@ -68,10 +68,10 @@ pub fn load_clip_files(files: Object) -> Result<WebClip, JsError> {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct ClassifyOptions {
+pub(super) struct ClassifyOptions {
     templates: Vec<String>,
     /// none | overlay | blur | crop | binary | grey | attention
-    focus: Option<String>,
+    pub(super) focus: Option<String>,
     /// `[left, top, right, bottom]` in image pixels.
     #[serde(rename = "box")]
     region: Option<[usize; 4]>,
@@ -83,14 +83,11 @@ struct ClassifyOptions {
     all_tokens: bool,
 }
 
-/// What `classify` and `classifyWithHead` resolve to.
+/// What `classify` and `classifyWithHead` resolve to (and `region`, when the focus used one).
 #[derive(Serialize)]
 struct Classification {
     classes: Vec<String>,
     probabilities: Vec<f32>,
-    /// The region the image was focused on: `{origin, coverage}` (absent for the `none` focus).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    region: Option<RegionUsed>,
 }
 
 #[derive(Serialize)]
@@ -101,40 +98,26 @@ struct RegionUsed {
     warning: Option<String>,
 }
 
-impl Classification {
-    fn new(classes: &[String], prediction: &Prediction) -> Self {
-        Self {
-            classes: classes.to_vec(),
-            probabilities: prediction.probabilities.clone(),
-            region: prediction.region.as_ref().map(|region| RegionUsed {
-                origin: region.origin.name(),
-                coverage: region.coverage,
-                warning: region.warning.clone(),
-            }),
-        }
-    }
-}
-
-/// The classification as a JS object; a region SAM 2 found while classifying (a head's
-/// automatic masks) comes with its mask, `region.mask` (0/255 per pixel), for the page to show.
-fn classification_js(classes: &[String], prediction: &Prediction) -> Result<JsValue, JsError> {
-    let value = to_js(&Classification::new(classes, prediction))?;
-    if let Some(region) = &prediction.region
-        && matches!(
-            region.origin,
-            RegionOrigin::Sam2Automatic | RegionOrigin::Sam2Prompt | RegionOrigin::WholeImage
-        )
-    {
+/// A region as `{origin, coverage, warning}`; one SAM 2 found (or the whole image standing in
+/// for none) comes with its mask, `mask` (0/255 per pixel), for the page to show.
+pub(super) fn region_js(region: &Region) -> Result<JsValue, JsError> {
+    let value = to_js(&RegionUsed {
+        origin: region.origin.name(),
+        coverage: region.coverage,
+        warning: region.warning.clone(),
+    })?;
+    if matches!(
+        region.origin,
+        RegionOrigin::Sam2Automatic | RegionOrigin::Sam2Prompt | RegionOrigin::WholeImage
+    ) {
         let luma: Vec<u8> = region
             .mask
             .weights
             .iter()
             .map(|&w| if w >= 0.5 { 255 } else { 0 })
             .collect();
-        let target = Reflect::get(&value, &"region".into())
-            .map_err(|_| JsError::new("building the result"))?;
         Reflect::set(
-            &target,
+            &value,
             &"mask".into(),
             &Uint8Array::from(luma.as_slice()).into(),
         )
@@ -143,8 +126,21 @@ fn classification_js(classes: &[String], prediction: &Prediction) -> Result<JsVa
     Ok(value)
 }
 
+/// The classification as a JS object: `{classes, probabilities, region}` (see [`region_js`]).
+fn classification_js(classes: &[String], prediction: &Prediction) -> Result<JsValue, JsError> {
+    let value = to_js(&Classification {
+        classes: classes.to_vec(),
+        probabilities: prediction.probabilities.clone(),
+    })?;
+    if let Some(region) = &prediction.region {
+        Reflect::set(&value, &"region".into(), &region_js(region)?)
+            .map_err(|_| JsError::new("building the result"))?;
+    }
+    Ok(value)
+}
+
 impl ClassifyOptions {
-    fn settings(&self) -> FocusSettings {
+    pub(super) fn settings(&self) -> FocusSettings {
         let defaults = FocusSettings::default();
         FocusSettings {
             alpha: self.alpha.unwrap_or(defaults.alpha),
@@ -154,6 +150,13 @@ impl ClassifyOptions {
             last_layers: self.last_layers,
             all_tokens: self.all_tokens,
         }
+    }
+}
+
+impl WebClip {
+    /// The model, shared with work that outlives this call (a support set's training).
+    pub(super) fn loaded(&self) -> Rc<LoadedClip> {
+        Rc::clone(&self.clip)
     }
 }
 

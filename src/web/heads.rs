@@ -1,12 +1,23 @@
-//! Trained heads across the wasm boundary: read a `.mfh` file the user picked and describe it;
-//! `WebClip.classifyWithHead` (in `clip.rs`) predicts with it. Conversions only.
+//! Heads across the wasm boundary: read a `.mfh` file the user picked and describe it
+//! (`WebClip.classifyWithHead`, in `clip.rs`, predicts with it), and train one from labelled
+//! images (`WebSupportSet`: the library's support set, trained in wasm). Conversions only.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
+use js_sys::{Object, Reflect, Uint8Array};
+use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
-use super::{js_error, to_js};
-use crate::heads::HeadFile;
+use super::clip::{ClassifyOptions, WebClip, region_js};
+use super::sam2::{AutomaticOptions, WebSam2};
+use super::{decoded, js_error, parse_options, to_js};
+use crate::heads::head_file::FocusMode;
+use crate::heads::train::support_set::held_out;
+use crate::heads::train::{HeadSettings, Silent, SupportSet};
+use crate::heads::{HeadFile, HeadKind};
+use crate::pipeline::{MaskSource, Segmenter};
+use crate::sam2::automatic_mask_generator::MaskChoice;
 
 /// A head file, held by the page.
 #[wasm_bindgen]
@@ -75,5 +86,223 @@ impl WebHead {
     #[wasm_bindgen(getter)]
     pub fn training(&self) -> Result<JsValue, JsError> {
         to_js(&self.file.header.training)
+    }
+}
+
+/// Labelled images for a head, embedded one by one as the page hands them over (its class
+/// bins); only the embeddings are kept.
+#[wasm_bindgen]
+pub struct WebSupportSet {
+    set: Rc<RefCell<SupportSet>>,
+    /// SAM 2, for a focus that needs a mask: each image's region is its automatic mask.
+    segmenter: Option<Rc<Segmenter>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct SupportSetOptions {
+    /// The focus and its knobs, as `classify` takes them.
+    #[serde(flatten)]
+    focus: ClassifyOptions,
+    /// SAM 2's automatic generator (`pointsPerSide`, thresholds), as `segment` takes them.
+    #[serde(flatten)]
+    automatic: AutomaticOptions,
+}
+
+impl SupportSetOptions {
+    fn focus_mode(&self) -> FocusMode {
+        FocusMode::new(
+            self.focus.focus.as_deref().unwrap_or("none"),
+            self.focus.settings(),
+        )
+    }
+}
+
+/// An empty support set of `classes` (the class names, in label order: the head's classes and
+/// its prompts' words) under `options.focus` (`none`, or a focus on a region: then use
+/// `supportSetOnSam2`). `options`: `{focus, alpha, sigma, margin, strength, lastLayers,
+/// allTokens}`.
+#[wasm_bindgen(js_name = supportSet)]
+pub fn support_set(classes: Vec<String>, options: JsValue) -> Result<WebSupportSet, JsError> {
+    let options: SupportSetOptions = parse_options(&options)?;
+    let focus = options.focus_mode();
+    if focus.needs_mask() {
+        return Err(JsError::new(&format!(
+            "the `{}` focus needs each image's region: load SAM 2 (its automatic mask is the region)",
+            focus.method
+        )));
+    }
+    let set = SupportSet::new(classes, focus).map_err(js_error)?;
+    Ok(WebSupportSet {
+        set: Rc::new(RefCell::new(set)),
+        segmenter: None,
+    })
+}
+
+/// [`support_set`] whose images are focused on SAM 2's automatic mask (the largest that is not
+/// background; the whole image when none qualifies), found with `options`' `pointsPerSide`,
+/// `predIouThresh`, `stabilityThresh` over the loaded model's defaults. The head records these
+/// settings and classifies with exactly them, natively (`--sam2`) and in the page.
+#[wasm_bindgen(js_name = supportSetOnSam2)]
+pub fn support_set_on_sam2(
+    classes: Vec<String>,
+    options: JsValue,
+    sam2: &WebSam2,
+) -> Result<WebSupportSet, JsError> {
+    let options: SupportSetOptions = parse_options(&options)?;
+    let segmenter = sam2.segmenter();
+    let mut focus = options.focus_mode();
+    if focus.needs_mask() {
+        focus.masks = segmenter.identity.clone();
+        focus.automatic = Some(options.automatic.settings(&segmenter.automatic));
+    }
+    let set = SupportSet::new(classes, focus).map_err(js_error)?;
+    Ok(WebSupportSet {
+        set: Rc::new(RefCell::new(set)),
+        segmenter: Some(segmenter),
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct TrainOptions {
+    /// `linear-probe` (default), `lp-text`, `tip-adapter`, `tip-adapter-f` or `zero-shot`.
+    kind: Option<String>,
+    seed: Option<u64>,
+    /// Fraction of each class held out to choose hyper-parameters (default 0.25).
+    holdout: Option<f32>,
+    /// The CLIP model's name for the head file (natively: its folder name).
+    clip_name: Option<String>,
+    /// Prompt templates (`{}` = class name); empty: the medical defaults.
+    templates: Vec<String>,
+}
+
+#[wasm_bindgen]
+impl WebSupportSet {
+    /// Embeds an encoded image (JPEG, PNG, DICOM, …) with `clip` as class `label` (an index into
+    /// the classes). Resolves to `{images, counts, duplicate, region}`: the set's size and
+    /// images per class after it, whether these bytes were there already, and the region it was
+    /// focused on (`{origin, coverage, warning, mask}`, absent for the `none` focus). An image
+    /// already in another class is an error.
+    pub fn add(&self, clip: &WebClip, image: Vec<u8>, label: usize) -> js_sys::Promise {
+        let set = Rc::clone(&self.set);
+        let segmenter = self.segmenter.clone();
+        let clip = clip.loaded();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let pixels = decoded(&image)?;
+            let encoder = set
+                .borrow()
+                .encoder(&clip, segmenter.as_deref())
+                .map_err(js_error)?;
+            let source = match segmenter {
+                Some(_) => MaskSource::Sam2Automatic(MaskChoice::Largest),
+                None => MaskSource::None,
+            };
+            // The set is borrowed only for the insert, never across an await.
+            let (values, region) = SupportSet::embed(&encoder, &pixels, &source)
+                .await
+                .map_err(js_error)?;
+            let region_value = match &region {
+                Some(region) => region_js(region)?,
+                None => JsValue::UNDEFINED,
+            };
+            let added = set
+                .borrow_mut()
+                .insert(&clip, &image, label, values, region)
+                .map_err(js_error)?;
+            let set = set.borrow();
+            let result = Object::new();
+            let counts: Vec<u32> = set.counts().iter().map(|&count| count as u32).collect();
+            let fields = [
+                ("images", JsValue::from(set.len() as u32)),
+                ("counts", to_js(&counts)?),
+                ("duplicate", JsValue::from(added.duplicate)),
+                ("region", region_value),
+            ];
+            for (key, value) in fields {
+                Reflect::set(&result, &key.into(), &value)
+                    .map_err(|_| JsError::new("building the result"))?;
+            }
+            Ok(result.into())
+        })
+    }
+
+    /// Images per class, in label order.
+    #[wasm_bindgen(getter)]
+    pub fn counts(&self) -> Vec<u32> {
+        self.set
+            .borrow()
+            .counts()
+            .iter()
+            .map(|&count| count as u32)
+            .collect()
+    }
+
+    /// What the user should know about the images added (SAM 2 found no region, …).
+    #[wasm_bindgen(getter)]
+    pub fn warnings(&self) -> Vec<String> {
+        self.set.borrow().warnings.clone()
+    }
+
+    /// Trains a head on the set (on the CPU: see `SupportSet::train`). `options`: `{kind, seed,
+    /// holdout, clipName, templates}`. Resolves to `{head (the .mfh file's bytes, as native
+    /// `medfocus train` writes it), kind, classes, counts, heldOut ({accuracy, measuredOn},
+    /// or null when the set was too small to hold images out), training (the log)}`.
+    pub fn train(&self, clip: &WebClip, options: JsValue) -> js_sys::Promise {
+        let set = Rc::clone(&self.set);
+        let clip = clip.loaded();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let options: TrainOptions = parse_options(&options)?;
+            let kind = match options.kind.as_deref() {
+                None => HeadKind::LinearProbe,
+                Some(name) => HeadKind::parse(name).ok_or_else(|| {
+                    JsError::new(&format!(
+                        "unknown head kind `{name}`: one of {}",
+                        HeadKind::NAMES.join(", ")
+                    ))
+                })?,
+            };
+            let mut settings = HeadSettings::new(kind);
+            if let Some(seed) = options.seed {
+                settings.seed = seed;
+            }
+            if let Some(holdout) = options.holdout {
+                settings.holdout = holdout;
+            }
+            // A snapshot: the set is never borrowed across the await.
+            let snapshot = set.borrow().clone();
+            let head = snapshot
+                .train(
+                    &clip,
+                    options.clip_name.as_deref().unwrap_or("browser"),
+                    &options.templates,
+                    &settings,
+                    &mut Silent,
+                )
+                .await
+                .map_err(js_error)?;
+            let bytes = head.to_bytes().map_err(js_error)?;
+            let counts: Vec<u32> = snapshot.counts().iter().map(|&c| c as u32).collect();
+            let result = Object::new();
+            let fields = [
+                ("head", Uint8Array::from(bytes.as_slice()).into()),
+                ("kind", JsValue::from(kind.name())),
+                ("classes", to_js(&head.header.classes)?),
+                ("counts", to_js(&counts)?),
+                (
+                    "heldOut",
+                    match held_out(&head.header.training) {
+                        Some(estimate) => to_js(&estimate)?,
+                        None => JsValue::NULL,
+                    },
+                ),
+                ("training", to_js(&head.header.training)?),
+            ];
+            for (key, value) in fields {
+                Reflect::set(&result, &key.into(), &value)
+                    .map_err(|_| JsError::new("building the result"))?;
+            }
+            Ok(result.into())
+        })
     }
 }

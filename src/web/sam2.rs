@@ -52,12 +52,34 @@ struct SegmentOptions {
     #[serde(rename = "box")]
     region: Option<[f32; 4]>,
     auto: bool,
+    #[serde(flatten)]
+    automatic: AutomaticOptions,
+    single: bool,
+}
+
+/// The automatic generator's knobs as the page names them (`segment` and support sets).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub(super) struct AutomaticOptions {
     points_per_side: Option<usize>,
     points_per_batch: Option<usize>,
     pred_iou_thresh: Option<f32>,
     stability_thresh: Option<f32>,
     min_area: Option<usize>,
-    single: bool,
+}
+
+impl AutomaticOptions {
+    /// `base` (the segmenter's settings) with the knobs given here.
+    pub(super) fn settings(&self, base: &GeneratorSettings) -> GeneratorSettings {
+        GeneratorSettings {
+            points_per_side: self.points_per_side.unwrap_or(base.points_per_side),
+            points_per_batch: self.points_per_batch.unwrap_or(base.points_per_batch),
+            pred_iou_thresh: self.pred_iou_thresh.unwrap_or(base.pred_iou_thresh),
+            stability_score_thresh: self.stability_thresh.unwrap_or(base.stability_score_thresh),
+            min_mask_region_area: self.min_area.unwrap_or(0),
+            ..base.clone()
+        }
+    }
 }
 
 impl WebSam2 {
@@ -101,16 +123,7 @@ impl SegmentOptions {
     fn request(&self, automatic: &GeneratorSettings) -> SegmentRequest {
         if self.auto {
             return SegmentRequest::Automatic {
-                settings: GeneratorSettings {
-                    points_per_side: self.points_per_side.unwrap_or(automatic.points_per_side),
-                    points_per_batch: self.points_per_batch.unwrap_or(automatic.points_per_batch),
-                    pred_iou_thresh: self.pred_iou_thresh.unwrap_or(automatic.pred_iou_thresh),
-                    stability_score_thresh: self
-                        .stability_thresh
-                        .unwrap_or(automatic.stability_score_thresh),
-                    min_mask_region_area: self.min_area.unwrap_or(0),
-                    ..automatic.clone()
-                },
+                settings: self.automatic.settings(automatic),
                 choice: MaskChoice::at_or_largest(self.points.first()),
             };
         }

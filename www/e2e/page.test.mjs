@@ -9,7 +9,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { copyFile, mkdir, mkdtemp, readFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { tmpdir } from "node:os";
 import { extname, join, normalize, dirname, basename } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,6 +26,7 @@ const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "applic
 const xray = join(data, "chest-xray", "PNEUMONIA", "person1951_bacteria_4882.jpeg");
 const mri = join(data, "brain-mri", "meningioma", "Te-me_0016.jpg");
 const work = { timeout: 120_000 };
+const run = promisify(execFile);
 
 let server;
 let browser;
@@ -101,18 +104,15 @@ async function outcome(key, start, timeout = work.timeout) {
 
 const idle = () => page.waitForFunction(() => !document.body.dataset.busy, null, work);
 
-/** A real drop: a DataTransfer holding the file, dispatched on `selector`. */
-async function drop(selector, path) {
-  const bytes = (await readFile(path)).toString("base64");
-  const transfer = await page.evaluateHandle(
-    ({ bytes, name }) => {
-      const binary = Uint8Array.from(atob(bytes), (c) => c.charCodeAt(0));
-      const transfer = new DataTransfer();
-      transfer.items.add(new File([binary], name));
-      return transfer;
-    },
-    { bytes, name: basename(path) },
-  );
+/** A real drop: a DataTransfer holding the file(s) at `paths`, dispatched on `selector`. */
+async function drop(selector, paths) {
+  const files = [];
+  for (const path of [paths].flat()) files.push({ bytes: (await readFile(path)).toString("base64"), name: basename(path) });
+  const transfer = await page.evaluateHandle((files) => {
+    const transfer = new DataTransfer();
+    for (const { bytes, name } of files) transfer.items.add(new File([Uint8Array.from(atob(bytes), (c) => c.charCodeAt(0))], name));
+    return transfer;
+  }, files);
   await page.dispatchEvent(selector, "dragover", { dataTransfer: transfer });
   await page.dispatchEvent(selector, "drop", { dataTransfer: transfer });
 }
@@ -336,6 +336,51 @@ test("a head trained on SAM 2's masks runs its own recorded settings and predict
   await shot("08-head-on-sam2");
 });
 
+test("a head trained from class bins in the page downloads and predicts natively as in the page", async () => {
+  await idle();
+  await drop("#canvas-stack", mri);
+  await page.waitForFunction(() => document.body.dataset.image === "290x339", null, { timeout: 30_000 });
+  const classes = await page.inputValue("#classes");
+  await page.fill("#classes", "glioma, meningioma");
+  await page.selectOption("#focus", "none");
+  await page.waitForFunction(() => document.querySelectorAll("#bins .bin").length === 2);
+  assert.ok(await page.isDisabled("#train"), "no images in the bins yet");
+  const images = (folder, names) => names.map((name) => join(data, "brain-mri", folder, name));
+  await drop('#bins .bin[data-class="glioma"]', images("glioma", ["Te-gl_0010.jpg", "Te-gl_0011.jpg", "Te-gl_0012.jpg", "Te-gl_0013.jpg"]));
+  await drop('#bins .bin[data-class="meningioma"]', images("meningioma", ["Te-me_0016.jpg"]));
+  await page.setInputFiles('#bins .bin[data-class="meningioma"] input[type=file]:not([webkitdirectory])', [
+    ...images("meningioma", ["Te-me_0017.jpg", "Te-me_0018.jpg", "Te-me_0019.jpg"]),
+    { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not an image") },
+  ]);
+  assert.match(await text('#bins .bin[data-class="meningioma"] .bin-count'), /^4 images/);
+  assert.match(await text("#train-error"), /1 file\(s\) dropped into meningioma are not images/);
+  await shot("09-bins");
+
+  await page.selectOption("#head-kind", "linear-probe");
+  assert.equal(await outcome("trained", () => page.click("#train")), "linear-probe", await text("#train-error"));
+  assert.match(await text("#train-status"), /Trained a linear-probe head on 4 glioma, 4 meningioma \(none focus\)/);
+  assert.match(await text("#train-status"), /Held-out accuracy \d+(\.\d)?%/);
+  assert.equal(await dataset("head"), "linear-probe", "the trained head is the loaded head");
+  assert.match(await text("#head-status"), /linear-probe head for glioma, meningioma; focus none/);
+  await shot("10-trained");
+
+  const head = await download("#export-head");
+  assert.equal(head.name, "linear-probe-none.mfh");
+  await idle();
+  assert.equal(await outcome("classified", () => page.click("#classify-head")), "Te-me_0016.jpg:head", await text("#classify-error"));
+  const pageReport = JSON.parse((await download("#export-result")).bytes.toString());
+
+  // The downloaded file, predicted natively by the CLI on the same image.
+  const headPath = join(await mkdtemp(join(tmpdir(), "medfocus-head-")), head.name);
+  await writeFile(headPath, head.bytes);
+  const { stdout } = await run("cargo", ["run", "--quiet", "--locked", "--", "--device", "cpu", "predict", "--head", headPath, "--model", join(fixtures, "clip", "openclip-tiny"), "--json", mri], { cwd: root, maxBuffer: 1 << 24 });
+  const native = JSON.parse(stdout.trim().split("\n").at(-1));
+  assert.deepEqual(native.classes, ["glioma", "meningioma"]);
+  const diff = Math.max(...pageReport.probabilities.map((p, i) => Math.abs(p - native.probabilities[i])));
+  assert.ok(diff < 1e-4, `page ${pageReport.probabilities} vs native ${native.probabilities}`);
+  await page.fill("#classes", classes);
+});
+
 test("while work runs the panels are locked, and a result for a replaced image is discarded", async () => {
   await idle();
   await drop("#drop", xray);
@@ -440,11 +485,69 @@ test("a whole visit sends nothing: no request after load, no request body, and i
   await ready("classified");
   assert.equal(await visit.evaluate(() => document.body.dataset.classified), "Te-me_0016.jpg:overlay");
   await Promise.all([visit.waitForEvent("download"), visit.click("#export-result")]);
+  // Training too: two bins, a head, its download.
+  await visit.selectOption("#focus", "none");
+  await visit.fill("#classes", "glioma, meningioma");
+  for (const [name, files] of [["glioma", ["Te-gl_0010.jpg", "Te-gl_0011.jpg"]], ["meningioma", ["Te-me_0016.jpg", "Te-me_0017.jpg"]]]) {
+    await visit.setInputFiles(`#bins .bin[data-class="${name}"] input[type=file]:not([webkitdirectory])`, files.map((file) => join(data, "brain-mri", name, file)));
+  }
+  await visit.click("#train");
+  await ready("trained");
+  assert.equal(await visit.evaluate(() => document.body.dataset.trained), "linear-probe", await visit.textContent("#train-error"));
+  await Promise.all([visit.waitForEvent("download"), visit.click("#export-head")]);
   await context.setOffline(false);
 
   const after = requests.slice(atLoad).filter(({ url: address }) => !address.startsWith("blob:"));
   assert.deepEqual(after, [], "requests after the page loaded");
   assert.ok(requests.every(({ body }) => !body), "a request carried a body");
   assert.deepEqual(sockets, []);
+  assert.equal(await visit.evaluate(() => document.body.dataset.stored), "clip,sam2,head");
+  const assets = new Set(requests.map(({ url: address }) => address));
+  await visit.close();
+
+  // A second visit: the models come from this browser's storage, checked, without a pick and
+  // without a request beyond the page's own files; then forgetting them leaves nothing behind.
+  const again = await context.newPage();
+  const secondRequests = [];
+  again.on("request", (request) => secondRequests.push(request.url()));
+  await again.goto(url);
+  await again.waitForFunction(() => document.body.dataset.engine === "ready" && document.body.dataset.model && document.body.dataset.sam2 && document.body.dataset.head, null, work);
+  assert.equal(await again.evaluate(() => document.body.dataset.model), "open_clip", await again.textContent("#clip-error"));
+  assert.match(await again.textContent("#model-status"), /open_clip model \(from this browser's storage\) loaded/);
+  assert.match(await again.textContent("#sam2-status"), /\(from this browser's storage\)/);
+  assert.match(await again.textContent("#head-status"), /linear-probe head \(from this browser's storage\) for glioma, meningioma/);
+  assert.match(await again.textContent("#storage-status"), /Kept in this browser, checked by SHA-256/);
+  assert.deepEqual(secondRequests.filter((address) => !assets.has(address) && !address.startsWith("blob:")), [], "the second visit fetched something new");
+  await again.screenshot({ path: join(screenshots, "11-second-visit.png"), fullPage: true });
+  await again.click("#forget-models");
+  await again.waitForFunction(() => document.body.dataset.stored === "none" && !document.body.dataset.busy, null, work);
+  await again.reload();
+  await again.waitForFunction(() => document.body.dataset.engine === "ready", null, work);
+  assert.equal(await again.evaluate(() => document.body.dataset.model ?? ""), "", "nothing is loaded after forgetting");
+  assert.equal(await again.evaluate(() => document.body.dataset.stored), "none");
+  await context.close();
+});
+
+test("a damaged stored model is a clear error, not a wrong model", async () => {
+  const context = await browser.newContext();
+  const visit = await context.newPage();
+  await visit.goto(url);
+  await visit.waitForFunction(() => document.body.dataset.engine === "ready", null, work);
+  await visit.setInputFiles("#head-input", join(fixtures, "heads", "brain-mri-tip-adapter-f.mfh"));
+  await visit.waitForFunction(() => document.body.dataset.stored === "head" && !document.body.dataset.busy, null, work);
+  // Flip one byte of the stored copy, behind the page's back.
+  await visit.evaluate(async () => {
+    const folder = await (await (await navigator.storage.getDirectory()).getDirectoryHandle("medfocus-models")).getDirectoryHandle("head");
+    const handle = await folder.getFileHandle(encodeURIComponent("brain-mri-tip-adapter-f.mfh"));
+    const bytes = new Uint8Array(await (await handle.getFile()).arrayBuffer());
+    bytes[bytes.length - 1] ^= 0xff;
+    const writable = await handle.createWritable();
+    await writable.write(bytes);
+    await writable.close();
+  });
+  await visit.reload();
+  await visit.waitForFunction(() => document.body.dataset.engine === "ready" && document.body.dataset.head, null, work);
+  assert.equal(await visit.evaluate(() => document.body.dataset.head), "error");
+  assert.match(await visit.textContent("#head-error"), /stored copy of brain-mri-tip-adapter-f\.mfh is damaged/);
   await context.close();
 });

@@ -8,19 +8,20 @@ use serde_json::json;
 
 use super::cache::EmbeddingCache;
 use super::finetune::train_finetune;
-use super::recipes::{HeadSettings, TextPrior, TrainedHead, Training, train_head};
-use super::run::{Observer, TrainError, TrainRun, host_values};
+use super::recipes::{HeadSettings, Training, train_head};
+use super::run::{Observer, TrainError, TrainRun};
 use super::support::{
     EmbedError, Embedder, SupportEmbeddings, SupportMasks, Target, embed_support,
 };
+pub use super::support_set::{
+    FINETUNE_TEMPLATE, HeadIdentity, SupportSetError, assemble_head, default_templates, text_prior,
+};
 use crate::clip::load::LoadedClip;
 use crate::clip::vision::VisionTransformer;
-use crate::clip::zero_shot::{MEDICAL_TEMPLATES, ZeroShotClassifier, ZeroShotError};
+use crate::clip::zero_shot::ZeroShotError;
 use crate::dataset::{ClassFolders, DatasetError};
 use crate::heads::features::{FeatureError, class_counts};
-use crate::heads::head_file::{
-    ClipIdentity, FORMAT_VERSION, FocusMode, HeadFile, HeadHeader, HeadKind,
-};
+use crate::heads::head_file::{FocusMode, HeadFile, HeadKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FromFoldersError {
@@ -36,10 +37,9 @@ pub enum FromFoldersError {
     Features(#[from] FeatureError),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Assemble(#[from] SupportSetError),
 }
-
-/// The prompt the paper fine-tunes against.
-pub const FINETUNE_TEMPLATE: &str = "This is a photo of {}.";
 
 pub struct TrainRequest<'a> {
     pub data: &'a Path,
@@ -97,11 +97,8 @@ pub fn train_from_folders(
     for line in support.skipped.iter().chain(&support.warnings) {
         observer.note(line);
     }
-    let zero_shot = ZeroShotClassifier::new(request.clip, &prompt_classes, &templates)?;
-    let text = TextPrior {
-        embeddings: host_values(zero_shot.class_embeddings.clone())?,
-        scale: zero_shot.logit_scale,
-    };
+    let (text, embed_dim) =
+        pollster::block_on(text_prior(request.clip, &prompt_classes, &templates))?;
     // The run's identity: everything that changes the result. A checkpoint of another run is
     // never silently continued.
     let identity = json!({
@@ -154,7 +151,7 @@ pub fn train_from_folders(
             templates,
             clip: request.clip,
             clip_name: request.clip_name,
-            embed_dim: zero_shot.class_embeddings.dims()[1],
+            embed_dim,
             focus,
         },
     )?;
@@ -163,49 +160,6 @@ pub fn train_from_folders(
         support,
         resumed,
     })
-}
-
-/// What a head file says about itself beside its tensors.
-pub struct HeadIdentity<'a> {
-    pub kind: HeadKind,
-    /// The class names (folder names), in label order.
-    pub classes: Vec<String>,
-    pub templates: Vec<String>,
-    pub clip: &'a LoadedClip,
-    pub clip_name: String,
-    pub embed_dim: usize,
-    pub focus: FocusMode,
-}
-
-/// A trained head as a checked head file (what `train` writes and `eval` scores).
-pub fn assemble_head(
-    trained: TrainedHead,
-    identity: HeadIdentity,
-) -> Result<HeadFile, FromFoldersError> {
-    let head = HeadFile {
-        header: HeadHeader {
-            format: FORMAT_VERSION,
-            kind: identity.kind,
-            classes: identity.classes,
-            templates: identity.templates,
-            clip: ClipIdentity {
-                name: identity.clip_name,
-                family: identity.clip.family.to_string(),
-                fingerprint: identity.clip.model.fingerprint.clone(),
-                embed_dim: identity.embed_dim,
-            },
-            focus: identity.focus,
-            preprocess: identity.clip.preprocess.clone(),
-            text_scale: trained.text_scale,
-            cache: trained.cache,
-            training: trained.training,
-        },
-        tensors: trained.tensors,
-    };
-    head.check().map_err(|error| {
-        FromFoldersError::Invalid(format!("the trained head failed its own check: {error}"))
-    })?;
-    Ok(head)
 }
 
 /// The words the text prompts use per class folder: the given names, else the folder names.
@@ -231,15 +185,6 @@ fn prompt_classes(
 /// defaults.
 fn templates(request: &TrainRequest) -> Vec<String> {
     default_templates(&request.templates, request.settings.kind)
-}
-
-/// The given templates, else the paper's for a fine-tune, else the medical defaults.
-pub fn default_templates(given: &[String], kind: HeadKind) -> Vec<String> {
-    match (given.is_empty(), kind) {
-        (false, _) => given.to_vec(),
-        (true, HeadKind::Finetune) => vec![FINETUNE_TEMPLATE.to_string()],
-        (true, _) => MEDICAL_TEMPLATES.iter().map(|t| t.to_string()).collect(),
-    }
 }
 
 /// What each support image becomes: its embedding, or for a fine-tune the tokens entering the

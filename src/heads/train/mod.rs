@@ -1,25 +1,34 @@
-//! Training support heads (native only): from a folder of labelled images to a head file.
+//! Training support heads: from labelled images to a head file.
 //!
 //! | file | what |
 //! |---|---|
-//! | [`from_folders`] | the journey: embed the support set, train the kind, write the head file |
-//! | [`support`], [`cache`] | support images → embeddings through the pipeline, the embedding cache |
+//! | [`from_folders`] | native: a folder per class → embeddings (cache, checkpoints) → head file |
+//! | [`support_set`] | both targets: images handed over one by one (the page's class bins) → head file; and the steps every journey ends with (text prior, assembling the head) |
+//! | [`support`], [`cache`] | native: support images → embeddings through the pipeline, the embedding cache |
 //! | [`recipes`] | what each kind trains, stage by stage (hyper-parameter search, refit) |
 //! | [`run`] | the loop every gradient-trained head shares: Adam, early stopping, checkpoints |
 //! | [`optim`], [`lbfgs`] | Adam keyed by parameter name; L-BFGS for the convex probes |
-//! | [`linear_probe`], [`coop`], [`finetune`] | the objectives of the probes, CoOp and the paper's fine-tune |
+//! | [`linear_probe`], [`coop`], [`finetune`] | the objectives of the probes, CoOp and the paper's fine-tune (the last two native only) |
 
+#[cfg(not(target_arch = "wasm32"))]
 pub mod cache;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod coop;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod finetune;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod from_folders;
 pub mod lbfgs;
 pub mod linear_probe;
 pub mod optim;
 pub mod recipes;
 pub mod run;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod support;
+pub mod support_set;
 
+#[cfg(not(target_arch = "wasm32"))]
 pub use from_folders::{TrainReport, TrainRequest, train_from_folders};
 pub use recipes::{HeadSettings, TextPrior, TrainedHead, train_head};
 pub use run::{EpochReport, Objective, Observer, Silent, TrainError, TrainRun};
+pub use support_set::{SupportSet, SupportSetError};
