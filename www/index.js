@@ -44,7 +44,7 @@ function fill(list, entries) {
 }
 
 const mib = (bytes) => `${Math.round(bytes / 1048576)} MiB`;
-const megabytes = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+const megabytes = (bytes) => (bytes < 1e5 ? `${(bytes / 1e3).toFixed(1)} kB` : `${(bytes / 1e6).toFixed(1)} MB`);
 const message = (error) => error?.message ?? String(error);
 const classesValue = () => $("classes").value.split(",").map((name) => name.trim()).filter(Boolean);
 const templatesValue = () => $("templates").value.split("\n").map((line) => line.trim()).filter(Boolean);
@@ -1030,7 +1030,9 @@ function addToBin(name, files) {
     if (!known.has(key)) bins.get(name).push(file);
     known.add(key);
   }
-  $("train-error").textContent = ignored ? `${ignored} file(s) dropped into ${name} are not images and were left out.` : "";
+  $("train-error").textContent = ignored
+    ? `${ignored} file${ignored === 1 ? "" : "s"} given to ${name} ${ignored === 1 ? "is not an image and was" : "are not images and were"} left out.`
+    : "";
   renderBins();
 }
 
