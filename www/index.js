@@ -6,6 +6,8 @@
 // locked meanwhile; each image gets a new generation, and a result computed for an earlier one
 // is discarded, never drawn; a device switch or a cancel restarts the engine and reloads every
 // model from the files the user gave; a head's recorded mask settings are used as recorded.
+// Models that loaded are kept in this browser's storage (the worker's OPFS store) and come back
+// on the next visit, checked; the class bins hold files only, the engine embeds them per Train.
 import { Engine, Superseded } from "./engine.js";
 
 const $ = (id) => document.getElementById(id);
