@@ -1,7 +1,8 @@
 // The engine: every piece of model work runs here, in a dedicated Web Worker, so that the page's
 // thread only draws and stays responsive while SAM 2 or CLIP compute for seconds. It owns the
 // wasm module, the device, the models, the current image and the stored model files (OPFS); the
-// page talks to it by messages (see www/engine.js): {id, op, args} in; {id, type: "progress" | "done" | "error", …} out.
+// page talks to it by messages (see www/engine.js): {id, op, args} in; {id, type: "progress" |
+// "done" | "error", …} out.
 // Messages are handled strictly one at a time: wasm-side state (the models, SAM 2's last image
 // embedding) must never be entered by a second request while the first awaits the device.
 //
