@@ -9,7 +9,12 @@
 // The wasm package is imported dynamically: a static import would hold the handler back until the
 // module compiled, and messages posted meanwhile would be lost.
 let medfocus = null;
-const loading = import("../pkg/medfocus.js").then((module) => (medfocus = module));
+const loading = import("../pkg/medfocus.js").then(
+  (module) => (medfocus = module),
+  (error) => {
+    throw new Error(`the engine's wasm module did not load (${error?.message ?? error}); reload the page`);
+  },
+);
 
 const state = {
   device: null,
@@ -323,9 +328,10 @@ let queue = Promise.resolve();
 
 self.onmessage = ({ data: { id, op, args } }) => {
   queue = queue.then(async () => {
-    await loading;
     const progress = (report) => self.postMessage({ id, type: "progress", ...report });
     try {
+      // A module that failed to load fails every request, saying why, instead of leaving it unanswered.
+      await loading;
       const handler = ops[op];
       if (!handler) throw new Error(`unknown operation ${op}`);
       const answer = await handler(args ?? {}, progress);

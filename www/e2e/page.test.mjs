@@ -530,6 +530,17 @@ test("a whole visit sends nothing: no request after load, no request body, and i
   await context.close();
 });
 
+test("a wasm module that cannot load is reported, not a page waiting forever", async () => {
+  const context = await browser.newContext();
+  await context.route("**/*.wasm", (route) => route.fulfill({ status: 404, body: "" }));
+  const visit = await context.newPage();
+  await visit.goto(url);
+  await visit.waitForFunction(() => document.body.dataset.engine === "ready", null, work);
+  assert.equal(await visit.evaluate(() => document.body.dataset.device), "error");
+  assert.match(await visit.textContent("#device-report"), /the engine's wasm module did not load .*reload the page/);
+  await context.close();
+});
+
 test("a damaged stored model is a clear error, not a wrong model", async () => {
   const context = await browser.newContext();
   const visit = await context.newPage();
