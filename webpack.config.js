@@ -1,7 +1,27 @@
 // Bundles www/ (the page, and the engine's Web Worker with the wasm package that `wasm-pack build
 // --target bundler --out-dir pkg` wrote).
+const crypto = require("crypto");
+const fs = require("fs");
 const path = require("path");
 const HtmlWebpackPlugin = require("html-webpack-plugin");
+
+// Production builds get www/sw.js (the page's offline copy) with this build's file list and a
+// version derived from it: a new build replaces the cached one, an unchanged build keeps it.
+class OfflineCopyPlugin {
+  apply(compiler) {
+    const { Compilation, sources } = compiler.webpack;
+    compiler.hooks.thisCompilation.tap("OfflineCopyPlugin", (compilation) => {
+      compilation.hooks.processAssets.tap({ name: "OfflineCopyPlugin", stage: Compilation.PROCESS_ASSETS_STAGE_REPORT }, () => {
+        const files = Object.keys(compilation.assets).filter((name) => name !== "sw.js").sort();
+        const assets = ["./", ...files.filter((name) => name !== "index.html").map((name) => `./${name}`)];
+        const version = crypto.createHash("sha256").update(files.map((name) => `${name}:${compilation.assets[name].size()}`).join("\n")).digest("hex").slice(0, 16);
+        const template = fs.readFileSync(path.resolve(__dirname, "www/sw.js"), "utf8");
+        const script = `self.MEDFOCUS_ASSETS = ${JSON.stringify(assets)};\nself.MEDFOCUS_VERSION = ${JSON.stringify(version)};\n${template}`;
+        compilation.emitAsset("sw.js", new sources.RawSource(script));
+      });
+    });
+  }
+}
 
 // The page's Content Security Policy: everything from its own origin, nothing anywhere else.
 // 'wasm-unsafe-eval' lets it compile its own wasm module; blob: images are the exports. The dev
@@ -36,7 +56,7 @@ module.exports = (_env, argv) => {
       // The wasm module carries burn's kernels; it is large by nature, and cached by the browser.
       hints: false,
     },
-    plugins: [new HtmlWebpackPlugin({ template: "./www/index.html", csp })],
+    plugins: [new HtmlWebpackPlugin({ template: "./www/index.html", csp }), ...(development ? [] : [new OfflineCopyPlugin()])],
     devServer: {
       static: false,
       // Localhost only: patient images never leave the machine, and neither does the page.

@@ -1184,3 +1184,15 @@ wireImageInput();
 wireRegion();
 renderBins();
 restartEngine(null);
+// The page's offline copy (production builds only: the development server has no sw.js). Once it
+// controls the page, a restarted engine and a reload need no network.
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker
+    .register("sw.js")
+    .then(() => navigator.serviceWorker.ready)
+    .then(() => {
+      const controlled = () => navigator.serviceWorker.controller && (document.body.dataset.offlineCopy = "ready");
+      if (!controlled()) navigator.serviceWorker.addEventListener("controllerchange", controlled, { once: true });
+    })
+    .catch(() => (document.body.dataset.offlineCopy = "none"));
+}

@@ -530,6 +530,28 @@ test("a whole visit sends nothing: no request after load, no request body, and i
   await context.close();
 });
 
+test("after the first visit the page needs no network: an engine restart and a reload work offline", async () => {
+  const context = await browser.newContext();
+  const visit = await context.newPage();
+  await visit.goto(url);
+  await visit.waitForFunction(() => document.body.dataset.engine === "ready" && document.body.dataset.offlineCopy, null, work);
+  assert.equal(await visit.evaluate(() => document.body.dataset.offlineCopy), "ready");
+  await visit.setInputFiles("#model-input", join(fixtures, "clip", "openclip-tiny"));
+  await visit.waitForFunction(() => document.body.dataset.model && !document.body.dataset.busy, null, work);
+
+  await context.setOffline(true);
+  // A device switch ends the worker: the new one, its script and the wasm come from the offline copy.
+  await visit.selectOption("#device-request", "cpu");
+  await visit.waitForFunction(() => document.body.dataset.device === "flex" && document.body.dataset.engine === "ready" && !document.body.dataset.busy, null, work);
+  assert.match(await visit.textContent("#model-status"), /open_clip model loaded on flex/, await visit.textContent("#clip-error"));
+  // A reload offline: the page from the offline copy, the model from this browser's storage.
+  await visit.reload();
+  await visit.waitForFunction(() => document.body.dataset.engine === "ready" && document.body.dataset.model && !document.body.dataset.busy, null, work);
+  assert.equal(await visit.evaluate(() => document.body.dataset.model), "open_clip", await visit.textContent("#clip-error"));
+  await context.setOffline(false);
+  await context.close();
+});
+
 test("a wasm module that cannot load is reported, not a page waiting forever", async () => {
   const context = await browser.newContext();
   await context.route("**/*.wasm", (route) => route.fulfill({ status: 404, body: "" }));
