@@ -438,19 +438,21 @@ function wireImageInput() {
     }
   });
   input.addEventListener("change", () => input.files[0] && showImage(input.files[0]));
-  for (const target of [drop, $("canvas-stack")]) {
-    target.addEventListener("dragover", (event) => {
-      event.preventDefault();
-      drop.classList.add("over");
-    });
-    target.addEventListener("dragleave", () => drop.classList.remove("over"));
-    target.addEventListener("drop", (event) => {
-      event.preventDefault();
-      drop.classList.remove("over");
-      const file = event.dataTransfer.files[0];
-      if (file) showImage(file);
-    });
-  }
+  for (const target of [drop, $("canvas-stack")]) acceptDrops(target, drop, (files) => files[0] && showImage(files[0]));
+}
+
+/** Files dropped on `target` go to `take`; `highlighted` shows that a drop would land. */
+function acceptDrops(target, highlighted, take) {
+  target.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    highlighted.classList.add("over");
+  });
+  target.addEventListener("dragleave", () => highlighted.classList.remove("over"));
+  target.addEventListener("drop", (event) => {
+    event.preventDefault();
+    highlighted.classList.remove("over");
+    take(event.dataTransfer.files);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1003,16 +1005,7 @@ function renderBins() {
     const take = (list) => addToBin(name, [...list]);
     input.addEventListener("change", () => take(input.files));
     folder.addEventListener("change", () => take(folder.files));
-    bin.addEventListener("dragover", (event) => {
-      event.preventDefault();
-      bin.classList.add("over");
-    });
-    bin.addEventListener("dragleave", () => bin.classList.remove("over"));
-    bin.addEventListener("drop", (event) => {
-      event.preventDefault();
-      bin.classList.remove("over");
-      take(event.dataTransfer.files);
-    });
+    acceptDrops(bin, bin, take);
     const buttons = document.createElement("div");
     buttons.className = "row";
     buttons.append(add, addFolder, clear);

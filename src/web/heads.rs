@@ -163,6 +163,11 @@ pub fn support_set_on_sam2(
     })
 }
 
+/// Images per class, as JS numbers.
+fn counts_of(set: &SupportSet) -> Vec<u32> {
+    set.counts().iter().map(|&count| count as u32).collect()
+}
+
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct TrainOptions {
@@ -212,10 +217,9 @@ impl WebSupportSet {
                 .map_err(js_error)?;
             let set = set.borrow();
             let result = Object::new();
-            let counts: Vec<u32> = set.counts().iter().map(|&count| count as u32).collect();
             let fields = [
                 ("images", JsValue::from(set.len() as u32)),
-                ("counts", to_js(&counts)?),
+                ("counts", to_js(&counts_of(&set))?),
                 ("duplicate", JsValue::from(added.duplicate)),
                 ("region", region_value),
             ];
@@ -230,12 +234,7 @@ impl WebSupportSet {
     /// Images per class, in label order.
     #[wasm_bindgen(getter)]
     pub fn counts(&self) -> Vec<u32> {
-        self.set
-            .borrow()
-            .counts()
-            .iter()
-            .map(|&count| count as u32)
-            .collect()
+        counts_of(&self.set.borrow())
     }
 
     /// What the user should know about the images added (SAM 2 found no region, …).
@@ -282,13 +281,12 @@ impl WebSupportSet {
                 .await
                 .map_err(js_error)?;
             let bytes = head.to_bytes().map_err(js_error)?;
-            let counts: Vec<u32> = snapshot.counts().iter().map(|&c| c as u32).collect();
             let result = Object::new();
             let fields = [
                 ("head", Uint8Array::from(bytes.as_slice()).into()),
                 ("kind", JsValue::from(kind.name())),
                 ("classes", to_js(&head.header.classes)?),
-                ("counts", to_js(&counts)?),
+                ("counts", to_js(&counts_of(&snapshot))?),
                 (
                     "heldOut",
                     match held_out(&head.header.training) {

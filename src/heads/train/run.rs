@@ -416,6 +416,17 @@ pub fn host_values(tensor: Tensor<2>) -> Result<Vec<f32>, TrainError> {
         .map_err(|error| TrainError::Readback(format!("{error:?}")))
 }
 
+/// [`host_values`] awaited: the read-back WebGPU allows (it cannot read synchronously).
+pub async fn host_values_async(tensor: Tensor<2>) -> Result<Vec<f32>, TrainError> {
+    tensor
+        .into_data_async()
+        .await
+        .map_err(|error| TrainError::Readback(format!("{error:?}")))?
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|error| TrainError::Readback(format!("{error:?}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::recipes::{HeadSettings, TextPrior, TrainedHead, train_head};
-use super::run::{Observer, TrainError, TrainRun};
+use super::run::{Observer, TrainError, TrainRun, host_values_async};
 use crate::clip::load::LoadedClip;
 use crate::clip::preprocess::Pixels8;
 use crate::clip::zero_shot::{MEDICAL_TEMPLATES, ZeroShotClassifier, ZeroShotError};
@@ -145,14 +145,7 @@ impl SupportSet {
     ) -> Result<(Vec<f32>, Option<Region>), SupportSetError> {
         encoder.require_region(!source.is_none(), "give a region (mask, box or SAM 2)")?;
         let region = encoder.region(pixels, source).await?;
-        let embedding = encoder.embed(pixels, region.as_ref())?;
-        let values = embedding
-            .into_data_async()
-            .await
-            .map_err(|error| TrainError::Readback(format!("{error:?}")))?
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|error| TrainError::Readback(format!("{error:?}")))?;
+        let values = host_values_async(encoder.embed(pixels, region.as_ref())?).await?;
         Ok((values, region))
     }
 
@@ -323,15 +316,7 @@ pub async fn text_prior(
 ) -> Result<(TextPrior, usize), SupportSetError> {
     let zero_shot = ZeroShotClassifier::new(clip, classes, templates)?;
     let embed_dim = zero_shot.class_embeddings.dims()[1];
-    let embeddings = zero_shot
-        .class_embeddings
-        .clone()
-        .into_data_async()
-        .await
-        .map_err(|error| TrainError::Readback(format!("{error:?}")))?
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|error| TrainError::Readback(format!("{error:?}")))?;
+    let embeddings = host_values_async(zero_shot.class_embeddings.clone()).await?;
     Ok((
         TextPrior {
             embeddings,
