@@ -41,6 +41,8 @@ function contentSecurityPolicy(development) {
   ].join("; ");
 }
 
+const siteModels = path.resolve(process.env.MEDFOCUS_SITE_MODELS ?? path.join(__dirname, "models"));
+
 module.exports = (_env, argv) => {
   const development = argv.mode === "development";
   const csp = contentSecurityPolicy(development);
@@ -58,7 +60,9 @@ module.exports = (_env, argv) => {
     },
     plugins: [new HtmlWebpackPlugin({ template: "./www/index.html", csp }), ...(development ? [] : [new OfflineCopyPlugin()])],
     devServer: {
-      static: false,
+      // This site's models (`medfocus weights export-web` writes models/): served at /models/
+      // when the folder exists; MEDFOCUS_SITE_MODELS names another folder.
+      static: fs.existsSync(siteModels) ? [{ directory: siteModels, publicPath: "/models", watch: false, serveIndex: false }] : false,
       // Localhost only: patient images never leave the machine, and neither does the page.
       allowedHosts: ["localhost", "127.0.0.1"],
       // A meta tag cannot reach the worker: its script's response carries the policy too.

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up (scripts/setup.sh), builds the wasm package into pkg/ and serves the page on
-# http://127.0.0.1:8080 (override with PORT); with --build-only, bundles into dist/ and stops.
+# http://127.0.0.1:8080 (override with PORT), with this site's models from models/ (written by
+# `medfocus weights export-web`; MEDFOCUS_SITE_MODELS names another folder) at /models/ when
+# present; with --build-only, bundles into dist/ and stops.
 # Nothing leaves the machine: the page and everything it computes stay local.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -17,6 +17,8 @@ pub mod heads;
 pub mod imaging;
 pub mod pipeline;
 pub mod sam2;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod site_models;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 pub mod weights;

@@ -344,3 +344,184 @@ fn sam2_exports_a_burnpack_and_checks_int8() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The manifest `weights export-web` wrote, with every listed file checked against the disk.
+fn site_manifest(site: &std::path::Path) -> serde_json::Value {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(site.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["format"], "medfocus-site-models");
+    assert_eq!(manifest["version"], 1);
+    for model in manifest["models"].as_array().unwrap() {
+        for file in model["files"].as_array().unwrap() {
+            let path = site.join(file["path"].as_str().unwrap());
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(
+                file["size"].as_u64().unwrap(),
+                bytes.len() as u64,
+                "{path:?}"
+            );
+            assert_eq!(
+                file["sha256"].as_str().unwrap(),
+                medfocus::heads::train::cache::sha256_hex(&bytes),
+                "{path:?}"
+            );
+        }
+    }
+    manifest
+}
+
+fn listed_names(manifest: &serde_json::Value, kind: &str) -> Vec<String> {
+    manifest["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|model| model["kind"] == kind)
+        .map(|model| {
+            model["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|file| file["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn export_web_writes_the_site_models_the_page_downloads() {
+    let site = std::env::temp_dir().join(format!("medfocus-site-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&site);
+    let site_arg = site.display().to_string();
+    let head = manifest()
+        .join("tests/fixtures/heads/brain-mri-tip-adapter-f.mfh")
+        .display()
+        .to_string();
+    let output = medfocus(&[
+        "weights",
+        "export-web",
+        "--clip",
+        &model("openclip-tiny"),
+        "--sam2",
+        &sam2_fixture("sam2.1-tiny-small.pt"),
+        "--sam2-config",
+        &sam2_fixture("sam2.1-tiny-small.config.json"),
+        "--head",
+        &head,
+        "--out",
+        &site_arg,
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("int8-per-block-32"), "{stdout}");
+    let written = site_manifest(&site);
+    // The files the loader reads, SafeTensors only (the browser reads no pickle).
+    assert_eq!(
+        listed_names(&written, "clip"),
+        ["open_clip_config.json", "open_clip_model.safetensors"]
+    );
+    assert_eq!(
+        listed_names(&written, "sam2"),
+        ["sam2.1-tiny-small.int8-per-block-32.bpk"]
+    );
+    assert_eq!(
+        listed_names(&written, "head"),
+        ["brain-mri-tip-adapter-f.mfh"]
+    );
+    let clip = &written["models"][0];
+    assert_eq!(clip["kind"], "clip");
+    assert_eq!(
+        clip["label"], "openclip-tiny",
+        "what heads record as the CLIP model"
+    );
+
+    // The SAM 2 burnpack listed is one the CLI segments with, carrying its own config.
+    let pack = site
+        .join("sam2/sam2.1-tiny-small.int8-per-block-32.bpk")
+        .display()
+        .to_string();
+    let mask = site.join("mask.png").display().to_string();
+    let image = shared_image(MRI).display().to_string();
+    let output = medfocus(&[
+        "segment", "--model", &pack, "--point", "256,256", "--out", &mask, &image,
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    std::fs::remove_file(&mask).unwrap();
+
+    // BiomedCLIP is loaded natively from its pickle; the page gets it as SafeTensors. Other
+    // kinds stay listed, and the earlier CLIP's files go.
+    let output = medfocus(&[
+        "weights",
+        "export-web",
+        "--clip",
+        &model("biomedclip-tiny"),
+        "--out",
+        &site_arg,
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let written = site_manifest(&site);
+    let names = listed_names(&written, "clip");
+    assert!(
+        names.contains(&"open_clip_model.safetensors".to_string())
+            && names.iter().any(|name| name.starts_with("text/"))
+            && !names.iter().any(|name| name.ends_with(".bin")),
+        "{names:?}"
+    );
+    assert_eq!(listed_names(&written, "sam2").len(), 1);
+    assert_eq!(listed_names(&written, "head").len(), 1);
+    let mut on_disk = Vec::new();
+    for entry in walk(&site.join("clip")) {
+        on_disk.push(
+            entry
+                .strip_prefix(site.join("clip"))
+                .unwrap()
+                .display()
+                .to_string(),
+        );
+    }
+    on_disk.sort();
+    let mut listed = names.clone();
+    listed.sort();
+    assert_eq!(
+        on_disk, listed,
+        "exactly the listed files are in the folder"
+    );
+
+    // Wrong input: a clear error, and the manifest as it was.
+    let before = std::fs::read(site.join("manifest.json")).unwrap();
+    let output = medfocus(&[
+        "weights",
+        "export-web",
+        "--head",
+        &model("openclip-tiny"),
+        "--out",
+        &site_arg,
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("head"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = medfocus(&["weights", "export-web", "--out", &site_arg]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("at least one of --clip, --sam2 and --head"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(std::fs::read(site.join("manifest.json")).unwrap(), before);
+    std::fs::remove_dir_all(&site).unwrap();
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -81,7 +81,11 @@ function onProgress(report) {
     progress.hidden = false;
     progress.max = report.total;
     progress.value = report.done ?? 0;
-    if (report.total > 1 << 20) progress.title = `${megabytes(report.done)} of ${megabytes(report.total)}`;
+    // Files: how many bytes of how many (downloads, and reading models from storage).
+    if (report.bytes || report.total > 1 << 20) {
+      progress.title = `${megabytes(report.done ?? 0)} of ${megabytes(report.total)}`;
+      $("busy-label").textContent += ` — ${progress.title}`;
+    }
   } else {
     progress.hidden = true;
   }
@@ -143,6 +147,8 @@ function updateControls() {
           ? `the ${focus} focus trains on SAM 2's automatic masks: load SAM 2, or choose the focus none`
           : "";
   $("forget-models").disabled = !idle || !(storage.clip || storage.sam2 || storage.head);
+  $("site-download").disabled = !(idle && ready && missingFromSite().length);
+  $("site-check").disabled = !(idle && ready);
   $("export-head").disabled = !trainedHead;
   for (const button of document.querySelectorAll("#bins button")) button.disabled = !idle || button.dataset.empty === "1";
   for (const button of document.querySelectorAll("#candidates button")) button.disabled = !idle;
@@ -265,7 +271,10 @@ async function restartEngine(reason, superseded) {
     await job(reason ? `restarting the engine ${reason}` : "starting the engine", "models-panel", async (progress) => {
       await initDevice();
       if (!models.device) return;
-      if (!reason) await restoreStored(progress);
+      if (!reason) {
+        await restoreStored(progress);
+        await checkSite(false, progress);
+      }
       for (const kind of ["clip", "sam2", "head"]) if (sources[kind]) await loaders[kind](progress);
       // The worker lost the image with everything else: hand it the same file again.
       if (sources.image && image) await engine.call("decode", { file: sources.image }, { onProgress: progress });
@@ -320,7 +329,11 @@ function takeSource(kind) {
   return { files, label, stored, persist };
 }
 
-const origin = (kind) => (sources[kind]?.stored ? " (from this browser's storage)" : "");
+const origin = (kind) => {
+  const stored = sources[kind]?.stored;
+  if (!stored) return "";
+  return stored.source === "site" ? " (this site's, kept in this browser)" : " (from this browser's storage)";
+};
 
 /** Notes where a loaded model's files are kept now. */
 function kept(kind, answer) {
@@ -328,6 +341,19 @@ function kept(kind, answer) {
   if (answer.manifest) storage[kind] = answer.manifest;
   storage.error = answer.storeError ? `Could not keep the ${kind} files in this browser: ${answer.storeError}` : "";
   showStorage();
+  showSite();
+  showMemory();
+}
+
+/** The engine's WebAssembly memory: what the models hold of the 4 GiB a page may have. */
+async function showMemory() {
+  try {
+    const memory = await engine.call("memory");
+    $("memory-status").textContent = `Engine memory: ${mib(memory.live)} in use, ${mib(memory.peak)} at the peak, of the ${mib(memory.limit)} a page's WebAssembly memory can hold.`;
+    document.body.dataset.memory = JSON.stringify(memory);
+  } catch {
+    // A restart is under way; the next load reports again.
+  }
 }
 
 function showStorage() {
@@ -357,6 +383,7 @@ async function forgetModels() {
   try {
     await job("forgetting the stored models", "models-panel", () => engine.call("forget"));
     storage.clip = storage.sam2 = storage.head = null;
+    showSite();
     // Loaded models stay loaded; a restart could no longer read the stored copies.
     for (const kind of ["clip", "sam2", "head"]) if (sources[kind]?.stored) sources[kind] = null;
     showStorage();
@@ -364,6 +391,90 @@ async function forgetModels() {
   } catch (error) {
     $("storage-status").textContent = `Forgetting failed: ${message(error)}`;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// This site's models (models/manifest.json, from `medfocus weights export-web`): downloaded into
+// the same storage, checked by SHA-256 as they arrive, then loaded like any stored model. The
+// site is asked only when a model it offered is not stored (or on "Check the site again"):
+// a visit with everything stored makes no request.
+
+const site = { manifest: null, error: "", note: "" };
+const kindNames = { clip: "CLIP", sam2: "SAM 2", head: "head" };
+const totalSize = (model) => model.files.reduce((sum, file) => sum + file.size, 0);
+
+/** Whether storage holds exactly the files the site lists for `model`. */
+function storedAsOffered(model) {
+  const stored = storage[model.kind];
+  if (!stored || stored.files.length !== model.files.length) return false;
+  return model.files.every((file) => stored.files.some((have) => have.name === file.name && have.size === file.size && have.sha256 === file.sha256));
+}
+
+const missingFromSite = () => (site.manifest?.models ?? []).filter((model) => !storedAsOffered(model));
+
+async function checkSite(ask, progress) {
+  site.error = site.note = "";
+  try {
+    const answer = await engine.call("siteModels", { base: document.baseURI, ask }, { onProgress: progress });
+    site.manifest = answer.manifest;
+    if (answer.offline) site.note = "The site could not be reached; its offer as last seen is shown.";
+  } catch (error) {
+    if (error instanceof Superseded) throw error;
+    site.error = message(error);
+  }
+  showSite();
+}
+
+function showSite() {
+  const models = site.manifest?.models ?? [];
+  $("site-models").hidden = !models.length && !site.error;
+  $("site-list").replaceChildren(
+    ...models.map((model) => {
+      const item = document.createElement("li");
+      const state = storedAsOffered(model) ? "kept in this browser" : storage[model.kind] ? "not downloaded (another model is kept)" : "not downloaded";
+      item.textContent = `${kindNames[model.kind]}: ${model.description ?? model.label} — ${megabytes(totalSize(model))}, ${state}`;
+      return item;
+    }),
+  );
+  const missing = missingFromSite();
+  const bytes = missing.reduce((sum, model) => sum + totalSize(model), 0);
+  $("site-download").textContent = missing.length ? `Download ${missing.map((model) => kindNames[model.kind]).join(", ")} (${megabytes(bytes)})` : "Downloaded";
+  $("site-status").textContent = models.length
+    ? `${missing.length ? "Downloaded once, kept in this browser and checked by SHA-256; " : "Everything this site offers is kept in this browser; "}images are never sent. ${site.note}`.trim()
+    : "";
+  $("site-error").textContent = site.error;
+  document.body.dataset.site = site.error ? "error" : !models.length ? "none" : missing.length ? "offered" : "stored";
+  updateControls();
+}
+
+async function downloadFromSite() {
+  const wanted = missingFromSite();
+  site.error = "";
+  try {
+    await job("downloading this site's models", "models-panel", async (progress) => {
+      for (const model of wanted) {
+        const { manifest, files } = await engine.call("download", { model, base: document.baseURI }, { onProgress: progress });
+        storage[model.kind] = manifest;
+        sources[model.kind] = { files, label: manifest.label, stored: manifest, persist: false };
+        showStorage();
+        showSite();
+        await loaders[model.kind](progress);
+      }
+    });
+  } catch (error) {
+    if (!(error instanceof Superseded)) site.error = message(error);
+  }
+  showSite();
+  refreshView();
+}
+
+async function checkSiteAgain() {
+  try {
+    await job("asking this site for its models", "models-panel", (progress) => checkSite(true, progress));
+  } catch (error) {
+    if (!(error instanceof Superseded)) site.error = message(error);
+  }
+  showSite();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1160,6 +1271,8 @@ const single = (file) => ({ files: [[file.name, file]], label: file.name });
 $("sam2-input").addEventListener("change", (event) => event.target.files[0] && userLoad("sam2", single(event.target.files[0])));
 $("head-input").addEventListener("change", (event) => event.target.files[0] && userLoad("head", single(event.target.files[0])));
 $("forget-models").addEventListener("click", forgetModels);
+$("site-download").addEventListener("click", downloadFromSite);
+$("site-check").addEventListener("click", checkSiteAgain);
 $("focus").addEventListener("change", () => {
   updateControls();
   refreshView();

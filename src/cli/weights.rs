@@ -14,6 +14,7 @@ use medfocus::fetch;
 use medfocus::pipeline::files::read_pixels;
 use medfocus::sam2::quantize::{AgreementSummary, Int8Granularity, int8_agreement, quantize_int8};
 use medfocus::sam2::{Sam2Model, Sam2Predictor};
+use medfocus::site_models::{self, SiteManifest};
 
 use super::{CliResult, read_sam2_config};
 
@@ -47,6 +48,29 @@ pub enum WeightsAction {
         /// Images, or folders of images (searched recursively).
         #[arg(required = true)]
         images: Vec<PathBuf>,
+    },
+    /// Write models for the page to download from its own site: each model's files in the form
+    /// the browser reads, checked by loading them back, and `manifest.json` (names, sizes,
+    /// SHA-256). `scripts/serve.sh` serves `models/` at /models/. Kinds not given stay listed.
+    ExportWeb {
+        /// A CLIP model folder (as `fetch` writes it; a PyTorch pickle is converted).
+        #[arg(long)]
+        clip: Option<PathBuf>,
+        /// SAM 2 weights: Meta's `.pt` (or a burnpack from `export-sam2`).
+        #[arg(long)]
+        sam2: Option<PathBuf>,
+        /// Config JSON, for SAM 2 weights that are not one of the published models.
+        #[arg(long)]
+        sam2_config: Option<PathBuf>,
+        /// SAM 2's weights for the page: `f32`, or int8 `tensor` / `block-N`.
+        #[arg(long, default_value = "block-32")]
+        sam2_weights: String,
+        /// A head file from `medfocus train`.
+        #[arg(long)]
+        head: Option<PathBuf>,
+        /// The site's models folder.
+        #[arg(long, default_value = "models")]
+        out: PathBuf,
     },
     /// Write a SAM 2 checkpoint (Meta's `.pt`) as a burnpack for the browser, f32 or int8.
     ExportSam2 {
@@ -141,6 +165,22 @@ pub fn run(out: &mut impl Write, action: WeightsAction) -> CliResult {
             int8,
             images,
         } => check_int8(out, &checkpoint, config.as_deref(), &int8, &images)?,
+        WeightsAction::ExportWeb {
+            clip,
+            sam2,
+            sam2_config,
+            sam2_weights,
+            head,
+            out: site,
+        } => export_web(
+            out,
+            &site,
+            clip.as_deref(),
+            sam2.as_deref(),
+            sam2_config.as_deref(),
+            &sam2_weights,
+            head.as_deref(),
+        )?,
         WeightsAction::ExportSam2 {
             checkpoint,
             config,
@@ -203,6 +243,59 @@ fn check_int8(
     writeln!(out, "embedding cosine: {}", summary.embedding_cosine)?;
     writeln!(out, "logits rel. L2:   {}", summary.logits_relative_l2)?;
     writeln!(out, "mask IoU:         {}", summary.mask_iou)?;
+    Ok(())
+}
+
+/// The site's models folder: each model given exported and proven, then the manifest (last, so
+/// that a page never lists a file still being written).
+fn export_web(
+    out: &mut impl Write,
+    site: &Path,
+    clip: Option<&Path>,
+    sam2: Option<&Path>,
+    sam2_config: Option<&Path>,
+    sam2_weights: &str,
+    head: Option<&Path>,
+) -> Result<(), Box<dyn Error>> {
+    if clip.is_none() && sam2.is_none() && head.is_none() {
+        return Err("give at least one of --clip, --sam2 and --head".into());
+    }
+    let weights = site_models::parse_sam2_weights(sam2_weights)?;
+    let config = read_sam2_config(sam2_config)?;
+    std::fs::create_dir_all(site).map_err(|error| format!("{}: {error}", site.display()))?;
+    let mut manifest = SiteManifest::read_or_empty(site)?;
+    let mut exported = Vec::new();
+    if let Some(folder) = clip {
+        exported.push(site_models::export_clip(folder, site)?);
+    }
+    if let Some(checkpoint) = sam2 {
+        exported.push(site_models::export_sam2(
+            checkpoint,
+            config.as_ref(),
+            weights,
+            site,
+        )?);
+    }
+    if let Some(path) = head {
+        exported.push(site_models::export_head(path, site)?);
+    }
+    for model in &exported {
+        let bytes: u64 = model.files.iter().map(|file| file.size).sum();
+        writeln!(
+            out,
+            "{}: {} ({} files, {:.1} MB)",
+            model.kind,
+            model.description,
+            model.files.len(),
+            bytes as f64 / 1e6
+        )?;
+    }
+    site_models::commit(site, &mut manifest, exported)?;
+    writeln!(
+        out,
+        "wrote {}",
+        site.join(site_models::MANIFEST_FILE).display()
+    )?;
     Ok(())
 }
 

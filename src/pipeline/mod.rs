@@ -19,8 +19,8 @@ pub mod files;
 use burn::tensor::Tensor;
 
 pub use region::{
-    ALTERNATIVES, MaskSource, Region, RegionOrigin, SegmentRequest, Segmented, Segmenter,
-    parse_pixel_box, parse_pixels, sam2_prompt,
+    ALTERNATIVES, MaskSource, Region, RegionOrigin, SegmentProgress, SegmentRequest, Segmented,
+    Segmenter, parse_pixel_box, parse_pixels, sam2_prompt,
 };
 
 use crate::clip::ZeroShotClassifier;

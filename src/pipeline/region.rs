@@ -125,7 +125,12 @@ pub struct Segmenter {
     /// masks' origin.
     pub identity: String,
     last: RefCell<Option<(Pixels8, Rc<EmbeddedImage>)>>,
+    progress: RefCell<Option<SegmentProgress>>,
 }
+
+/// Told how far a segmentation got: `(stage, done, total)` — SAM 2's image encoder (0 of 1),
+/// then for automatic masks the grid's points before each batch.
+pub type SegmentProgress = Box<dyn Fn(&str, usize, usize)>;
 
 impl Segmenter {
     pub fn new(predictor: Sam2Predictor, automatic: GeneratorSettings, identity: String) -> Self {
@@ -134,6 +139,18 @@ impl Segmenter {
             automatic,
             identity,
             last: RefCell::new(None),
+            progress: RefCell::new(None),
+        }
+    }
+
+    /// Where the next segmentations report how far they got (none: nowhere).
+    pub fn set_progress(&self, progress: Option<SegmentProgress>) {
+        *self.progress.borrow_mut() = progress;
+    }
+
+    fn report(&self, stage: &str, done: usize, total: usize) {
+        if let Some(progress) = self.progress.borrow().as_ref() {
+            progress(stage, done, total);
         }
     }
 
@@ -144,6 +161,7 @@ impl Segmenter {
         {
             return Rc::clone(embedded);
         }
+        self.report("SAM 2: image encoder", 0, 1);
         let embedded = Rc::new(self.predictor.set_image(pixels));
         *self.last.borrow_mut() = Some((pixels.clone(), Rc::clone(&embedded)));
         embedded
@@ -164,6 +182,7 @@ impl Segmenter {
                     settings,
                     *choice,
                     1 + ALTERNATIVES,
+                    &|done, total| self.report("SAM 2: automatic masks, grid points", done, total),
                 )
                 .await?;
                 Segmented::ranked(ranked, candidates, true)

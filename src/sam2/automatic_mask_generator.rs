@@ -159,6 +159,17 @@ pub async fn generate(
     image: &EmbeddedImage,
     settings: &GeneratorSettings,
 ) -> Result<Vec<AutoMask>, Sam2Error> {
+    generate_reporting(predictor, image, settings, &|_, _| {}).await
+}
+
+/// [`generate`], telling `progress(points done, points in all)` before each batch of points
+/// and at the end (a 32×32 grid on the browser's CPU backend takes minutes).
+pub async fn generate_reporting(
+    predictor: &Sam2Predictor,
+    image: &EmbeddedImage,
+    settings: &GeneratorSettings,
+    progress: &dyn Fn(usize, usize),
+) -> Result<Vec<AutoMask>, Sam2Error> {
     if settings.points_per_side == 0 || settings.points_per_batch == 0 {
         return Err(Sam2Error::Prompt(
             "points per side and points per batch must be at least 1".into(),
@@ -175,7 +186,8 @@ pub async fn generate(
     // image's size would not fit a browser's buffers (nor be kind to memory natively).
     let masks_per_chunk = (MAX_FULL_SIZE_BYTES / (width * height * 4)).max(1);
     let mut found: Vec<AutoMask> = Vec::new();
-    for batch in points.chunks(settings.points_per_batch) {
+    for (index, batch) in points.chunks(settings.points_per_batch).enumerate() {
+        progress(index * settings.points_per_batch, points.len());
         let prompts: Vec<Prompt> = batch.iter().map(|&[x, y]| Prompt::point(x, y)).collect();
         let decoded = predictor.predict_low_res(image, &prompts, true)?;
         let [count, per_point, low_h, low_w] = decoded.masks.dims();
@@ -223,6 +235,7 @@ pub async fn generate(
             }
         }
     }
+    progress(points.len(), points.len());
     let boxes: Vec<[usize; 4]> = found.iter().map(|mask| mask.box_xyxy).collect();
     let scores: Vec<f32> = found.iter().map(|mask| mask.predicted_iou).collect();
     let kept = non_maximum_suppression(&boxes, &scores, settings.box_nms_thresh);
@@ -302,8 +315,9 @@ pub async fn find_region(
     settings: &GeneratorSettings,
     choice: MaskChoice,
     keep: usize,
+    progress: &dyn Fn(usize, usize),
 ) -> Result<(Vec<BinaryMask>, usize), Sam2Error> {
-    let masks = generate(predictor, image, settings).await?;
+    let masks = generate_reporting(predictor, image, settings, progress).await?;
     let ranked: Vec<BinaryMask> = ranked_masks(&masks, choice)
         .into_iter()
         .take(keep.max(1))

@@ -9,11 +9,12 @@ use js_sys::{Object, Reflect, Uint8Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
+use super::files::WebModelFiles;
 use super::heads::WebHead;
 use super::sam2::WebSam2;
 use super::{chosen_device, decoded, js_error, parse_options, rgba, to_js};
 use crate::clip::ZeroShotClassifier;
-use crate::clip::load::{LoadedClip, MemoryFiles, load_clip};
+use crate::clip::load::{LoadedClip, load_clip};
 use crate::focus::FocusSettings;
 use crate::heads::{HeadFile, HeadModel};
 use crate::pipeline::{
@@ -36,12 +37,23 @@ struct CachedClassifier {
     classifier: Rc<ZeroShotClassifier>,
 }
 
-/// Loads a model from `{fileName: Uint8Array}` (e.g. `open_clip_config.json` and
+/// Loads a model from its files as they streamed in (e.g. `open_clip_config.json` and
 /// `open_clip_model.safetensors`, or `config.json` and `model.safetensors`) on the device chosen
 /// by `initDevice`.
 #[wasm_bindgen(js_name = loadClip)]
+pub fn load_clip_streamed(files: WebModelFiles) -> Result<WebClip, JsError> {
+    let files = files.into_memory_files()?;
+    let device = chosen_device()?.device;
+    let clip = load_clip(&files, &device).map_err(js_error)?;
+    Ok(WebClip {
+        clip: Rc::new(clip),
+        classifier: Rc::new(RefCell::new(None)),
+    })
+}
+
+/// The same from `{fileName: Uint8Array}` already whole in memory (Rust-side tests).
 pub fn load_clip_files(files: Object) -> Result<WebClip, JsError> {
-    let mut entries = BTreeMap::new();
+    let mut entries = Vec::new();
     for key in Object::keys(&files).iter() {
         let name = key
             .as_string()
@@ -52,18 +64,9 @@ pub fn load_clip_files(files: Object) -> Result<WebClip, JsError> {
             .dyn_into::<Uint8Array>()
             .map_err(|_| JsError::new(&format!("{name}: expected a Uint8Array")))?
             .to_vec();
-        entries.insert(name, bytes);
+        entries.push((name, bytes));
     }
-    let files = MemoryFiles {
-        label: "the chosen files".into(),
-        files: entries,
-    };
-    let device = chosen_device()?.device;
-    let clip = load_clip(&files, &device).map_err(js_error)?;
-    Ok(WebClip {
-        clip: Rc::new(clip),
-        classifier: Rc::new(RefCell::new(None)),
-    })
+    load_clip_streamed(WebModelFiles::from_whole("the chosen files", entries)?)
 }
 
 #[derive(Deserialize, Default)]

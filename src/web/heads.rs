@@ -10,6 +10,7 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use super::clip::{ClassifyOptions, WebClip, region_js};
+use super::files::WebModelFiles;
 use super::sam2::{AutomaticOptions, WebSam2};
 use super::{decoded, js_error, parse_options, to_js};
 use crate::heads::head_file::FocusMode;
@@ -25,8 +26,14 @@ pub struct WebHead {
     pub(super) file: Rc<HeadFile>,
 }
 
-/// Reads a head file's bytes (from `medfocus train`); a damaged or foreign file is an error.
+/// Reads a head file (from `medfocus train`), streamed in; a damaged or foreign file is an error.
 #[wasm_bindgen(js_name = loadHead)]
+pub fn load_head_streamed(files: WebModelFiles) -> Result<WebHead, JsError> {
+    let (_, bytes) = files.into_single("a head file (.mfh, from `medfocus train`)")?;
+    load_head(bytes)
+}
+
+/// The same from a head file's bytes.
 pub fn load_head(bytes: Vec<u8>) -> Result<WebHead, JsError> {
     let file = HeadFile::from_bytes(bytes).map_err(js_error)?;
     Ok(WebHead {

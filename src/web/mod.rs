@@ -7,7 +7,9 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 pub mod clip;
+pub mod files;
 pub mod heads;
+pub mod memory;
 pub mod sam2;
 
 use crate::clip::preprocess::Pixels8;

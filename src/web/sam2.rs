@@ -8,8 +8,9 @@ use js_sys::{Object, Reflect, Uint8Array};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
+use super::files::WebModelFiles;
 use super::{chosen_device, decoded, js_error, parse_options};
-use crate::pipeline::{SegmentRequest, Segmenter, sam2_prompt};
+use crate::pipeline::{SegmentProgress, SegmentRequest, Segmenter, sam2_prompt};
 use crate::sam2::automatic_mask_generator::{GeneratorSettings, MaskChoice};
 use crate::sam2::{BinaryMask, Sam2Model, Sam2Predictor};
 
@@ -23,8 +24,14 @@ pub struct WebSam2 {
     weights: String,
 }
 
-/// Loads a SAM 2 burnpack's bytes on the device chosen by `initDevice`.
+/// Loads a SAM 2 burnpack, streamed in as one file, on the device chosen by `initDevice`.
 #[wasm_bindgen(js_name = loadSam2)]
+pub fn load_sam2_streamed(files: WebModelFiles) -> Result<WebSam2, JsError> {
+    let (_, bytes) = files.into_single("a SAM 2 burnpack (from `medfocus weights export-sam2`)")?;
+    load_sam2(bytes)
+}
+
+/// The same from a burnpack's bytes.
 pub fn load_sam2(bytes: Vec<u8>) -> Result<WebSam2, JsError> {
     let chosen = chosen_device()?;
     let (model, weights) = Sam2Model::from_burnpack_for(bytes, &chosen).map_err(js_error)?;
@@ -109,12 +116,30 @@ impl WebSam2 {
     /// inside), maskPng (Uint8Array), area, predictedIou, candidates, automatic, alternatives}`:
     /// `candidates` is how many masks there were to choose from, `alternatives` the runners-up a
     /// person may pick instead (best first, each `{mask, maskPng, area, predictedIou}`).
-    pub fn segment(&self, image: Vec<u8>, options: JsValue) -> js_sys::Promise {
+    /// `onProgress(stage, done, total)`, when given, is told each stage: the image encoder, then
+    /// the automatic grid's points before each batch.
+    pub fn segment(
+        &self,
+        image: Vec<u8>,
+        options: JsValue,
+        on_progress: Option<js_sys::Function>,
+    ) -> js_sys::Promise {
         let segmenter = Rc::clone(&self.segmenter);
         wasm_bindgen_futures::future_to_promise(async move {
-            segment(&segmenter, image, options)
-                .await
-                .map_err(JsValue::from)
+            segmenter.set_progress(on_progress.map(|callback| {
+                Box::new(move |stage: &str, done: usize, total: usize| {
+                    // A failing callback must not fail the segmentation: progress is advice.
+                    let _ = callback.call3(
+                        &JsValue::NULL,
+                        &JsValue::from(stage),
+                        &JsValue::from(done as u32),
+                        &JsValue::from(total as u32),
+                    );
+                }) as SegmentProgress
+            }));
+            let result = segment(&segmenter, image, options).await;
+            segmenter.set_progress(None);
+            result.map_err(JsValue::from)
         })
     }
 }

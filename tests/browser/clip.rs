@@ -36,6 +36,7 @@ fn files(label: &str, entries: Vec<(&str, Vec<u8>)>) -> MemoryFiles {
             .into_iter()
             .map(|(name, bytes)| (name.to_string(), bytes))
             .collect(),
+        ..MemoryFiles::default()
     }
 }
 

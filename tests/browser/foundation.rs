@@ -182,3 +182,63 @@ fn dicom_files_decode_inside_wasm() {
     );
     assert!(lying.contains("claims 2147483632 bytes"), "{lying}");
 }
+
+/// Model files streamed into the engine: every way a file can be wrong is a named error, and a
+/// file given up holds nothing.
+#[wasm_bindgen_test]
+fn model_files_refuse_what_cannot_be_a_model_file() {
+    use medfocus::web::files::WebModelFiles;
+    let mut files = WebModelFiles::new("test".into());
+    let error = message(files.begin("huge.safetensors".into(), 5e9).unwrap_err());
+    assert!(error.contains("at most 4295 MB"), "{error}");
+    let error = message(files.begin("half.bin".into(), 1.5).unwrap_err());
+    assert!(error.contains("not a file size"), "{error}");
+
+    files.begin("short.bin".into(), 10.0).unwrap();
+    let error = message(files.begin("next.bin".into(), 1.0).unwrap_err());
+    assert!(error.contains("short.bin is still arriving"), "{error}");
+    files.push(&[1, 2, 3, 4, 5]).unwrap();
+    let error = message(files.end().unwrap_err());
+    assert!(
+        error.contains("short.bin is truncated: 5 of its 10 bytes"),
+        "{error}"
+    );
+
+    files.begin("grows.bin".into(), 3.0).unwrap();
+    let error = message(files.push(&[0; 4]).unwrap_err());
+    assert!(error.contains("grows.bin grew"), "{error}");
+    assert!(message(files.end().unwrap_err()).contains("no file begun"));
+
+    // A checkpoint is parsed as it arrives: a wrong header fails at once.
+    files.begin("model.safetensors".into(), 20.0).unwrap();
+    let error = message(files.push(&[0xff; 12]).unwrap_err());
+    assert!(error.contains("not a SafeTensors file"), "{error}");
+
+    files.begin("config.json".into(), 2.0).unwrap();
+    files.push(b"{}").unwrap();
+    assert_eq!(
+        files.end().unwrap(),
+        "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+    );
+    let error = message(files.begin("config.json".into(), 2.0).unwrap_err());
+    assert!(error.contains("config.json was given twice"), "{error}");
+    assert_eq!(files.names(), ["config.json"]);
+    let error = message(
+        medfocus::web::sam2::load_sam2_streamed(files)
+            .err()
+            .unwrap(),
+    );
+    assert!(error.contains("not a MedFocus SAM 2 burnpack"), "{error}");
+
+    // The counters the page shows.
+    let memory = web::memory::engine_memory().unwrap();
+    let field = |key: &str| {
+        js_sys::Reflect::get(&memory, &key.into())
+            .unwrap()
+            .as_f64()
+            .unwrap()
+    };
+    assert!(field("live") > 0.0 && field("peak") >= field("live"));
+    assert!(field("reserved") >= field("live"));
+    assert_eq!(field("limit"), 4294967296.0);
+}

@@ -125,11 +125,23 @@ async fn page_entry_points_segment_with_int8_weights() {
     medfocus::web::init_device(Some("gpu".into()))
         .await
         .unwrap();
-    let sam = medfocus::web::sam2::load_sam2(fixture!("sam2.1-tiny-small.int8.bpk")).unwrap();
+    // Streamed in as the page streams it, in uneven pieces, hashed on the way.
+    let bytes = fixture!("sam2.1-tiny-small.int8.bpk");
+    let mut files = medfocus::web::files::WebModelFiles::new("sam2".into());
+    files
+        .begin("sam2.1-tiny-small.int8.bpk".into(), bytes.len() as f64)
+        .unwrap();
+    for piece in bytes.chunks(65_537) {
+        files.push(piece).unwrap();
+    }
+    let sha256 = files.end().unwrap();
+    use sha2::Digest;
+    assert_eq!(sha256, format!("{:x}", sha2::Sha256::digest(&bytes)));
+    let sam = medfocus::web::sam2::load_sam2_streamed(files).unwrap();
     assert_eq!(sam.weights(), "int8-per-block-32");
     assert_eq!(sam.name(), "sam2.1-tiny-small");
     let options = js_sys::JSON::parse(r#"{"points": [[145, 170]]}"#).unwrap();
-    let result = wasm_bindgen_futures::JsFuture::from(sam.segment(IMAGE.to_vec(), options))
+    let result = wasm_bindgen_futures::JsFuture::from(sam.segment(IMAGE.to_vec(), options, None))
         .await
         .unwrap();
     let get = |key: &str| js_sys::Reflect::get(&result, &key.into()).unwrap();
@@ -166,9 +178,49 @@ async fn page_entry_points_segment_with_int8_weights() {
         assert_eq!(field("area").as_f64(), Some(area as f64));
     }
 
+    // Automatic masks report the grid's points before each batch (the image is embedded
+    // already: no encoder stage), whether or not a mask qualifies.
+    let reports = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = std::rc::Rc::clone(&reports);
+    let callback = wasm_bindgen::closure::Closure::<dyn Fn(String, u32, u32)>::new(
+        move |stage: String, done: u32, total: u32| seen.borrow_mut().push((stage, done, total)),
+    );
+    let auto = js_sys::JSON::parse(
+        r#"{"auto": true, "pointsPerSide": 4, "pointsPerBatch": 4, "predIouThresh": 0, "stabilityThresh": 0}"#,
+    )
+    .unwrap();
+    let _ = wasm_bindgen_futures::JsFuture::from(
+        sam.segment(
+            IMAGE.to_vec(),
+            auto,
+            Some(
+                callback
+                    .as_ref()
+                    .unchecked_ref::<js_sys::Function>()
+                    .clone(),
+            ),
+        ),
+    )
+    .await;
+    let reports = reports.borrow();
+    let points: Vec<(u32, u32)> = reports
+        .iter()
+        .map(|(_, done, total)| (*done, *total))
+        .collect();
+    assert_eq!(
+        points,
+        [(0, 16), (4, 16), (8, 16), (12, 16), (16, 16)],
+        "{reports:?}"
+    );
+    assert!(
+        reports
+            .iter()
+            .all(|(stage, _, _)| stage.contains("automatic masks"))
+    );
+
     // Bad input is an error, not a panic.
     let outside = js_sys::JSON::parse(r#"{"points": [[5000, 1]]}"#).unwrap();
-    let error = wasm_bindgen_futures::JsFuture::from(sam.segment(IMAGE.to_vec(), outside))
+    let error = wasm_bindgen_futures::JsFuture::from(sam.segment(IMAGE.to_vec(), outside, None))
         .await
         .unwrap_err();
     let message = js_sys::Reflect::get(&error, &"message".into())
@@ -176,9 +228,11 @@ async fn page_entry_points_segment_with_int8_weights() {
         .as_string()
         .unwrap();
     assert!(message.contains("outside"), "{message}");
-    let corrupt = wasm_bindgen_futures::JsFuture::from(
-        sam.segment(vec![0, 1, 2], js_sys::Object::new().into()),
-    )
+    let corrupt = wasm_bindgen_futures::JsFuture::from(sam.segment(
+        vec![0, 1, 2],
+        js_sys::Object::new().into(),
+        None,
+    ))
     .await;
     assert!(corrupt.is_err());
     assert!(medfocus::web::sam2::load_sam2(b"BURN but not really".to_vec()).is_err());

@@ -28,20 +28,21 @@ const mri = join(data, "brain-mri", "meningioma", "Te-me_0016.jpg");
 const work = { timeout: 120_000 };
 const run = promisify(execFile);
 
-let server;
+const servers = [];
 let browser;
 let page;
 let url;
 let csp;
 const consoleErrors = [];
 
-async function serve() {
-  // The page's policy, sent as a header too: a meta tag does not reach the worker.
-  const html = await readFile(join(dist, "index.html"), "utf8");
-  csp = /http-equiv="?Content-Security-Policy"?\s+content="([^"]+)"/.exec(html)[1];
-  server = createServer(async (request, response) => {
+/**
+ * Serves dist/ (and, given `models`, that folder at /models/, as `scripts/serve.sh` serves
+ * models/) on a port of its own: another origin, so its storage starts empty. Answers its URL.
+ */
+async function serveSite(models) {
+  const server = createServer(async (request, response) => {
     const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
-    const file = join(dist, path === "/" ? "index.html" : path);
+    const file = models && path.startsWith("/models/") ? join(models, path.slice("/models/".length)) : join(dist, path === "/" ? "index.html" : path);
     try {
       const body = await readFile(file);
       response.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream", "content-security-policy": csp });
@@ -51,7 +52,15 @@ async function serve() {
     }
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  url = `http://127.0.0.1:${server.address().port}/`;
+  servers.push(server);
+  return `http://127.0.0.1:${server.address().port}/`;
+}
+
+async function serve() {
+  // The page's policy, sent as a header too: a meta tag does not reach the worker.
+  const html = await readFile(join(dist, "index.html"), "utf8");
+  csp = /http-equiv="?Content-Security-Policy"?\s+content="([^"]+)"/.exec(html)[1];
+  url = await serveSite(null);
 }
 
 /** Long tasks on the page's thread, recorded from the start of every document. */
@@ -87,7 +96,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  server?.close();
+  for (const server of servers) server.close();
 });
 
 const dataset = (key) => page.evaluate((k) => document.body.dataset[k], key);
@@ -395,6 +404,12 @@ test("while work runs the panels are locked, and a result for a replaced image i
   for (const id of ["#classify", "#compare", "#segment-auto", "#classify-head", "#model-input", "#device-request"]) {
     assert.ok(await page.isDisabled(id), `${id} is not locked while SAM 2 runs`);
   }
+  // SAM 2 reports from inside the generator how far through the 32 × 32 grid it is.
+  await page.waitForFunction(
+    () => /automatic masks, grid points/.test(document.querySelector("#busy-label").textContent) && document.querySelector("#busy-progress").max === 1024 && document.querySelector("#busy-progress").value > 0,
+    null,
+    work,
+  );
   // A new image while SAM 2 works on the old one: its mask must not land on the new image.
   await drop("#drop", mri);
   await shot("09-busy");
@@ -585,4 +600,83 @@ test("a damaged stored model is a clear error, not a wrong model", async () => {
   assert.equal(await visit.evaluate(() => document.body.dataset.head), "error");
   assert.match(await visit.textContent("#head-error"), /stored copy of brain-mri-tip-adapter-f\.mfh is damaged/);
   await context.close();
+});
+
+test("this site's models download once with progress, checked by SHA-256, and a second visit asks the site nothing", async () => {
+  // The models folder as `medfocus weights export-web` writes it, served at /models/.
+  const models = await mkdtemp(join(tmpdir(), "medfocus-site-"));
+  const sam2 = join(fixtures, "sam2");
+  await run(
+    "cargo",
+    ["run", "--quiet", "--locked", "--", "weights", "export-web", "--clip", join(fixtures, "clip", "openclip-tiny"), "--sam2", join(sam2, "sam2.1-tiny-small.pt"), "--sam2-config", join(sam2, "sam2.1-tiny-small.config.json"), "--head", join(fixtures, "heads", "brain-mri-tip-adapter-f.mfh"), "--out", models],
+    { cwd: root, maxBuffer: 1 << 24 },
+  );
+  const listed = JSON.parse(await readFile(join(models, "manifest.json"), "utf8"));
+  const siteUrl = await serveSite(models);
+  const context = await browser.newContext();
+  await context.addInitScript(() => {
+    // Every stage the busy bar shows, for the progress assertions.
+    window.__stages = [];
+    new MutationObserver(() => window.__stages.push(document.querySelector("#busy-label")?.textContent)).observe(document, { subtree: true, childList: true, characterData: true });
+  });
+  const requests = [];
+  const visit = await context.newPage();
+  visit.on("request", (request) => requests.push({ url: request.url(), method: request.method(), body: request.postDataBuffer() }));
+  await visit.goto(siteUrl);
+  await visit.waitForFunction(() => document.body.dataset.engine === "ready" && document.body.dataset.site, null, work);
+  assert.equal(await visit.evaluate(() => document.body.dataset.site), "offered", await visit.textContent("#site-error"));
+  const offer = await visit.textContent("#site-list");
+  assert.match(offer, /CLIP: open_clip CLIP model openclip-tiny — .*not downloaded/);
+  assert.match(offer, /SAM 2: SAM 2 sam2\.1-tiny-small \(int8-per-block-32 weights\)/);
+  assert.match(offer, /head: tip-adapter-f head for /);
+  assert.match(await visit.textContent("#site-download"), /Download CLIP, SAM 2, head \(/);
+  await visit.screenshot({ path: join(screenshots, "12-site-models-offered.png"), fullPage: true });
+
+  await visit.click("#site-download");
+  await visit.waitForFunction(() => document.body.dataset.site === "stored" && document.body.dataset.model && document.body.dataset.sam2 && document.body.dataset.head && !document.body.dataset.busy, null, work);
+  assert.equal(await visit.evaluate(() => document.body.dataset.model), "open_clip", await visit.textContent("#clip-error"));
+  assert.equal(await visit.evaluate(() => document.body.dataset.sam2), "int8-per-block-32", await visit.textContent("#sam2-error"));
+  assert.equal(await visit.evaluate(() => document.body.dataset.head), "tip-adapter-f", await visit.textContent("#head-error"));
+  assert.match(await visit.textContent("#model-status"), /open_clip model \(this site's, kept in this browser\) loaded/);
+  assert.equal(await visit.evaluate(() => document.body.dataset.stored), "clip,sam2,head");
+  assert.match(await visit.textContent("#memory-status"), /Engine memory: \d+ MiB in use, \d+ MiB at the peak, of the 4096 MiB/);
+  // Progress in bytes for the downloads, then the stages of loading.
+  const stages = await visit.evaluate(() => window.__stages.join("\n"));
+  assert.match(stages, /downloading open_clip_model\.safetensors — [\d.]+ (kB|MB) of [\d.]+ (kB|MB)/);
+  assert.match(stages, /building the CLIP model on the device/);
+  // What was fetched: the manifest and each listed file once, from this site, without a body.
+  const fetched = requests.filter(({ url: address }) => address.includes("/models/")).map(({ url: address }) => new URL(address).pathname);
+  const files = listed.models.flatMap((model) => model.files.map((file) => `/models/${file.path}`));
+  assert.deepEqual(fetched.sort(), ["/models/manifest.json", ...files].sort());
+  assert.ok(requests.every(({ body, method }) => !body && method === "GET"), "a request carried a body");
+  await visit.screenshot({ path: join(screenshots, "13-site-models-loaded.png"), fullPage: true });
+  await visit.close();
+
+  // The second visit: everything from this browser's storage, not one request for a model.
+  const again = await context.newPage();
+  const secondRequests = [];
+  again.on("request", (request) => secondRequests.push(request.url()));
+  await again.goto(siteUrl);
+  await again.waitForFunction(() => document.body.dataset.engine === "ready" && document.body.dataset.model && document.body.dataset.sam2 && document.body.dataset.head, null, work);
+  assert.match(await again.textContent("#model-status"), /\(this site's, kept in this browser\)/, await again.textContent("#clip-error"));
+  assert.equal(await again.evaluate(() => document.body.dataset.site), "stored");
+  assert.deepEqual(secondRequests.filter((address) => address.includes("/models/")), [], "the second visit asked the site");
+  await context.close();
+
+  // A site whose file no longer matches its manifest: a clear error, and nothing of it kept.
+  const head = join(models, "head", "brain-mri-tip-adapter-f.mfh");
+  const original = await readFile(head);
+  const damaged = Buffer.from(original);
+  damaged[damaged.length - 1] ^= 0xff;
+  await writeFile(head, damaged);
+  const fresh = await browser.newContext();
+  const third = await fresh.newPage();
+  await third.goto(siteUrl);
+  await third.waitForFunction(() => document.body.dataset.site === "offered" && !document.body.dataset.busy, null, work);
+  await third.click("#site-download");
+  await third.waitForFunction(() => document.body.dataset.site === "error" && !document.body.dataset.busy, null, work);
+  assert.match(await third.textContent("#site-error"), /downloading brain-mri-tip-adapter-f\.mfh: \/models\/head\/brain-mri-tip-adapter-f\.mfh differs from this site's manifest \(SHA-256 .*nothing was kept/);
+  assert.equal(await third.evaluate(() => document.body.dataset.stored), "clip,sam2", "the damaged head was not kept");
+  await fresh.close();
+  await writeFile(head, original);
 });

@@ -11,6 +11,7 @@ pub mod biomedclip;
 pub mod hf_clip;
 pub mod open_clip;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use burn::tensor::Device;
@@ -133,11 +134,14 @@ impl ModelFiles for DirFiles {
     }
 }
 
-/// Files held in memory by name (what a browser page has after the user picks them).
+/// Files held in memory by name (what a browser page has after the user picks them): bytes,
+/// and checkpoints already parsed as they streamed in (see [`crate::weights::SafetensorsStream`]),
+/// each handed out once.
 #[derive(Default)]
 pub struct MemoryFiles {
     pub label: String,
     pub files: BTreeMap<String, Vec<u8>>,
+    pub checkpoints: RefCell<BTreeMap<String, Checkpoint>>,
 }
 
 impl ModelFiles for MemoryFiles {
@@ -146,15 +150,28 @@ impl ModelFiles for MemoryFiles {
     }
 
     fn exists(&self, name: &str) -> bool {
-        self.files.contains_key(name)
+        self.files.contains_key(name) || self.checkpoints.borrow().contains_key(name)
     }
 
     fn read(&self, name: &str) -> Result<Vec<u8>, LoadError> {
-        self.require(name, "")?;
-        Ok(self.files[name].clone())
+        match self.files.get(name) {
+            Some(bytes) => Ok(bytes.clone()),
+            None if self.checkpoints.borrow().contains_key(name) => Err(LoadError::Config {
+                file: name.to_string(),
+                detail: "a checkpoint, read as a configuration".into(),
+            }),
+            None => Err(LoadError::MissingFile {
+                location: self.location(),
+                file: name.to_string(),
+                hint: String::new(),
+            }),
+        }
     }
 
     fn checkpoint(&self, name: &str) -> Result<Checkpoint, LoadError> {
+        if let Some(checkpoint) = self.checkpoints.borrow_mut().remove(name) {
+            return Ok(checkpoint);
+        }
         let bytes = self.read(name)?;
         if !name.ends_with(".safetensors") {
             return Err(LoadError::Unsupported {
