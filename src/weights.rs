@@ -985,7 +985,8 @@ mod tests {
         // Cut short, or longer than announced.
         let error = stream_error(&bytes[..bytes.len() - 3], bytes.len() as u64);
         assert!(error.contains("truncated"), "{error}");
-        let error = stream_error(&bytes, bytes.len() as u64 - 1);
+        let longer = [bytes.as_slice(), &[0]].concat();
+        let error = stream_error(&longer, bytes.len() as u64);
         assert!(error.contains("more bytes arrived"), "{error}");
         // A header that claims a 2^40-element tensor the file does not hold.
         let lying =

@@ -283,10 +283,11 @@ fn export_web(
         let bytes: u64 = model.files.iter().map(|file| file.size).sum();
         writeln!(
             out,
-            "{}: {} ({} files, {:.1} MB)",
+            "{}: {} ({} file{}, {:.1} MB)",
             model.kind,
             model.description,
             model.files.len(),
+            if model.files.len() == 1 { "" } else { "s" },
             bytes as f64 / 1e6
         )?;
     }
