@@ -112,6 +112,7 @@ async function job(label, panel, work) {
     showBusy();
     updateControls();
     release();
+    showMemory(); // the peak moves with the work, not only with the models
   }
 }
 

@@ -1,25 +1,12 @@
 // Usage: node scripts/dev/page-startup.mjs DIST [RUNS]  (after scripts/serve.sh --build-only; a benchmark, not a test)
 // Time to interactive of the built page (dist/): from navigation to the engine reporting ready
 // (wasm fetched, compiled, instantiated in the worker, device chosen), fresh context each run.
-import { createServer } from "node:http";
-import { readFile } from "node:fs/promises";
-import { extname, join, normalize } from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium, serveDist } from "./dist-server.mjs";
 const dist = process.argv[2];
 const runs = Number(process.argv[3] ?? 3);
-const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
-const server = createServer(async (request, response) => {
-  const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
-  const file = join(dist, path === "/" ? "index.html" : path);
-  try {
-    const body = await readFile(file);
-    response.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" });
-    response.end(body);
-  } catch { response.writeHead(404).end(); }
-});
-await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const url = `http://127.0.0.1:${server.address().port}/`;
-const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--enable-unsafe-webgpu"] });
+const server = await serveDist(dist);
+const url = server.url;
+const browser = await launchChromium();
 const times = [];
 const devices = [];
 for (let run = 0; run < runs; run++) {

@@ -1,0 +1,90 @@
+// Usage: node scripts/dev/page-bench.mjs DIST CLIP_FOLDER SAM2_BURNPACK IMAGE [cpu|gpu ...] [--auto N]
+// (after scripts/serve.sh --build-only; a benchmark, not a test). The page in headless Chromium
+// driven as a person drives it, every model step in its worker: load a CLIP folder and a SAM 2
+// burnpack (picked files, streamed into wasm), pick an image, segment a box (SAM 2's image
+// encoder + one prompt), add a point (the prompt alone: the embedding is kept), optionally an
+// automatic mask on an N×N grid, then classify the whole image (no focus) and with the overlay
+// and attention focus. Reports each step's wall time from the click to the result on the page and
+// the engine's WebAssembly memory after it: the allocator's live and peak MiB and the module's
+// linear memory ("reserved", which never shrinks). One fresh browser context per device:
+// cpu = burn's CPU backend in wasm, gpu = WebGPU (SwiftShader on a machine without a GPU).
+import { launchChromium, serveDist } from "./dist-server.mjs";
+
+const args = process.argv.slice(2);
+const autoAt = args.indexOf("--auto");
+const autoGrid = autoAt >= 0 ? Number(args.splice(autoAt, 2)[1]) : 0;
+const [dist, clipFolder, sam2File, image, ...requested] = args;
+if (!image) {
+  console.error("usage: node scripts/dev/page-bench.mjs DIST CLIP_FOLDER SAM2_BURNPACK IMAGE [cpu|gpu ...] [--auto N]");
+  process.exit(2);
+}
+const devices = requested.length ? requested : ["cpu", "gpu"];
+const long = { timeout: 1_800_000 };
+
+const server = await serveDist(dist);
+const browser = await launchChromium();
+const report = { dist, clipFolder, sam2File, image, autoGrid, runs: [] };
+for (const device of devices) report.runs.push(await benchOn(device));
+console.log(JSON.stringify(report, null, 1));
+await browser.close();
+server.close();
+
+async function benchOn(device) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const page = await context.newPage();
+  page.on("console", (message) => message.type() === "error" && console.error(`[${device}] ${message.text()}`));
+  await page.goto(server.url);
+  await page.waitForFunction(() => document.body.dataset.engine === "ready", null, long);
+  if (device === "cpu") {
+    await page.selectOption("#device-request", "cpu");
+    await page.waitForFunction(() => document.body.dataset.device === "flex" && document.body.dataset.engine === "ready", null, long);
+  }
+  const ready = () => page.waitForFunction(() => !document.body.dataset.busy, null, long);
+  const mib = () =>
+    page.evaluate(() => Object.fromEntries(Object.entries(JSON.parse(document.body.dataset.memory)).map(([key, bytes]) => [key, Math.round(bytes / 1048576)])));
+
+  /** Times `start()` until `dataset[key]` is set again and the engine has reported its memory. */
+  async function step(key, start) {
+    await ready();
+    await page.evaluate((k) => {
+      delete document.body.dataset[k];
+      delete document.body.dataset.memory;
+    }, key);
+    const started = Date.now();
+    await start();
+    await page.waitForFunction((k) => document.body.dataset[k] && !document.body.dataset.busy, key, long);
+    const seconds = (Date.now() - started) / 1000;
+    await page.waitForFunction(() => document.body.dataset.memory, null, long);
+    const outcome = await page.evaluate((k) => document.body.dataset[k], key);
+    if (outcome === "error") throw new Error(`${device}: ${key} failed: ${await page.textContent("main")}`);
+    return { outcome, seconds, memory: await mib() };
+  }
+
+  const steps = {};
+  steps.loadClip = await step("model", () => page.setInputFiles("#model-input", clipFolder));
+  steps.loadSam2 = await step("sam2", () => page.setInputFiles("#sam2-input", sam2File));
+  await page.setInputFiles("#file-input", image);
+  await page.waitForFunction(() => document.body.dataset.image, null, long);
+  const [width, height] = (await page.evaluate(() => document.body.dataset.image)).split("x").map(Number);
+  const box = [0.25 * width, 0.25 * height, 0.75 * width, 0.75 * height].map(Math.round);
+  await page.fill("#region", box.join(","));
+  await page.dispatchEvent("#region", "change");
+  steps.segmentBox = await step("segmented", () => page.click("#segment-prompt"));
+  await page.check("#tool-include");
+  await page.locator("#overlay-canvas").scrollIntoViewIfNeeded();
+  const canvas = await page.locator("#overlay-canvas").boundingBox();
+  steps.addPoint = await step("segmented", () => page.mouse.click(canvas.x + canvas.width * 0.5, canvas.y + canvas.height * 0.5));
+  await page.check("#tool-box");
+  if (autoGrid) {
+    await page.selectOption("#auto-grid", String(autoGrid));
+    steps.automatic = await step("segmented", () => page.click("#segment-auto"));
+  }
+  for (const focus of ["none", "overlay", "attention"]) {
+    await ready();
+    await page.selectOption("#focus", focus);
+    steps[`classify-${focus}`] = await step("classified", () => page.click("#classify"));
+  }
+  const result = { device: await page.evaluate(() => document.body.dataset.device), image: `${width}x${height}`, steps };
+  await context.close();
+  return result;
+}
