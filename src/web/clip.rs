@@ -2,7 +2,6 @@
 //! image zero-shot, optionally steered by a box or a mask image. Conversions only.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use js_sys::{Object, Reflect, Uint8Array};
