@@ -24,7 +24,10 @@ const long = { timeout: 1_800_000 };
 const server = await serveDist(dist);
 const browser = await launchChromium();
 const report = { dist, clipFolder, sam2File, image, autoGrid, runs: [] };
-for (const device of devices) report.runs.push(await benchOn(device));
+for (const device of devices) {
+  // One device failing (say SwiftShader running out of buffer space) still reports the others.
+  report.runs.push(await benchOn(device).catch((error) => ({ device, error: String(error.message ?? error) })));
+}
 console.log(JSON.stringify(report, null, 1));
 await browser.close();
 server.close();
@@ -43,8 +46,8 @@ async function benchOn(device) {
   const mib = () =>
     page.evaluate(() => Object.fromEntries(Object.entries(JSON.parse(document.body.dataset.memory)).map(([key, bytes]) => [key, Math.round(bytes / 1048576)])));
 
-  /** Times `start()` until `dataset[key]` is set again and the engine has reported its memory. */
-  async function step(key, start) {
+  /** Times step `name`: `start()` until `dataset[key]` is set again and the engine has reported its memory. */
+  async function step(name, key, start) {
     await ready();
     await page.evaluate((k) => {
       delete document.body.dataset[k];
@@ -57,32 +60,35 @@ async function benchOn(device) {
     await page.waitForFunction(() => document.body.dataset.memory, null, long);
     const outcome = await page.evaluate((k) => document.body.dataset[k], key);
     if (outcome === "error") throw new Error(`${device}: ${key} failed: ${await page.textContent("main")}`);
-    return { outcome, seconds, memory: await mib() };
+    const memory = await mib();
+    // Progress on stderr (a run takes many minutes); the report is the JSON on stdout at the end.
+    console.error(`[${device}] ${name} (${outcome}): ${seconds.toFixed(1)} s, memory ${JSON.stringify(memory)} MiB`);
+    return { outcome, seconds, memory };
   }
 
   const steps = {};
-  steps.loadClip = await step("model", () => page.setInputFiles("#model-input", clipFolder));
-  steps.loadSam2 = await step("sam2", () => page.setInputFiles("#sam2-input", sam2File));
+  steps.loadClip = await step("loadClip", "model", () => page.setInputFiles("#model-input", clipFolder));
+  steps.loadSam2 = await step("loadSam2", "sam2", () => page.setInputFiles("#sam2-input", sam2File));
   await page.setInputFiles("#file-input", image);
   await page.waitForFunction(() => document.body.dataset.image, null, long);
   const [width, height] = (await page.evaluate(() => document.body.dataset.image)).split("x").map(Number);
   const box = [0.25 * width, 0.25 * height, 0.75 * width, 0.75 * height].map(Math.round);
   await page.fill("#region", box.join(","));
   await page.dispatchEvent("#region", "change");
-  steps.segmentBox = await step("segmented", () => page.click("#segment-prompt"));
+  steps.segmentBox = await step("segmentBox", "segmented", () => page.click("#segment-prompt"));
   await page.check("#tool-include");
   await page.locator("#overlay-canvas").scrollIntoViewIfNeeded();
   const canvas = await page.locator("#overlay-canvas").boundingBox();
-  steps.addPoint = await step("segmented", () => page.mouse.click(canvas.x + canvas.width * 0.5, canvas.y + canvas.height * 0.5));
+  steps.addPoint = await step("addPoint", "segmented", () => page.mouse.click(canvas.x + canvas.width * 0.5, canvas.y + canvas.height * 0.5));
   await page.check("#tool-box");
   if (autoGrid) {
     await page.selectOption("#auto-grid", String(autoGrid));
-    steps.automatic = await step("segmented", () => page.click("#segment-auto"));
+    steps.automatic = await step("automatic", "segmented", () => page.click("#segment-auto"));
   }
   for (const focus of ["none", "overlay", "attention"]) {
     await ready();
     await page.selectOption("#focus", focus);
-    steps[`classify-${focus}`] = await step("classified", () => page.click("#classify"));
+    steps[`classify-${focus}`] = await step(`classify-${focus}`, "classified", () => page.click("#classify"));
   }
   const result = { device: await page.evaluate(() => document.body.dataset.device), image: `${width}x${height}`, steps };
   await context.close();
