@@ -16,7 +16,8 @@ const args = process.argv.slice(2);
 const autoAt = args.indexOf("--auto");
 const autoGrid = autoAt >= 0 ? Number(args.splice(autoAt, 2)[1]) : 0;
 const clipOnlyAt = args.indexOf("--clip-only");
-const clipOnly = clipOnlyAt >= 0 && args.splice(clipOnlyAt, 1).length > 0;
+const clipOnly = clipOnlyAt >= 0;
+if (clipOnly) args.splice(clipOnlyAt, 1);
 const [dist, clipFolder, sam2File, image, ...requested] = args;
 if (!image) {
   console.error("usage: node scripts/dev/page-bench.mjs DIST CLIP_FOLDER SAM2_BURNPACK IMAGE [cpu|gpu ...] [--auto N] [--clip-only]");
@@ -63,7 +64,7 @@ async function benchOn(device) {
     const seconds = (Date.now() - started) / 1000;
     await page.waitForFunction(() => document.body.dataset.memory, null, long);
     const outcome = await page.evaluate((k) => document.body.dataset[k], key);
-    if (outcome === "error") throw new Error(`${device}: ${key} failed: ${await page.textContent("main")}`);
+    if (outcome === "error") throw new Error(`${device}: ${name} failed: ${await page.textContent("main")}`);
     const memory = await mib();
     // Progress on stderr (a run takes many minutes); the report is the JSON on stdout at the end.
     console.error(`[${device}] ${name} (${outcome}): ${seconds.toFixed(1)} s, memory ${JSON.stringify(memory)} MiB`);
