@@ -1,7 +1,29 @@
-//! What the benchmarks share: the median of timed runs after a warm-up.
+//! What the benchmarks share: timed runs after a warm-up, their median, the devices asked for,
+//! and one machine-readable line per figure for `scripts/bench/side_by_side.py`.
+#![allow(dead_code)] // each bench uses its own part of this file
+
 use std::time::{Duration, Instant};
 
-pub fn median(warmup: usize, runs: usize, mut run: impl FnMut()) -> Duration {
+use medfocus::device::{self, DeviceRequest};
+
+/// Every timed run of one piece of work, in the order they ran.
+pub struct Timings(pub Vec<Duration>);
+
+impl Timings {
+    pub fn median(&self) -> Duration {
+        let mut sorted = self.0.clone();
+        sorted.sort();
+        sorted[sorted.len() / 2]
+    }
+
+    pub fn median_ms(&self) -> f64 {
+        self.median().as_secs_f64() * 1e3
+    }
+}
+
+/// `warmup` untimed runs, then `runs` timed ones (`MEDFOCUS_BENCH_RUNS` overrides `runs`).
+pub fn time_runs(warmup: usize, runs: usize, mut run: impl FnMut()) -> Timings {
+    let runs = runs_override().unwrap_or(runs).max(1);
     let mut times = Vec::with_capacity(runs);
     for index in 0..warmup + runs {
         let started = Instant::now();
@@ -10,6 +32,56 @@ pub fn median(warmup: usize, runs: usize, mut run: impl FnMut()) -> Duration {
             times.push(started.elapsed());
         }
     }
-    times.sort();
-    times[runs / 2]
+    Timings(times)
+}
+
+pub fn median(warmup: usize, runs: usize, run: impl FnMut()) -> Duration {
+    time_runs(warmup, runs, run).median()
+}
+
+fn runs_override() -> Option<usize> {
+    std::env::var("MEDFOCUS_BENCH_RUNS").ok()?.parse().ok()
+}
+
+/// One figure as a JSON line (`medfocus-bench {...}`), which the side-by-side script reads; the
+/// human summary line is printed beside it.
+pub fn report(work: &str, variant: &str, backend: &str, timings: &Timings) {
+    let ms: Vec<f64> = timings.0.iter().map(|t| t.as_secs_f64() * 1e3).collect();
+    let line = serde_json::json!({
+        "work": work,
+        "variant": variant,
+        "backend": backend,
+        "ms": ms,
+    });
+    println!("medfocus-bench {line}");
+}
+
+/// The devices a bench runs on: `MEDFOCUS_BENCH_DEVICE=cpu` (default), `gpu`, or `both`
+/// (`MEDFOCUS_BENCH_GPU=1`, the older spelling, means `both`). Each with the name it is reported
+/// under.
+pub fn devices() -> Vec<(burn::tensor::Device, String)> {
+    let choice = std::env::var("MEDFOCUS_BENCH_DEVICE").unwrap_or_else(|_| {
+        if std::env::var_os("MEDFOCUS_BENCH_GPU").is_some() {
+            "both".into()
+        } else {
+            "cpu".into()
+        }
+    });
+    let (cpu, gpu) = match choice.as_str() {
+        "cpu" => (true, false),
+        "gpu" => (false, true),
+        "both" => (true, true),
+        other => panic!("MEDFOCUS_BENCH_DEVICE={other}: expected cpu, gpu or both"),
+    };
+    let mut devices = Vec::new();
+    if cpu {
+        let chosen = device::choose_device_blocking(DeviceRequest::Cpu).expect("cpu backend");
+        devices.push((chosen.device, "flex (CPU)".to_string()));
+    }
+    if gpu {
+        let chosen = device::choose_device_blocking(DeviceRequest::Gpu).expect("a wgpu adapter");
+        let name = chosen.report.summary();
+        devices.push((chosen.device, name));
+    }
+    devices
 }
