@@ -44,7 +44,7 @@ ONNX_DIR = REPO / "fixtures-large" / "onnx"
 PROMPTS = [f"a medical image showing {c}." for c in
            ("glioma", "meningioma", "no tumor", "pituitary tumor", "normal")]
 
-# What each row is called, in the order printed, and which side measures it.
+# The table's rows, in the order printed: the work's name in the figures, and its title.
 ROWS = [
     ("clip.image", "CLIP ViT-B/16 image tower, 1 image"),
     ("clip.text_5_prompts", "CLIP text tower, 5 prompts"),
@@ -254,7 +254,7 @@ def fmt_ms(values):
     return one(low) if one(low) == one(high) else f"{one(low)}–{one(high)}"
 
 
-def table(rounds, args):
+def table(rounds):
     """Markdown: one row per work, the range of the per-round medians per side, and the ratio."""
     per = {}  # (work, side) -> [per-round medians]
     labels = {}
@@ -275,7 +275,7 @@ def table(rounds, args):
         if any(cell != "—" for cell in cells):
             lines.append(f"| {title} | {' | '.join(cells)} | {ratio} |")
     sides = "; ".join(f"{side}: {name}" for side, name in sorted(labels.items()))
-    return "\n".join(lines), sides, per
+    return "\n".join(lines), sides
 
 
 def machine():
@@ -302,7 +302,7 @@ def main():
     parser.add_argument("--runs-sam2", type=int, default=3)
     parser.add_argument("--sam2-weights", choices=("f32", "int8", "both"), default="f32")
     parser.add_argument("--json", type=Path, help="also write every timing here")
-    parser.add_argument("--worker", choices=("torch", "onnx"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("torch", "onnx", "export"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.models = set(args.models.split(","))
     sides = args.sides.split(",")
@@ -311,6 +311,9 @@ def main():
         return worker_torch(args)
     if args.worker == "onnx":
         return worker_onnx(args)
+    if args.worker == "export":
+        export_onnx()
+        return None
 
     missing = [p for p in (CLIP_DIR, SAM2_CHECKPOINT) if not p.exists()]
     if missing:
@@ -321,9 +324,7 @@ def main():
     executables = build_medfocus_benches() if "medfocus" in sides else {}
     if "onnx" in sides:
         print("exporting the ONNX towers (once)", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-                        "import side_by_side; side_by_side.export_onnx()", str(Path(__file__).parent)],
-                       check=True)
+        subprocess.run([sys.executable, __file__, "--worker", "export"], check=True)
     worker = [sys.executable, __file__, "--device", args.device, "--threads", str(args.threads),
               "--models", ",".join(sorted(args.models)), "--runs-clip", str(args.runs_clip),
               "--runs-sam2", str(args.runs_sam2)]
@@ -343,7 +344,7 @@ def main():
                 sys.exit(f"unknown side {side!r}")
         rounds.append(figures)
 
-    markdown, names, per = table(rounds, args)
+    markdown, names = table(rounds)
     command = "python scripts/bench/side_by_side.py " + " ".join(sys.argv[1:])
     print(f"\n{started:%Y-%m-%d}, {machine()}; {args.rounds} rounds, each side in its own process, "
           f"alternating; `{command.strip()}`")
