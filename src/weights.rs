@@ -832,11 +832,27 @@ impl<'a> Weights<'a> {
 
 fn transpose_2d(data: TensorData) -> TensorData {
     let [rows, cols] = [data.shape()[0], data.shape()[1]];
-    let values = data.try_to_vec::<f32>().unwrap_or_default();
-    let mut out = vec![0.0f32; values.len()];
-    for row in 0..rows {
-        for col in 0..cols {
-            out[col * rows + row] = values[row * cols + col];
+    transposed_matrix(data, rows, cols)
+}
+
+/// `data` read row-major as a `[rows, cols]` matrix (a conv kernel `[out, in, kh, kw]` is
+/// `[out, in·kh·kw]`), returned as its transpose `[cols, rows]`, laid out contiguously.
+///
+/// Why on the host: PyTorch stores a linear layer's weight `[out, in]` and burn's `Linear` wants
+/// `[in, out]`. Kept as a transposed *view*, every forward pays for it — burn's linear reshapes
+/// the weight to the input's rank, and a reshape of a non-contiguous tensor copies it, so each
+/// call copied the whole matrix (a fifth of the ViT-B/16 image tower's time on flex). One copy
+/// at load instead.
+pub(crate) fn transposed_matrix(data: TensorData, rows: usize, cols: usize) -> TensorData {
+    let values = data
+        .convert_dtype(DType::F32)
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    debug_assert_eq!(values.len(), rows * cols);
+    let mut out = vec![0.0f32; rows * cols];
+    for (row, chunk) in values.chunks_exact(cols.max(1)).enumerate().take(rows) {
+        for (col, &value) in chunk.iter().enumerate() {
+            out[col * rows + row] = value;
         }
     }
     TensorData::new(out, [cols, rows])

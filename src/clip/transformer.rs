@@ -8,9 +8,10 @@ use burn::tensor::activation::{gelu, sigmoid, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::config::Activation;
-use crate::weights::Weights;
+use crate::weights::{Weights, transposed_matrix};
 
-/// `[out, in]` (PyTorch's layout) in the checkpoint; burn's `Linear` keeps `[in, out]`.
+/// `[out, in]` (PyTorch's layout) in the checkpoint; burn's `Linear` keeps `[in, out]`, made
+/// contiguous here (see [`transposed_matrix`]).
 pub(crate) fn linear(
     weights: &mut Weights,
     name: &str,
@@ -20,7 +21,7 @@ pub(crate) fn linear(
     device: &Device,
 ) -> Linear {
     let weight = weights.take(&format!("{name}.weight"), &[outputs, inputs]);
-    let weight = Tensor::<2>::from_data(weight, device).transpose();
+    let weight = Tensor::<2>::from_data(transposed_matrix(weight, outputs, inputs), device);
     let bias = bias.then(|| {
         let bias = weights.take(&format!("{name}.bias"), &[outputs]);
         Param::from_tensor(Tensor::<1>::from_data(bias, device))

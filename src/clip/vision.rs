@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::config::VisionConfig;
 use super::transformer::{BlockShape, ResidualBlock, layer_norm, linear, parameter};
-use crate::weights::Weights;
+use crate::weights::{Weights, transposed_matrix};
 
 /// An additive attention bias applied in chosen blocks of the image tower (see `crate::focus`).
 #[derive(Clone, Debug)]
@@ -58,9 +58,7 @@ impl VisionTransformer {
         // Flattening the conv kernel [width, 3, p, p] row-major gives the (channel, y, x) order
         // `patches()` produces.
         let kernel = weights.take("visual.patch_embed.weight", &[width, 3, patch, patch]);
-        let kernel = Tensor::<4>::from_data(kernel, device)
-            .reshape([width, patch_inputs])
-            .transpose();
+        let kernel = Tensor::<2>::from_data(transposed_matrix(kernel, width, patch_inputs), device);
         let bias = config
             .patch_bias
             .then(|| parameter(weights, "visual.patch_embed.bias", [width], device));

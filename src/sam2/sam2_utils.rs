@@ -9,7 +9,7 @@ use burn::tensor::activation::{gelu, relu, sigmoid, softmax};
 use burn::tensor::{Device, Tensor};
 
 use crate::clip::transformer::{layer_norm, linear};
-use crate::weights::{KeyMap, Source, Weights};
+use crate::weights::{KeyMap, Source, Weights, transposed_matrix};
 
 /// SAM 2's keys are used as they are (after `model.`): the Rust tree mirrors Meta's.
 pub(crate) struct MetaKeys;
@@ -122,9 +122,7 @@ pub(crate) fn conv1x1(
     let bias = weights.take(&format!("{name}.bias"), &[outputs]);
     Linear {
         weight: Param::from_tensor(
-            Tensor::<4>::from_data(weight, device)
-                .reshape([outputs, inputs])
-                .transpose(),
+            Tensor::<2>::from_data(transposed_matrix(weight, outputs, inputs), device),
         ),
         bias: Some(Param::from_tensor(Tensor::from_data(bias, device))),
     }
@@ -166,9 +164,10 @@ impl PatchConv {
         let bias = weights.take(&format!("{name}.bias"), &[outputs]);
         let proj = Linear {
             weight: Param::from_tensor(
-                Tensor::<4>::from_data(weight, device)
-                    .reshape([outputs, inputs * kernel * kernel])
-                    .transpose(),
+                Tensor::<2>::from_data(
+                    transposed_matrix(weight, outputs, inputs * kernel * kernel),
+                    device,
+                ),
             ),
             bias: Some(Param::from_tensor(Tensor::from_data(bias, device))),
         };
