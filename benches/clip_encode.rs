@@ -74,9 +74,10 @@ fn bench(model: &PathBuf, device: &Device, label: &str) {
     let tokens = clip.tokenizer.tokenize_batch(&prompts);
     let text_time = timed(|| finish(clip.model.encode_text(&tokens).unwrap()));
     // The model folder's name tells the figures of two models apart.
-    let variant = model
-        .file_name()
-        .map_or_else(|| clip.family.to_string(), |name| name.to_string_lossy().into_owned());
+    let variant = model.file_name().map_or_else(
+        || clip.family.to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
     common::report("clip.load", &variant, label, &common::Timings(vec![load]));
     common::report("clip.image", &variant, label, &image_time);
     common::report("clip.image_attention", &variant, label, &focused_time);

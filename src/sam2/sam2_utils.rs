@@ -121,9 +121,10 @@ pub(crate) fn conv1x1(
     let weight = weights.take(&format!("{name}.weight"), &[outputs, inputs, 1, 1]);
     let bias = weights.take(&format!("{name}.bias"), &[outputs]);
     Linear {
-        weight: Param::from_tensor(
-            Tensor::<2>::from_data(transposed_matrix(weight, outputs, inputs), device),
-        ),
+        weight: Param::from_tensor(Tensor::<2>::from_data(
+            transposed_matrix(weight, outputs, inputs),
+            device,
+        )),
         bias: Some(Param::from_tensor(Tensor::from_data(bias, device))),
     }
 }
@@ -163,12 +164,10 @@ impl PatchConv {
         );
         let bias = weights.take(&format!("{name}.bias"), &[outputs]);
         let proj = Linear {
-            weight: Param::from_tensor(
-                Tensor::<2>::from_data(
-                    transposed_matrix(weight, outputs, inputs * kernel * kernel),
-                    device,
-                ),
-            ),
+            weight: Param::from_tensor(Tensor::<2>::from_data(
+                transposed_matrix(weight, outputs, inputs * kernel * kernel),
+                device,
+            )),
             bias: Some(Param::from_tensor(Tensor::from_data(bias, device))),
         };
         Self { proj, kernel }
