@@ -6,6 +6,10 @@ use std::time::{Duration, Instant};
 
 use medfocus::device::{self, DeviceRequest};
 
+/// The allocator the `medfocus` program uses (src/main.rs), so the benches time what users run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Every timed run of one piece of work, in the order they ran.
 pub struct Timings(pub Vec<Duration>);
 
