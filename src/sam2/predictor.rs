@@ -214,16 +214,9 @@ impl Sam2Predictor {
                 &self.model.device(),
             )
         });
-        let dense = encoder.embed_masks(mask_input, batch);
-        let expand = |t: &Tensor<4>| {
-            let [_, h, w, c] = t.dims();
-            t.clone().expand([batch, h, w, c])
-        };
-        let high_res = image
-            .features
-            .high_res
-            .as_ref()
-            .map(|[s0, s1]| [expand(s0), expand(s1)]);
+        let dense = encoder.embed_masks(mask_input);
+        // Shared by every prompt: the decoder broadcasts them over the batch.
+        let high_res = image.features.high_res.clone();
         Ok(self.model.sam_mask_decoder.forward(
             image.features.image_embed.clone(),
             encoder.dense_pe(),

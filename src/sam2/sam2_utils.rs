@@ -5,10 +5,11 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
-use burn::tensor::activation::{gelu, relu, sigmoid, softmax};
+use burn::tensor::activation::{relu, sigmoid, softmax};
 use burn::tensor::{Device, Tensor};
 
 use crate::clip::transformer::{layer_norm, linear};
+use crate::kernels::gelu;
 use crate::weights::{KeyMap, Source, Weights, transposed_matrix};
 
 /// SAM 2's keys are used as they are (after `model.`): the Rust tree mirrors Meta's.
@@ -233,7 +234,8 @@ impl ConvTranspose2x2 {
 /// 256 MiB at once.
 const MAX_LOGITS_BYTES: usize = 64 << 20;
 
-/// Scaled dot-product attention, `[b, heads, queries, d]` × `[b, heads, keys, d]`.
+/// Scaled dot-product attention, `[b, heads, queries, d]` × `[b, heads, keys, d]` (a batch of 1
+/// on either side broadcasts).
 pub(crate) fn scaled_dot_product_attention(
     query: Tensor<4>,
     key: Tensor<4>,
@@ -248,8 +250,9 @@ fn attention_in_slices(
     value: Tensor<4>,
     max_logits_bytes: usize,
 ) -> Tensor<4> {
-    let [batch, heads, queries, head_dim] = query.dims();
-    let keys = key.dims()[2];
+    let [query_batch, heads, queries, head_dim] = query.dims();
+    let [key_batch, _, keys, _] = key.dims();
+    let batch = query_batch.max(key_batch);
     let scale = 1.0 / (head_dim as f64).sqrt();
     let key_t = key.swap_dims(2, 3);
     let bytes_per_query = batch * heads * keys * 4;

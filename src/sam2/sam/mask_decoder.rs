@@ -2,9 +2,9 @@
 //! transformer; the image side is upscaled 4× (mixing in the encoder's 4× and 8× features) and
 //! dotted with per-mask hypernetwork outputs; IoU and object-score heads read their tokens.
 
+use crate::kernels::gelu;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Int, Tensor};
 
 use super::transformer::{TwoWayShape, TwoWayTransformer};
@@ -174,9 +174,15 @@ impl MaskDecoder {
     }
 
     /// `image_embedding`: `[1, e, e, c]` (shared by all prompts) or `[b, e, e, c]`;
-    /// `image_pe`: `[e, e, c]`; `sparse`: `[b, n, c]`; `dense`: `[b, e, e, c]`;
-    /// `high_res`: the 4× and 8× features after `conv_s0`/`conv_s1`, `[1, 4e, 4e, c/8]` and
-    /// `[1, 2e, 2e, c/4]`.
+    /// `image_pe`: `[e, e, c]`; `sparse`: `[b, n, c]`; `dense`: `[b, e, e, c]`, or `[1, e, e, c]`
+    /// when every prompt has the same (no mask input); `high_res`: the 4× and 8× features after
+    /// `conv_s0`/`conv_s1`, `[1, 4e, 4e, c/8]` and `[1, 2e, 2e, c/4]`.
+    ///
+    /// What is the same for every prompt stays one tensor of batch 1 and broadcasts: the image
+    /// plus the dense embedding, and in the transformer's first layer the image's keys, values
+    /// and queries (the image only becomes per-prompt once it has attended to the tokens).
+    /// Meta's automatic generator repeats the image embedding for each prompt instead; the
+    /// values are the same, the work and memory are not (a 64-point batch copied 64 × 4 MiB).
     pub fn forward(
         &self,
         image_embedding: Tensor<4>,
@@ -200,13 +206,11 @@ impl MaskDecoder {
             ],
             1,
         );
-        let image = image_embedding.expand([batch, height, side, width]) + dense;
-        let image_pe =
-            image_pe
-                .reshape([1, height * side, width])
-                .expand([batch, height * side, width]);
+        let image = image_embedding + dense;
+        let shared_batch = image.dims()[0];
+        let image_pe = image_pe.reshape([1, height * side, width]);
         let (hs, image) = self.transformer.forward(
-            image.reshape([batch, height * side, width]),
+            image.reshape([shared_batch, height * side, width]),
             image_pe,
             tokens,
         );
@@ -214,7 +218,9 @@ impl MaskDecoder {
             .clone()
             .narrow(1, first_mask_token - 1, 1)
             .squeeze_dim::<2>(1);
-        let image = image.reshape([batch, height, side, width]);
+        // Per prompt from the first image-to-token attention on (batch 1 only without layers).
+        let image_batch = image.dims()[0];
+        let image = image.reshape([image_batch, height, side, width]);
 
         let mut upscaled = self.upscaling_conv1.forward(image);
         if let Some([_, s1]) = &high_res {
@@ -226,7 +232,7 @@ impl MaskDecoder {
             upscaled = upscaled + s0.clone();
         }
         let upscaled = gelu(upscaled);
-        let [_, mask_h, mask_w, channels] = upscaled.dims();
+        let [upscaled_batch, mask_h, mask_w, channels] = upscaled.dims();
 
         let hyper: Vec<Tensor<2>> = self
             .output_hypernetworks_mlps
@@ -244,7 +250,7 @@ impl MaskDecoder {
         let masks = hyper
             .matmul(
                 upscaled
-                    .reshape([batch, mask_h * mask_w, channels])
+                    .reshape([upscaled_batch, mask_h * mask_w, channels])
                     .swap_dims(1, 2),
             )
             .reshape([batch, self.num_mask_tokens, mask_h, mask_w]);

@@ -2,9 +2,9 @@
 //! 2 and 3, as SAM 2's predictor sends them) and low-resolution mask prompts become the sparse
 //! and dense embeddings of the mask decoder.
 
+use crate::kernels::gelu;
 use burn::module::{Module, Param};
 use burn::nn::LayerNorm;
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::clip::transformer::parameter;
@@ -154,17 +154,19 @@ impl PromptEncoder {
         embedded.reshape([batch, tokens, self.embed_dim])
     }
 
-    /// Dense embeddings `[b, e, e, embed_dim]`: the downscaled mask prompt, or `no_mask_embed`
-    /// everywhere.
-    pub fn embed_masks(&self, masks: Option<Tensor<4>>, batch: usize) -> Tensor<4> {
+    /// Dense embeddings: the downscaled mask prompts `[b, e, e, embed_dim]`, or `no_mask_embed`
+    /// everywhere, `[1, e, e, embed_dim]`.
+    pub fn embed_masks(&self, masks: Option<Tensor<4>>) -> Tensor<4> {
         match masks {
             Some(masks) => self.mask_downscaling.forward(masks),
+            // One `[1, e, e, c]` for every prompt: the decoder broadcasts it (and the image
+            // embedding) over the batch instead of copying both per prompt.
             None => {
                 let size = self.embedding_size;
                 self.no_mask_embed
                     .val()
                     .reshape([1, 1, 1, self.embed_dim])
-                    .expand([batch, size, size, self.embed_dim])
+                    .expand([1, size, size, self.embed_dim])
             }
         }
     }

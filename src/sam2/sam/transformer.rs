@@ -49,7 +49,8 @@ impl Attention {
         }
     }
 
-    /// `[b, n, c]` queries against `[b, m, c]` keys/values.
+    /// `[b, n, c]` queries against `[b, m, c]` keys/values; a batch of 1 on either side
+    /// broadcasts.
     pub fn forward(&self, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
         let split = |x: Tensor<3>| {
             let [batch, tokens, width] = x.dims();
@@ -59,8 +60,11 @@ impl Attention {
         let q = split(self.q_proj.forward(q));
         let k = split(self.k_proj.forward(k));
         let v = split(self.v_proj.forward(v));
-        let [batch, heads, tokens, head_dim] = q.dims();
-        let out = scaled_dot_product_attention(q, k, v)
+        // Either side may be one tensor shared by the batch (batch 1); the result has the
+        // broadcast batch.
+        let out = scaled_dot_product_attention(q, k, v);
+        let [batch, heads, tokens, head_dim] = out.dims();
+        let out = out
             .swap_dims(1, 2)
             .reshape([batch, tokens, heads * head_dim]);
         self.out_proj.forward(out)
@@ -226,8 +230,9 @@ impl TwoWayTransformer {
         }
     }
 
-    /// `image`: `[b, hw, c]`, `image_pe`: `[b, hw, c]`, `tokens`: `[b, n, c]` →
-    /// (`[b, n, c]` processed tokens, `[b, hw, c]` processed image).
+    /// `image`: `[b, hw, c]` or `[1, hw, c]` (the same for every prompt), `image_pe`:
+    /// `[1, hw, c]`, `tokens`: `[b, n, c]` → (`[b, n, c]` processed tokens, `[b, hw, c]` processed
+    /// image).
     pub fn forward(
         &self,
         image: Tensor<3>,
