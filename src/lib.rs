@@ -15,6 +15,7 @@ pub mod fetch;
 pub mod focus;
 pub mod heads;
 pub mod imaging;
+pub mod kernels;
 pub mod pipeline;
 pub mod sam2;
 #[cfg(not(target_arch = "wasm32"))]

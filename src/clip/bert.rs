@@ -7,12 +7,12 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, LayerNorm, Linear};
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 
 use super::config::{Activation, BertTextConfig, TextProjection};
 use super::text::{TextInputError, TokenEmbeddings, check_tokens, token_tensor};
 use super::transformer::{Attention, Mlp, embedding, layer_norm, linear, parameter, tensor_from};
+use crate::kernels::gelu;
 use crate::weights::Weights;
 
 /// Added to the attention logits of padding keys; large enough that softmax gives them 0.

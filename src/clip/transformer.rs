@@ -4,10 +4,11 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::{gelu, sigmoid, softmax};
+use burn::tensor::activation::{sigmoid, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::config::Activation;
+use crate::kernels::gelu;
 use crate::weights::{Weights, transposed_matrix};
 
 /// `[out, in]` (PyTorch's layout) in the checkpoint; burn's `Linear` keeps `[in, out]`, made
