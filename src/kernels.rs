@@ -4,7 +4,8 @@
 //! Why: flex evaluates GELU as `erff` per element on the calling thread. SAM 2's mask decoder
 //! applies it to `[prompts, 256, 256, 32]` upscaled features and Hiera's MLPs to every token, so
 //! on the automatic generator half of the main thread's time was GELU while the other cores
-//! waited (`perf record` on `cargo bench --bench sam2_segment`).
+//! waited (`perf record` on `cargo bench --bench sam2_segment`). OpenAI CLIP's QuickGELU was three
+//! such passes (scale, sigmoid, product) over every MLP activation; here it is one.
 
 use burn::tensor::activation;
 use burn::tensor::{DType, Device, Tensor};
@@ -13,18 +14,45 @@ use burn::tensor::{DType, Device, Tensor};
 #[cfg(not(target_arch = "wasm32"))]
 const PARALLEL_FROM: usize = 1 << 16;
 
+/// Whether `x` is worth computing on the host's cores: a large f32 tensor on the native CPU
+/// backend without autodiff (an autodiff tensor must stay in burn's graph).
+fn on_host_cores<const D: usize>(x: &Tensor<D>) -> bool {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        x.shape().num_elements() >= PARALLEL_FROM
+            && x.dtype() == DType::F32
+            && x.device() == Device::flex()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = x;
+        false
+    }
+}
+
 /// GELU, the exact (erf) form: `0.5·x·(1 + erf(x/√2))`, as `burn::tensor::activation::gelu`.
 /// Large f32 tensors on the native CPU backend are computed on all cores with the very
 /// expression and `erff` flex uses; anything else (GPU, autodiff, wasm, small) is burn's own.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     #[cfg(not(target_arch = "wasm32"))]
-    if x.shape().num_elements() >= PARALLEL_FROM
-        && x.dtype() == DType::F32
-        && x.device() == Device::flex()
-    {
-        return native::gelu(x);
+    if on_host_cores(&x) {
+        let sqrt2 = core::f32::consts::SQRT_2;
+        // As `burn_flex::ops::activation::gelu` writes it: same operations in the same order,
+        // the same libm `erff`, hence the same rounding.
+        return native::map(x, move |x| 0.5 * x * (1.0 + libm::erff(x / sqrt2)));
     }
     activation::gelu(x)
+}
+
+/// QuickGELU, `x·σ(1.702·x)`, as OpenAI trained CLIP and as
+/// `x.clone() * sigmoid(x * 1.702)` computes it in burn; one pass over all cores where [`gelu`]
+/// would take that path.
+pub fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if on_host_cores(&x) {
+        return native::map(x, |x| x * native::sigmoid(x * 1.702));
+    }
+    x.clone() * activation::sigmoid(x * 1.702)
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -35,7 +63,8 @@ mod native {
     /// Elements per task: large enough that scheduling is noise, small enough to balance.
     const CHUNK: usize = 1 << 14;
 
-    pub(super) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    /// `f` applied to every element of an f32 tensor on the CPU backend, across the cores.
+    pub(super) fn map<const D: usize>(x: Tensor<D>, f: impl Fn(f32) -> f32 + Sync) -> Tensor<D> {
         let device = x.device();
         let shape = x.shape();
         // The caller checked the dtype is f32, so this cannot fail.
@@ -43,16 +72,23 @@ mod native {
             .into_data()
             .try_into_vec::<f32>()
             .expect("an f32 tensor reads back as f32");
-        let sqrt2 = core::f32::consts::SQRT_2;
         values.par_chunks_mut(CHUNK).for_each(|chunk| {
             for value in chunk {
-                // Written as flex writes it (`burn_flex::ops::activation::gelu`): same order of
-                // operations, same libm `erff`, hence the same rounding.
-                let x = *value;
-                *value = 0.5 * x * (1.0 + libm::erff(x / sqrt2));
+                *value = f(*value);
             }
         });
         Tensor::from_data(TensorData::new(values, shape), &device)
+    }
+
+    /// flex's f32 sigmoid (`burn_flex::ops::activation`), the branch that keeps `exp` from
+    /// overflowing included.
+    pub(super) fn sigmoid(x: f32) -> f32 {
+        if x >= 0.0 {
+            1.0 / (1.0 + (-x).exp())
+        } else {
+            let e = x.exp();
+            e / (1.0 + e)
+        }
     }
 }
 
@@ -61,35 +97,44 @@ mod tests {
     use super::*;
     use burn::tensor::TensorData;
 
-    #[test]
-    fn parallel_gelu_is_burns_gelu_bit_for_bit() {
-        let device = Device::flex();
-        // Both signs, the erf tails, zero and values near it; more than PARALLEL_FROM elements.
+    /// More than `PARALLEL_FROM` values: both signs, the tails, zero and values near it.
+    fn probe(device: &Device) -> Tensor<2> {
         let values: Vec<f32> = (0..(1 << 17) + 3)
-            .map(|i| ((i as f32) * 0.000_731).sin() * 9.0 - (i % 7) as f32 * 1e-4)
+            .map(|i| ((i as f32) * 0.000_731).sin() * 12.0 - (i % 7) as f32 * 1e-4)
             .collect();
         let count = values.len();
-        let x = Tensor::<2>::from_data(TensorData::new(values, [count / 5, 5]), &device);
-        let ours = gelu(x.clone()).into_data().try_into_vec::<f32>().unwrap();
-        let burns = activation::gelu(x)
-            .into_data()
-            .try_into_vec::<f32>()
-            .unwrap();
-        assert_eq!(ours.len(), burns.len());
-        let differing = ours
-            .iter()
-            .zip(&burns)
-            .filter(|(a, b)| a.to_bits() != b.to_bits())
-            .count();
-        assert_eq!(differing, 0, "{differing} of {count} values differ");
+        Tensor::<2>::from_data(TensorData::new(values, [count / 5, 5]), device)
+    }
+
+    fn differing_bits(a: Tensor<2>, b: Tensor<2>) -> usize {
+        let a = a.into_data().try_into_vec::<f32>().unwrap();
+        let b = b.into_data().try_into_vec::<f32>().unwrap();
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(&b)
+            .filter(|(x, y)| x.to_bits() != y.to_bits())
+            .count()
     }
 
     #[test]
-    fn small_and_autodiff_tensors_take_burns_path() {
+    fn parallel_gelu_is_burns_gelu_bit_for_bit() {
+        let x = probe(&Device::flex());
+        assert_eq!(differing_bits(gelu(x.clone()), activation::gelu(x)), 0);
+    }
+
+    #[test]
+    fn parallel_quick_gelu_is_burns_composition_bit_for_bit() {
+        let x = probe(&Device::flex());
+        let burns = x.clone() * activation::sigmoid(x.clone() * 1.702);
+        assert_eq!(differing_bits(quick_gelu(x), burns), 0);
+    }
+
+    #[test]
+    fn autodiff_tensors_take_burns_path() {
         let device = Device::flex().autodiff();
         let x = Tensor::<1>::from_data(TensorData::new(vec![-1.0f32, 0.0, 2.0], [3]), &device)
             .require_grad();
-        let y = gelu(x.clone()).sum();
+        let y = (gelu(x.clone()) + quick_gelu(x.clone())).sum();
         let gradients = y.backward();
         assert!(
             x.grad(&gradients).is_some(),

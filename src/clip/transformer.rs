@@ -4,11 +4,11 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::{sigmoid, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::config::Activation;
-use crate::kernels::gelu;
+use crate::kernels::{gelu, quick_gelu};
 use crate::weights::{Weights, transposed_matrix};
 
 /// `[out, in]` (PyTorch's layout) in the checkpoint; burn's `Linear` keeps `[in, out]`, made
@@ -77,7 +77,7 @@ pub(crate) fn parameter<const D: usize>(
 pub(crate) fn activate<const D: usize>(activation: Activation, x: Tensor<D>) -> Tensor<D> {
     match activation {
         // x·σ(1.702x), as OpenAI trained it.
-        Activation::QuickGelu => x.clone() * sigmoid(x * 1.702),
+        Activation::QuickGelu => quick_gelu(x),
         Activation::Gelu => gelu(x),
     }
 }
