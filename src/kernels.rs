@@ -7,27 +7,23 @@
 //! waited (`perf record` on `cargo bench --bench sam2_segment`). OpenAI CLIP's QuickGELU was three
 //! such passes (scale, sigmoid, product) over every MLP activation; here it is one.
 
+use burn::tensor::Tensor;
 use burn::tensor::activation;
-use burn::tensor::{DType, Device, Tensor};
+#[cfg(not(target_arch = "wasm32"))]
+use burn::tensor::{DType, Device};
 
 /// Below this many elements handing work to other threads costs more than it saves.
 #[cfg(not(target_arch = "wasm32"))]
 const PARALLEL_FROM: usize = 1 << 16;
 
 /// Whether `x` is worth computing on the host's cores: a large f32 tensor on the native CPU
-/// backend without autodiff (an autodiff tensor must stay in burn's graph).
+/// backend without autodiff (an autodiff tensor must stay in burn's graph). Never in wasm: no
+/// threads there.
+#[cfg(not(target_arch = "wasm32"))]
 fn on_host_cores<const D: usize>(x: &Tensor<D>) -> bool {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        x.shape().num_elements() >= PARALLEL_FROM
-            && x.dtype() == DType::F32
-            && x.device() == Device::flex()
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        let _ = x;
-        false
-    }
+    x.shape().num_elements() >= PARALLEL_FROM
+        && x.dtype() == DType::F32
+        && x.device() == Device::flex()
 }
 
 /// GELU, the exact (erf) form: `0.5·x·(1 + erf(x/√2))`, as `burn::tensor::activation::gelu`.
@@ -92,7 +88,7 @@ mod native {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use burn::tensor::TensorData;

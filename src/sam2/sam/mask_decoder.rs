@@ -2,13 +2,13 @@
 //! transformer; the image side is upscaled 4× (mixing in the encoder's 4× and 8× features) and
 //! dotted with per-mask hypernetwork outputs; IoU and object-score heads read their tokens.
 
-use crate::kernels::gelu;
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Device, Int, Tensor};
 
 use super::transformer::{TwoWayShape, TwoWayTransformer};
 use crate::clip::transformer::linear;
+use crate::kernels::gelu;
 use crate::sam2::config::Sam2Config;
 use crate::sam2::sam2_utils::{
     ConvTranspose2x2, Mlp, MlpActivation, MlpShape, conv1x1, layer_norm_2d, stacked_rows,
@@ -218,7 +218,7 @@ impl MaskDecoder {
             .clone()
             .narrow(1, first_mask_token - 1, 1)
             .squeeze_dim::<2>(1);
-        // Per prompt from the first image-to-token attention on (batch 1 only without layers).
+        // Per prompt now: the image attended to each prompt's tokens in the transformer.
         let image_batch = image.dims()[0];
         let image = image.reshape([image_batch, height, side, width]);
 

@@ -2,12 +2,12 @@
 //! 2 and 3, as SAM 2's predictor sends them) and low-resolution mask prompts become the sparse
 //! and dense embeddings of the mask decoder.
 
-use crate::kernels::gelu;
 use burn::module::{Module, Param};
 use burn::nn::LayerNorm;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::clip::transformer::parameter;
+use crate::kernels::gelu;
 use crate::sam2::config::Sam2Config;
 use crate::sam2::position_encoding::PositionEmbeddingRandom;
 use crate::sam2::sam2_utils::{PatchConv, conv1x1, layer_norm_2d, stacked_rows};
