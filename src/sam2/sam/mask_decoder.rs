@@ -232,7 +232,7 @@ impl MaskDecoder {
             upscaled = upscaled + s0.clone();
         }
         let upscaled = gelu(upscaled);
-        let [upscaled_batch, mask_h, mask_w, channels] = upscaled.dims();
+        let [_, mask_h, mask_w, channels] = upscaled.dims();
 
         let hyper: Vec<Tensor<2>> = self
             .output_hypernetworks_mlps
@@ -250,7 +250,7 @@ impl MaskDecoder {
         let masks = hyper
             .matmul(
                 upscaled
-                    .reshape([upscaled_batch, mask_h * mask_w, channels])
+                    .reshape([image_batch, mask_h * mask_w, channels])
                     .swap_dims(1, 2),
             )
             .reshape([batch, self.num_mask_tokens, mask_h, mask_w]);
