@@ -32,3 +32,45 @@ export async function serveDist(dist, models = null) {
 /** Debian's Chromium, headless, WebGPU on (SwiftShader where there is no GPU). */
 export const launchChromium = () =>
   chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox", "--enable-unsafe-webgpu"] });
+
+const long = { timeout: 1_800_000 };
+
+/**
+ * A fresh browser context with the page on `device` (cpu = burn's CPU backend in wasm, gpu =
+ * WebGPU), its engine ready; answers `{ context, page, step }`, where `step(label, key, start)`
+ * times `start()` (a click, a file pick) until the page sets `dataset[key]` again and the engine
+ * has reported its memory, and answers `{ outcome, seconds, memory }` (memory in MiB).
+ */
+export async function openEngine(browser, url, device) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const page = await context.newPage();
+  page.on("console", (message) => message.type() === "error" && console.error(`[${device}] ${message.text()}`));
+  await page.goto(url);
+  await page.waitForFunction(() => document.body.dataset.engine === "ready", null, long);
+  if (device === "cpu") {
+    await page.selectOption("#device-request", "cpu");
+    await page.waitForFunction(() => document.body.dataset.device === "flex" && document.body.dataset.engine === "ready", null, long);
+  }
+  const ready = () => page.waitForFunction(() => !document.body.dataset.busy, null, long);
+  const mib = () =>
+    page.evaluate(() => Object.fromEntries(Object.entries(JSON.parse(document.body.dataset.memory)).map(([key, bytes]) => [key, Math.round(bytes / 1048576)])));
+  async function step(label, key, start) {
+    await ready();
+    await page.evaluate((k) => {
+      delete document.body.dataset[k];
+      delete document.body.dataset.memory;
+    }, key);
+    const started = Date.now();
+    await start();
+    await page.waitForFunction((k) => document.body.dataset[k] && !document.body.dataset.busy, key, long);
+    const seconds = (Date.now() - started) / 1000;
+    await page.waitForFunction(() => document.body.dataset.memory, null, long);
+    const outcome = await page.evaluate((k) => document.body.dataset[k], key);
+    if (outcome === "error") throw new Error(`${device}: ${label} failed: ${await page.textContent("main")}`);
+    const memory = await mib();
+    // Progress on stderr (a run takes minutes); reports are JSON on stdout at the end.
+    console.error(`[${device}] ${label} (${outcome}): ${seconds.toFixed(1)} s, memory ${JSON.stringify(memory)} MiB`);
+    return { outcome, seconds, memory };
+  }
+  return { context, page, step, ready };
+}

@@ -10,7 +10,7 @@
 // cpu = burn's CPU backend in wasm, gpu = WebGPU (SwiftShader on a machine without a GPU).
 // --clip-only loads CLIP alone and classifies the whole image (SAM 2's image encoder on
 // SwiftShader did not finish in 25 minutes on a 2-core machine; a classification took 7 minutes).
-import { launchChromium, serveDist } from "./dist-server.mjs";
+import { launchChromium, openEngine, serveDist } from "./dist-server.mjs";
 
 const args = process.argv.slice(2);
 const autoAt = args.indexOf("--auto");
@@ -38,39 +38,7 @@ await browser.close();
 server.close();
 
 async function benchOn(device) {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-  const page = await context.newPage();
-  page.on("console", (message) => message.type() === "error" && console.error(`[${device}] ${message.text()}`));
-  await page.goto(server.url);
-  await page.waitForFunction(() => document.body.dataset.engine === "ready", null, long);
-  if (device === "cpu") {
-    await page.selectOption("#device-request", "cpu");
-    await page.waitForFunction(() => document.body.dataset.device === "flex" && document.body.dataset.engine === "ready", null, long);
-  }
-  const ready = () => page.waitForFunction(() => !document.body.dataset.busy, null, long);
-  const mib = () =>
-    page.evaluate(() => Object.fromEntries(Object.entries(JSON.parse(document.body.dataset.memory)).map(([key, bytes]) => [key, Math.round(bytes / 1048576)])));
-
-  /** Times step `name`: `start()` until `dataset[key]` is set again and the engine has reported its memory. */
-  async function step(name, key, start) {
-    await ready();
-    await page.evaluate((k) => {
-      delete document.body.dataset[k];
-      delete document.body.dataset.memory;
-    }, key);
-    const started = Date.now();
-    await start();
-    await page.waitForFunction((k) => document.body.dataset[k] && !document.body.dataset.busy, key, long);
-    const seconds = (Date.now() - started) / 1000;
-    await page.waitForFunction(() => document.body.dataset.memory, null, long);
-    const outcome = await page.evaluate((k) => document.body.dataset[k], key);
-    if (outcome === "error") throw new Error(`${device}: ${name} failed: ${await page.textContent("main")}`);
-    const memory = await mib();
-    // Progress on stderr (a run takes many minutes); the report is the JSON on stdout at the end.
-    console.error(`[${device}] ${name} (${outcome}): ${seconds.toFixed(1)} s, memory ${JSON.stringify(memory)} MiB`);
-    return { outcome, seconds, memory };
-  }
-
+  const { context, page, step, ready } = await openEngine(browser, server.url, device);
   const steps = {};
   steps.loadClip = await step("loadClip", "model", () => page.setInputFiles("#model-input", clipFolder));
   await page.setInputFiles("#file-input", image);

@@ -1,0 +1,247 @@
+// MedFocus in the page against onnxruntime-web, side by side in one headless Chromium, one run.
+//
+//   node scripts/bench/browser_side_by_side.mjs DIST CLIP_FOLDER SAM2_BURNPACK IMAGE \
+//       [--devices cpu,gpu] [--rounds N] [--runs N] [--clip-only] [--json FILE]
+//
+// DIST is the built page (`./scripts/serve.sh --build-only`); CLIP_FOLDER and SAM2_BURNPACK are
+// what the page loads (`medfocus weights export-web --clip … --sam2 … --sam2-weights f32`: f32, as
+// the ONNX tower is); the ONNX towers are the side-by-side bench's exports of the same
+// checkpoints (`python scripts/bench/side_by_side.py --sides onnx`, or `--worker export`), found
+// in fixtures-large/onnx/ (MEDFOCUS_ONNX_DIR names another folder). onnxruntime-web is installed
+// once, pinned, into ~/.cache/medfocus/onnxruntime-web (not a dependency of the page).
+//
+// Per round and device, each side in a fresh browser context (sides alternate, rounds repeat):
+// - MedFocus: the page driven as a person drives it, each step's time from the click to the result
+//   on the page (so it includes decoding the image, preprocessing, the worker's messages and the
+//   page's update, which onnxruntime-web's figures do not): load CLIP, classify the whole image
+//   once (the class prompts' text tower runs then), then RUNS more classifications (the image tower
+//   alone: the text embeddings are cached); load SAM 2, segment a box (SAM 2's image encoder and one
+//   prompt: the first encoder run in that context).
+// - onnxruntime-web: the same towers as ONNX, `InferenceSession.run` timed around the call on a
+//   fixed input (the image tower's 224² input, the encoder's 1024²): the first run, then RUNS more.
+// Both sides on one thread: the page's engine has no threads, and onnxruntime-web is set to one
+// (its threads need a cross-origin isolated page, which neither page is).
+// cpu = MedFocus on burn's CPU backend in wasm against onnxruntime-web's `wasm` backend;
+// gpu = WebGPU on both (`webgpu` execution provider); SwiftShader where there is no GPU.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { homedir } from "node:os";
+import { dirname, extname, join, normalize, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { launchChromium, openEngine, serveDist } from "../dev/dist-server.mjs";
+
+const ORT_WEB_VERSION = "1.31.1";
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const usage =
+  "usage: node scripts/bench/browser_side_by_side.mjs DIST CLIP_FOLDER SAM2_BURNPACK IMAGE [--devices cpu,gpu] [--rounds N] [--runs N] [--clip-only] [--json FILE]";
+
+const args = process.argv.slice(2);
+function option(name, fallback) {
+  const at = args.indexOf(name);
+  return at >= 0 ? args.splice(at, 2)[1] : fallback;
+}
+function flag(name) {
+  const at = args.indexOf(name);
+  if (at >= 0) args.splice(at, 1);
+  return at >= 0;
+}
+const devices = option("--devices", "cpu").split(",");
+const rounds = Number(option("--rounds", "2"));
+const runs = Number(option("--runs", "3"));
+const jsonPath = option("--json", null);
+const clipOnly = flag("--clip-only");
+const [dist, clipFolder, sam2File, image] = args;
+if (!image || !(rounds >= 1) || !(runs >= 1) || devices.some((d) => d !== "cpu" && d !== "gpu")) {
+  console.error(usage);
+  process.exit(2);
+}
+const onnxDir = process.env.MEDFOCUS_ONNX_DIR ?? join(repo, "fixtures-large", "onnx");
+const onnx = { clip: "openai-vit-b-16.visual.onnx", sam2: "sam2.1-hiera-tiny.image_encoder.onnx" };
+for (const [tower, file] of Object.entries(onnx)) {
+  if (tower === "sam2" && clipOnly) continue;
+  if (!existsSync(join(onnxDir, file))) {
+    console.error(`${join(onnxDir, file)} is missing: export it with python scripts/bench/side_by_side.py --worker export`);
+    process.exit(2);
+  }
+}
+const ortDist = installOrtWeb();
+
+const long = { timeout: 1_800_000 };
+const medfocusServer = await serveDist(dist);
+const ortServer = await serveOrtPage();
+const browser = await launchChromium();
+const version = browser.version();
+const figures = []; // {side, device, work, ms, round}
+for (let round = 1; round <= rounds; round++) {
+  for (const device of devices) {
+    // MedFocus first in odd rounds, onnxruntime-web first in even ones.
+    const order = round % 2 ? [medfocusSide, ortSide] : [ortSide, medfocusSide];
+    for (const side of order) {
+      try {
+        figures.push(...(await side(device)).map((figure) => ({ ...figure, device, round })));
+      } catch (error) {
+        // One side failing (SwiftShader out of buffer space, say) still reports the rest.
+        console.error(`round ${round}, ${device}, ${side.name}: ${error.message ?? error}`);
+        figures.push({ side: side === medfocusSide ? "medfocus" : "onnxruntime-web", device, round, error: String(error.message ?? error) });
+      }
+    }
+  }
+}
+await browser.close();
+medfocusServer.close();
+ortServer.close();
+
+const report = { date: new Date().toISOString(), chromium: version, ortWeb: ORT_WEB_VERSION, rounds, runs, clipOnly, dist, clipFolder, sam2File, image, figures };
+if (jsonPath) await writeFile(jsonPath, JSON.stringify(report, null, 1));
+printTable(report);
+
+/** The page: CLIP's image tower (steady state) and SAM 2's first image-encoder run. */
+async function medfocusSide(device) {
+  const { context, page, step, ready } = await openEngine(browser, medfocusServer.url, device);
+  const out = [];
+  try {
+    await step("loadClip", "model", () => page.setInputFiles("#model-input", clipFolder));
+    await page.setInputFiles("#file-input", image);
+    await page.waitForFunction(() => document.body.dataset.image, null, long);
+    await ready();
+    await page.selectOption("#focus", "none");
+    const first = await step("classify (text + image tower)", "classified", () => page.click("#classify"));
+    out.push({ side: "medfocus", work: "clip.first", ms: first.seconds * 1e3 });
+    for (let run = 0; run < runs; run++) {
+      const timed = await step("classify (image tower)", "classified", () => page.click("#classify"));
+      out.push({ side: "medfocus", work: "clip.image", ms: timed.seconds * 1e3, memoryPeakMiB: timed.memory.peak });
+    }
+    if (!clipOnly) {
+      await step("loadSam2", "sam2", () => page.setInputFiles("#sam2-input", sam2File));
+      const [width, height] = (await page.evaluate(() => document.body.dataset.image)).split("x").map(Number);
+      await page.fill("#region", [0.25 * width, 0.25 * height, 0.75 * width, 0.75 * height].map(Math.round).join(","));
+      await page.dispatchEvent("#region", "change");
+      const segmented = await step("segment a box (encoder + prompt)", "segmented", () => page.click("#segment-prompt"));
+      out.push({ side: "medfocus", work: "sam2.encoder_first", ms: segmented.seconds * 1e3, memoryPeakMiB: segmented.memory.peak });
+    }
+  } finally {
+    await context.close();
+  }
+  return out;
+}
+
+/** onnxruntime-web on the exported towers, in a page of its own. */
+async function ortSide(device) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on("console", (message) => message.type() === "error" && console.error(`[ort ${device}] ${message.text()}`));
+  const out = [];
+  try {
+    await page.goto(ortServer.url);
+    await page.waitForFunction(() => typeof ort === "object", null, long);
+    const provider = device === "cpu" ? "wasm" : "webgpu";
+    const towers = clipOnly ? [["clip", [1, 3, 224, 224]]] : [["clip", [1, 3, 224, 224]], ["sam2", [1, 3, 1024, 1024]]];
+    for (const [tower, shape] of towers) {
+      const result = await page.evaluate(runOrt, { url: `/onnx/${onnx[tower]}`, shape, runs, provider });
+      console.error(`[ort ${device}] ${tower}: load ${(result.loadMs / 1e3).toFixed(1)} s, first ${(result.times[0] / 1e3).toFixed(2)} s, then ${result.times.slice(1).map((ms) => (ms / 1e3).toFixed(2)).join(" ")} s`);
+      if (tower === "clip") {
+        for (const ms of result.times.slice(1)) out.push({ side: "onnxruntime-web", work: "clip.image", ms });
+      } else {
+        out.push({ side: "onnxruntime-web", work: "sam2.encoder_first", ms: result.times[0] });
+        for (const ms of result.times.slice(1)) out.push({ side: "onnxruntime-web", work: "sam2.encoder", ms });
+      }
+    }
+  } finally {
+    await context.close();
+  }
+  return out;
+}
+
+/** In the ORT page: one session, a fixed input (the benches' pattern, scaled to about ±2), timed runs. */
+async function runOrt({ url, shape, runs, provider }) {
+  ort.env.wasm.numThreads = 1;
+  ort.env.wasm.wasmPaths = "/ort/";
+  const started = performance.now();
+  const session = await ort.InferenceSession.create(url, { executionProviders: [provider], graphOptimizationLevel: "all" });
+  const loadMs = performance.now() - started;
+  const size = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(size);
+  for (let i = 0; i < size; i++) data[i] = ((i % 251) / 250 - 0.5) * 4;
+  const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", data, shape) };
+  const times = [];
+  for (let run = 0; run <= runs; run++) {
+    const begun = performance.now();
+    const outputs = await session.run(feeds);
+    // The outputs are on the CPU when run resolves (WebGPU included: read back by default).
+    times.push(performance.now() - begun);
+    for (const output of Object.values(outputs)) output.dispose?.();
+  }
+  await session.release();
+  return { loadMs, times };
+}
+
+/** onnxruntime-web, pinned, installed once outside the clone; answers its dist folder. */
+function installOrtWeb() {
+  const prefix = join(homedir(), ".cache", "medfocus", "onnxruntime-web");
+  const distDir = join(prefix, "node_modules", "onnxruntime-web", "dist");
+  const manifest = join(prefix, "node_modules", "onnxruntime-web", "package.json");
+  let installed = null;
+  if (existsSync(manifest)) installed = JSON.parse(readFileSync(manifest, "utf8")).version;
+  if (installed !== ORT_WEB_VERSION) {
+    console.error(`installing onnxruntime-web@${ORT_WEB_VERSION} into ${prefix}`);
+    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", prefix, `onnxruntime-web@${ORT_WEB_VERSION}`], { stdio: "inherit" });
+  }
+  return distDir;
+}
+
+/** A bare page with onnxruntime-web, its files at /ort/ and the ONNX towers at /onnx/. */
+async function serveOrtPage() {
+  const html = `<!doctype html><meta charset="utf-8"><title>onnxruntime-web</title><script src="/ort/ort.all.min.js"></script>`;
+  const types = { ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm" };
+  const server = createServer(async (request, response) => {
+    const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
+    if (path === "/") return response.writeHead(200, { "content-type": "text/html" }).end(html);
+    const [root, rest] = path.startsWith("/ort/") ? [ortDist, path.slice(5)] : path.startsWith("/onnx/") ? [onnxDir, path.slice(6)] : [null, null];
+    if (!root || rest.includes("..")) return response.writeHead(404).end();
+    try {
+      const body = await readFile(join(root, rest));
+      response.writeHead(200, { "content-type": types[extname(rest)] ?? "application/octet-stream" }).end(body);
+    } catch {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise((done) => server.listen(0, "127.0.0.1", done));
+  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => server.close() };
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Per device and work: each side's range of per-round medians, and the ratio of their medians. */
+function printTable({ date, chromium, figures }) {
+  const rows = [
+    ["clip.image", "CLIP ViT-B/16 image tower, 1 image (steady)"],
+    ["sam2.encoder_first", "SAM 2.1 tiny image encoder, first run (MedFocus: + one prompt)"],
+    ["sam2.encoder", "SAM 2.1 tiny image encoder, later runs"],
+  ];
+  const fmt = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+  console.log(`\n${date}, Chromium ${chromium}, onnxruntime-web ${ORT_WEB_VERSION}, one thread each side`);
+  console.log("| device | work | onnxruntime-web | MedFocus (page) | MedFocus / onnxruntime-web |");
+  console.log("|---|---|---|---|---|");
+  for (const device of devices) {
+    for (const [work, title] of rows) {
+      const cells = ["onnxruntime-web", "medfocus"].map((side) => {
+        const perRound = [];
+        for (let round = 1; round <= rounds; round++) {
+          const values = figures.filter((f) => f.side === side && f.device === device && f.work === work && f.round === round && f.ms !== undefined).map((f) => f.ms);
+          if (values.length) perRound.push(median(values));
+        }
+        return perRound;
+      });
+      if (!cells[0].length && !cells[1].length) continue;
+      const text = cells.map((perRound) => (perRound.length ? `${fmt(Math.min(...perRound))}–${fmt(Math.max(...perRound))}` : "—"));
+      const ratio = cells[0].length && cells[1].length ? `${(median(cells[1]) / median(cells[0])).toFixed(2)}×` : "—";
+      console.log(`| ${device} | ${title} | ${text[0]} | ${text[1]} | ${ratio} |`);
+    }
+  }
+}
