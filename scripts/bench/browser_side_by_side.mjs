@@ -1,7 +1,7 @@
 // MedFocus in the page against onnxruntime-web, side by side in one headless Chromium, one run.
 //
 //   node scripts/bench/browser_side_by_side.mjs DIST CLIP_FOLDER SAM2_BURNPACK IMAGE \
-//       [--devices cpu,gpu] [--rounds N] [--runs N] [--clip-only] [--json FILE]
+//       [--devices cpu,gpu] [--sides medfocus,onnxruntime-web] [--rounds N] [--runs N] [--clip-only] [--json FILE]
 //
 // DIST is the built page (`./scripts/serve.sh --build-only`); CLIP_FOLDER and SAM2_BURNPACK are
 // what the page loads (`medfocus weights export-web --clip … --sam2 … --sam2-weights f32`: f32, as
@@ -35,7 +35,7 @@ import { launchChromium, openEngine, serveDist } from "../dev/dist-server.mjs";
 const ORT_WEB_VERSION = "1.31.1";
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const usage =
-  "usage: node scripts/bench/browser_side_by_side.mjs DIST CLIP_FOLDER SAM2_BURNPACK IMAGE [--devices cpu,gpu] [--rounds N] [--runs N] [--clip-only] [--json FILE]";
+  "usage: node scripts/bench/browser_side_by_side.mjs DIST CLIP_FOLDER SAM2_BURNPACK IMAGE [--devices cpu,gpu] [--sides medfocus,onnxruntime-web] [--rounds N] [--runs N] [--clip-only] [--json FILE]";
 
 const args = process.argv.slice(2);
 function option(name, fallback) {
@@ -48,12 +48,13 @@ function flag(name) {
   return at >= 0;
 }
 const devices = option("--devices", "cpu").split(",");
+const sides = option("--sides", "medfocus,onnxruntime-web").split(",");
 const rounds = Number(option("--rounds", "2"));
 const runs = Number(option("--runs", "3"));
 const jsonPath = option("--json", null);
 const clipOnly = flag("--clip-only");
 const [dist, clipFolder, sam2File, image] = args;
-if (!image || !(rounds >= 1) || !(runs >= 1) || devices.some((d) => d !== "cpu" && d !== "gpu")) {
+if (!image || !(rounds >= 1) || !(runs >= 1) || devices.some((d) => d !== "cpu" && d !== "gpu") || sides.some((s) => s !== "medfocus" && s !== "onnxruntime-web")) {
   console.error(usage);
   process.exit(2);
 }
@@ -77,7 +78,7 @@ const figures = []; // {side, device, work, ms, round}
 for (let round = 1; round <= rounds; round++) {
   for (const device of devices) {
     // MedFocus first in odd rounds, onnxruntime-web first in even ones.
-    const order = round % 2 ? [medfocusSide, ortSide] : [ortSide, medfocusSide];
+    const order = (round % 2 ? [medfocusSide, ortSide] : [ortSide, medfocusSide]).filter((side) => sides.includes(side === medfocusSide ? "medfocus" : "onnxruntime-web"));
     for (const side of order) {
       try {
         figures.push(...(await side(device)).map((figure) => ({ ...figure, device, round })));
@@ -139,13 +140,31 @@ async function ortSide(device) {
     const provider = device === "cpu" ? "wasm" : "webgpu";
     const towers = clipOnly ? [["clip", [1, 3, 224, 224]]] : [["clip", [1, 3, 224, 224]], ["sam2", [1, 3, 1024, 1024]]];
     for (const [tower, shape] of towers) {
-      const result = await page.evaluate(runOrt, { url: `/onnx/${onnx[tower]}`, shape, runs, provider });
-      console.error(`[ort ${device}] ${tower}: load ${(result.loadMs / 1e3).toFixed(1)} s, first ${(result.times[0] / 1e3).toFixed(2)} s, then ${result.times.slice(1).map((ms) => (ms / 1e3).toFixed(2)).join(" ")} s`);
+      // onnxruntime-web's full graph optimisation can refuse an export its native build runs (seen:
+      // SAM 2's encoder, "Can't merge shape info"); then the next lower level, named in the figures.
+      let result = null;
+      const refusals = [];
+      for (const level of ["all", "extended", "basic", "disabled"]) {
+        try {
+          result = await page.evaluate(runOrt, { url: `/onnx/${onnx[tower]}`, shape, runs, provider, level });
+          result.level = level;
+          break;
+        } catch (error) {
+          refusals.push(`${level}: ${String(error.message ?? error).split("\n")[0]}`);
+          console.error(`[ort ${device}] ${tower} at optimisation level ${level}: ${refusals.at(-1)}`);
+        }
+      }
+      if (!result) {
+        out.push({ side: "onnxruntime-web", work: tower, error: refusals.join("; ") });
+        continue;
+      }
+      console.error(`[ort ${device}] ${tower} (level ${result.level}): load ${(result.loadMs / 1e3).toFixed(1)} s, first ${(result.times[0] / 1e3).toFixed(2)} s, then ${result.times.slice(1).map((ms) => (ms / 1e3).toFixed(2)).join(" ")} s`);
+      const level = result.level;
       if (tower === "clip") {
-        for (const ms of result.times.slice(1)) out.push({ side: "onnxruntime-web", work: "clip.image", ms });
+        for (const ms of result.times.slice(1)) out.push({ side: "onnxruntime-web", work: "clip.image", ms, level });
       } else {
-        out.push({ side: "onnxruntime-web", work: "sam2.encoder_first", ms: result.times[0] });
-        for (const ms of result.times.slice(1)) out.push({ side: "onnxruntime-web", work: "sam2.encoder", ms });
+        out.push({ side: "onnxruntime-web", work: "sam2.encoder_first", ms: result.times[0], level });
+        for (const ms of result.times.slice(1)) out.push({ side: "onnxruntime-web", work: "sam2.encoder", ms, level });
       }
     }
   } finally {
@@ -155,11 +174,11 @@ async function ortSide(device) {
 }
 
 /** In the ORT page: one session, a fixed input (the benches' pattern, scaled to about ±2), timed runs. */
-async function runOrt({ url, shape, runs, provider }) {
+async function runOrt({ url, shape, runs, provider, level }) {
   ort.env.wasm.numThreads = 1;
   ort.env.wasm.wasmPaths = "/ort/";
   const started = performance.now();
-  const session = await ort.InferenceSession.create(url, { executionProviders: [provider], graphOptimizationLevel: "all" });
+  const session = await ort.InferenceSession.create(url, { executionProviders: [provider], graphOptimizationLevel: level });
   const loadMs = performance.now() - started;
   const size = shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(size);
@@ -239,7 +258,8 @@ function printTable({ date, chromium, figures }) {
         return perRound;
       });
       if (!cells[0].length && !cells[1].length) continue;
-      const text = cells.map((perRound) => (perRound.length ? `${fmt(Math.min(...perRound))}–${fmt(Math.max(...perRound))}` : "—"));
+      const span = (perRound) => (Math.min(...perRound) === Math.max(...perRound) ? fmt(perRound[0]) : `${fmt(Math.min(...perRound))}–${fmt(Math.max(...perRound))}`);
+      const text = cells.map((perRound) => (perRound.length ? span(perRound) : "—"));
       const ratio = cells[0].length && cells[1].length ? `${(median(cells[1]) / median(cells[0])).toFixed(2)}×` : "—";
       console.log(`| ${device} | ${title} | ${text[0]} | ${text[1]} | ${ratio} |`);
     }
