@@ -264,4 +264,8 @@ function printTable({ date, chromium, figures }) {
       console.log(`| ${device} | ${title} | ${text[0]} | ${text[1]} | ${ratio} |`);
     }
   }
+  const levels = new Map();
+  for (const f of figures) if (f.level) levels.set(`${f.device} ${f.work}`, f.level);
+  console.log(`onnxruntime-web graph optimisation level: ${[...levels].map(([work, level]) => `${work} ${level}`).join(", ") || "—"}`);
+  for (const f of figures) if (f.error) console.log(`failed: round ${f.round}, ${f.device}, ${f.side}${f.work ? ` ${f.work}` : ""}: ${f.error}`);
 }

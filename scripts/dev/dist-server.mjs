@@ -37,9 +37,10 @@ const long = { timeout: 1_800_000 };
 
 /**
  * A fresh browser context with the page on `device` (cpu = burn's CPU backend in wasm, gpu =
- * WebGPU), its engine ready; answers `{ context, page, step }`, where `step(label, key, start)`
+ * WebGPU), its engine ready; answers `{ context, page, step, ready }`, where `step(label, key, start)`
  * times `start()` (a click, a file pick) until the page sets `dataset[key]` again and the engine
- * has reported its memory, and answers `{ outcome, seconds, memory }` (memory in MiB).
+ * has reported its memory, and answers `{ outcome, seconds, memory }` (memory in MiB); `ready()`
+ * waits until the page is no longer busy.
  */
 export async function openEngine(browser, url, device) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
