@@ -25,12 +25,11 @@
 // gpu = WebGPU on both (`webgpu` execution provider); SwiftShader where there is no GPU.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
-import { createServer } from "node:http";
+import { writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
-import { dirname, extname, join, normalize, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { launchChromium, openEngine, serveDist } from "../dev/dist-server.mjs";
+import { launchChromium, openEngine, serveDist, serveFiles } from "../dev/dist-server.mjs";
 
 const ORT_WEB_VERSION = "1.31.1";
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -74,18 +73,19 @@ const medfocusServer = await serveDist(dist);
 const ortServer = await serveOrtPage();
 const browser = await launchChromium();
 const version = browser.version();
+const sideRuns = { medfocus: medfocusSide, "onnxruntime-web": ortSide };
 const figures = []; // {side, device, work, ms, round}
 for (let round = 1; round <= rounds; round++) {
   for (const device of devices) {
     // MedFocus first in odd rounds, onnxruntime-web first in even ones.
-    const order = (round % 2 ? [medfocusSide, ortSide] : [ortSide, medfocusSide]).filter((side) => sides.includes(side === medfocusSide ? "medfocus" : "onnxruntime-web"));
-    for (const side of order) {
+    const order = round % 2 ? ["medfocus", "onnxruntime-web"] : ["onnxruntime-web", "medfocus"];
+    for (const side of order.filter((name) => sides.includes(name))) {
       try {
-        figures.push(...(await side(device)).map((figure) => ({ ...figure, device, round })));
+        figures.push(...(await sideRuns[side](device)).map((figure) => ({ ...figure, device, round })));
       } catch (error) {
         // One side failing (SwiftShader out of buffer space, say) still reports the rest.
-        console.error(`round ${round}, ${device}, ${side.name}: ${error.message ?? error}`);
-        figures.push({ side: side === medfocusSide ? "medfocus" : "onnxruntime-web", device, round, error: String(error.message ?? error) });
+        console.error(`round ${round}, ${device}, ${side}: ${error.message ?? error}`);
+        figures.push({ side, device, round, error: String(error.message ?? error) });
       }
     }
   }
@@ -211,23 +211,9 @@ function installOrtWeb() {
 }
 
 /** A bare page with onnxruntime-web, its files at /ort/ and the ONNX towers at /onnx/. */
-async function serveOrtPage() {
-  const html = `<!doctype html><meta charset="utf-8"><title>onnxruntime-web</title><script src="/ort/ort.all.min.js"></script>`;
-  const types = { ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm" };
-  const server = createServer(async (request, response) => {
-    const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
-    if (path === "/") return response.writeHead(200, { "content-type": "text/html" }).end(html);
-    const [root, rest] = path.startsWith("/ort/") ? [ortDist, path.slice(5)] : path.startsWith("/onnx/") ? [onnxDir, path.slice(6)] : [null, null];
-    if (!root || rest.includes("..")) return response.writeHead(404).end();
-    try {
-      const body = await readFile(join(root, rest));
-      response.writeHead(200, { "content-type": types[extname(rest)] ?? "application/octet-stream" }).end(body);
-    } catch {
-      response.writeHead(404).end();
-    }
-  });
-  await new Promise((done) => server.listen(0, "127.0.0.1", done));
-  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => server.close() };
+function serveOrtPage() {
+  const index = `<!doctype html><meta charset="utf-8"><title>onnxruntime-web</title><script src="/ort/ort.all.min.js"></script>`;
+  return serveFiles({ index, roots: { "/ort/": ortDist, "/onnx/": onnxDir } });
 }
 
 function median(values) {

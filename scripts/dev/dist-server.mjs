@@ -6,20 +6,25 @@ import { readFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
 import { chromium } from "playwright-core";
 
-const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
+const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
 
-/** Serves `dist` (and `models` at /models/); answers `{ url, close }`. */
-export async function serveDist(dist, models = null) {
-  const html = await readFile(join(dist, "index.html"), "utf8");
-  const csp = /http-equiv="?Content-Security-Policy"?\s+content="([^"]+)"/.exec(html)?.[1];
+/**
+ * A static server on a free local port: `/` answers `index` (HTML), any other path the file under
+ * the folder of its longest matching prefix in `roots` (`{ "/": dist, "/models/": models }`), with
+ * `headers` on every answer; answers `{ url, close }`.
+ */
+export async function serveFiles({ index, roots, headers = {} }) {
+  const prefixes = Object.keys(roots).sort((a, b) => b.length - a.length);
   const server = createServer(async (request, response) => {
+    // normalize() folds "..", so no path leaves its folder.
     const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
-    const file = models && path.startsWith("/models/") ? join(models, path.slice("/models/".length)) : join(dist, path === "/" ? "index.html" : path);
+    if (path === "/") return response.writeHead(200, { "content-type": "text/html", ...headers }).end(index);
+    const prefix = prefixes.find((candidate) => path.startsWith(candidate));
+    if (prefix === undefined) return response.writeHead(404).end();
+    const file = join(roots[prefix], path.slice(prefix.length));
     try {
       const body = await readFile(file);
-      const headers = { "content-type": types[extname(file)] ?? "application/octet-stream" };
-      if (csp) headers["content-security-policy"] = csp;
-      response.writeHead(200, headers);
+      response.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream", ...headers });
       response.end(body);
     } catch {
       response.writeHead(404).end();
@@ -27,6 +32,14 @@ export async function serveDist(dist, models = null) {
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { url: `http://127.0.0.1:${server.address().port}/`, close: () => server.close() };
+}
+
+/** Serves `dist` (and `models` at /models/) with the page's CSP; answers `{ url, close }`. */
+export async function serveDist(dist, models = null) {
+  const index = await readFile(join(dist, "index.html"), "utf8");
+  const csp = /http-equiv="?Content-Security-Policy"?\s+content="([^"]+)"/.exec(index)?.[1];
+  const roots = models ? { "/": dist, "/models/": models } : { "/": dist };
+  return serveFiles({ index, roots, headers: csp ? { "content-security-policy": csp } : {} });
 }
 
 /** Debian's Chromium, headless, WebGPU on (SwiftShader where there is no GPU). */
