@@ -18,9 +18,9 @@ use medfocus::eval::protocol::{draw, pools};
 use medfocus::eval::{
     EvalError, EvalMasks, EvalObserver, EvalRequest, HashedSet, Protocol, evaluate,
 };
+use medfocus::focus::FocusMode;
 use medfocus::focus::FocusSettings;
 use medfocus::heads::HeadKind;
-use medfocus::heads::head_file::FocusMode;
 use medfocus::heads::train::HeadSettings;
 use medfocus::heads::train::cache::EmbeddingCache;
 use medfocus::pipeline::Segmenter;

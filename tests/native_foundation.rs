@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use medfocus::compute_check::{self, CheckOutput};
-use medfocus::dataset::ClassFolders;
+use medfocus::dataset::Dataset;
 use medfocus::device::{self, AdapterType, ComputeKind, DeviceRequest};
 use medfocus::imaging;
 
@@ -96,13 +96,13 @@ fn wgpu_and_cpu_backends_compute_the_same_result() {
 
 #[test]
 fn real_brain_mri_images_decode_with_their_classes() {
-    let set = ClassFolders::open(shared_data().join("brain-mri")).unwrap();
+    let set = Dataset::open(&shared_data().join("brain-mri"), None).unwrap();
     assert_eq!(
         set.classes,
         ["glioma", "meningioma", "notumor", "pituitary"]
     );
-    assert_eq!(set.counts(), [6, 5, 3, 3]);
-    for labelled in &set.images {
+    assert_eq!(set.counts()[&None], [6, 5, 3, 3]);
+    for labelled in &set.samples {
         let bytes = std::fs::read(&labelled.path).unwrap();
         let image = imaging::decode_image(&bytes)
             .unwrap_or_else(|error| panic!("{}: {error}", labelled.path.display()));
@@ -122,10 +122,10 @@ fn real_brain_mri_images_decode_with_their_classes() {
 
 #[test]
 fn real_chest_xrays_decode_as_single_channel_grayscale() {
-    let set = ClassFolders::open(shared_data().join("chest-xray")).unwrap();
+    let set = Dataset::open(&shared_data().join("chest-xray"), None).unwrap();
     assert_eq!(set.classes, ["NORMAL", "PNEUMONIA"]);
-    assert_eq!(set.counts(), [8, 8]);
-    for labelled in &set.images {
+    assert_eq!(set.counts()[&None], [8, 8]);
+    for labelled in &set.samples {
         let bytes = std::fs::read(&labelled.path).unwrap();
         let image = imaging::decode_image(&bytes).unwrap();
         assert_eq!(image.color.channels, 1, "{}", image.summary());

@@ -12,8 +12,8 @@ use std::rc::Rc;
 use burn::tensor::Device;
 use medfocus::clip::ZeroShotClassifier;
 use medfocus::clip::load::load_clip_dir;
+use medfocus::focus::FocusMode;
 use medfocus::focus::{self, Focus, FocusSettings, Mask};
-use medfocus::heads::head_file::FocusMode;
 use medfocus::pipeline::files::read_pixels;
 use medfocus::pipeline::{
     Encoder, MaskSource, Pipeline, PipelineError, RegionOrigin, SegmentRequest, Segmenter,
@@ -111,7 +111,7 @@ fn every_mask_source_gives_its_region_and_the_chain_equals_its_steps() {
         .unwrap();
         let region = by_sam2.region.unwrap();
         assert_eq!(region.origin, RegionOrigin::Sam2Prompt);
-        assert_eq!(region.mask, segmented.mask.to_focus_mask());
+        assert_eq!(region.mask, Mask::from(&segmented.mask));
     }
 
     // Automatic masks: a qualifying region, or the whole image with a warning.

@@ -252,6 +252,141 @@ fn a_killed_training_resumes_to_the_same_head() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `train` reads a data set the way `eval` does (one reader): BUSI's `<name>_mask.png` files are
+/// masks of their image, never training images of its class, and `--masks gt` trains on them;
+/// a set with split folders trains on its train split unless told otherwise.
+#[test]
+fn train_reads_busi_masks_as_masks_and_split_folders_by_split() {
+    let dir = scratch("train-busi");
+    let model = fixture("clip/openclip-tiny");
+    let busi = dir.join("Dataset_BUSI_with_GT");
+    let mask = |width: u32, height: u32| {
+        image::GrayImage::from_fn(width, height, |x, y| {
+            let inside = x > width / 4 && x < 3 * width / 4 && y > height / 4 && y < 3 * height / 4;
+            image::Luma([if inside { 255 } else { 0 }])
+        })
+    };
+    for (class, source) in [
+        ("benign", "brain-mri/glioma"),
+        ("malignant", "brain-mri/meningioma"),
+    ] {
+        std::fs::create_dir_all(busi.join(class)).unwrap();
+        let mut sources: Vec<_> = std::fs::read_dir(shared(source))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        sources.sort();
+        for (number, source) in sources.iter().take(3).enumerate() {
+            let stem = format!("{class} ({})", number + 1);
+            let bytes = std::fs::read(source).unwrap();
+            let decoded = image::load_from_memory(&bytes).unwrap();
+            std::fs::write(busi.join(class).join(format!("{stem}.jpg")), &bytes).unwrap();
+            let (width, height) = (decoded.width(), decoded.height());
+            mask(width, height)
+                .save(busi.join(class).join(format!("{stem}_mask.png")))
+                .unwrap();
+            if number == 0 {
+                // BUSI's second lesion of one image.
+                mask(width, height)
+                    .save(busi.join(class).join(format!("{stem}_mask_1.png")))
+                    .unwrap();
+            }
+        }
+    }
+    let data = busi.display().to_string();
+    let out = dir.join("busi.mfh").display().to_string();
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--data",
+            &data,
+            "--model",
+            &model,
+            "--head",
+            "linear-probe",
+            "--out",
+            &out,
+            "--no-cache",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        medfocus(&args)
+    };
+
+    let plain = train(&[]);
+    assert!(plain.status.success(), "{}", text(&plain.stderr));
+    let report = &json_lines(&plain)[0];
+    assert_eq!(
+        report["images"], 6,
+        "the 9 mask files are not training images: {report}"
+    );
+    assert_eq!(report["skipped"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(
+        report["training"]["counts"],
+        serde_json::json!([3, 3]),
+        "{report}"
+    );
+
+    let focused = train(&["--focus", "overlay", "--masks", "gt"]);
+    assert!(focused.status.success(), "{}", text(&focused.stderr));
+    assert_eq!(json_lines(&focused)[0]["images"], 6);
+    let head = HeadFile::read(Path::new(&out)).unwrap();
+    assert_eq!(head.header.focus.method, "overlay");
+    assert_eq!(head.header.focus.masks, "ground-truth masks");
+
+    // The set has no splits: asking for one is an error that says so.
+    let wrong = train(&["--train-on", "val"]);
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong.stderr).contains("no images in the val split: it has no splits"),
+        "{}",
+        text(&wrong.stderr)
+    );
+
+    // Split folders: the train split by default, another one or all of it when asked.
+    let split = dir.join("split");
+    for (part, count) in [("train", 3), ("test", 2)] {
+        for class in ["benign", "malignant"] {
+            let from = busi.join(class);
+            let to = split.join(part).join(class);
+            std::fs::create_dir_all(&to).unwrap();
+            for number in 1..=count {
+                let name = format!("{class} ({number}).jpg");
+                std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+            }
+        }
+    }
+    let split_data = split.display().to_string();
+    for (extra, images) in [
+        (vec![], 6),
+        (vec!["--train-on", "test"], 4),
+        (vec!["--train-on", "all"], 10),
+    ] {
+        let mut args = vec![
+            "train",
+            "--data",
+            &split_data,
+            "--model",
+            &model,
+            "--head",
+            "linear-probe",
+            "--out",
+            &out,
+            "--no-cache",
+            "--json",
+        ];
+        args.extend(extra.iter().copied());
+        let output = medfocus(&args);
+        assert!(
+            output.status.success(),
+            "{extra:?}: {}",
+            text(&output.stderr)
+        );
+        assert_eq!(json_lines(&output)[0]["images"], images, "{extra:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn bad_input_gets_clear_errors() {
     let dir = scratch("train-errors");
@@ -486,11 +621,11 @@ fn the_committed_head_fixtures_predict_their_expected_probabilities() {
 /// `WebSupportSet` runs in wasm) and `medfocus train` on a folder of the same images write the
 /// same head: same tensors, same focus and recorded SAM 2 settings — with and without SAM 2.
 #[test]
-fn a_support_set_given_image_by_image_trains_the_head_train_writes_from_folders() {
+fn a_support_set_given_image_by_image_trains_the_head_train_writes_from_dataset() {
     use burn::tensor::Device;
     use medfocus::clip::load::load_clip_dir;
+    use medfocus::focus::FocusMode;
     use medfocus::heads::HeadKind;
-    use medfocus::heads::head_file::FocusMode;
     use medfocus::heads::train::{HeadSettings, Silent, SupportSet};
     use medfocus::pipeline::{MaskSource, Segmenter, decode};
     use medfocus::sam2::automatic_mask_generator::{GeneratorSettings, MaskChoice};

@@ -10,7 +10,8 @@ use medfocus::focus;
 use medfocus::pipeline::files::{classify_files, read};
 use medfocus::pipeline::{MaskSource, Pipeline, parse_pixel_box};
 
-use super::{CliResult, FocusArgs, print_results};
+use super::args::{CliResult, FocusArgs};
+use super::output::print_results;
 
 #[derive(clap::Args)]
 pub struct ClassifyArgs {

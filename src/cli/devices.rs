@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use medfocus::compute_check;
 use medfocus::device::{self, DeviceRequest};
 
-use super::CliResult;
+use super::args::CliResult;
 
 pub fn run(out: &mut impl Write, request: DeviceRequest, check: bool) -> CliResult {
     let adapters = pollster::block_on(device::list_adapters());

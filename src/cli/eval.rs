@@ -15,12 +15,12 @@ use medfocus::eval::{
     ReportFolder, evaluate,
 };
 use medfocus::focus;
+use medfocus::focus::FocusMode;
 use medfocus::heads::HeadKind;
 use medfocus::heads::features::class_counts;
-use medfocus::heads::head_file::FocusMode;
 use medfocus::heads::train::cache::{EmbeddingCache, default_dir};
 
-use super::{CliResult, FocusArgs, HeadSettingsArgs, Sam2Args, model_name};
+use super::args::{CliResult, FocusArgs, HeadSettingsArgs, MaskChoice, Sam2Args, model_name};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum ProtocolKind {
@@ -273,43 +273,6 @@ fn reproduce_command() -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// `--masks`, read with `--sam2`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum MaskChoice {
-    None,
-    Sam2,
-    GroundTruth,
-    Folder(PathBuf),
-}
-
-impl MaskChoice {
-    fn parse(masks: Option<&str>, have_sam2: bool) -> Result<Self, String> {
-        match (masks, have_sam2) {
-            (None, false) => Ok(MaskChoice::None),
-            (None | Some("sam2"), true) => Ok(MaskChoice::Sam2),
-            (Some("sam2"), false) => {
-                Err("--masks sam2 needs SAM 2 weights: --sam2 <weights>".into())
-            }
-            (Some("gt" | "oracle"), false) => Ok(MaskChoice::GroundTruth),
-            (Some(_), true) => Err(
-                "--masks and --sam2: give one mask source (--masks sam2 with --sam2 weights)"
-                    .into(),
-            ),
-            (Some(dir), false) => {
-                let dir = PathBuf::from(dir);
-                if dir.is_dir() {
-                    Ok(MaskChoice::Folder(dir))
-                } else {
-                    Err(format!(
-                        "--masks {}: not sam2, gt or a folder",
-                        dir.display()
-                    ))
-                }
-            }
-        }
-    }
 }
 
 fn pool_counts(set: &HashedSet, pools: &Pools) -> [Vec<usize>; 3] {

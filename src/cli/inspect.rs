@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use medfocus::dataset::Dataset;
 use medfocus::imaging;
 
-use super::CliResult;
+use super::args::CliResult;
 
 /// Whether `path` names a data set rather than one image.
 fn is_data_set(path: &Path) -> bool {

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use medfocus::clip::load::load_clip_dir;
 use medfocus::device::{self, DeviceRequest};
 use medfocus::heads::{HeadFile, HeadModel};
+use medfocus::pipeline::MaskSource;
 use medfocus::pipeline::files::{classify_files, read};
-use medfocus::pipeline::{MaskSource, Pipeline};
 use medfocus::sam2::automatic_mask_generator::MaskChoice;
 
-use super::{CliResult, Sam2Args, print_results};
+use super::args::{CliResult, Sam2Args};
+use super::output::print_results;
 
 #[derive(clap::Args)]
 pub struct PredictArgs {
@@ -40,7 +41,7 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &PredictArgs) -> 
     let chosen = device::choose_device_blocking(request)?;
     let clip = load_clip_dir(&args.model, &chosen.device)?;
     let head = HeadModel::new(&file, &chosen.device);
-    let mut pipeline = Pipeline::with_head(&clip, &head)?;
+    let mut pipeline = head.pipeline(&clip)?;
     pipeline.encoder.require_region(
         args.mask.is_some() || args.sam2.sam2.is_some(),
         "give --mask or --sam2",

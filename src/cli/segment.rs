@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use medfocus::device::{self, DeviceRequest};
-use medfocus::focus::{self, VisualPrompt};
+use medfocus::focus::{self, Mask, VisualPrompt};
 use medfocus::pipeline::files::read_pixels;
 use medfocus::pipeline::{SegmentRequest, Segmenter, parse_pixels, sam2_prompt};
 use medfocus::sam2::automatic_mask_generator::{GeneratorSettings, MaskChoice};
 use medfocus::sam2::{Sam2Model, Sam2Predictor};
 
-use super::{CliResult, read_sam2_config};
+use super::args::{CliResult, read_sam2_config};
 
 #[derive(clap::Args)]
 pub struct SegmentArgs {
@@ -156,7 +156,7 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &SegmentArgs) -> 
     let overlay_path = args.overlay_path();
     let overlay = focus::prompt::apply(
         &pixels.to_rgb(),
-        &mask.to_focus_mask(),
+        &Mask::from(&mask),
         &VisualPrompt::paper_overlay(),
     )?;
     let rgb = image::RgbImage::from_raw(overlay.width as u32, overlay.height as u32, overlay.data)

@@ -1,4 +1,4 @@
-//! `medfocus train`: a support head from a folder with one sub-folder of images per class, with
+//! `medfocus train`: a support head from a labelled data set (the layouts `eval` reads), with
 //! progress bars.
 
 use std::io::Write;
@@ -6,23 +6,34 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use medfocus::clip::load::load_clip_dir;
+use medfocus::dataset::{Dataset, SplitName};
 use medfocus::device::{self, DeviceRequest};
 use medfocus::focus;
+use medfocus::focus::FocusMode;
 use medfocus::heads::HeadKind;
-use medfocus::heads::head_file::FocusMode;
 use medfocus::heads::train::cache::{EmbeddingCache, default_dir};
 use medfocus::heads::train::support::SupportMasks;
 use medfocus::heads::train::{
-    EpochReport, HeadSettings, Observer, TrainRequest, train_from_folders,
+    EpochReport, HeadSettings, Observer, TrainRequest, train_from_dataset,
 };
 
-use super::{CliResult, FocusArgs, HeadSettingsArgs, Sam2Args, model_name};
+use super::args::{CliResult, FocusArgs, HeadSettingsArgs, MaskChoice, Sam2Args, model_name};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// Training images: one sub-folder per class (`data/glioma/*.jpg`, …).
+    /// The labelled images, in any layout `eval --data` reads: one sub-folder per class
+    /// (`data/glioma/*.jpg`), split folders above the classes (`train/`, `val/`, `test/`), a
+    /// CoOp/Dassl `split_*.json`, a `path,label[,split]` CSV or a MedMNIST `.npz`. BUSI's
+    /// `<name>_mask.png` files are that image's masks (`--masks gt`), never training images.
     #[arg(long)]
     data: PathBuf,
+    /// The folder a split file's or CSV's paths are relative to (default: found beside it).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// The split to train on: train, val, test, or all (every image, whatever its split).
+    /// Default: train when the set has splits, else every image.
+    #[arg(long, value_parser = ["train", "val", "test", "all"])]
+    train_on: Option<String>,
     /// CLIP model folder (see `medfocus weights`).
     #[arg(long)]
     model: PathBuf,
@@ -35,13 +46,17 @@ pub struct TrainArgs {
     focus: String,
     #[command(flatten)]
     focus_settings: FocusArgs,
-    /// Mask images laid out like --data (`masks/<class>/<image name>.png`, white = region).
-    #[arg(long, conflicts_with = "sam2")]
-    masks: Option<PathBuf>,
+    /// Where masks come from for a focus other than none (as `eval --masks`): `sam2` (SAM 2's
+    /// automatic masks; the default when --sam2 is given), `gt` (the set's own ground-truth
+    /// masks, such as BUSI's `<name>_mask.png`), or a folder of mask images laid out like the set
+    /// (`<folder>/<path inside the set>.png`, e.g. `masks/<class>/<image name>.png`; white =
+    /// region; `./gt` for a folder named gt).
+    #[arg(long)]
+    masks: Option<String>,
     #[command(flatten)]
     sam2: Sam2Args,
-    /// The words the text prompts use for each class, comma-separated, in the sorted order of
-    /// the class folders (default: the folder names).
+    /// The words the text prompts use for each class, comma-separated, in the set's class order
+    /// (sorted names; default: the names themselves).
     #[arg(long, value_delimiter = ',')]
     class_names: Option<Vec<String>>,
     /// Prompt templates with `{}` for the class name, separated by `|` (default: medical templates).
@@ -87,25 +102,41 @@ impl TrainArgs {
 
 pub fn run(out: &mut impl Write, request: DeviceRequest, args: &TrainArgs) -> CliResult {
     let kind = HeadKind::parse(&args.head).ok_or_else(|| format!("unknown head {}", args.head))?;
+    let source = MaskChoice::parse(args.masks.as_deref(), args.sam2.sam2.is_some())?;
+    let set = Dataset::open(&args.data, args.images.as_deref())?;
+    let split = match args.train_on.as_deref() {
+        None if set.samples.iter().any(|sample| sample.split.is_some()) => Some(SplitName::Train),
+        None | Some("all") => None,
+        Some(name) => SplitName::parse(name),
+    };
+    if source == MaskChoice::GroundTruth && set.masked() == 0 {
+        return Err(format!(
+            "--masks gt: {} has no ground-truth masks (<image name>_mask.png beside the images)",
+            args.data.display()
+        )
+        .into());
+    }
     let chosen = device::choose_device_blocking(request)?;
     let clip = load_clip_dir(&args.model, &chosen.device)?;
-    let segmenter = match &args.masks {
-        Some(_) => None,
-        None => args.sam2.segmenter(&chosen)?,
+    let segmenter = match source {
+        MaskChoice::Sam2 => args.sam2.segmenter(&chosen)?,
+        _ => None,
     };
-    let masks = match (&args.masks, &segmenter) {
-        (Some(dir), _) => SupportMasks::Folder(dir.clone()),
-        (None, Some(segmenter)) => SupportMasks::Sam2(segmenter),
-        (None, None) => SupportMasks::None,
+    let masks = match (source, &segmenter) {
+        (MaskChoice::Folder(dir), _) => SupportMasks::Folder(dir),
+        (MaskChoice::GroundTruth, _) => SupportMasks::GroundTruth(set.ground_truth_masks()),
+        (MaskChoice::Sam2, Some(segmenter)) => SupportMasks::Sam2(segmenter),
+        _ => SupportMasks::None,
     };
     let checkpoint = args
         .checkpoint
         .clone()
         .unwrap_or_else(|| args.out.with_extension("mfh.ckpt"));
     let started = std::time::Instant::now();
-    let report = train_from_folders(
+    let report = train_from_dataset(
         TrainRequest {
-            data: &args.data,
+            data: &set,
+            split,
             clip: &clip,
             clip_name: model_name(&args.model),
             class_names: args.class_names.clone(),

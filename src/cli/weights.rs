@@ -12,11 +12,12 @@ use medfocus::dataset::collect_images;
 use medfocus::device::{self, DeviceRequest};
 use medfocus::fetch;
 use medfocus::pipeline::files::read_pixels;
-use medfocus::sam2::quantize::{AgreementSummary, Int8Granularity, int8_agreement, quantize_int8};
+use medfocus::sam2::agreement::{AgreementSummary, int8_agreement};
+use medfocus::sam2::quantize::{Int8Granularity, quantize_int8};
 use medfocus::sam2::{Sam2Model, Sam2Predictor};
 use medfocus::site_models::{self, SiteManifest};
 
-use super::{CliResult, read_sam2_config};
+use super::args::{CliResult, read_sam2_config};
 
 #[derive(Subcommand)]
 pub enum WeightsAction {

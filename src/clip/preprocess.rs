@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::imaging::window::window_min_max;
+
 /// CLIP's normalisation constants (OpenAI; BiomedCLIP uses the same).
 pub const OPENAI_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 pub const OPENAI_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_1];
@@ -40,34 +42,6 @@ impl PreprocessConfig {
             resize_mode: ResizeMode::Shortest,
         }
     }
-}
-
-/// Samples → 8 bits through the linear window [lowest, highest] of the finite values present
-/// (one window for all channels, so colours keep their balance); non-finite samples become 0,
-/// a constant image 0. In f64, so that DICOM's values (`imaging::dicom`) round as pydicom's do;
-/// 16-bit and f32 samples convert exactly.
-pub fn window_min_max(samples: impl Iterator<Item = f64> + Clone) -> Vec<u8> {
-    let (low, high) = samples
-        .clone()
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), v| {
-            (low.min(v), high.max(v))
-        });
-    window(samples, low, high)
-}
-
-/// Samples → 8 bits through the linear window [`low`, `high`]: `low` and below → 0, `high` and
-/// above → 255.
-pub fn window(samples: impl Iterator<Item = f64>, low: f64, high: f64) -> Vec<u8> {
-    let span = high - low;
-    samples
-        .map(|v| {
-            if !v.is_finite() || !(span > 0.0) {
-                return 0;
-            }
-            ((v - low) / span * 255.0).round().clamp(0.0, 255.0) as u8
-        })
-        .collect()
 }
 
 /// 8-bit pixels, 1 (grey) or 3 (RGB) interleaved channels.
@@ -355,6 +329,7 @@ pub fn batch_tensor(images: &[Vec<f32>], image_size: usize, device: &Device) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imaging::window::window;
 
     #[test]
     fn a_12_bit_xray_in_a_16_bit_png_is_windowed_not_left_black() {

@@ -1,4 +1,5 @@
-//! Labelled image sets in the layouts users download them in, read into one [`Dataset`]:
+//! The readers of labelled image sets in the layouts users download them in, each giving one
+//! [`Dataset`] ([`Dataset::open`] picks the reader):
 //!
 //! - folder-per-class trees (`glioma/*.jpg`), with or without split folders above the classes
 //!   (`train/ val/ test/`, `Training/ Testing/`, `validation/`, any case), and one wrapper folder
@@ -17,116 +18,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use super::npz::{ArrayImages, known_class_names, read_npz};
+use super::npz::{known_class_names, read_npz};
+use super::set::{Dataset, Layout, MAX_CLASSES, MAX_LIST_BYTES, Sample, Skipped, SplitName};
 use super::{DatasetError, is_image_path, read_dir_sorted, visible_name};
 use std::sync::Arc;
-
-/// The largest split file or CSV read (a list of paths; real ones are a few MB).
-pub const MAX_LIST_BYTES: u64 = 256 << 20;
-/// More classes than this is not a classification set a head could learn from a few shots.
-pub const MAX_CLASSES: usize = 10_000;
-
-/// One of the three parts of a set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SplitName {
-    Train,
-    Val,
-    Test,
-}
-
-impl SplitName {
-    pub const ALL: [SplitName; 3] = [SplitName::Train, SplitName::Val, SplitName::Test];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SplitName::Train => "train",
-            SplitName::Val => "val",
-            SplitName::Test => "test",
-        }
-    }
-
-    /// The split a folder or a CSV/JSON field names, in the spellings public sets use.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "train" | "training" => Some(SplitName::Train),
-            "val" | "valid" | "validation" | "dev" => Some(SplitName::Val),
-            "test" | "testing" => Some(SplitName::Test),
-            _ => None,
-        }
-    }
-}
-
-/// How the set was laid out on disk.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Layout {
-    /// `<class>/<image>`.
-    ClassFolders,
-    /// `<split>/<class>/<image>`.
-    SplitFolders,
-    /// A CoOp/Dassl split file; paths relative to [`Dataset::root`].
-    SplitFile(PathBuf),
-    /// A `path,label[,split]` CSV; paths relative to [`Dataset::root`].
-    Csv(PathBuf),
-    /// A MedMNIST `.npz` archive; its images are in [`Dataset::arrays`].
-    Npz(PathBuf),
-}
-
-impl Layout {
-    pub fn describe(&self) -> String {
-        match self {
-            Layout::ClassFolders => "one folder per class".into(),
-            Layout::SplitFolders => "split folders, one folder per class in each".into(),
-            Layout::SplitFile(file) => format!("CoOp/Dassl split file {}", file.display()),
-            Layout::Csv(file) => format!("CSV {}", file.display()),
-            Layout::Npz(file) => format!("MedMNIST archive {}", file.display()),
-        }
-    }
-}
-
-/// One labelled image.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sample {
-    pub path: PathBuf,
-    /// The path inside the set, `/`-separated: what manifests record (a moved copy still matches).
-    pub relative: String,
-    pub class_index: usize,
-    /// The split the set itself puts it in, if it has splits.
-    pub split: Option<SplitName>,
-    /// Ground-truth masks of this image (BUSI: `<stem>_mask.png`, `<stem>_mask_1.png`, …).
-    pub masks: Vec<PathBuf>,
-    /// An archive's image (index into [`Dataset::arrays`]) rather than a file at `path`.
-    pub array: Option<usize>,
-}
-
-/// A file that is not used, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Skipped {
-    pub path: PathBuf,
-    pub reason: String,
-}
-
-impl std::fmt::Display for Skipped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.reason)
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Dataset {
-    /// What relative paths are relative to.
-    pub root: PathBuf,
-    pub layout: Layout,
-    /// Class names; a sample's `class_index` indexes this.
-    pub classes: Vec<String>,
-    /// Sorted by split, then path.
-    pub samples: Vec<Sample>,
-    pub skipped: Vec<Skipped>,
-    /// The images of an archive (empty for sets of files).
-    pub arrays: Arc<ArrayImages>,
-}
 
 impl Dataset {
     /// Reads the set at `path`: a folder, a `.json` split file or a `.csv` list. `images` is the
@@ -155,40 +50,6 @@ impl Dataset {
                 detail: "not a data set: give a folder (one sub-folder per class, optionally inside train/val/test folders), a CoOp/Dassl split_*.json, a path,label CSV or a MedMNIST .npz".into(),
             }),
         }
-    }
-
-    /// The encoded bytes of a sample: its file's, or an archive image as PNG.
-    pub fn read(&self, sample: &Sample) -> Result<Vec<u8>, String> {
-        match sample.array {
-            Some(index) => self.arrays.png(index),
-            None => fs::read(&sample.path).map_err(|error| error.to_string()),
-        }
-    }
-
-    /// Whether the set says which images are for testing.
-    pub fn has_test_split(&self) -> bool {
-        self.samples
-            .iter()
-            .any(|sample| sample.split == Some(SplitName::Test))
-    }
-
-    /// Images per class in each split the set has (`None`: the set has no splits).
-    pub fn counts(&self) -> BTreeMap<Option<SplitName>, Vec<usize>> {
-        let mut counts = BTreeMap::new();
-        for sample in &self.samples {
-            counts
-                .entry(sample.split)
-                .or_insert_with(|| vec![0; self.classes.len()])[sample.class_index] += 1;
-        }
-        counts
-    }
-
-    /// Images with at least one ground-truth mask.
-    pub fn masked(&self) -> usize {
-        self.samples
-            .iter()
-            .filter(|sample| !sample.masks.is_empty())
-            .count()
     }
 }
 

@@ -1,14 +1,17 @@
-//! Labelled images as users download them. [`ClassFolders`]: one folder per class (what
-//! `medfocus train` reads); [`layout::Dataset`]: every layout the evaluation reads (split folders,
-//! CoOp/Dassl split files, CSV lists, BUSI's ground-truth masks).
+//! Labelled images as users download them, read by one reader for every journey
+//! ([`Dataset::open`]: `train`, `eval`, `inspect`): class folders, split folders, CoOp/Dassl split
+//! files, CSV lists, MedMNIST archives, BUSI's ground-truth masks. This module holds the file
+//! rules the readers share (what counts as an image, hidden files); [`set`] the result.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub mod arrays;
 pub mod layout;
 pub mod npz;
+pub mod set;
 
-pub use layout::{Dataset, Layout, Sample, Skipped, SplitName};
+pub use set::{Dataset, Layout, Sample, Skipped, SplitName};
 
 /// File extensions we try to decode; anything else in a class folder is ignored, except DICOM
 /// files named without an extension (see [`is_image_path`]).
@@ -23,81 +26,10 @@ pub enum DatasetError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0} is not a folder: expected one sub-folder per class")]
-    NotAFolder(PathBuf),
     #[error("{0} has no class sub-folders containing images")]
     NoClasses(PathBuf),
     #[error("{path}: {detail}")]
     Format { path: PathBuf, detail: String },
-}
-
-/// One labelled image.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LabelledImage {
-    pub path: PathBuf,
-    pub class_index: usize,
-}
-
-/// The classes (sorted by name, so indices are stable) and their images (sorted by path).
-#[derive(Clone, Debug)]
-pub struct ClassFolders {
-    pub root: PathBuf,
-    pub classes: Vec<String>,
-    pub images: Vec<LabelledImage>,
-}
-
-impl ClassFolders {
-    /// Scans `root`: every non-hidden sub-folder holding at least one image file is a class.
-    pub fn open(root: impl AsRef<Path>) -> Result<Self, DatasetError> {
-        let root = root.as_ref().to_path_buf();
-        if !root.is_dir() {
-            return Err(DatasetError::NotAFolder(root));
-        }
-        let mut class_dirs: Vec<(String, PathBuf)> = read_dir_sorted(&root)?
-            .into_iter()
-            .filter(|path| path.is_dir())
-            .filter_map(|path| Some((visible_name(&path)?, path)))
-            .collect();
-        class_dirs.sort();
-
-        let mut classes = Vec::new();
-        let mut images = Vec::new();
-        for (name, dir) in class_dirs {
-            let files: Vec<PathBuf> = read_dir_sorted(&dir)?
-                .into_iter()
-                .filter(|path| {
-                    path.is_file() && visible_name(path).is_some() && is_image_path(path)
-                })
-                .collect();
-            if files.is_empty() {
-                continue;
-            }
-            let class_index = classes.len();
-            classes.push(name);
-            images.extend(
-                files
-                    .into_iter()
-                    .map(|path| LabelledImage { path, class_index }),
-            );
-        }
-        if classes.is_empty() {
-            return Err(DatasetError::NoClasses(root));
-        }
-        Ok(Self {
-            root,
-            classes,
-            images,
-        })
-    }
-
-    /// Number of images in each class, in class order.
-    pub fn counts(&self) -> Vec<usize> {
-        let mut counts = vec![0; self.classes.len()];
-        for image in &self.images {
-            counts[image.class_index] += 1;
-        }
-        counts
-    }
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
@@ -215,13 +147,13 @@ mod tests {
             }
         }
         fs::write(root.join("stray.jpg"), b"").unwrap();
-        let set = ClassFolders::open(&root).unwrap();
+        let set = Dataset::open(&root, None).unwrap();
         assert_eq!(set.classes, ["a_class", "b_class"]);
-        assert_eq!(set.counts(), [1, 2]);
+        assert_eq!(set.counts()[&None], [1, 2]);
         let names: Vec<_> = set
-            .images
+            .samples
             .iter()
-            .map(|image| image.path.file_name().unwrap().to_owned())
+            .map(|sample| sample.path.file_name().unwrap().to_owned())
             .collect();
         assert_eq!(names, ["x.jpeg", "1.png", "2.JPG"]);
         fs::remove_dir_all(root).unwrap();
@@ -253,11 +185,11 @@ mod tests {
     fn missing_or_classless_folders_are_errors() {
         let root = scratch("empty");
         assert!(matches!(
-            ClassFolders::open(&root),
+            Dataset::open(&root, None),
             Err(DatasetError::NoClasses(_))
         ));
         let missing = root.join("nope");
-        let error = ClassFolders::open(&missing).unwrap_err();
+        let error = Dataset::open(&missing, None).unwrap_err();
         assert!(error.to_string().contains("nope"), "{error}");
         fs::remove_dir_all(root).unwrap();
     }

@@ -6,7 +6,9 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::{DatasetError, SplitName};
+use super::DatasetError;
+use super::arrays::ArrayImages;
+use super::set::{MAX_CLASSES, SplitName};
 
 /// The largest array read (MedMNIST+'s biggest 224-pixel 2D sets are under 3 GB).
 pub const MAX_ARRAY_BYTES: u64 = 4 << 30;
@@ -19,43 +21,6 @@ struct Array {
     kind: char,
     item: usize,
     data: Vec<u8>,
-}
-
-/// Images held in memory (an archive's), 8-bit, row-major.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ArrayImages {
-    pub width: usize,
-    pub height: usize,
-    /// 1 (grey) or 3 (RGB).
-    pub channels: usize,
-    /// One image per entry.
-    pub images: Vec<Vec<u8>>,
-}
-
-impl ArrayImages {
-    /// The image as a PNG (lossless, deterministic: the same bytes every time, so the embedding
-    /// cache and manifests key it by content like any file).
-    pub fn png(&self, index: usize) -> Result<Vec<u8>, String> {
-        let pixels = self
-            .images
-            .get(index)
-            .ok_or_else(|| format!("no image {index} in the archive"))?;
-        let color = if self.channels == 1 {
-            image::ExtendedColorType::L8
-        } else {
-            image::ExtendedColorType::Rgb8
-        };
-        let mut bytes = Vec::new();
-        image::ImageEncoder::write_image(
-            image::codecs::png::PngEncoder::new(&mut bytes),
-            pixels,
-            self.width as u32,
-            self.height as u32,
-            color,
-        )
-        .map_err(|error| error.to_string())?;
-        Ok(bytes)
-    }
 }
 
 /// Parses `{'descr': '|u1', 'fortran_order': False, 'shape': (10, 28, 28), }`.
@@ -299,7 +264,7 @@ pub fn read_npz(path: &Path) -> Result<NpzSet, DatasetError> {
         {
             let label = usize::try_from(label)
                 .ok()
-                .filter(|&label| label < super::layout::MAX_CLASSES)
+                .filter(|&label| label < MAX_CLASSES)
                 .ok_or_else(|| {
                     format_error(format!(
                         "{prefix}_labels[{index}] = {label}: not a class number"

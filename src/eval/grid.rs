@@ -19,19 +19,20 @@ use crate::clip::load::LoadedClip;
 use crate::clip::model::l2_normalize;
 use crate::clip::zero_shot::ZeroShotError;
 use crate::dataset::Dataset;
+use crate::focus::FocusMode;
 use crate::focus::mask::Mask;
 use crate::heads::features::{FeatureError, FeatureSet};
 use crate::heads::head::HeadModel;
-use crate::heads::head_file::{FocusMode, HeadKind};
+use crate::heads::head_file::HeadKind;
 use crate::heads::train::cache::{EmbeddingCache, sha256_hex};
 use crate::heads::train::coop::train_coop;
 use crate::heads::train::finetune::{TokenSet, train_finetune};
-use crate::heads::train::from_folders::{
-    FromFoldersError, HeadIdentity, assemble_head, default_templates, embedding_target, text_prior,
+use crate::heads::train::from_dataset::{
+    FromDatasetError, HeadIdentity, assemble_head, default_templates, embedding_target, text_prior,
 };
 use crate::heads::train::recipes::{HeadSettings, TextPrior, Training, train_kind};
 use crate::heads::train::run::{Silent, TrainError, TrainRun};
-use crate::heads::train::support::{EmbedError, Embedder, SupportMasks};
+use crate::heads::train::support::{EmbedError, Embedder, SupportMasks, embed_sample};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -46,7 +47,7 @@ pub enum EvalError {
     #[error(transparent)]
     Features(#[from] FeatureError),
     #[error(transparent)]
-    Head(#[from] FromFoldersError),
+    Head(#[from] FromDatasetError),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
     #[error("scoring the test images: {0}")]
@@ -109,13 +110,7 @@ impl EvalMasks<'_> {
             EvalMasks::None => SupportMasks::None,
             EvalMasks::Folder(dir) => SupportMasks::Folder(dir.clone()),
             EvalMasks::Sam2(segmenter) => SupportMasks::Sam2(segmenter),
-            EvalMasks::GroundTruth => SupportMasks::GroundTruth(
-                set.samples
-                    .iter()
-                    .filter(|sample| !sample.masks.is_empty())
-                    .map(|sample| (sample.path.clone(), sample.masks.clone()))
-                    .collect(),
-            ),
+            EvalMasks::GroundTruth => SupportMasks::GroundTruth(set.ground_truth_masks()),
         }
     }
 
@@ -306,7 +301,7 @@ pub fn evaluate(
     let templates = default_templates(&request.templates, HeadKind::ZeroShot);
     let (text, embed_dim) =
         pollster::block_on(text_prior(request.clip, &prompt_classes, &templates))
-            .map_err(FromFoldersError::from)?;
+            .map_err(FromDatasetError::from)?;
     let needed: BTreeSet<usize> = request
         .manifests
         .iter()
@@ -552,17 +547,7 @@ fn embed_images(
     for (done, &index) in needed.iter().enumerate() {
         observer.progress(done);
         let sample = &set.dataset.samples[index];
-        let result = set
-            .dataset
-            .read(sample)
-            .map_err(|detail| EmbedError::Image {
-                path: sample.path.display().to_string(),
-                detail,
-            })
-            .and_then(|bytes| {
-                embedder.embed(&sample.path, &bytes, Some(Path::new(&sample.relative)))
-            });
-        match result {
+        match embed_sample(&set.dataset, sample, embedder) {
             Ok(embedded) => {
                 summary.embedded += 1;
                 summary.from_cache += usize::from(embedded.from_cache);
@@ -702,7 +687,7 @@ fn one_run(inputs: &RunInputs, settings: &HeadSettings) -> Result<RunOutcome, Ev
             focus: inputs.focus.clone(),
         },
     )
-    .map_err(FromFoldersError::from)?;
+    .map_err(FromDatasetError::from)?;
     let model = HeadModel::new(&head, &inputs.request.device);
     let embeddings = if finetune {
         fine_tuned_embeddings(&model, vision, settings, &test, &gather, dim, inputs)?

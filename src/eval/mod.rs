@@ -15,8 +15,10 @@ pub mod metrics;
 pub mod plots;
 pub mod protocol;
 pub mod report;
+pub mod summary;
 
 pub use grid::{EvalError, EvalMasks, EvalObserver, EvalRequest, EvalSummary, evaluate};
 pub use metrics::Metrics;
 pub use protocol::{HashedSet, Manifest, Protocol};
-pub use report::{ReportContext, ReportFolder};
+pub use report::ReportFolder;
+pub use summary::ReportContext;

@@ -14,7 +14,7 @@ use plotters::style::FontStyle;
 
 use super::grid::RunRecord;
 use super::metrics::mean_std;
-use super::report::{ReportContext, summed_confusions};
+use super::summary::{ReportContext, summed_confusions};
 
 /// Width of the accuracy plot, pixels; its height grows with the legend.
 const WIDTH: u32 = 1100;

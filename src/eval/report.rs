@@ -17,7 +17,7 @@
 //! `report.md` and `runs.csv` is computed from the runs' records, which come from the same
 //! predictions that `predictions.jsonl` holds.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -27,6 +27,7 @@ use super::grid::{EvalError, MaskRecord, PredictionRecord, RunRecord};
 use super::metrics::mean_std;
 use super::plots;
 use super::protocol::{Manifest, Protocol};
+use super::summary::{ReportContext, summed_confusions};
 use crate::heads::train::cache;
 
 pub const RUNS: &str = "runs.jsonl";
@@ -186,30 +187,6 @@ impl ReportFolder {
             report_markdown(runs, context).as_bytes(),
         )
     }
-}
-
-/// What the report says about the evaluation beside its numbers.
-#[derive(Clone, Debug, Default)]
-pub struct ReportContext {
-    pub data: String,
-    pub layout: String,
-    pub classes: Vec<String>,
-    /// Images per class in train / val / test pools.
-    pub pools: [Vec<usize>; 3],
-    pub splits: String,
-    pub model: String,
-    pub model_fingerprint: String,
-    /// Row order: focus methods, head kinds (as requested).
-    pub focuses: Vec<String>,
-    pub heads: Vec<String>,
-    pub masks: String,
-    pub notes: Vec<String>,
-    pub unusable_images: Vec<String>,
-    pub skipped_files: usize,
-    /// SAM 2's regions against the ground truth.
-    pub mask_quality: Vec<MaskRecord>,
-    /// The command that reproduces it.
-    pub command: String,
 }
 
 fn runs_csv(runs: &[RunRecord]) -> Result<Vec<u8>, EvalError> {
@@ -483,34 +460,6 @@ fn mask_section(out: &mut String, context: &ReportContext) {
             empty.iter().map(|r| f64::from(r.coverage)).sum::<f64>() / empty.len() as f64 * 100.0
         );
     }
-}
-
-/// Each (focus, head)'s confusion matrix at protocol point `column`, summed over seeds, keyed
-/// by their positions in the report's row order.
-pub(super) fn summed_confusions(
-    runs: &[RunRecord],
-    context: &ReportContext,
-    column: &str,
-) -> BTreeMap<(usize, usize), Vec<Vec<u64>>> {
-    let classes = context.classes.len();
-    let mut summed: BTreeMap<(usize, usize), Vec<Vec<u64>>> = BTreeMap::new();
-    for run in runs.iter().filter(|run| run.protocol == column) {
-        let (Some(f), Some(h)) = (
-            context.focuses.iter().position(|f| *f == run.focus),
-            context.heads.iter().position(|h| *h == run.head),
-        ) else {
-            continue;
-        };
-        let total = summed
-            .entry((f, h))
-            .or_insert_with(|| vec![vec![0; classes]; classes]);
-        for (row, counts) in total.iter_mut().zip(&run.metrics.confusion) {
-            for (cell, count) in row.iter_mut().zip(counts) {
-                *cell += count;
-            }
-        }
-    }
-    summed
 }
 
 /// Confusion matrices at the largest protocol point, summed over seeds.

@@ -2,6 +2,8 @@
 
 use image::DynamicImage;
 
+use crate::sam2::BinaryMask;
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MaskError {
     #[error(
@@ -202,5 +204,20 @@ impl Mask {
             }
         }
         bounds.ok_or(MaskError::Empty { threshold: INSIDE })
+    }
+}
+
+/// SAM 2's mask as a focus mask for CLIP (1 inside, 0 outside).
+impl From<&BinaryMask> for Mask {
+    fn from(mask: &BinaryMask) -> Self {
+        Mask {
+            width: mask.width,
+            height: mask.height,
+            weights: mask
+                .pixels
+                .iter()
+                .map(|&inside| if inside { 1.0 } else { 0.0 })
+                .collect(),
+        }
     }
 }

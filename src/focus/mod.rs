@@ -6,6 +6,7 @@
 
 pub mod attention;
 pub mod mask;
+pub mod mode;
 pub mod prompt;
 
 use std::borrow::Cow;
@@ -14,6 +15,7 @@ use burn::tensor::Device;
 
 pub use attention::{AttentionFocus, BiasedLayers, BiasedQueries, FocusError};
 pub use mask::{Mask, MaskError};
+pub use mode::FocusMode;
 pub use prompt::{PromptError, VisualPrompt};
 
 use crate::clip::preprocess::{Pixels8, PreprocessConfig, batch_tensor, preprocess};

@@ -12,8 +12,7 @@ use super::host_pack::{UnpackError, pack, unpack};
 use crate::clip::preprocess::PreprocessConfig;
 
 pub use super::host_pack::HostTensor;
-use crate::focus::{Focus, FocusSettings, UnknownMethod};
-use crate::sam2::automatic_mask_generator::GeneratorSettings;
+use crate::focus::FocusMode;
 
 pub const EXTENSION: &str = "mfh";
 /// Bumped when a reader of the previous version would misread a new file.
@@ -79,69 +78,6 @@ pub struct ClipIdentity {
     /// [`crate::weights::Weights::fingerprint`].
     pub fingerprint: String,
     pub embed_dim: usize,
-}
-
-/// How the mask steered CLIP (the focus) when the support images were embedded; prediction
-/// must do the same. Format 1's JSON names this object `prompt` and its method `focus`; the
-/// file keeps those names so that heads already written read unchanged.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FocusMode {
-    /// A [`crate::focus::METHODS`] name.
-    #[serde(rename = "focus")]
-    pub method: String,
-    pub settings: FocusSettings,
-    /// Where training masks came from (`none`, `mask files`, `sam2 <fingerprint> …`).
-    pub masks: String,
-    /// SAM 2's automatic-mask settings, when SAM 2 made the training masks: prediction runs
-    /// the generator the same way.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub automatic: Option<GeneratorSettings>,
-}
-
-impl FocusMode {
-    pub fn none() -> Self {
-        Self {
-            method: "none".into(),
-            settings: FocusSettings::default(),
-            masks: "none".into(),
-            automatic: None,
-        }
-    }
-
-    /// A method with its settings; masks from nowhere yet.
-    pub fn new(method: &str, settings: FocusSettings) -> Self {
-        Self {
-            method: method.to_string(),
-            settings,
-            ..Self::none()
-        }
-    }
-
-    pub fn needs_mask(&self) -> bool {
-        self.method != "none"
-    }
-
-    /// The focus itself.
-    pub fn focus(&self) -> Result<Focus, UnknownMethod> {
-        Focus::from_method(&self.method, &self.settings)
-    }
-
-    /// A stable text for cache keys: the method and only the knobs it uses (changing the blur's
-    /// σ does not invalidate overlay embeddings), and where masks come from.
-    pub fn key(&self) -> String {
-        let settings = &self.settings;
-        let knobs = match self.method.as_str() {
-            "overlay" => format!("alpha={}", settings.alpha),
-            "blur" => format!("sigma={}", settings.sigma),
-            "crop" => format!("margin={}", settings.margin),
-            "attention" => format!(
-                "strength={} last_layers={:?} all_tokens={}",
-                settings.strength, settings.last_layers, settings.all_tokens
-            ),
-            _ => String::new(),
-        };
-        format!("focus={} {knobs} masks={}", self.method, self.masks)
-    }
 }
 
 /// Tip-Adapter's two scalars.
@@ -329,6 +265,8 @@ impl HeadFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::focus::FocusSettings;
+    use crate::sam2::automatic_mask_generator::GeneratorSettings;
 
     fn head(kind: HeadKind, tensors: &[(&str, Vec<usize>)]) -> HeadFile {
         HeadFile {

@@ -24,6 +24,7 @@
 //! autodiff in wasm); CoOp and the fine-tune train through CLIP's towers, natively only. Either
 //! way the result is a `.mfh` file ([`head_file`]) that both targets read.
 
+pub mod classifier;
 pub mod features;
 pub mod head;
 pub mod head_file;

@@ -17,8 +17,8 @@ use dicom_pixeldata::{PixelDecoder, VoiLutFunction, WindowLevel};
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 use image::{DynamicImage, GrayImage, RgbImage};
 
-use super::{ColorInfo, DecodedImage, ImageError, MAX_DECODED_BYTES, MAX_SIDE, is_grey};
-use crate::clip::preprocess::window_min_max;
+use super::decoded::{ColorInfo, DecodedImage, ImageError, MAX_DECODED_BYTES, MAX_SIDE, is_grey};
+use super::window::window_min_max;
 
 const FORMAT: &str = "DICOM";
 

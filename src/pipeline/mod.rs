@@ -11,13 +11,18 @@
 //! its own; [`Pipeline`] adds what turns an embedding into class probabilities. Async where the
 //! browser must await the device; natively [`files`] blocks on it.
 
+pub mod error;
 pub mod region;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod files;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use burn::tensor::Tensor;
 
+pub use error::PipelineError;
 pub use region::{
     ALTERNATIVES, MaskSource, Region, RegionOrigin, SegmentProgress, SegmentRequest, Segmented,
     Segmenter, parse_pixel_box, parse_pixels, sam2_prompt,
@@ -27,39 +32,9 @@ use crate::clip::ZeroShotClassifier;
 use crate::clip::load::LoadedClip;
 use crate::clip::preprocess::{Pixels8, crop_geometry, resize_and_crop};
 use crate::clip::vision::VisionTransformer;
-use crate::clip::zero_shot::ZeroShotError;
-use crate::focus::{self, Focus, FocusApplyError, MaskError, UnknownMethod};
-use crate::heads::head::{HeadError, HeadModel};
-use crate::heads::head_file::FocusMode;
-use crate::imaging::{self, ImageError};
-use crate::sam2::Sam2Error;
+use crate::focus::{self, Focus, FocusMode, UnknownMethod};
+use crate::imaging;
 use crate::sam2::automatic_mask_generator::GeneratorSettings;
-
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error("{0}")]
-    Read(String),
-    #[error(transparent)]
-    Image(#[from] ImageError),
-    #[error("its mask: {0}")]
-    MaskImage(String),
-    #[error(transparent)]
-    Mask(#[from] MaskError),
-    #[error("{what} needs masks: a mask is needed for every image ({remedy})")]
-    NeedsRegion { what: String, remedy: String },
-    #[error("SAM 2 masks were asked for, but no SAM 2 model is loaded")]
-    NoSegmenter,
-    #[error(transparent)]
-    UnknownFocus(#[from] UnknownMethod),
-    #[error(transparent)]
-    Focus(#[from] FocusApplyError),
-    #[error(transparent)]
-    Sam2(#[from] Sam2Error),
-    #[error(transparent)]
-    ZeroShot(#[from] ZeroShotError),
-    #[error(transparent)]
-    Head(#[from] HeadError),
-}
 
 /// Encoded image bytes (JPEG, PNG, …) as the 8-bit pixels every model reads.
 pub fn decode(bytes: &[u8]) -> Result<Pixels8, PipelineError> {
@@ -94,6 +69,13 @@ impl<'a> Encoder<'a> {
             automatic: mode.automatic.clone(),
             what_needs_region: format!("the `{}` focus", mode.method),
         })
+    }
+
+    /// Names what needs the region in the message given when none is (a head: "this head
+    /// (trained with … on masks from …)").
+    pub fn needing_region_for(mut self, what: String) -> Self {
+        self.what_needs_region = what;
+        self
     }
 
     /// Embeds through `vision` (a fine-tuned copy of the model's tower).
@@ -256,12 +238,29 @@ pub struct FocusView {
     pub patch_weights: Option<Vec<f32>>,
 }
 
-/// What turns an image embedding into class probabilities.
-pub enum Answer<'a> {
-    /// Class names × prompt templates, compared with the embedding.
-    ZeroShot(&'a ZeroShotClassifier),
-    /// A trained support head (see [`crate::heads`]).
-    Head(&'a HeadModel),
+/// Class probabilities, read back asynchronously (the browser cannot block): one row per
+/// embedding row.
+pub type Probabilities<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<Vec<f32>>, PipelineError>> + 'a>>;
+
+/// What turns an image embedding into class probabilities: class names × prompt templates
+/// ([`ZeroShotClassifier`]) or a trained support head (`heads::HeadModel`, which implements it
+/// where it is defined: the heads sit above the pipeline, their training embeds through it).
+pub trait Classifier {
+    /// The classes, in the order of each probability row.
+    fn classes(&self) -> &[String];
+    /// Probabilities for the image embeddings `[images, embed_dim]`.
+    fn probabilities(&self, embeddings: Tensor<2>) -> Probabilities<'_>;
+}
+
+impl Classifier for ZeroShotClassifier {
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    fn probabilities(&self, embeddings: Tensor<2>) -> Probabilities<'_> {
+        Box::pin(async move { Ok(self.read_probabilities(embeddings).await?) })
+    }
 }
 
 /// One image's answer.
@@ -273,13 +272,20 @@ pub struct Prediction {
     pub region: Option<Region>,
 }
 
-/// The whole chain: the image side and the answer.
+/// The whole chain: the image side and the classifier.
 pub struct Pipeline<'a> {
     pub encoder: Encoder<'a>,
-    pub answer: Answer<'a>,
+    pub classifier: &'a dyn Classifier,
 }
 
 impl<'a> Pipeline<'a> {
+    pub fn new(encoder: Encoder<'a>, classifier: &'a dyn Classifier) -> Self {
+        Self {
+            encoder,
+            classifier,
+        }
+    }
+
     /// Zero-shot classification under `method`'s focus (a [`crate::focus::METHODS`] name).
     pub fn zero_shot(
         clip: &'a LoadedClip,
@@ -287,30 +293,8 @@ impl<'a> Pipeline<'a> {
         method: &str,
         settings: &focus::FocusSettings,
     ) -> Result<Self, PipelineError> {
-        Ok(Self {
-            encoder: Encoder::new(clip, &FocusMode::new(method, settings.clone()))?,
-            answer: Answer::ZeroShot(classifier),
-        })
-    }
-
-    /// Classification with a trained head, focused as it was trained: refuses a CLIP other than
-    /// the head's, swaps a fine-tune's blocks into a copy of the image tower, and runs SAM 2's
-    /// automatic masks with the settings the head recorded.
-    pub fn with_head(clip: &'a LoadedClip, head: &'a HeadModel) -> Result<Self, PipelineError> {
-        head.check_clip(&clip.model)?;
-        let mode = &head.header.focus;
-        let mut encoder = Encoder::new(clip, mode)?;
-        encoder.what_needs_region = format!(
-            "this head (trained with the `{}` focus on masks from {})",
-            mode.method, mode.masks
-        );
-        if let Some(vision) = head.adapt_vision(&clip.model.vision)? {
-            encoder = encoder.with_vision(vision);
-        }
-        Ok(Self {
-            encoder,
-            answer: Answer::Head(head),
-        })
+        let encoder = Encoder::new(clip, &FocusMode::new(method, settings.clone()))?;
+        Ok(Self::new(encoder, classifier))
     }
 
     pub fn with_segmenter(mut self, segmenter: &'a Segmenter) -> Self {
@@ -319,10 +303,7 @@ impl<'a> Pipeline<'a> {
     }
 
     pub fn classes(&self) -> &[String] {
-        match &self.answer {
-            Answer::ZeroShot(classifier) => &classifier.classes,
-            Answer::Head(head) => head.classes(),
-        }
+        self.classifier.classes()
     }
 
     /// Class probabilities for `pixels`, focused on the region `source` gives.
@@ -333,10 +314,7 @@ impl<'a> Pipeline<'a> {
     ) -> Result<Prediction, PipelineError> {
         let region = self.encoder.region(pixels, source).await?;
         let embedding = self.encoder.embed(pixels, region.as_ref())?;
-        let mut rows = match &self.answer {
-            Answer::ZeroShot(classifier) => classifier.read_probabilities(embedding).await?,
-            Answer::Head(head) => head.read_probabilities(embedding).await?,
-        };
+        let mut rows = self.classifier.probabilities(embedding).await?;
         Ok(Prediction {
             probabilities: rows.remove(0),
             region,

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use serde::Serialize;
 
-use super::PipelineError;
+use super::error::PipelineError;
 use crate::clip::preprocess::Pixels8;
 use crate::focus::Mask;
 use crate::sam2::automatic_mask_generator::{GeneratorSettings, MaskChoice, find_region};
@@ -299,11 +299,7 @@ pub(super) async fn find(
                 multimask: true,
             };
             let segmented = sam2()?.segment(pixels, &request).await?;
-            Region::new(
-                segmented.mask.to_focus_mask(),
-                RegionOrigin::Sam2Prompt,
-                None,
-            )
+            Region::new(Mask::from(&segmented.mask), RegionOrigin::Sam2Prompt, None)
         }
         MaskSource::Sam2Automatic(choice) => {
             let request = SegmentRequest::Automatic {
@@ -312,7 +308,7 @@ pub(super) async fn find(
             };
             match sam2()?.segment(pixels, &request).await {
                 Ok(segmented) => Region::new(
-                    segmented.mask.to_focus_mask(),
+                    Mask::from(&segmented.mask),
                     RegionOrigin::Sam2Automatic,
                     None,
                 ),

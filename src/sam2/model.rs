@@ -216,27 +216,6 @@ impl Sam2Model {
         Ok(bytes.to_vec())
     }
 
-    /// A burnpack read for computing on `chosen`: int8 weights stay int8 where burn's int8
-    /// matmul runs (natively, and on the browser's CPU backend); under the browser's WebGPU,
-    /// whose shader compiler rejects it, they are read on the CPU backend, expanded to f32 there
-    /// (the rounding stays: see [`super::quantize::dequantize`]) and moved to the GPU, so int8
-    /// is then the download and storage format only.
-    pub fn from_burnpack_for(
-        bytes: Vec<u8>,
-        chosen: &crate::device::ChosenDevice,
-    ) -> Result<(Self, String), Sam2Error> {
-        let int8_computes =
-            !cfg!(target_arch = "wasm32") || chosen.report.kind == crate::device::ComputeKind::Cpu;
-        if int8_computes {
-            return Self::from_burnpack(bytes, &chosen.device);
-        }
-        let (model, weights) = Self::from_burnpack(bytes, &Device::flex())?;
-        Ok((
-            super::quantize::dequantize(model).to_device(&chosen.device),
-            weights,
-        ))
-    }
-
     /// Reads what [`Sam2Model::to_burnpack`] wrote. Returns the model and its quantization label.
     pub fn from_burnpack(bytes: Vec<u8>, device: &Device) -> Result<(Self, String), Sam2Error> {
         let bad = |detail: String| Sam2Error::Burnpack(detail);

@@ -243,19 +243,6 @@ impl BinaryMask {
         self.pixels.iter().filter(|&&inside| inside).count()
     }
 
-    /// As a focus mask for CLIP (1 inside, 0 outside).
-    pub fn to_focus_mask(&self) -> crate::focus::mask::Mask {
-        crate::focus::mask::Mask {
-            width: self.width,
-            height: self.height,
-            weights: self
-                .pixels
-                .iter()
-                .map(|&inside| if inside { 1.0 } else { 0.0 })
-                .collect(),
-        }
-    }
-
     /// A black-and-white 8-bit image (white inside).
     pub fn to_luma(&self) -> Vec<u8> {
         self.pixels

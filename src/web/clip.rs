@@ -5,21 +5,14 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Object, Reflect, Uint8Array};
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
+use super::convert::{ClassifyOptions, classification_js, mask_source};
 use super::files::WebModelFiles;
-use super::heads::WebHead;
-use super::sam2::WebSam2;
-use super::{chosen_device, decoded, js_error, parse_options, rgba, to_js};
+use super::{chosen_device, decoded, js_error, parse_options, rgba};
 use crate::clip::ZeroShotClassifier;
 use crate::clip::load::{LoadedClip, load_clip};
-use crate::focus::FocusSettings;
-use crate::heads::{HeadFile, HeadModel};
-use crate::pipeline::{
-    Encoder, FocusView, MaskSource, Pipeline, Prediction, Region, RegionOrigin, Segmenter,
-};
-use crate::sam2::automatic_mask_generator::MaskChoice;
+use crate::pipeline::{Encoder, FocusView, Pipeline, Region};
 
 /// A loaded CLIP model, held by the page.
 #[wasm_bindgen]
@@ -68,93 +61,6 @@ pub fn load_clip_files(files: Object) -> Result<WebClip, JsError> {
     load_clip_streamed(WebModelFiles::from_whole("the chosen files", entries)?)
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-pub(super) struct ClassifyOptions {
-    templates: Vec<String>,
-    /// none | overlay | blur | crop | binary | grey | attention
-    pub(super) focus: Option<String>,
-    /// `[left, top, right, bottom]` in image pixels.
-    #[serde(rename = "box")]
-    region: Option<[usize; 4]>,
-    alpha: Option<f32>,
-    sigma: Option<f32>,
-    margin: Option<f32>,
-    strength: Option<f32>,
-    last_layers: Option<usize>,
-    all_tokens: bool,
-}
-
-/// What `classify` and `classifyWithHead` resolve to (and `region`, when the focus used one).
-#[derive(Serialize)]
-struct Classification {
-    classes: Vec<String>,
-    probabilities: Vec<f32>,
-}
-
-#[derive(Serialize)]
-struct RegionUsed {
-    origin: &'static str,
-    coverage: f32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    warning: Option<String>,
-}
-
-/// A region as `{origin, coverage, warning}`; one SAM 2 found (or the whole image standing in
-/// for none) comes with its mask, `mask` (0/255 per pixel), for the page to show.
-pub(super) fn region_js(region: &Region) -> Result<JsValue, JsError> {
-    let value = to_js(&RegionUsed {
-        origin: region.origin.name(),
-        coverage: region.coverage,
-        warning: region.warning.clone(),
-    })?;
-    if matches!(
-        region.origin,
-        RegionOrigin::Sam2Automatic | RegionOrigin::Sam2Prompt | RegionOrigin::WholeImage
-    ) {
-        let luma: Vec<u8> = region
-            .mask
-            .weights
-            .iter()
-            .map(|&w| if w >= 0.5 { 255 } else { 0 })
-            .collect();
-        Reflect::set(
-            &value,
-            &"mask".into(),
-            &Uint8Array::from(luma.as_slice()).into(),
-        )
-        .map_err(|_| JsError::new("building the result"))?;
-    }
-    Ok(value)
-}
-
-/// The classification as a JS object: `{classes, probabilities, region}` (see [`region_js`]).
-fn classification_js(classes: &[String], prediction: &Prediction) -> Result<JsValue, JsError> {
-    let value = to_js(&Classification {
-        classes: classes.to_vec(),
-        probabilities: prediction.probabilities.clone(),
-    })?;
-    if let Some(region) = &prediction.region {
-        Reflect::set(&value, &"region".into(), &region_js(region)?)
-            .map_err(|_| JsError::new("building the result"))?;
-    }
-    Ok(value)
-}
-
-impl ClassifyOptions {
-    pub(super) fn settings(&self) -> FocusSettings {
-        let defaults = FocusSettings::default();
-        FocusSettings {
-            alpha: self.alpha.unwrap_or(defaults.alpha),
-            sigma: self.sigma.unwrap_or(defaults.sigma),
-            margin: self.margin.unwrap_or(defaults.margin),
-            strength: self.strength.unwrap_or(defaults.strength),
-            last_layers: self.last_layers,
-            all_tokens: self.all_tokens,
-        }
-    }
-}
-
 impl WebClip {
     /// The model, shared with work that outlives this call (a support set's training).
     pub(super) fn loaded(&self) -> Rc<LoadedClip> {
@@ -195,50 +101,6 @@ impl WebClip {
         })
     }
 
-    /// Class probabilities from a trained head (see `loadHead`) for an encoded image, focused as
-    /// the head was trained. `options`: `{box, mask}`, the region when the head needs one.
-    /// Resolves to `{classes, probabilities, region}`; a head trained on another CLIP model is an
-    /// error.
-    #[wasm_bindgen(js_name = classifyWithHead)]
-    pub fn classify_with_head(
-        &self,
-        image: Vec<u8>,
-        head: &WebHead,
-        options: JsValue,
-    ) -> js_sys::Promise {
-        let clip = Rc::clone(&self.clip);
-        let head = Rc::clone(&head.file);
-        wasm_bindgen_futures::future_to_promise(async move {
-            let parsed: HeadOptions = parse_options(&options)?;
-            let source = mask_source(&options, parsed.region);
-            classify_with_head(&clip, &head, image, source, None)
-                .await
-                .map_err(JsValue::from)
-        })
-    }
-
-    /// [`Self::classify_with_head`] on SAM 2's automatic mask, found with the settings the head
-    /// recorded (grid, thresholds; see `WebHead.automatic`) and the whole image when none
-    /// qualifies, exactly as in training. Resolves to `{classes, probabilities, region}` with
-    /// `region.mask` (0/255 per pixel) and `region.warning` when the whole image stood in.
-    #[wasm_bindgen(js_name = classifyWithHeadOnSam2)]
-    pub fn classify_with_head_on_sam2(
-        &self,
-        image: Vec<u8>,
-        head: &WebHead,
-        sam2: &WebSam2,
-    ) -> js_sys::Promise {
-        let clip = Rc::clone(&self.clip);
-        let head = Rc::clone(&head.file);
-        let segmenter = sam2.segmenter();
-        wasm_bindgen_futures::future_to_promise(async move {
-            let source = MaskSource::Sam2Automatic(MaskChoice::Largest);
-            classify_with_head(&clip, &head, image, source, Some(&segmenter))
-                .await
-                .map_err(JsValue::from)
-        })
-    }
-
     /// What the image tower is shown for an encoded image under `options` (as `classify` takes
     /// them: `{focus, box, mask, alpha, …}`): resolves to `{width, height, focused (RGBA: the
     /// image with the visual prompt drawn in, exactly the pixels CLIP's preprocessing gets),
@@ -252,55 +114,12 @@ impl WebClip {
     }
 }
 
-/// The region from `options.mask` (a mask image's bytes) or `box`, if any.
-fn mask_source(options: &JsValue, region: Option<[usize; 4]>) -> MaskSource {
-    let mask_bytes = Reflect::get(options, &"mask".into())
-        .ok()
-        .and_then(|value| value.dyn_into::<Uint8Array>().ok());
-    match (mask_bytes, region) {
-        (Some(bytes), _) => MaskSource::MaskImage(bytes.to_vec()),
-        (None, Some(region)) => MaskSource::Box(region),
-        (None, None) => MaskSource::None,
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct HeadOptions {
-    #[serde(rename = "box")]
-    region: Option<[usize; 4]>,
-}
-
-async fn classify_with_head(
-    clip: &LoadedClip,
-    head: &HeadFile,
-    image: Vec<u8>,
-    source: MaskSource,
-    segmenter: Option<&Segmenter>,
-) -> Result<JsValue, JsError> {
-    let head = HeadModel::new(head, &clip.model.device());
-    let mut pipeline = Pipeline::with_head(clip, &head).map_err(js_error)?;
-    if let Some(segmenter) = segmenter {
-        pipeline = pipeline.with_segmenter(segmenter);
-    }
-    pipeline
-        .encoder
-        .require_region(!source.is_none(), "give a region (mask or box)")
-        .map_err(js_error)?;
-    let pixels = decoded(&image)?;
-    let prediction = pipeline
-        .classify(&pixels, &source)
-        .await
-        .map_err(js_error)?;
-    classification_js(pipeline.classes(), &prediction)
-}
-
 async fn view(clip: &LoadedClip, image: Vec<u8>, options: JsValue) -> Result<JsValue, JsError> {
     let parsed: ClassifyOptions = parse_options(&options)?;
     let method = parsed.focus.as_deref().unwrap_or("none");
     let encoder = Encoder::new(
         clip,
-        &crate::heads::head_file::FocusMode::new(method, parsed.settings()),
+        &crate::focus::FocusMode::new(method, parsed.settings()),
     )
     .map_err(js_error)?;
     let source = mask_source(&options, parsed.region);

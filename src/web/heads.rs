@@ -1,6 +1,7 @@
-//! Heads across the wasm boundary: read a `.mfh` file the user picked and describe it
-//! (`WebClip.classifyWithHead`, in `clip.rs`, predicts with it), and train one from labelled
-//! images (`WebSupportSet`: the library's support set, trained in wasm). Conversions only.
+//! Heads across the wasm boundary: read a `.mfh` file the user picked and describe it, predict
+//! with it (`WebClip.classifyWithHead`: a second `impl WebClip` block, so that `clip.rs` needs
+//! nothing from here), and train one from labelled images (`WebSupportSet`: the library's
+//! support set, trained in wasm). Conversions only.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -9,14 +10,16 @@ use js_sys::{Object, Reflect, Uint8Array};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
-use super::clip::{ClassifyOptions, WebClip, region_js};
+use super::clip::WebClip;
+use super::convert::{ClassifyOptions, classification_js, mask_source, region_js};
 use super::files::WebModelFiles;
 use super::sam2::{AutomaticOptions, WebSam2};
 use super::{decoded, js_error, parse_options, to_js};
-use crate::heads::head_file::FocusMode;
+use crate::clip::load::LoadedClip;
+use crate::focus::FocusMode;
 use crate::heads::train::support_set::held_out;
 use crate::heads::train::{HeadSettings, Silent, SupportSet};
-use crate::heads::{HeadFile, HeadKind};
+use crate::heads::{HeadFile, HeadKind, HeadModel};
 use crate::pipeline::{MaskSource, Segmenter};
 use crate::sam2::automatic_mask_generator::MaskChoice;
 
@@ -310,4 +313,82 @@ impl WebSupportSet {
             Ok(result.into())
         })
     }
+}
+
+#[wasm_bindgen]
+impl WebClip {
+    /// Class probabilities from a trained head (see `loadHead`) for an encoded image, focused as
+    /// the head was trained. `options`: `{box, mask}`, the region when the head needs one.
+    /// Resolves to `{classes, probabilities, region}`; a head trained on another CLIP model is an
+    /// error.
+    #[wasm_bindgen(js_name = classifyWithHead)]
+    pub fn classify_with_head(
+        &self,
+        image: Vec<u8>,
+        head: &WebHead,
+        options: JsValue,
+    ) -> js_sys::Promise {
+        let clip = self.loaded();
+        let head = Rc::clone(&head.file);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let parsed: HeadOptions = parse_options(&options)?;
+            let source = mask_source(&options, parsed.region);
+            classify_with_head(&clip, &head, image, source, None)
+                .await
+                .map_err(JsValue::from)
+        })
+    }
+
+    /// [`Self::classify_with_head`] on SAM 2's automatic mask, found with the settings the head
+    /// recorded (grid, thresholds; see `WebHead.automatic`) and the whole image when none
+    /// qualifies, exactly as in training. Resolves to `{classes, probabilities, region}` with
+    /// `region.mask` (0/255 per pixel) and `region.warning` when the whole image stood in.
+    #[wasm_bindgen(js_name = classifyWithHeadOnSam2)]
+    pub fn classify_with_head_on_sam2(
+        &self,
+        image: Vec<u8>,
+        head: &WebHead,
+        sam2: &WebSam2,
+    ) -> js_sys::Promise {
+        let clip = self.loaded();
+        let head = Rc::clone(&head.file);
+        let segmenter = sam2.segmenter();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let source = MaskSource::Sam2Automatic(MaskChoice::Largest);
+            classify_with_head(&clip, &head, image, source, Some(&segmenter))
+                .await
+                .map_err(JsValue::from)
+        })
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct HeadOptions {
+    #[serde(rename = "box")]
+    region: Option<[usize; 4]>,
+}
+
+async fn classify_with_head(
+    clip: &LoadedClip,
+    head: &HeadFile,
+    image: Vec<u8>,
+    source: MaskSource,
+    segmenter: Option<&Segmenter>,
+) -> Result<JsValue, JsError> {
+    let head = HeadModel::new(head, &clip.model.device());
+    let mut pipeline = head.pipeline(clip).map_err(js_error)?;
+    if let Some(segmenter) = segmenter {
+        pipeline = pipeline.with_segmenter(segmenter);
+    }
+    pipeline
+        .encoder
+        .require_region(!source.is_none(), "give a region (mask or box)")
+        .map_err(js_error)?;
+    let pixels = decoded(&image)?;
+    let prediction = pipeline
+        .classify(&pixels, &source)
+        .await
+        .map_err(js_error)?;
+    classification_js(pipeline.classes(), &prediction)
 }

@@ -1,5 +1,8 @@
 //! The wasm boundary: conversions between JS values and the library, and async plumbing.
-//! No model logic lives here. Every export returns `Result<_, JsError>`: nothing panics across.
+//! No model logic lives here. Every export returns `Result<_, JsError>`, so an error the library
+//! reports reaches the page as an exception; a panic inside the library still aborts the whole
+//! module (the panic hook only logs it), which is why sizes a user controls are bounded before
+//! they reach it (issue 16 finishes that).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -7,6 +10,7 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 pub mod clip;
+pub mod convert;
 pub mod files;
 pub mod heads;
 pub mod memory;

@@ -13,8 +13,12 @@
 use burn::tensor::Device;
 use serde_json::Value;
 
-use super::open_clip::{CONFIG_FILE, model_cfg, preprocess_config, split_block};
-use super::{Family, Json, LoadError, LoadedClip, ModelFiles, build, open_clip_checkpoint};
+use super::files::ModelFiles;
+use super::json::Json;
+use super::loaded::{Family, LoadError, LoadedClip, build};
+use super::open_clip::{
+    CONFIG_FILE, model_cfg, open_clip_checkpoint, preprocess_config, split_block,
+};
 use crate::clip::config::{
     Activation, BertTextConfig, ClipConfig, TextConfig, TextProjection, VisionConfig,
 };

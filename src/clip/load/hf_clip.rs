@@ -9,8 +9,10 @@
 
 use burn::tensor::Device;
 
+use super::files::ModelFiles;
+use super::json::Json;
+use super::loaded::{Family, LoadError, LoadedClip, build};
 use super::open_clip::split_block;
-use super::{Family, Json, LoadError, LoadedClip, ModelFiles, build};
 use crate::clip::config::{Activation, ClipConfig, ClipTextConfig, TextConfig, VisionConfig};
 use crate::clip::preprocess::{OPENAI_MEAN, OPENAI_STD, PreprocessConfig, ResizeMode};
 use crate::clip::tokenizer::{ClipBpeTokenizer, TextTokenizer};

@@ -10,11 +10,13 @@
 use burn::tensor::Device;
 use serde_json::Value;
 
-use super::{Family, Json, LoadError, LoadedClip, ModelFiles, build, open_clip_checkpoint};
+use super::files::ModelFiles;
+use super::json::Json;
+use super::loaded::{Family, LoadError, LoadedClip, build};
 use crate::clip::config::{Activation, ClipConfig, ClipTextConfig, TextConfig, VisionConfig};
 use crate::clip::preprocess::{OPENAI_MEAN, OPENAI_STD, PreprocessConfig, ResizeMode};
 use crate::clip::tokenizer::{ClipBpeTokenizer, TextTokenizer};
-use crate::weights::{KeyMap, Source};
+use crate::weights::{Checkpoint, KeyMap, Source};
 
 pub const CONFIG_FILE: &str = "open_clip_config.json";
 pub const SAFETENSORS_FILE: &str = "open_clip_model.safetensors";
@@ -188,6 +190,20 @@ pub fn load(
         model,
         tokenizer: TextTokenizer::Bpe(ClipBpeTokenizer::openai(context_length)),
         preprocess,
+    })
+}
+
+/// The checkpoint file of an open_clip-layout folder: SafeTensors preferred.
+pub(crate) fn open_clip_checkpoint(files: &dyn ModelFiles) -> Result<Checkpoint, LoadError> {
+    for name in [SAFETENSORS_FILE, PYTORCH_FILE] {
+        if files.exists(name) {
+            return files.checkpoint(name);
+        }
+    }
+    Err(LoadError::MissingFile {
+        location: files.location(),
+        file: format!("{} (or {})", SAFETENSORS_FILE, PYTORCH_FILE),
+        hint: String::new(),
     })
 }
 

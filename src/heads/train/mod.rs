@@ -2,7 +2,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | [`from_folders`] | native: a folder per class → embeddings (cache, checkpoints) → head file |
+//! | [`from_dataset`] | native: a data set (every layout `dataset::Dataset::open` reads), one of its splits → embeddings (cache, checkpoints) → head file |
 //! | [`support_set`] | both targets: images handed over one by one (the page's class bins) → head file; and the steps every journey ends with (text prior, assembling the head) |
 //! | [`support`], [`cache`] | native: support images → embeddings through the pipeline, the embedding cache |
 //! | [`recipes`] | what each kind trains, stage by stage (hyper-parameter search, refit) |
@@ -17,7 +17,7 @@ pub mod coop;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod finetune;
 #[cfg(not(target_arch = "wasm32"))]
-pub mod from_folders;
+pub mod from_dataset;
 pub mod lbfgs;
 pub mod linear_probe;
 pub mod optim;
@@ -28,7 +28,7 @@ pub mod support;
 pub mod support_set;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use from_folders::{TrainReport, TrainRequest, train_from_folders};
+pub use from_dataset::{TrainReport, TrainRequest, train_from_dataset};
 pub use recipes::{HeadSettings, TextPrior, TrainedHead, train_head};
 pub use run::{EpochReport, Objective, Observer, Silent, TrainError, TrainRun};
 pub use support_set::{SupportSet, SupportSetError};

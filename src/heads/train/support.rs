@@ -9,10 +9,10 @@ use super::cache::{EmbeddingCache, RegionCache, key, sha256_hex};
 use super::finetune::TokenSet;
 use crate::clip::load::LoadedClip;
 use crate::clip::preprocess::Pixels8;
-use crate::dataset::{ClassFolders, IMAGE_EXTENSIONS};
+use crate::dataset::{Dataset, IMAGE_EXTENSIONS, Sample};
 use crate::focus::Focus;
+use crate::focus::FocusMode;
 use crate::heads::features::{FeatureError, FeatureSet, check_labels};
-use crate::heads::head_file::FocusMode;
 use crate::pipeline::{Encoder, MaskSource, Region, Segmenter, decode};
 use crate::sam2::automatic_mask_generator::MaskChoice;
 
@@ -108,7 +108,7 @@ impl<'a> Embedder<'a> {
         encoder
             .require_region(
                 !matches!(masks, SupportMasks::None),
-                "give mask files (--masks) or SAM 2 weights (--sam2)",
+                "give --masks gt (the set's own masks), a --masks folder or SAM 2 weights (--sam2)",
             )
             .map_err(|error| EmbedError::Focus(error.to_string()))?;
         if let SupportMasks::Sam2(segmenter) = &masks {
@@ -379,9 +379,25 @@ impl SupportEmbeddings {
     }
 }
 
-/// Embeds every image of a folder-per-class set; unreadable images are skipped and reported.
+/// One sample of `set`, read (its file, or an archive's image) and embedded: what training and
+/// the evaluation both do per image.
+pub fn embed_sample(
+    set: &Dataset,
+    sample: &Sample,
+    embedder: &Embedder,
+) -> Result<Embedded, EmbedError> {
+    let bytes = set.read(sample).map_err(|detail| EmbedError::Image {
+        path: sample.path.display().to_string(),
+        detail,
+    })?;
+    embedder.embed(&sample.path, &bytes, Some(Path::new(&sample.relative)))
+}
+
+/// Embeds the `samples` of `set` (indices into `set.samples`, in that order); unreadable images
+/// are skipped and reported.
 pub fn embed_support(
-    folders: &ClassFolders,
+    set: &Dataset,
+    samples: &[usize],
     embedder: &Embedder,
     progress: &mut dyn FnMut(usize, usize, &Path),
 ) -> Result<SupportEmbeddings, EmbedError> {
@@ -392,38 +408,32 @@ pub fn embed_support(
     let mut warnings = Vec::new();
     let mut from_cache = 0;
     let mut dim = 0;
-    for (index, image) in folders.images.iter().enumerate() {
-        progress(index, folders.images.len(), &image.path);
-        let relative = image.path.strip_prefix(&folders.root).ok();
-        let result = std::fs::read(&image.path)
-            .map_err(|error| EmbedError::Image {
-                path: image.path.display().to_string(),
-                detail: error.to_string(),
-            })
-            .and_then(|bytes| embedder.embed(&image.path, &bytes, relative));
-        match result {
+    for (done, &index) in samples.iter().enumerate() {
+        let sample = &set.samples[index];
+        progress(done, samples.len(), &sample.path);
+        match embed_sample(set, sample, embedder) {
             Ok(embedded) => {
                 dim = embedded.values.len();
                 values.extend_from_slice(&embedded.values);
-                labels.push(image.class_index);
-                images.push((image.path.clone(), embedded.cache_key));
+                labels.push(sample.class_index);
+                images.push((sample.path.clone(), embedded.cache_key));
                 from_cache += usize::from(embedded.from_cache);
                 if let Some(warning) = embedded.warning {
-                    warnings.push(format!("{}: {warning}", image.path.display()));
+                    warnings.push(format!("{}: {warning}", sample.path.display()));
                 }
             }
             Err(error) => skipped.push(error.to_string()),
         }
     }
-    progress(folders.images.len(), folders.images.len(), &folders.root);
+    progress(samples.len(), samples.len(), &set.root);
     if labels.is_empty() {
         return Err(EmbedError::Nothing(
             skipped.first().cloned().unwrap_or_default(),
         ));
     }
-    check_labels(&folders.classes, &labels)?;
+    check_labels(&set.classes, &labels)?;
     Ok(SupportEmbeddings {
-        classes: folders.classes.clone(),
+        classes: set.classes.clone(),
         width: dim,
         values,
         labels,

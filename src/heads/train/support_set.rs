@@ -1,7 +1,7 @@
 //! Support sets in memory — images handed over one by one with their labels, as the page's class
 //! bins hand them — and the steps every training journey ends with: the classes' text prior,
-//! training, assembling the checked head file. `medfocus train` ([`super::from_folders`]: a
-//! folder per class, the embedding cache, checkpoints) ends the same way, through the same
+//! training, assembling the checked head file. `medfocus train` ([`super::from_dataset`]: a
+//! data set on disk, the embedding cache, checkpoints) ends the same way, through the same
 //! functions, so a head trained in the browser is the file native `predict` reads.
 //!
 //! Each image goes through the pipeline's [`Encoder`] (region, focus, image tower) exactly as
@@ -17,10 +17,9 @@ use super::run::{Observer, TrainError, TrainRun, host_values_async};
 use crate::clip::load::LoadedClip;
 use crate::clip::preprocess::Pixels8;
 use crate::clip::zero_shot::{MEDICAL_TEMPLATES, ZeroShotClassifier, ZeroShotError};
+use crate::focus::FocusMode;
 use crate::heads::features::{FeatureError, FeatureSet, class_counts};
-use crate::heads::head_file::{
-    ClipIdentity, FORMAT_VERSION, FocusMode, HeadFile, HeadHeader, HeadKind,
-};
+use crate::heads::head_file::{ClipIdentity, FORMAT_VERSION, HeadFile, HeadHeader, HeadKind};
 use crate::pipeline::{Encoder, MaskSource, PipelineError, Region, Segmenter};
 
 /// The prompt the paper fine-tunes against.

@@ -1,7 +1,9 @@
-//! Train from a folder of labelled images: the journey `medfocus train` (and the end-to-end
-//! tests) run, in the library so the front end stays thin.
+//! Train from a labelled data set — class folders, split folders, a split file, a CSV or an
+//! archive, read by the same [`Dataset::open`] the evaluation uses, so a BUSI mask is a mask here
+//! too, never a training image — on one of its splits: the journey `medfocus train` (and the
+//! end-to-end tests) run, in the library so the front end stays thin.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::tensor::Device;
 use serde_json::json;
@@ -19,12 +21,13 @@ pub use super::support_set::{
 use crate::clip::load::LoadedClip;
 use crate::clip::vision::VisionTransformer;
 use crate::clip::zero_shot::ZeroShotError;
-use crate::dataset::{ClassFolders, DatasetError};
+use crate::dataset::{Dataset, DatasetError, SplitName};
+use crate::focus::FocusMode;
 use crate::heads::features::{FeatureError, class_counts};
-use crate::heads::head_file::{FocusMode, HeadFile, HeadKind};
+use crate::heads::head_file::{HeadFile, HeadKind};
 
 #[derive(Debug, thiserror::Error)]
-pub enum FromFoldersError {
+pub enum FromDatasetError {
     #[error(transparent)]
     Dataset(#[from] DatasetError),
     #[error(transparent)]
@@ -42,11 +45,14 @@ pub enum FromFoldersError {
 }
 
 pub struct TrainRequest<'a> {
-    pub data: &'a Path,
+    /// The labelled images ([`Dataset::open`]).
+    pub data: &'a Dataset,
+    /// The split trained on; `None`: every image of the set, whatever its split.
+    pub split: Option<SplitName>,
     pub clip: &'a LoadedClip,
     /// The CLIP model's name for the head file (its folder name).
     pub clip_name: String,
-    /// Names the text prompts use, one per class folder in sorted order (default: folder names).
+    /// Names the text prompts use, one per class in the set's order (default: the set's names).
     pub class_names: Option<Vec<String>>,
     /// Prompt templates (`{}` = class name); empty: the medical defaults.
     pub templates: Vec<String>,
@@ -69,16 +75,17 @@ pub struct TrainReport {
 }
 
 /// Embeds the support set (through the cache), trains the head, returns the head file.
-pub fn train_from_folders(
+pub fn train_from_dataset(
     request: TrainRequest,
     observer: &mut dyn Observer,
-) -> Result<TrainReport, FromFoldersError> {
+) -> Result<TrainReport, FromDatasetError> {
     request
         .settings
         .check()
-        .map_err(FromFoldersError::Invalid)?;
-    let folders = ClassFolders::open(request.data)?;
-    let prompt_classes = prompt_classes(&request, &folders)?;
+        .map_err(FromDatasetError::Invalid)?;
+    let set = request.data;
+    let samples = training_samples(set, request.split)?;
+    let prompt_classes = prompt_classes(&request, set)?;
     let templates = templates(&request);
     let vision = &request.clip.model.vision;
     let target = embedding_target(&request.settings, vision)?;
@@ -91,7 +98,7 @@ pub fn train_from_folders(
     }
     let embedder = Embedder::new(request.clip, focus.clone(), request.masks, request.cache)?
         .with_target(target)?;
-    let support = embed_support(&folders, &embedder, &mut |done, total, _| {
+    let support = embed_support(set, &samples, &embedder, &mut |done, total, _| {
         observer.embedding(done, total)
     })?;
     for line in support.skipped.iter().chain(&support.warnings) {
@@ -142,12 +149,12 @@ pub fn train_from_folders(
     };
     trained.training["images"] = json!(support.images.len());
     trained.training["skipped"] = json!(support.skipped.len());
-    trained.training["counts"] = json!(class_counts(&support.labels, folders.classes.len()));
+    trained.training["counts"] = json!(class_counts(&support.labels, set.classes.len()));
     let head = assemble_head(
         trained,
         HeadIdentity {
             kind: request.settings.kind,
-            classes: folders.classes.clone(),
+            classes: set.classes.clone(),
             templates,
             clip: request.clip,
             clip_name: request.clip_name,
@@ -162,22 +169,48 @@ pub fn train_from_folders(
     })
 }
 
-/// The words the text prompts use per class folder: the given names, else the folder names.
-fn prompt_classes(
-    request: &TrainRequest,
-    folders: &ClassFolders,
-) -> Result<Vec<String>, FromFoldersError> {
+/// The samples trained on (indices into `set.samples`): those of `split`, or every one.
+pub fn training_samples(
+    set: &Dataset,
+    split: Option<SplitName>,
+) -> Result<Vec<usize>, FromDatasetError> {
+    let chosen: Vec<usize> = (0..set.samples.len())
+        .filter(|&index| split.is_none() || set.samples[index].split == split)
+        .collect();
+    if chosen.is_empty() {
+        let splits: std::collections::BTreeSet<&str> = set
+            .samples
+            .iter()
+            .filter_map(|sample| sample.split.map(SplitName::name))
+            .collect();
+        let has = if splits.is_empty() {
+            "it has no splits (train on all of it)".to_string()
+        } else {
+            format!(
+                "it has {}",
+                splits.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        };
+        return Err(FromDatasetError::Invalid(format!(
+            "{} has no images in the {} split: {has}",
+            set.root.display(),
+            split.map_or("chosen", SplitName::name)
+        )));
+    }
+    Ok(chosen)
+}
+
+/// The words the text prompts use per class: the given names, else the set's class names.
+fn prompt_classes(request: &TrainRequest, set: &Dataset) -> Result<Vec<String>, FromDatasetError> {
     match &request.class_names {
-        Some(names) if names.len() != folders.classes.len() => {
-            Err(FromFoldersError::Invalid(format!(
-                "{} class names given for {} class folders ({})",
-                names.len(),
-                folders.classes.len(),
-                folders.classes.join(", ")
-            )))
-        }
+        Some(names) if names.len() != set.classes.len() => Err(FromDatasetError::Invalid(format!(
+            "{} class names given for {} classes ({})",
+            names.len(),
+            set.classes.len(),
+            set.classes.join(", ")
+        ))),
         Some(names) => Ok(names.clone()),
-        None => Ok(folders.classes.clone()),
+        None => Ok(set.classes.clone()),
     }
 }
 
@@ -192,13 +225,13 @@ fn templates(request: &TrainRequest) -> Vec<String> {
 pub fn embedding_target(
     settings: &HeadSettings,
     vision: &VisionTransformer,
-) -> Result<Target, FromFoldersError> {
+) -> Result<Target, FromDatasetError> {
     if settings.kind != HeadKind::Finetune {
         return Ok(Target::Embedding);
     }
     let blocks = settings.finetune_blocks;
     if blocks == 0 || blocks > vision.layers() {
-        return Err(FromFoldersError::Invalid(format!(
+        return Err(FromDatasetError::Invalid(format!(
             "--finetune-blocks {blocks}: this image tower has {} blocks",
             vision.layers()
         )));
