@@ -47,7 +47,7 @@ module.exports = (_env, argv) => {
   const development = argv.mode === "development";
   const csp = contentSecurityPolicy(development);
   return {
-    entry: "./www/index.js",
+    entry: "./www/main.js",
     output: {
       path: path.resolve(__dirname, "dist"),
       filename: "[name].[contenthash].js",

@@ -1,0 +1,184 @@
+// The classify panel: zero-shot classes under a focus, every focus side by side, the loaded head
+// focused as it was trained; the results, and the mask and result as downloads.
+import { $, download } from "../dom.js";
+import { forCurrentImage } from "../jobs.js";
+import { engine } from "../session.js";
+import { changed, classesValue, currentMask, focusValue, note, state, templatesValue } from "../state.js";
+import { maskPng } from "../canvas.js";
+import { focusOptions } from "../view.js";
+import { setSegmentation } from "./region.js";
+
+const classifying = (how) => ({ done: "A result for", what: "classification", status: "classify-status", error: "classify-error", marker: "classified", how });
+
+function regionSummary(result) {
+  if (!result.region) return "the whole image";
+  const share = `${(100 * result.region.coverage).toFixed(1)} % of the image`;
+  return `a region from ${result.region.origin} (${share})`;
+}
+
+async function classify() {
+  const focus = focusValue();
+  const classes = classesValue();
+  const options = focusOptions(focus);
+  note("classify-status", "");
+  const result = await forCurrentImage(classifying(focus), "classifying", "classify-panel", (progress) =>
+    engine.call("classify", { classes, options }, { onProgress: progress }),
+  );
+  if (!result) return;
+  note("classify-status", `Zero-shot, ${focus} focus on ${regionSummary(result)}.`);
+  state.lastResult = { kind: "zero-shot", focus, result, region: result.region };
+  changed();
+}
+
+async function compare() {
+  const classes = classesValue();
+  const withRegion = Boolean(currentMask() || state.region.box);
+  const focuses = withRegion ? ["none", "overlay", "attention", "blur", "crop"] : ["none"];
+  const options = focusOptions("overlay");
+  delete options.focus;
+  note("classify-status", "");
+  const results = await forCurrentImage(classifying("compare"), "comparing focus modes", "classify-panel", (progress) =>
+    engine.call("compare", { classes, focuses, options }, { onProgress: progress }),
+  );
+  if (!results) return;
+  note(
+    "classify-status",
+    withRegion
+      ? "The same image and region under each focus mode (bold: the top class)."
+      : "Only the none focus without a region: drag a box or segment to compare the others.",
+  );
+  const failed = results.filter(({ error }) => error);
+  if (failed.length) note("classify-error", failed.map(({ focus, error }) => `${focus}: ${error}`).join("; "));
+  state.lastResult = { kind: "comparison", classes, results, region: results.find(({ result }) => result?.region)?.result.region };
+  changed();
+}
+
+async function classifyWithHead() {
+  const head = state.models.head;
+  const onSam2 = Boolean(head.automatic);
+  const options = focusOptions(head.focus);
+  delete options.focus;
+  delete options.templates;
+  note("classify-status", "");
+  const result = await forCurrentImage(classifying("head"), "classifying with the head", "classify-panel", (progress) =>
+    engine.call("classifyWithHead", { options, onSam2 }, { onProgress: progress }),
+  );
+  if (!result) return;
+  let said = `${head.kind} head, ${head.focus} focus on ${regionSummary(result)}.`;
+  if (result.region?.warning) said += ` ${result.region.warning}.`;
+  note("classify-status", said);
+  if (result.region?.mask) {
+    // The region SAM 2 found with the head's own settings: shown, and the one exported.
+    const { width, height } = state.image;
+    const area = result.region.mask.reduce((sum, value) => sum + (value ? 1 : 0), 0);
+    setSegmentation({
+      choices: [{ width, height, area, predictedIou: NaN, mask: result.region.mask, maskPng: null }],
+      chosen: 0,
+      how: result.region.origin === "whole-image" ? "the whole image (SAM 2 found no region with the head's settings)" : "SAM 2's automatic mask with the head's settings",
+    });
+  }
+  state.lastResult = { kind: "head", head, result, region: result.region };
+  changed();
+}
+
+const baseName = () => state.image.name.replace(/\.[^.]+$/, "");
+
+async function exportMask() {
+  download(await maskPng(currentMask()), `${baseName()}_mask.png`);
+}
+
+function exportResult() {
+  const { image, models, region, segmentation, lastResult } = state;
+  const mask = currentMask();
+  const report = {
+    medfocus: "page",
+    created: new Date().toISOString(),
+    image: { name: image.name, format: image.format, width: image.width, height: image.height },
+    device: models.device?.backend,
+    clip: models.clip,
+    sam2: models.sam2 ? { name: models.sam2.name, weights: models.sam2.weights } : null,
+    region: {
+      box: region.box,
+      points: region.points.map(([x, y, label]) => ({ x, y, include: Boolean(label) })),
+      mask: mask ? { area: mask.area, how: segmentation.how } : null,
+      used: lastResult.region ? { origin: lastResult.region.origin, coverage: lastResult.region.coverage, warning: lastResult.region.warning } : null,
+    },
+    classes: classesValue(),
+    templates: templatesValue(),
+  };
+  if (lastResult.kind === "comparison") {
+    report.comparison = lastResult.results.map(({ focus, result, error }) => ({ focus, probabilities: result?.probabilities, error }));
+  } else {
+    report.kind = lastResult.kind;
+    report.focus = lastResult.kind === "head" ? lastResult.head.focus : lastResult.focus;
+    if (lastResult.kind === "head") report.head = { kind: lastResult.head.kind, clip: lastResult.head.clipName, masks: lastResult.head.masks };
+    report.classes = lastResult.result.classes;
+    report.probabilities = lastResult.result.probabilities;
+  }
+  download(new Blob([JSON.stringify(report, null, 2)], { type: "application/json" }), `${baseName()}_medfocus.json`);
+}
+
+export function wireClassify() {
+  $("classify").addEventListener("click", classify);
+  $("compare").addEventListener("click", compare);
+  $("classify-head").addEventListener("click", classifyWithHead);
+  $("export-mask").addEventListener("click", exportMask);
+  $("export-result").addEventListener("click", exportResult);
+}
+
+function cell(tag, text, className) {
+  const element = document.createElement(tag);
+  element.textContent = text;
+  if (className) element.className = className;
+  return element;
+}
+
+/** One result's classes, most likely first, with bars. */
+function resultRows(result) {
+  const rows = result.classes.map((name, index) => [name, result.probabilities[index]]);
+  rows.sort((a, b) => b[1] - a[1]);
+  return rows.map(([name, probability], rank) => {
+    const row = document.createElement("tr");
+    if (rank === 0) row.className = "top";
+    const bar = document.createElement("td");
+    const fillBar = document.createElement("span");
+    fillBar.className = "bar";
+    fillBar.style.width = `${Math.round(probability * 160)}px`;
+    bar.append(fillBar);
+    row.append(cell("td", name), cell("td", `${(probability * 100).toFixed(2)} %`), bar);
+    return row;
+  });
+}
+
+/** Each focus's probabilities per class, side by side (bold: each focus's top class). */
+function comparisonRows({ classes, results }) {
+  const head = document.createElement("tr");
+  head.append(...["class", ...results.map(({ focus }) => focus)].map((text) => cell("th", text)));
+  const rows = classes.map((name, index) => {
+    const row = document.createElement("tr");
+    row.append(cell("td", name));
+    for (const { result, error } of results) {
+      if (result) {
+        const p = result.probabilities[index];
+        row.append(cell("td", `${(p * 100).toFixed(1)} %`, p === Math.max(...result.probabilities) ? "best" : ""));
+      } else {
+        const missing = cell("td", "—");
+        missing.title = error;
+        row.append(missing);
+      }
+    }
+    return row;
+  });
+  return [head, ...rows];
+}
+
+let shown = null; // the result drawn now
+
+export function renderClassify({ lastResult }) {
+  if (lastResult === shown) return;
+  shown = lastResult;
+  const comparison = lastResult?.kind === "comparison";
+  $("results").replaceChildren(...(lastResult && !comparison ? resultRows(lastResult.result) : []));
+  $("comparison").replaceChildren(...(comparison ? comparisonRows(lastResult) : []));
+}
+
