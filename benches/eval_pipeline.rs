@@ -13,8 +13,8 @@ use std::time::Instant;
 use medfocus::clip::load::load_clip_dir;
 use medfocus::dataset::Dataset;
 use medfocus::device::{self, DeviceRequest};
-use medfocus::eval::grid::{PredictionRecord, RunRecord};
 use medfocus::eval::protocol::{draw, pools};
+use medfocus::eval::records::{PredictionRecord, RunRecord};
 use medfocus::eval::{
     EvalError, EvalMasks, EvalObserver, EvalRequest, HashedSet, Protocol, evaluate,
 };

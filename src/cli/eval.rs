@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use medfocus::clip::load::load_clip_dir;
 use medfocus::dataset::Dataset;
 use medfocus::device::{self, DeviceRequest};
-use medfocus::eval::grid::{PredictionRecord, RunRecord};
 use medfocus::eval::protocol::{Pools, draw, pools};
+use medfocus::eval::records::{PredictionRecord, RunRecord};
 use medfocus::eval::{
     EvalError, EvalMasks, EvalObserver, EvalRequest, HashedSet, Manifest, Protocol, ReportContext,
     ReportFolder, evaluate,

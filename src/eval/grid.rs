@@ -10,18 +10,17 @@ use std::time::Instant;
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::metrics::{Metrics, MetricsError};
+use super::metrics::Metrics;
 use super::protocol::{HashedSet, Manifest, Resolved};
+use super::records::{EvalError, MaskRecord, PredictionRecord, RunRecord};
 use crate::clip::load::LoadedClip;
 use crate::clip::model::l2_normalize;
-use crate::clip::zero_shot::ZeroShotError;
 use crate::dataset::Dataset;
 use crate::focus::FocusMode;
 use crate::focus::mask::Mask;
-use crate::heads::features::{FeatureError, FeatureSet};
+use crate::heads::features::FeatureSet;
 use crate::heads::head::HeadModel;
 use crate::heads::head_file::HeadKind;
 use crate::heads::train::cache::{EmbeddingCache, sha256_hex};
@@ -31,64 +30,8 @@ use crate::heads::train::from_dataset::{
     FromDatasetError, HeadIdentity, assemble_head, default_templates, embedding_target, text_prior,
 };
 use crate::heads::train::recipes::{HeadSettings, TextPrior, Training, train_kind};
-use crate::heads::train::run::{Silent, TrainError, TrainRun};
-use crate::heads::train::support::{EmbedError, Embedder, SupportMasks, embed_sample};
-
-#[derive(Debug, thiserror::Error)]
-pub enum EvalError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Embed(#[from] EmbedError),
-    #[error(transparent)]
-    Train(#[from] TrainError),
-    #[error(transparent)]
-    Text(#[from] ZeroShotError),
-    #[error(transparent)]
-    Features(#[from] FeatureError),
-    #[error(transparent)]
-    Head(#[from] FromDatasetError),
-    #[error(transparent)]
-    Metrics(#[from] MetricsError),
-    #[error("scoring the test images: {0}")]
-    Scoring(String),
-    #[error("writing the results: {0}")]
-    Output(String),
-}
-
-/// One finished run, as `runs.jsonl` records it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
-    /// Hash of everything that determines the run (manifest, head, settings, focus, masks,
-    /// model): the key a resumed evaluation skips by.
-    pub run: String,
-    pub manifest: String,
-    pub manifest_sha256: String,
-    pub protocol: String,
-    pub seed: u64,
-    pub head: String,
-    pub focus: String,
-    pub masks: String,
-    pub model: String,
-    pub train_images: usize,
-    pub val_images: usize,
-    pub test_images: usize,
-    pub metrics: Metrics,
-    /// The chosen hyper-parameters and fit summaries (the head file's training log).
-    pub training: serde_json::Value,
-    pub seconds: f64,
-}
-
-/// One test image's prediction in one run (`predictions.jsonl`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PredictionRecord {
-    pub run: String,
-    pub path: String,
-    pub truth: usize,
-    pub probabilities: Vec<f64>,
-    /// Where the mask came from (`none` for the focus `none`).
-    pub masks: String,
-}
+use crate::heads::train::run::{Silent, TrainRun};
+use crate::heads::train::support::{Embedder, SupportMasks, embed_sample};
 
 /// Where the grid's masks come from.
 pub enum EvalMasks<'a> {
@@ -125,21 +68,6 @@ impl EvalMasks<'_> {
             EvalMasks::GroundTruth => "ground-truth masks".into(),
         }
     }
-}
-
-/// How SAM 2's region of one image compares with the image's ground-truth mask
-/// (`masks.jsonl`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MaskRecord {
-    pub path: String,
-    pub class_index: usize,
-    /// `sam2-automatic`, or `whole-image` when no automatic mask qualified.
-    pub origin: String,
-    pub coverage: f32,
-    /// The ground-truth mask has no pixel inside (BUSI's normal images).
-    pub truth_empty: bool,
-    pub dice: f64,
-    pub iou: f64,
 }
 
 /// The united ground-truth masks of a sample.
@@ -286,39 +214,12 @@ pub fn evaluate(
 ) -> Result<EvalSummary, EvalError> {
     request.settings.check().map_err(EvalError::Invalid)?;
     let data = &request.set.dataset;
-    let prompt_classes = match &request.class_names {
-        Some(names) if names.len() != data.classes.len() => {
-            return Err(EvalError::Invalid(format!(
-                "{} class names given for {} classes ({})",
-                names.len(),
-                data.classes.len(),
-                data.classes.join(", ")
-            )));
-        }
-        Some(names) => names.clone(),
-        None => data.classes.clone(),
-    };
+    let prompt_classes = prompt_classes(&request)?;
     let templates = default_templates(&request.templates, HeadKind::ZeroShot);
     let (text, embed_dim) =
         pollster::block_on(text_prior(request.clip, &prompt_classes, &templates))
             .map_err(FromDatasetError::from)?;
-    let needed: BTreeSet<usize> = request
-        .manifests
-        .iter()
-        .flat_map(|(_, resolved)| {
-            resolved
-                .train
-                .iter()
-                .chain(&resolved.val)
-                .chain(&resolved.test)
-        })
-        .copied()
-        .collect();
-    let manifest_hashes: Vec<String> = request
-        .manifests
-        .iter()
-        .map(|(manifest, _)| manifest.sha256())
-        .collect();
+    let needed = needed_images(&request);
     let mut summary = EvalSummary::default();
     let train_device = request.device.clone().autodiff();
 
@@ -335,32 +236,13 @@ pub fn evaluate(
             focus.masks.clone()
         };
         // Which runs of this focus remain: embed only when some do.
-        let mut pending = Vec::new();
-        for ((manifest, resolved), manifest_sha256) in
-            request.manifests.iter().zip(&manifest_hashes)
-        {
-            for &kind in &request.heads {
-                let settings = HeadSettings {
-                    kind,
-                    seed: manifest.seed,
-                    ..request.settings.clone()
-                };
-                let id = run_id(
-                    manifest_sha256,
-                    &settings,
-                    &focus,
-                    &masks_identity,
-                    &request.clip.model.fingerprint,
-                    &prompt_classes,
-                    &templates,
-                );
-                if request.done.contains(&id) {
-                    summary.skipped_runs += 1;
-                } else {
-                    pending.push((manifest, resolved, manifest_sha256.clone(), settings, id));
-                }
-            }
-        }
+        let pending = pending_runs(
+            &request,
+            &focus,
+            &masks_identity,
+            (&prompt_classes, &templates),
+            &mut summary,
+        );
         let measure = matches!(support_masks, SupportMasks::Sam2(_))
             && summary.masks.is_empty()
             && data.masked() > 0;
@@ -369,7 +251,7 @@ pub fn evaluate(
         }
         let finetunes = pending
             .iter()
-            .any(|(.., settings, _)| settings.kind == HeadKind::Finetune);
+            .any(|run| run.settings.kind == HeadKind::Finetune);
         let embedder = Embedder::new(
             request.clip,
             focus.clone(),
@@ -393,38 +275,25 @@ pub fn evaluate(
         }
         // A fine-tune trains the tower's last blocks: it takes the tokens entering them.
         let tokens = if finetunes {
-            let target = embedding_target(
-                &HeadSettings {
-                    kind: HeadKind::Finetune,
-                    ..request.settings.clone()
-                },
-                &request.clip.model.vision,
-            )?;
-            match Embedder::new(
-                request.clip,
-                focus.clone(),
-                request.masks.support(data, &focus),
-                request.cache.clone(),
-            )?
-            .with_target(target)
-            {
-                Ok(token_embedder) => Ok(embed_images(
-                    request.set,
-                    &needed,
-                    &token_embedder,
-                    &format!("{}, tokens for the fine-tune", focus.method),
-                    observer,
-                    &mut summary,
-                )),
-                Err(error) => Err(error.to_string()),
-            }
+            Some(token_embeddings(
+                &request,
+                &focus,
+                &needed,
+                observer,
+                &mut summary,
+            )?)
         } else {
-            Err("no fine-tune among this focus's runs".into())
+            None
         };
         observer.stage(&format!("runs ({})", focus.method), pending.len());
-        for (done, (manifest, resolved, manifest_sha256, settings, id)) in
-            pending.into_iter().enumerate()
-        {
+        for (done, run) in pending.into_iter().enumerate() {
+            let PendingRun {
+                manifest,
+                resolved,
+                manifest_sha256,
+                settings,
+                id,
+            } = run;
             observer.progress(done);
             let started = Instant::now();
             let result = one_run(
@@ -456,38 +325,168 @@ pub fn evaluate(
                     continue;
                 }
             };
-            let record = RunRecord {
-                run: id.clone(),
-                manifest: manifest.file_name(),
-                manifest_sha256,
-                protocol: manifest.protocol.label(),
-                seed: manifest.seed,
-                head: settings.kind.name().to_string(),
-                focus: focus.method.clone(),
-                masks: masks_identity.clone(),
-                model: request.clip_name.clone(),
-                train_images: counts.0,
-                val_images: counts.1,
-                test_images: counts.2,
-                metrics,
-                training,
-                seconds: started.elapsed().as_secs_f64(),
-            };
-            let predictions: Vec<PredictionRecord> = predictions
-                .into_iter()
-                .map(|(sample, probabilities)| PredictionRecord {
-                    run: id.clone(),
-                    path: data.samples[sample].relative.clone(),
-                    truth: data.samples[sample].class_index,
-                    probabilities,
+            let (record, predictions) = records(
+                RunRecord {
+                    run: id,
+                    manifest: manifest.file_name(),
+                    manifest_sha256,
+                    protocol: manifest.protocol.label(),
+                    seed: manifest.seed,
+                    head: settings.kind.name().to_string(),
+                    focus: focus.method.clone(),
                     masks: masks_identity.clone(),
-                })
-                .collect();
+                    model: request.clip_name.clone(),
+                    train_images: counts.0,
+                    val_images: counts.1,
+                    test_images: counts.2,
+                    metrics,
+                    training,
+                    seconds: started.elapsed().as_secs_f64(),
+                },
+                predictions,
+                data,
+            );
             observer.finished(&record, &predictions)?;
             summary.runs += 1;
         }
     }
     Ok(summary)
+}
+
+/// The words the text prompts use per class: the given names, else the set's class names.
+fn prompt_classes(request: &EvalRequest) -> Result<Vec<String>, EvalError> {
+    let data = &request.set.dataset;
+    match &request.class_names {
+        Some(names) if names.len() != data.classes.len() => Err(EvalError::Invalid(format!(
+            "{} class names given for {} classes ({})",
+            names.len(),
+            data.classes.len(),
+            data.classes.join(", ")
+        ))),
+        Some(names) => Ok(names.clone()),
+        None => Ok(data.classes.clone()),
+    }
+}
+
+/// Every image some manifest uses (train, validation or test): what each focus embeds.
+fn needed_images(request: &EvalRequest) -> BTreeSet<usize> {
+    request
+        .manifests
+        .iter()
+        .flat_map(|(_, resolved)| {
+            resolved
+                .train
+                .iter()
+                .chain(&resolved.val)
+                .chain(&resolved.test)
+        })
+        .copied()
+        .collect()
+}
+
+/// One run still to do: a head kind on a manifest, under the focus being evaluated.
+struct PendingRun<'r> {
+    manifest: &'r Manifest,
+    resolved: &'r Resolved,
+    manifest_sha256: String,
+    settings: HeadSettings,
+    id: String,
+}
+
+/// The runs of `focus` not recorded yet (the recorded ones are counted in `summary`).
+fn pending_runs<'r>(
+    request: &'r EvalRequest,
+    focus: &FocusMode,
+    masks_identity: &str,
+    (prompt_classes, templates): (&[String], &[String]),
+    summary: &mut EvalSummary,
+) -> Vec<PendingRun<'r>> {
+    let mut pending = Vec::new();
+    for (manifest, resolved) in &request.manifests {
+        let manifest_sha256 = manifest.sha256();
+        for &kind in &request.heads {
+            let settings = HeadSettings {
+                kind,
+                seed: manifest.seed,
+                ..request.settings.clone()
+            };
+            let id = run_id(
+                &manifest_sha256,
+                &settings,
+                focus,
+                masks_identity,
+                &request.clip.model.fingerprint,
+                prompt_classes,
+                templates,
+            );
+            if request.done.contains(&id) {
+                summary.skipped_runs += 1;
+            } else {
+                pending.push(PendingRun {
+                    manifest,
+                    resolved,
+                    manifest_sha256: manifest_sha256.clone(),
+                    settings,
+                    id,
+                });
+            }
+        }
+    }
+    pending
+}
+
+/// The tokens entering the fine-tune's first trained block, per needed image; `Err` says why
+/// there are none (the fine-tune's runs then fail with it, the others go on).
+fn token_embeddings(
+    request: &EvalRequest,
+    focus: &FocusMode,
+    needed: &BTreeSet<usize>,
+    observer: &mut dyn EvalObserver,
+    summary: &mut EvalSummary,
+) -> Result<Result<BTreeMap<usize, Vec<f32>>, String>, EvalError> {
+    let target = embedding_target(
+        &HeadSettings {
+            kind: HeadKind::Finetune,
+            ..request.settings.clone()
+        },
+        &request.clip.model.vision,
+    )?;
+    let embedder = Embedder::new(
+        request.clip,
+        focus.clone(),
+        request.masks.support(&request.set.dataset, focus),
+        request.cache.clone(),
+    )?;
+    Ok(match embedder.with_target(target) {
+        Ok(token_embedder) => Ok(embed_images(
+            request.set,
+            needed,
+            &token_embedder,
+            &format!("{}, tokens for the fine-tune", focus.method),
+            observer,
+            summary,
+        )),
+        Err(error) => Err(error.to_string()),
+    })
+}
+
+/// A finished run's line and its test images' predictions, as the report folder records them.
+fn records(
+    record: RunRecord,
+    predictions: Vec<(usize, Vec<f64>)>,
+    data: &Dataset,
+) -> (RunRecord, Vec<PredictionRecord>) {
+    let predictions = predictions
+        .into_iter()
+        .map(|(sample, probabilities)| PredictionRecord {
+            run: record.run.clone(),
+            path: data.samples[sample].relative.clone(),
+            truth: data.samples[sample].class_index,
+            probabilities,
+            masks: record.masks.clone(),
+        })
+        .collect();
+    (record, predictions)
 }
 
 /// Test images' embeddings through a fine-tune's blocks: its tokens, the head's blocks swapped
@@ -574,8 +573,9 @@ struct RunInputs<'r, 'a> {
     request: &'r EvalRequest<'a>,
     resolved: &'r Resolved,
     embeddings: &'r BTreeMap<usize, Vec<f32>>,
-    /// The fine-tune's inputs (the tokens entering its first block), or why there are none.
-    tokens: &'r Result<BTreeMap<usize, Vec<f32>>, String>,
+    /// The fine-tune's inputs (the tokens entering its first block, or why there are none);
+    /// `None` when no run of this focus is a fine-tune.
+    tokens: &'r Option<Result<BTreeMap<usize, Vec<f32>>, String>>,
     text: &'r TextPrior,
     prompt_classes: &'r [String],
     templates: &'r [String],
@@ -598,10 +598,15 @@ fn one_run(inputs: &RunInputs, settings: &HeadSettings) -> Result<RunOutcome, Ev
     let finetune = settings.kind == HeadKind::Finetune;
     // Each image's input to the head: its embedding, or for a fine-tune its tokens.
     let inputs_of = if finetune {
-        inputs
-            .tokens
-            .as_ref()
-            .map_err(|why| EvalError::Invalid(why.clone()))?
+        match inputs.tokens {
+            Some(Ok(tokens)) => tokens,
+            Some(Err(why)) => return Err(EvalError::Invalid(why.clone())),
+            None => {
+                return Err(EvalError::Invalid(
+                    "a fine-tune run without the fine-tune's tokens".into(),
+                ));
+            }
+        }
     } else {
         inputs.embeddings
     };

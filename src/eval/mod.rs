@@ -14,11 +14,13 @@ pub mod grid;
 pub mod metrics;
 pub mod plots;
 pub mod protocol;
+pub mod records;
 pub mod report;
 pub mod summary;
 
-pub use grid::{EvalError, EvalMasks, EvalObserver, EvalRequest, EvalSummary, evaluate};
+pub use grid::{EvalMasks, EvalObserver, EvalRequest, EvalSummary, evaluate};
 pub use metrics::Metrics;
 pub use protocol::{HashedSet, Manifest, Protocol};
+pub use records::{EvalError, MaskRecord, PredictionRecord, RunRecord};
 pub use report::ReportFolder;
 pub use summary::ReportContext;

@@ -12,8 +12,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::grid::RunRecord;
 use super::metrics::mean_std;
+use super::records::RunRecord;
 use super::summary::{ReportContext, summed_confusions};
 
 /// Width of the accuracy plot, pixels; its height grows with the legend.

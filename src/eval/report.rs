@@ -23,10 +23,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use super::grid::{EvalError, MaskRecord, PredictionRecord, RunRecord};
 use super::metrics::mean_std;
 use super::plots;
 use super::protocol::{Manifest, Protocol};
+use super::records::{EvalError, MaskRecord, PredictionRecord, RunRecord};
 use super::summary::{ReportContext, summed_confusions};
 use crate::heads::train::cache;
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::grid::{MaskRecord, RunRecord};
+use super::records::{MaskRecord, RunRecord};
 
 /// What the report says about the evaluation beside its numbers.
 #[derive(Clone, Debug, Default)]
