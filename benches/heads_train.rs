@@ -14,7 +14,7 @@ use medfocus::clip::load::load_clip_dir;
 use medfocus::heads::rng::SplitMix64;
 use medfocus::heads::train::coop::train_coop;
 use medfocus::heads::train::finetune::{TokenSet, train_finetune};
-use medfocus::heads::train::recipes::Training;
+use medfocus::heads::train::training::Training;
 use medfocus::heads::train::{HeadSettings, TextPrior, train_head};
 use medfocus::heads::train::{Silent, TrainRun};
 use medfocus::heads::{FeatureSet, HeadKind};

@@ -29,9 +29,11 @@ use crate::heads::train::finetune::{TokenSet, train_finetune};
 use crate::heads::train::from_dataset::{
     FromDatasetError, HeadIdentity, assemble_head, default_templates, embedding_target, text_prior,
 };
-use crate::heads::train::recipes::{HeadSettings, TextPrior, Training, train_kind};
+use crate::heads::train::recipes::train_kind;
 use crate::heads::train::run::{Silent, TrainRun};
+use crate::heads::train::settings::{HeadSettings, TextPrior};
 use crate::heads::train::support::{Embedder, SupportMasks, embed_sample};
+use crate::heads::train::training::Training;
 
 /// Where the grid's masks come from.
 pub enum EvalMasks<'a> {

@@ -9,8 +9,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::json;
 
 use super::linear_probe::{cross_entropy, holdout_scores};
-use super::recipes::{TrainedHead, Training, fit_with_early_stopping};
 use super::run::{Objective, Params, TrainError, host_values};
+use super::settings::TrainedHead;
+use super::training::{Training, fit_with_early_stopping};
 use crate::clip::load::LoadedClip;
 use crate::clip::model::{TextTower, l2_normalize};
 use crate::clip::text::TokenEmbeddings;

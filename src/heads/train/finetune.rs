@@ -15,8 +15,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::json;
 
 use super::linear_probe::{cross_entropy, holdout_scores};
-use super::recipes::{TextPrior, TrainedHead, Training, fit_with_early_stopping};
 use super::run::{Objective, Params, TrainError, host_values};
+use super::settings::{TextPrior, TrainedHead};
+use super::training::{Training, fit_with_early_stopping};
 use crate::clip::model::l2_normalize;
 use crate::clip::transformer::ResidualBlock;
 use crate::clip::vision::VisionTransformer;

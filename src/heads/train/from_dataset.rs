@@ -10,14 +10,16 @@ use serde_json::json;
 
 use super::cache::EmbeddingCache;
 use super::finetune::train_finetune;
-use super::recipes::{HeadSettings, Training, train_head};
+use super::recipes::train_head;
 use super::run::{Observer, TrainError, TrainRun};
+use super::settings::HeadSettings;
 use super::support::{
     EmbedError, Embedder, SupportEmbeddings, SupportMasks, Target, embed_support,
 };
 pub use super::support_set::{
     FINETUNE_TEMPLATE, HeadIdentity, SupportSetError, assemble_head, default_templates, text_prior,
 };
+use super::training::Training;
 use crate::clip::load::LoadedClip;
 use crate::clip::vision::VisionTransformer;
 use crate::clip::zero_shot::ZeroShotError;

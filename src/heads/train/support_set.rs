@@ -12,8 +12,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::recipes::{HeadSettings, TextPrior, TrainedHead, train_head};
+use super::recipes::train_head;
 use super::run::{Observer, TrainError, TrainRun, host_values_async};
+use super::settings::{HeadSettings, TextPrior, TrainedHead};
 use crate::clip::load::LoadedClip;
 use crate::clip::preprocess::Pixels8;
 use crate::clip::zero_shot::{MEDICAL_TEMPLATES, ZeroShotClassifier, ZeroShotError};

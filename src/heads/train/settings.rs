@@ -1,0 +1,153 @@
+//! What training is given and gives: every hyper-parameter with its default and check, the class
+//! text prior, how a convex fit ended, and the trained head before its identity is added.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::heads::head_file::{HeadKind, HostTensor, TipAdapterScalars};
+
+/// Every hyper-parameter, with defaults that suit a handful of images per class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeadSettings {
+    pub kind: HeadKind,
+    pub seed: u64,
+    /// Fraction of each class held out to choose hyper-parameters and stop early.
+    pub holdout: f32,
+    /// Epochs (full-batch steps) per fit; default per kind.
+    pub epochs: Option<usize>,
+    pub learning_rate: Option<f32>,
+    /// Early stopping: epochs without a better held-out loss (0: off).
+    pub patience: usize,
+    /// Decoupled weight decay of the gradient-trained heads (AdamW; 0: plain Adam).
+    pub weight_decay: f32,
+    /// Linear probe: scikit-learn's C; searched over `c_grid` on the held-out images when unset.
+    pub c: Option<f32>,
+    pub c_grid: Vec<f32>,
+    /// LP+text: weight of `‖W − T‖²`; searched over `text_weight_grid` when unset.
+    pub text_weight: Option<f32>,
+    pub text_weight_grid: Vec<f32>,
+    /// Tip-Adapter(-F): a fixed α, the cache logits' weight (searched when unset). Format 1's
+    /// JSON (head files' training logs, run identities) names it `alpha`.
+    #[serde(rename = "alpha")]
+    pub tip_alpha: Option<f32>,
+    /// Tip-Adapter(-F): a fixed β, the affinity's sharpness (searched when unset); `beta` in
+    /// format 1's JSON.
+    #[serde(rename = "beta")]
+    pub tip_beta: Option<f32>,
+    /// CoOp: learnable context tokens.
+    pub context_tokens: usize,
+    /// Fine-tune: how many of the image tower's last blocks train.
+    pub finetune_blocks: usize,
+    /// Fine-tune: λ in λ·contrastive + (1 − λ)·cross-entropy.
+    pub contrastive_weight: f32,
+}
+
+impl HeadSettings {
+    pub fn new(kind: HeadKind) -> Self {
+        Self {
+            kind,
+            seed: 0,
+            holdout: 0.25,
+            epochs: None,
+            learning_rate: None,
+            patience: 20,
+            weight_decay: 0.0,
+            c: None,
+            c_grid: vec![0.01, 0.1, 1.0, 10.0, 100.0],
+            text_weight: None,
+            text_weight_grid: vec![0.01, 0.1, 1.0, 10.0],
+            tip_alpha: None,
+            tip_beta: None,
+            context_tokens: 4,
+            finetune_blocks: 2,
+            contrastive_weight: 0.5,
+        }
+    }
+
+    /// Refuses values no training can use, naming the setting.
+    pub fn check(&self) -> Result<(), String> {
+        let positive = |name: &str, value: f32| {
+            if value.is_finite() && value > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} {value}: must be a positive number"))
+            }
+        };
+        let non_negative = |name: &str, value: f32| {
+            if value.is_finite() && value >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} {value}: must be zero or more"))
+            }
+        };
+        if !(0.0..1.0).contains(&self.holdout) {
+            return Err(format!("holdout {}: a fraction in [0, 1)", self.holdout));
+        }
+        if self.epochs == Some(0) {
+            return Err("epochs 0: train for at least one".into());
+        }
+        if let Some(rate) = self.learning_rate {
+            positive("learning rate", rate)?;
+        }
+        non_negative("weight decay", self.weight_decay)?;
+        for &c in self.c.iter().chain(&self.c_grid) {
+            positive("C", c)?;
+        }
+        for &weight in self.text_weight.iter().chain(&self.text_weight_grid) {
+            non_negative("text weight", weight)?;
+        }
+        for value in self.tip_alpha.iter().chain(&self.tip_beta) {
+            non_negative("Tip-Adapter α/β", *value)?;
+        }
+        if !(0.0..=1.0).contains(&self.contrastive_weight) {
+            return Err(format!(
+                "contrastive weight {}: a weight in [0, 1]",
+                self.contrastive_weight
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn epochs(&self) -> usize {
+        self.epochs.unwrap_or(match self.kind {
+            HeadKind::LinearProbe | HeadKind::LpText => 500,
+            HeadKind::Coop => 200,
+            HeadKind::Finetune => 50,
+            _ => 100,
+        })
+    }
+
+    pub(super) fn learning_rate(&self) -> f32 {
+        self.learning_rate.unwrap_or(match self.kind {
+            HeadKind::LinearProbe | HeadKind::LpText => 0.01,
+            HeadKind::Coop => 0.002,
+            HeadKind::Finetune => 1e-4,
+            _ => 0.001,
+        })
+    }
+}
+
+/// How a convex fit (L-BFGS) ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConvexSummary {
+    pub iterations: usize,
+    pub loss: f32,
+    pub accuracy: f32,
+}
+
+/// Class text embeddings `[classes, dim]` (unit rows) and CLIP's logit scale.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TextPrior {
+    pub embeddings: Vec<f32>,
+    pub scale: f32,
+}
+
+/// What training produced; the caller adds the model identity and focus mode.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainedHead {
+    pub text_scale: f32,
+    pub cache: Option<TipAdapterScalars>,
+    pub tensors: BTreeMap<String, HostTensor>,
+    pub training: serde_json::Value,
+}
