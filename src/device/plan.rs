@@ -1,0 +1,286 @@
+//! The decision, a pure function of the request, the platform and the adapter list: testable
+//! without hardware.
+
+use burn::tensor::DeviceKind;
+
+use super::types::{AdapterSummary, AdapterType, DeviceError, DeviceRequest, Platform};
+
+/// Which adapter to open: its position among adapters of the same API and type, which is how
+/// burn/cubecl address adapters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdapterChoice {
+    pub adapter: AdapterSummary,
+    /// Index among the listed adapters with the same backend and type.
+    pub index_within_type: usize,
+}
+
+/// The decision, before any device is opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    Gpu {
+        choice: AdapterChoice,
+        reason: String,
+        warnings: Vec<String>,
+    },
+    Cpu {
+        reason: String,
+    },
+}
+
+/// Decide which device to use. `adapters` are in enumeration order (the order burn indexes them).
+pub fn plan(
+    request: DeviceRequest,
+    platform: Platform,
+    adapters: &[AdapterSummary],
+) -> Result<Plan, DeviceError> {
+    let choose = |position: usize| {
+        let adapter = &adapters[position];
+        AdapterChoice {
+            adapter: adapter.clone(),
+            index_within_type: adapters[..position]
+                .iter()
+                .filter(|earlier| {
+                    earlier.backend == adapter.backend
+                        && earlier.adapter_type == adapter.adapter_type
+                })
+                .count(),
+        }
+    };
+    let best_hardware = adapters
+        .iter()
+        .enumerate()
+        .filter_map(|(position, adapter)| Some((adapter.adapter_type.hardware_rank()?, position)))
+        .min()
+        .map(|(_, position)| position);
+    let software_names = || {
+        adapters
+            .iter()
+            .map(|adapter| format!("{} ({})", adapter.name, adapter.backend))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+
+    match (request, platform) {
+        (DeviceRequest::Cpu, _) => Ok(Plan::Cpu {
+            reason: "the CPU backend was requested".into(),
+        }),
+        (DeviceRequest::Auto | DeviceRequest::Gpu, Platform::Browser) => match adapters.first() {
+            Some(adapter) => Ok(Plan::Gpu {
+                choice: choose(0),
+                reason: format!("navigator.gpu gave the adapter '{}'", adapter.name),
+                warnings: Vec::new(),
+            }),
+            None if request == DeviceRequest::Auto => Ok(Plan::Cpu {
+                reason: "this browser offers no WebGPU adapter".into(),
+            }),
+            None => Err(DeviceError::NoGpuAdapter(
+                " (this browser offers no WebGPU adapter)".into(),
+            )),
+        },
+        (_, Platform::Native) => match (best_hardware, request) {
+            (Some(position), _) => Ok(Plan::Gpu {
+                choice: choose(position),
+                reason: format!(
+                    "'{}' is a hardware GPU ({:?})",
+                    adapters[position].name, adapters[position].adapter_type
+                ),
+                warnings: Vec::new(),
+            }),
+            (None, DeviceRequest::Auto) if adapters.is_empty() => Ok(Plan::Cpu {
+                reason: "no GPU adapter was found".into(),
+            }),
+            (None, DeviceRequest::Auto) => Ok(Plan::Cpu {
+                reason: format!(
+                    "only software GPU adapters were found ({}), which are far slower than the \
+                     CPU backend; pass --device gpu to use one anyway",
+                    software_names()
+                ),
+            }),
+            (None, _) => match adapters.first() {
+                Some(adapter) => Ok(Plan::Gpu {
+                    choice: choose(0),
+                    reason: "a GPU was requested and this is the only kind of adapter found".into(),
+                    warnings: vec![format!(
+                        "'{}' is a software adapter ({:?}): expect it to be much slower than --device cpu",
+                        adapter.name, adapter.adapter_type
+                    )],
+                }),
+                None => Err(DeviceError::NoGpuAdapter(String::new())),
+            },
+        },
+    }
+}
+
+pub(super) fn device_kind(choice: &AdapterChoice, platform: Platform) -> DeviceKind {
+    if platform == Platform::Browser {
+        // Browsers do not index adapters; the runtime asks for the high-performance one.
+        return DeviceKind::DefaultDevice;
+    }
+    let index = choice.index_within_type;
+    match choice.adapter.adapter_type {
+        AdapterType::DiscreteGpu => DeviceKind::DiscreteGpu(index),
+        AdapterType::IntegratedGpu => DeviceKind::IntegratedGpu(index),
+        AdapterType::VirtualGpu => DeviceKind::VirtualGpu(index),
+        AdapterType::Cpu => DeviceKind::Cpu,
+        AdapterType::Other => DeviceKind::DefaultDevice,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::types::AdapterLimits;
+
+    fn adapter(name: &str, backend: &str, adapter_type: AdapterType) -> AdapterSummary {
+        AdapterSummary {
+            name: name.into(),
+            backend: backend.into(),
+            adapter_type,
+            driver: String::new(),
+            limits: AdapterLimits {
+                max_buffer_size: 1 << 30,
+                max_storage_buffer_binding_size: 1 << 27,
+                max_compute_workgroup_storage_size: 16384,
+                max_compute_invocations_per_workgroup: 256,
+                max_compute_workgroup_size_x: 256,
+                shader_f16: false,
+            },
+        }
+    }
+
+    fn lavapipe() -> AdapterSummary {
+        adapter(
+            "llvmpipe (LLVM 15.0.6, 256 bits)",
+            "Vulkan",
+            AdapterType::Cpu,
+        )
+    }
+
+    #[test]
+    fn requests_parse_and_reject_nonsense() {
+        assert_eq!(
+            "AUTO".parse::<DeviceRequest>().unwrap(),
+            DeviceRequest::Auto
+        );
+        assert_eq!("cpu".parse::<DeviceRequest>().unwrap(), DeviceRequest::Cpu);
+        assert_eq!(
+            " wgpu ".parse::<DeviceRequest>().unwrap(),
+            DeviceRequest::Gpu
+        );
+        let error = "tpu".parse::<DeviceRequest>().unwrap_err();
+        assert!(error.to_string().contains("'tpu'"), "{error}");
+    }
+
+    #[test]
+    fn auto_never_picks_a_software_adapter_natively() {
+        let plan = plan(DeviceRequest::Auto, Platform::Native, &[lavapipe()]).unwrap();
+        match plan {
+            Plan::Cpu { reason } => assert!(reason.contains("llvmpipe"), "{reason}"),
+            other => panic!("expected the CPU backend, got {other:?}"),
+        }
+        assert!(matches!(plan_auto_native(&[]), Plan::Cpu { .. }));
+    }
+
+    fn plan_auto_native(adapters: &[AdapterSummary]) -> Plan {
+        plan(DeviceRequest::Auto, Platform::Native, adapters).unwrap()
+    }
+
+    #[test]
+    fn auto_prefers_discrete_then_integrated_and_indexes_within_type() {
+        let adapters = [
+            lavapipe(),
+            adapter("Intel UHD", "Vulkan", AdapterType::IntegratedGpu),
+            adapter("RTX A", "Vulkan", AdapterType::DiscreteGpu),
+            adapter("RTX B", "Vulkan", AdapterType::DiscreteGpu),
+        ];
+        let Plan::Gpu {
+            choice, warnings, ..
+        } = plan_auto_native(&adapters)
+        else {
+            panic!("expected a GPU");
+        };
+        assert_eq!(choice.adapter.name, "RTX A");
+        assert_eq!(choice.index_within_type, 0);
+        assert!(warnings.is_empty());
+        assert_eq!(
+            device_kind(&choice, Platform::Native),
+            DeviceKind::DiscreteGpu(0)
+        );
+
+        let Plan::Gpu { choice, .. } = plan_auto_native(&adapters[..2]) else {
+            panic!("expected a GPU");
+        };
+        assert_eq!(choice.adapter.name, "Intel UHD");
+        assert_eq!(
+            device_kind(&choice, Platform::Native),
+            DeviceKind::IntegratedGpu(0)
+        );
+    }
+
+    #[test]
+    fn index_counts_only_the_same_backend_and_type() {
+        let adapters = [
+            adapter("GPU on Dx12", "Dx12", AdapterType::IntegratedGpu),
+            adapter("GPU on Vulkan", "Vulkan", AdapterType::VirtualGpu),
+            adapter("second virtual", "Vulkan", AdapterType::VirtualGpu),
+        ];
+        let Plan::Gpu { choice, .. } = plan_auto_native(&adapters) else {
+            panic!()
+        };
+        assert_eq!(choice.adapter.name, "GPU on Dx12");
+        let Plan::Gpu { choice, .. } = plan_auto_native(&adapters[1..]) else {
+            panic!()
+        };
+        assert_eq!(choice.index_within_type, 0);
+    }
+
+    #[test]
+    fn gpu_override_uses_a_software_adapter_with_a_warning() {
+        let Plan::Gpu {
+            choice, warnings, ..
+        } = plan(DeviceRequest::Gpu, Platform::Native, &[lavapipe()]).unwrap()
+        else {
+            panic!("expected the software GPU");
+        };
+        assert_eq!(device_kind(&choice, Platform::Native), DeviceKind::Cpu);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("slower"), "{warnings:?}");
+    }
+
+    #[test]
+    fn gpu_override_without_any_adapter_is_an_error() {
+        for platform in [Platform::Native, Platform::Browser] {
+            let error = plan(DeviceRequest::Gpu, platform, &[]).unwrap_err();
+            assert!(matches!(error, DeviceError::NoGpuAdapter(_)), "{error}");
+        }
+    }
+
+    #[test]
+    fn cpu_override_ignores_gpus() {
+        let adapters = [adapter("RTX", "Vulkan", AdapterType::DiscreteGpu)];
+        for platform in [Platform::Native, Platform::Browser] {
+            assert!(matches!(
+                plan(DeviceRequest::Cpu, platform, &adapters).unwrap(),
+                Plan::Cpu { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn browser_uses_whatever_webgpu_adapter_it_is_given() {
+        let swiftshader = adapter("SwiftShader", "WebGPU", AdapterType::Other);
+        let Plan::Gpu { choice, .. } =
+            plan(DeviceRequest::Auto, Platform::Browser, &[swiftshader]).unwrap()
+        else {
+            panic!("expected WebGPU");
+        };
+        assert_eq!(
+            device_kind(&choice, Platform::Browser),
+            DeviceKind::DefaultDevice
+        );
+        assert!(matches!(
+            plan(DeviceRequest::Auto, Platform::Browser, &[]).unwrap(),
+            Plan::Cpu { .. }
+        ));
+    }
+}
