@@ -45,6 +45,8 @@ const fn file(repo: &'static str, path: &'static str, local: &'static str) -> Re
 }
 
 /// The models `medfocus weights fetch` knows.
+///
+/// Not split: a table: one entry per model `weights fetch` knows.
 pub fn registry() -> Vec<ModelEntry> {
     let open_clip = |name, description, repo| ModelEntry {
         name,
@@ -325,6 +327,8 @@ impl Fetcher {
             .collect()
     }
 
+    /// Not split: one download's states in order (already there, resume, fetch, check, rename into
+    /// place), sharing the part file and its hash sidecar.
     pub fn fetch_file(
         &self,
         remote: &RemoteFile,

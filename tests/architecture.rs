@@ -640,3 +640,130 @@ fn print_floor_map() {
         println!("{floor} → {}", below.join(", "));
     }
 }
+
+/// A library function longer than this says, in its doc comment, why it is not split.
+const LONG_FUNCTION_LINES: usize = 80;
+/// How the doc comment of a long function starts its reason.
+const WHY_NOT_SPLIT: &str = "Not split:";
+
+/// Functions (free, in impls and traits, in nested modules) of `source` longer than
+/// [`LONG_FUNCTION_LINES`] whose doc comment lacks [`WHY_NOT_SPLIT`]: `(name, first line, lines)`.
+/// Tests and `#[cfg(test)]` modules do not count.
+fn unexplained_long_functions(source: &str) -> Result<Vec<(String, usize, usize)>, String> {
+    #[derive(Default)]
+    struct Long(Vec<(String, usize, usize)>);
+    fn is_test(attrs: &[syn::Attribute]) -> bool {
+        attrs.iter().any(|attr| {
+            attr.path().is_ident("test")
+                || (attr.path().is_ident("cfg")
+                    && attr
+                        .parse_args::<syn::Ident>()
+                        .is_ok_and(|ident| ident == "test"))
+        })
+    }
+    fn explained(attrs: &[syn::Attribute]) -> bool {
+        attrs.iter().any(|attr| match &attr.meta {
+            syn::Meta::NameValue(doc) if doc.path.is_ident("doc") => matches!(
+                &doc.value,
+                syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(text), .. })
+                    if text.value().trim_start().starts_with(WHY_NOT_SPLIT)
+            ),
+            _ => false,
+        })
+    }
+    impl Long {
+        fn check(&mut self, attrs: &[syn::Attribute], sig: &syn::Signature, block: &syn::Block) {
+            let first = sig.fn_token.span.start().line;
+            let lines = block.brace_token.span.close().end().line + 1 - first;
+            if lines > LONG_FUNCTION_LINES && !is_test(attrs) && !explained(attrs) {
+                self.0.push((sig.ident.to_string(), first, lines));
+            }
+        }
+    }
+    impl<'ast> Visit<'ast> for Long {
+        fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
+            if !is_test(&item.attrs) {
+                syn::visit::visit_item_mod(self, item);
+            }
+        }
+        fn visit_item_fn(&mut self, item: &'ast syn::ItemFn) {
+            self.check(&item.attrs, &item.sig, &item.block);
+            syn::visit::visit_item_fn(self, item);
+        }
+        fn visit_impl_item_fn(&mut self, item: &'ast syn::ImplItemFn) {
+            self.check(&item.attrs, &item.sig, &item.block);
+            syn::visit::visit_impl_item_fn(self, item);
+        }
+        fn visit_trait_item_fn(&mut self, item: &'ast syn::TraitItemFn) {
+            if let Some(block) = &item.default {
+                self.check(&item.attrs, &item.sig, block);
+            }
+            syn::visit::visit_trait_item_fn(self, item);
+        }
+    }
+    let file = syn::parse_file(source).map_err(|error| error.to_string())?;
+    let mut long = Long::default();
+    long.visit_file(&file);
+    Ok(long.0)
+}
+
+/// Every `.rs` file under `dir`, relative to it.
+fn rust_files(dir: &Path, relative: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir.join(relative))
+        .unwrap_or_else(|error| panic!("{}: {error}", dir.join(relative).display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = relative.join(path.file_name().expect("a name"));
+        if path.is_dir() {
+            rust_files(dir, &name, out);
+        } else if name.extension().is_some_and(|ext| ext == "rs") {
+            out.push(name);
+        }
+    }
+}
+
+#[test]
+fn long_library_functions_say_why_they_are_not_split() {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, Path::new(""), &mut files);
+    // The library: not the binary's `main.rs` and `cli/` (a subcommand's `run` reads top to bottom).
+    files.retain(|file| file != Path::new("main.rs") && !file.starts_with("cli"));
+    assert!(files.len() > 50, "read only {} files", files.len());
+    let mut unexplained = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(src.join(file)).expect("readable");
+        for (name, line, lines) in unexplained_long_functions(&text).expect("parses") {
+            unexplained.push(format!(
+                "  src/{}:{line} `{name}`: {lines} lines",
+                file.display()
+            ));
+        }
+    }
+    assert!(
+        unexplained.is_empty(),
+        "library functions over {LONG_FUNCTION_LINES} lines: split them, or say why not in a doc line starting `{WHY_NOT_SPLIT}`:\n{}",
+        unexplained.join("\n")
+    );
+}
+
+#[test]
+fn the_long_function_check_counts_lines_and_reads_the_reason() {
+    let body = |lines: usize| "    let _ = 1;\n".repeat(lines);
+    let source = format!(
+        "fn short() {{\n{}}}\n\nfn long() {{\n{}}}\n\n/// Does a lot.\n///\n/// Not split: one table, row by row.\nfn explained() {{\n{}}}\n\nstruct S;\nimpl S {{\n    fn long_method(&self) {{\n{}    }}\n}}\n\n#[test]\nfn long_test() {{\n{}}}\n\n#[cfg(test)]\nmod tests {{\n    fn helper() {{\n{}    }}\n}}\n",
+        body(78),
+        body(79),
+        body(200),
+        body(100),
+        body(100),
+        body(100),
+    );
+    let found = unexplained_long_functions(&source).expect("parses");
+    let names: Vec<&str> = found.iter().map(|(name, ..)| name.as_str()).collect();
+    assert_eq!(names, ["long", "long_method"], "{found:?}");
+    // `short` is 80 lines with its braces, `long` 81.
+    assert_eq!((found[0].1, found[0].2), (82, 81));
+}

@@ -53,6 +53,8 @@ pub struct BertTextTower {
 }
 
 impl BertTextTower {
+    /// Not split: one `take` per checkpoint tensor in the reference module's order, so it reads
+    /// against the key map line by line.
     pub(crate) fn load(
         weights: &mut Weights,
         config: &BertTextConfig,

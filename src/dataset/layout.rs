@@ -71,6 +71,8 @@ fn subfolders(dir: &Path) -> Result<Vec<(String, PathBuf)>, DatasetError> {
         .collect())
 }
 
+/// Not split: its steps (look inside a wrapper folder, find split folders, collect each class's
+/// images and masks, number the classes) hand each other the skipped list and the folder trees.
 fn open_folders(root: &Path) -> Result<Dataset, DatasetError> {
     let mut root = root.to_path_buf();
     // A lone wrapper folder (the zip's top folder) with no files beside it: look inside.

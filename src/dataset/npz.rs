@@ -180,6 +180,8 @@ pub struct NpzSet {
     pub entries: Vec<(SplitName, usize, usize)>,
 }
 
+/// Not split: one pass over the archive's entries, each array checked against its header before it
+/// is read; the checks share the archive and the running totals.
 pub fn read_npz(path: &Path) -> Result<NpzSet, DatasetError> {
     let format_error = |detail: String| DatasetError::Format {
         path: path.to_path_buf(),

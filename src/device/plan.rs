@@ -28,6 +28,9 @@ pub enum Plan {
 }
 
 /// Decide which device to use. `adapters` are in enumeration order (the order burn indexes them).
+///
+/// Not split: one match over the request, an arm per rule of the module's doc; apart, which rule
+/// wins would be harder to see.
 pub fn plan(
     request: DeviceRequest,
     platform: Platform,

@@ -210,6 +210,9 @@ fn run_id(
 }
 
 /// Runs the grid; each finished run goes to `observer.finished` before the next starts.
+///
+/// Not split: the loop over focus methods; its steps are the functions below it, and what is left
+/// is the order they run in and the summary they fill.
 pub fn evaluate(
     request: EvalRequest,
     observer: &mut dyn EvalObserver,
@@ -594,6 +597,9 @@ type RunOutcome = (
 );
 
 /// Trains one head on one manifest's images and scores its test images.
+///
+/// Not split: one run from its rows to its metrics; every step reads the same gathered rows, labels
+/// and device.
 fn one_run(inputs: &RunInputs, settings: &HeadSettings) -> Result<RunOutcome, EvalError> {
     let data = &inputs.request.set.dataset;
     let classes = data.classes.len();

@@ -93,6 +93,8 @@ fn series(runs: &[RunRecord], context: &ReportContext, columns: &[String]) -> Ve
 
 /// `accuracy.png`: accuracy (%) against the protocol points, one coloured line per focus ×
 /// head, error bars = ± one standard deviation over seeds. `None` without runs.
+///
+/// Not split: plotters' calls for one chart in drawing order (axes, lines, error bars, legend).
 pub fn accuracy_plot(
     runs: &[RunRecord],
     context: &ReportContext,

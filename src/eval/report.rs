@@ -281,6 +281,7 @@ const METRICS: [Metric; 5] = [
     ),
 ];
 
+/// Not split: the report's sections in reading order, each a few `writeln!`s.
 fn report_markdown(runs: &[RunRecord], context: &ReportContext) -> String {
     let mut out = String::new();
     let columns = columns(runs);

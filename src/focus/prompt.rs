@@ -91,6 +91,8 @@ fn gaussian_blur(image: &Pixels8, sigma: f32) -> Vec<f32> {
 
 /// Draws `prompt` into `image` (8-bit RGB or grey) using `mask` (same size). Grey images are
 /// promoted to RGB first, since a tint needs colour.
+///
+/// Not split: one match arm per visual prompt, each a few lines of pixel arithmetic.
 pub fn apply(image: &Pixels8, mask: &Mask, prompt: &VisualPrompt) -> Result<Pixels8, PromptError> {
     mask.check_matches(image.width, image.height)?;
     let rgb = image.to_rgb();

@@ -54,6 +54,9 @@ struct Layout {
 }
 
 /// Decode a DICOM file's first frame into 8-bit grey (or RGB for colour images).
+///
+/// Not split: the pixel pipeline in the standard's order (transfer syntax, modality LUT, VOI LUT or
+/// window, MONOCHROME1 inversion, 8 bits) on one frame.
 pub fn decode_dicom(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
     // The transfer syntax is judged before dicom-rs reads the data set (a deflated or unknown
     // one would only give a parse error there).
@@ -572,6 +575,9 @@ fn colour(
 /// dicom-rs sees it: its parser allocates (and zero-fills) a value's declared length before
 /// reading it, so a 200-byte file claiming a 2 GiB element would take 2 GiB. Returns the
 /// transfer syntax UID of the file meta group.
+///
+/// Not split: one walk over the element headers (explicit and implicit VR, sequences, items) whose
+/// position and nesting are its locals.
 fn check_declared_lengths(bytes: &[u8]) -> Result<Option<String>, ImageError> {
     const UNDEFINED: u32 = u32::MAX;
     let mut position = 132;

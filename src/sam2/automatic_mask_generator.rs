@@ -164,6 +164,9 @@ pub async fn generate(
 
 /// [`generate`], telling `progress(points done, points in all)` before each batch of points
 /// and at the end (a 32×32 grid on the browser's CPU backend takes minutes).
+///
+/// Not split: Meta's `_generate_masks` in its order (batches of points, filters, NMS), to be read
+/// against it for parity.
 pub async fn generate_reporting(
     predictor: &Sam2Predictor,
     image: &EmbeddedImage,

@@ -303,6 +303,8 @@ impl Sam2Config {
     }
 
     /// Something the port cannot compute faithfully, or an inconsistent set of numbers.
+    ///
+    /// Not split: a list of checks, one per thing the port cannot compute or numbers that disagree.
     pub fn inconsistency(&self) -> Option<String> {
         let hiera = &self.hiera;
         let decoder = &self.decoder;

@@ -154,6 +154,8 @@ impl SafetensorsStream {
         Ok(rest)
     }
 
+    /// Not split: every claim of the header checked against the file's size in one pass, before
+    /// anything is allocated.
     fn parse_header(&mut self) -> Result<(), WeightsError> {
         let source_name = self.source_name.clone();
         let header = &self.prefix[8..];

@@ -38,6 +38,8 @@ const same = (a, b) => Object.keys(a).every((key) => a[key] === b[key]);
  */
 export function syncView() {
   if (state.region.dragging || state.busy) return;
+  // A mask found by a head's classification is being encoded (panels/classify.js): wait for it.
+  if (needsRegion(focusValue()) && currentMask() && !currentMask().maskPng) return;
   const inputs = inputsNow();
   if (asked && same(inputs, asked)) return;
   asked = inputs;

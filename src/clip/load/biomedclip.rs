@@ -122,6 +122,9 @@ fn shape<'a>(checkpoint: &'a Checkpoint, key: &str) -> Result<&'a [usize], LoadE
 }
 
 /// Tower sizes come from the weights (the config only names the timm and hub models).
+///
+/// Not split: a straight run of reads and checks, one per config field, each refusing what the port
+/// does not compute.
 fn clip_config(
     config: &Value,
     checkpoint: &Checkpoint,

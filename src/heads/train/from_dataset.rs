@@ -77,6 +77,9 @@ pub struct TrainReport {
 }
 
 /// Embeds the support set (through the cache), trains the head, returns the head file.
+///
+/// Not split: the training journey's steps in order, each a call, sharing the request, the support
+/// embeddings and the run.
 pub fn train_from_dataset(
     request: TrainRequest,
     observer: &mut dyn Observer,

@@ -56,6 +56,9 @@ impl Layout {
 }
 
 /// Minimises `objective` from `init`; returns the parameters (untracked), iterations and loss.
+///
+/// Not split: Nocedal & Wright's algorithm (two-loop recursion, line search, history update) in one
+/// piece, to be read against the book.
 pub fn minimize(
     stage: &str,
     objective: &mut dyn Objective,

@@ -100,6 +100,9 @@ fn probe_objective(
 
 /// Linear probe (scikit-learn's objective) or LP+text: the penalty searched on held-out images
 /// unless fixed, then the refit on every training image (all but given validation images).
+///
+/// Not split: the probe's stages in order (the penalty searched on held-out images, then the
+/// refit), sharing the rows, the prior and the run's checkpoint.
 fn train_linear_probe(
     support: &FeatureSet,
     text: &TextPrior,

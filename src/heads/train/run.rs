@@ -228,6 +228,9 @@ impl TrainRun {
 
     /// Optimises `init` with `objective` (resuming this stage if the checkpoint is inside it)
     /// and returns the kept parameters (untracked, on `device`).
+    ///
+    /// Not split: the epoch loop with its checkpoints and early stopping; its locals are the
+    /// resumable state, saved and restored together.
     pub fn fit(
         &mut self,
         stage: &str,

@@ -122,6 +122,9 @@ pub type ObjectiveFactory<'o, S> = dyn FnMut(&S, Option<&S>) -> Box<dyn Objectiv
 /// Gradient training with early stopping: with held-out images, train on the rest and keep the
 /// epoch with the best held-out loss, then refit on every image for that many epochs; without,
 /// train on every image for the configured epochs. Returns the final parameters.
+///
+/// Not split: two stages (early stopping, refit) sharing the settings and the run's checkpoint;
+/// each resumes on its own.
 pub fn fit_with_early_stopping<'o, S: Labelled + Clone>(
     support: &S,
     training: Training,

@@ -58,6 +58,8 @@ pub struct MaskDecoder {
 }
 
 impl MaskDecoder {
+    /// Not split: one `take` per checkpoint tensor in Meta's module order, to be read against
+    /// `mask_decoder.py`.
     pub(crate) fn load(
         weights: &mut Weights,
         name: &str,
@@ -183,6 +185,8 @@ impl MaskDecoder {
     /// and queries (the image only becomes per-prompt once it has attended to the tokens).
     /// Meta's automatic generator repeats the image embedding for each prompt instead; the
     /// values are the same, the work and memory are not (a 64-point batch copied 64 × 4 MiB).
+    ///
+    /// Not split: Meta's `predict_masks` step by step, to be read against `mask_decoder.py`.
     pub fn forward(
         &self,
         image_embedding: Tensor<4>,

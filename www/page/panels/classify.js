@@ -67,18 +67,26 @@ async function classifyWithHead() {
   let said = `${head.kind} head, ${head.focus} focus on ${regionSummary(result)}.`;
   if (result.region?.warning) said += ` ${result.region.warning}.`;
   note("classify-status", said);
+  state.lastResult = { kind: "head", head, result, region: result.region };
+  changed();
   if (result.region?.mask) {
     // The region SAM 2 found with the head's own settings: shown, and the one exported.
     const { width, height } = state.image;
     const area = result.region.mask.reduce((sum, value) => sum + (value ? 1 : 0), 0);
+    const choice = { width, height, area, predictedIou: NaN, mask: result.region.mask, maskPng: null };
     setSegmentation({
-      choices: [{ width, height, area, predictedIou: NaN, mask: result.region.mask, maskPng: null }],
+      choices: [choice],
       chosen: 0,
       how: result.region.origin === "whole-image" ? "the whole image (SAM 2 found no region with the head's settings)" : "SAM 2's automatic mask with the head's settings",
     });
+    // As a PNG it is a region like any other: CLIP's view and a zero-shot classification use it.
+    const png = new Uint8Array(await (await maskPng(choice)).arrayBuffer());
+    if (state.segmentation?.choices[0] === choice) {
+      choice.maskPng = png;
+      state.segmentation = { ...state.segmentation };
+      changed();
+    }
   }
-  state.lastResult = { kind: "head", head, result, region: result.region };
-  changed();
 }
 
 const baseName = () => state.image.name.replace(/\.[^.]+$/, "");
