@@ -7,7 +7,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub mod arrays;
+pub mod folders;
 pub mod layout;
+pub mod lists;
 pub mod npz;
 pub mod set;
 
@@ -44,6 +46,15 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
         .map_err(unreadable)?;
     paths.sort();
     Ok(paths)
+}
+
+/// The visible sub-folders of `dir` by name, sorted.
+fn subfolders(dir: &Path) -> Result<Vec<(String, PathBuf)>, DatasetError> {
+    Ok(read_dir_sorted(dir)?
+        .into_iter()
+        .filter(|path| path.is_dir())
+        .filter_map(|path| Some((visible_name(&path)?, path)))
+        .collect())
 }
 
 fn visible_name(path: &Path) -> Option<String> {

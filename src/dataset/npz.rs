@@ -3,12 +3,14 @@
 //! `[N]` or `[N, 1]` integers). Every header is checked against the bytes it describes before
 //! anything is allocated from it; a lying or cut-short archive is an error naming the array.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::DatasetError;
 use super::arrays::ArrayImages;
-use super::set::{MAX_CLASSES, SplitName};
+use super::set::{Dataset, Layout, MAX_CLASSES, Sample, SplitName, finish};
 
 /// The largest array read (MedMNIST+'s biggest 224-pixel 2D sets are under 3 GB).
 pub const MAX_ARRAY_BYTES: u64 = 4 << 30;
@@ -295,4 +297,45 @@ pub fn known_class_names(path: &Path) -> Option<Vec<String>> {
         _ => return None,
     };
     Some(names.iter().map(|name| name.to_string()).collect())
+}
+
+/// A MedMNIST archive as a data set: its images held in memory, named `<split>/<n>.png`.
+pub(super) fn open_npz(path: &Path) -> Result<Dataset, DatasetError> {
+    let archive = read_npz(path)?;
+    let count = archive
+        .entries
+        .iter()
+        .map(|(_, label, _)| label + 1)
+        .max()
+        .unwrap_or(0);
+    let classes = known_class_names(path)
+        .filter(|names| names.len() == count)
+        .unwrap_or_else(|| (0..count).map(|label| label.to_string()).collect());
+    let mut per_split = BTreeMap::<SplitName, usize>::new();
+    let samples = archive
+        .entries
+        .iter()
+        .map(|&(split, label, index)| {
+            let number = per_split.entry(split).or_default();
+            let relative = format!("{}/{:06}.png", split.name(), *number);
+            *number += 1;
+            Sample {
+                path: path.join(&relative),
+                relative,
+                class_index: label,
+                split: Some(split),
+                masks: Vec::new(),
+                array: Some(index),
+            }
+        })
+        .collect();
+    let mut set = finish(
+        path.to_path_buf(),
+        Layout::Npz(path.to_path_buf()),
+        classes,
+        samples,
+        Vec::new(),
+    );
+    set.arrays = Arc::new(archive.images);
+    Ok(set)
 }
