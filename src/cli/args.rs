@@ -231,6 +231,24 @@ pub(crate) fn model_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
+/// Where masks come from (train and eval alike).
+#[derive(clap::Args)]
+pub(crate) struct MaskArgs {
+    /// Where masks come from for a focus other than none: `sam2` (SAM 2's automatic masks; the
+    /// default when --sam2 is given), `gt` or `oracle` (the set's own ground-truth masks, such as
+    /// BUSI's `<name>_mask.png`: the upper bound of focus), or a folder of mask images laid out
+    /// like the set (`<folder>/<path inside the set>.png`, e.g. `masks/<class>/<image name>.png`;
+    /// white = region; `./gt` for a folder named gt).
+    #[arg(long)]
+    pub(crate) masks: Option<String>,
+}
+
+impl MaskArgs {
+    pub(crate) fn choice(&self, sam2: &Sam2Args) -> Result<MaskChoice, String> {
+        MaskChoice::parse(self.masks.as_deref(), sam2.sam2.is_some())
+    }
+}
+
 /// `--masks` (train and eval alike), read with `--sam2`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum MaskChoice {

@@ -20,7 +20,7 @@ use medfocus::heads::HeadKind;
 use medfocus::heads::features::class_counts;
 use medfocus::heads::train::cache::{EmbeddingCache, default_dir};
 
-use super::args::{CliResult, FocusArgs, HeadSettingsArgs, MaskChoice, Sam2Args, model_name};
+use super::args::{CliResult, FocusArgs, HeadSettingsArgs, MaskArgs, MaskChoice, Sam2Args, model_name};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum ProtocolKind {
@@ -70,12 +70,8 @@ pub struct EvalArgs {
     focus: Vec<String>,
     #[command(flatten)]
     focus_settings: FocusArgs,
-    /// Where masks come from for a focus other than none: `sam2` (SAM 2's automatic masks; the
-    /// default when --sam2 is given), `gt` or `oracle` (the set's own ground-truth masks, such as
-    /// BUSI's `<name>_mask.png`: the upper bound of focus), or a folder of mask images laid out like the set
-    /// (`<folder>/<path inside the set>.png`, white = region; `./gt` for a folder named gt).
-    #[arg(long)]
-    masks: Option<String>,
+    #[command(flatten)]
+    masks: MaskArgs,
     #[command(flatten)]
     sam2: Sam2Args,
     /// The words the text prompts use for each class, comma-separated, in class order.
@@ -125,7 +121,7 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &EvalArgs) -> Cli
         .map(|method| FocusMode::new(method, args.focus_settings.settings()))
         .collect();
     let needs_masks = focuses.iter().any(FocusMode::needs_mask);
-    let source = MaskChoice::parse(args.masks.as_deref(), args.sam2.sam2.is_some())?;
+    let source = args.masks.choice(&args.sam2)?;
     if needs_masks && source == MaskChoice::None {
         return Err("a focus other than none needs masks: give --sam2 weights, --masks gt or a --masks folder".into());
     }

@@ -17,7 +17,7 @@ use medfocus::heads::train::{
     EpochReport, HeadSettings, Observer, TrainRequest, train_from_dataset,
 };
 
-use super::args::{CliResult, FocusArgs, HeadSettingsArgs, MaskChoice, Sam2Args, model_name};
+use super::args::{CliResult, FocusArgs, HeadSettingsArgs, MaskArgs, MaskChoice, Sam2Args, model_name};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -46,13 +46,8 @@ pub struct TrainArgs {
     focus: String,
     #[command(flatten)]
     focus_settings: FocusArgs,
-    /// Where masks come from for a focus other than none (as `eval --masks`): `sam2` (SAM 2's
-    /// automatic masks; the default when --sam2 is given), `gt` (the set's own ground-truth
-    /// masks, such as BUSI's `<name>_mask.png`), or a folder of mask images laid out like the set
-    /// (`<folder>/<path inside the set>.png`, e.g. `masks/<class>/<image name>.png`; white =
-    /// region; `./gt` for a folder named gt).
-    #[arg(long)]
-    masks: Option<String>,
+    #[command(flatten)]
+    masks: MaskArgs,
     #[command(flatten)]
     sam2: Sam2Args,
     /// The words the text prompts use for each class, comma-separated, in the set's class order
@@ -102,7 +97,7 @@ impl TrainArgs {
 
 pub fn run(out: &mut impl Write, request: DeviceRequest, args: &TrainArgs) -> CliResult {
     let kind = HeadKind::parse(&args.head).ok_or_else(|| format!("unknown head {}", args.head))?;
-    let source = MaskChoice::parse(args.masks.as_deref(), args.sam2.sam2.is_some())?;
+    let source = args.masks.choice(&args.sam2)?;
     let set = Dataset::open(&args.data, args.images.as_deref())?;
     let split = match args.train_on.as_deref() {
         None if set.samples.iter().any(|sample| sample.split.is_some()) => Some(SplitName::Train),
