@@ -53,8 +53,9 @@ enum Command {
     /// Segment an image with SAM 2: from points, a box, or automatically; writes the mask
     /// and an overlay PNG.
     Segment(segment::SegmentArgs),
-    /// Train a support head on a folder with one sub-folder of images per class; writes a
-    /// head file (`.mfh`) that `predict` and the browser page use.
+    /// Train a support head on a labelled data set (class folders, split folders, a split file,
+    /// a CSV or a MedMNIST .npz, as `eval` reads them); writes a head file (`.mfh`) that
+    /// `predict` and the browser page use.
     Train(Box<train::TrainArgs>),
     /// Classify images with a trained head file.
     Predict(predict::PredictArgs),
