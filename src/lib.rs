@@ -16,6 +16,7 @@ pub mod focus;
 pub mod heads;
 pub mod imaging;
 pub mod kernels;
+pub mod limits;
 pub mod pipeline;
 pub mod sam2;
 #[cfg(not(target_arch = "wasm32"))]

@@ -202,6 +202,83 @@ fn bad_requests_are_clear_errors() {
     assert_eq!(percentages(&text(&mixed.stdout)).len(), 2);
 }
 
+/// Issue 16: sizes a user controls are bounded before any work: a blur σ or crop margin past its
+/// limit, an automatic-mask grid of a million points per side. Each is an error naming the value
+/// and the limit, and `segment` writes nothing.
+#[test]
+fn sizes_past_their_limits_are_refused_naming_the_limit() {
+    let mri = shared_image(MRI).display().to_string();
+    for (focus, knob, value, words) in [
+        (
+            "blur",
+            "--sigma",
+            "1e30",
+            "blur sigma 1000000000000000000000000000000 is outside [0, 64]",
+        ),
+        (
+            "blur",
+            "--sigma",
+            "10000",
+            "blur sigma 10000 is outside [0, 64]",
+        ),
+        ("crop", "--margin", "1e30", "crop margin"),
+    ] {
+        let output = medfocus(&[
+            "classify",
+            "--model",
+            &model("openclip-tiny"),
+            "--classes",
+            "a,b",
+            "--box",
+            "10,10,100,100",
+            "--focus",
+            focus,
+            knob,
+            value,
+            &mri,
+        ]);
+        assert!(!output.status.success(), "{knob} {value}");
+        assert!(
+            text(&output.stderr).contains(words),
+            "{knob} {value}: {}",
+            text(&output.stderr)
+        );
+    }
+
+    let dir = std::env::temp_dir().join(format!("medfocus-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("mask.png");
+    let started = std::time::Instant::now();
+    let grid = medfocus(&[
+        "segment",
+        "--model",
+        &sam2_fixture("sam2.1-tiny-small.pt"),
+        "--config",
+        &sam2_fixture("sam2.1-tiny-small.config.json"),
+        "--auto",
+        "--points-per-side",
+        "1000000",
+        "--out",
+        &out.display().to_string(),
+        &mri,
+    ]);
+    assert!(!grid.status.success());
+    assert!(
+        text(&grid.stderr).contains("points per side 1000000 is outside 1 to 128"),
+        "{}",
+        text(&grid.stderr)
+    );
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "refused before the work, not after"
+    );
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "nothing written"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn sam2_fixture(name: &str) -> String {
     manifest()
         .join("tests/fixtures/sam2")

@@ -173,6 +173,7 @@ impl Sam2Args {
                 .unwrap_or(defaults.stability_score_thresh),
             ..defaults
         };
+        settings.check()?;
         Ok(Some(load_segmenter(
             path,
             self.sam2_config.as_deref(),

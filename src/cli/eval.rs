@@ -20,7 +20,9 @@ use medfocus::heads::HeadKind;
 use medfocus::heads::features::class_counts;
 use medfocus::heads::train::cache::{EmbeddingCache, default_dir};
 
-use super::args::{CliResult, FocusArgs, HeadSettingsArgs, MaskArgs, MaskChoice, Sam2Args, model_name};
+use super::args::{
+    CliResult, FocusArgs, HeadSettingsArgs, MaskArgs, MaskChoice, Sam2Args, model_name,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum ProtocolKind {

@@ -89,15 +89,18 @@ impl SegmentArgs {
                     "--auto takes at most one --point (the mask under it is chosen)".into(),
                 );
             }
+            let settings = GeneratorSettings {
+                points_per_side: self.points_per_side,
+                points_per_batch: self.points_per_batch,
+                pred_iou_thresh: self.pred_iou_thresh,
+                stability_score_thresh: self.stability_thresh,
+                min_mask_region_area: self.min_area,
+                ..GeneratorSettings::default()
+            };
+            // Before the model loads: a bad grid is refused in a second, not after it.
+            settings.check()?;
             return Ok(SegmentRequest::Automatic {
-                settings: GeneratorSettings {
-                    points_per_side: self.points_per_side,
-                    points_per_batch: self.points_per_batch,
-                    pred_iou_thresh: self.pred_iou_thresh,
-                    stability_score_thresh: self.stability_thresh,
-                    min_mask_region_area: self.min_area,
-                    ..GeneratorSettings::default()
-                },
+                settings,
                 choice: MaskChoice::at_or_largest(points.first()),
             });
         }
@@ -122,10 +125,20 @@ impl SegmentArgs {
     }
 }
 
+/// Written beside the target and renamed into place: a failure midway never leaves a torn PNG
+/// under the name (nor destroys an earlier one).
 fn save_png(path: &Path, image: image::DynamicImage) -> Result<(), Box<dyn Error>> {
+    let failed = |error: &dyn std::fmt::Display| format!("{}: {error}", path.display());
+    let mut part = path.as_os_str().to_owned();
+    part.push(".part");
+    let part = PathBuf::from(part);
     image
-        .save_with_format(path, image::ImageFormat::Png)
-        .map_err(|error| format!("{}: {error}", path.display()).into())
+        .save_with_format(&part, image::ImageFormat::Png)
+        .map_err(|error| failed(&error))?;
+    std::fs::rename(&part, path).map_err(|error| {
+        let _ = std::fs::remove_file(&part);
+        failed(&error).into()
+    })
 }
 
 pub fn run(out: &mut impl Write, request: DeviceRequest, args: &SegmentArgs) -> CliResult {

@@ -17,7 +17,9 @@ use medfocus::heads::train::{
     EpochReport, HeadSettings, Observer, TrainRequest, train_from_dataset,
 };
 
-use super::args::{CliResult, FocusArgs, HeadSettingsArgs, MaskArgs, MaskChoice, Sam2Args, model_name};
+use super::args::{
+    CliResult, FocusArgs, HeadSettingsArgs, MaskArgs, MaskChoice, Sam2Args, model_name,
+};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {

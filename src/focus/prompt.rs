@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::mask::{Mask, MaskError};
 use crate::clip::preprocess::{OPENAI_MEAN, Pixels8};
+use crate::limits::{MAX_BLUR_SIGMA, MAX_CROP_MARGIN, within};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -125,7 +126,8 @@ pub fn apply(image: &Pixels8, mask: &Mask, prompt: &VisualPrompt) -> Result<Pixe
             }
         }
         VisualPrompt::BlurOutside { sigma } => {
-            if !(*sigma > 0.0 && sigma.is_finite()) {
+            within("blur sigma", *sigma, 0.0, MAX_BLUR_SIGMA).map_err(PromptError::Parameter)?;
+            if *sigma <= 0.0 {
                 return Err(PromptError::Parameter(format!(
                     "blur sigma must be positive, got {sigma}"
                 )));
@@ -137,18 +139,14 @@ pub fn apply(image: &Pixels8, mask: &Mask, prompt: &VisualPrompt) -> Result<Pixe
             }
         }
         VisualPrompt::CropToBox { margin } => {
-            if !(*margin >= 0.0 && margin.is_finite()) {
-                return Err(PromptError::Parameter(format!(
-                    "crop margin must be ≥ 0, got {margin}"
-                )));
-            }
+            within("crop margin", *margin, 0.0, MAX_CROP_MARGIN).map_err(PromptError::Parameter)?;
             let (left, top, right, bottom) = mask.bounding_box()?;
             let grow_x = ((right - left) as f32 * margin).round() as usize;
             let grow_y = ((bottom - top) as f32 * margin).round() as usize;
             let (left, top) = (left.saturating_sub(grow_x), top.saturating_sub(grow_y));
             let (right, bottom) = (
-                (right + grow_x).min(rgb.width),
-                (bottom + grow_y).min(rgb.height),
+                right.saturating_add(grow_x).min(rgb.width),
+                bottom.saturating_add(grow_y).min(rgb.height),
             );
             let mut data = Vec::with_capacity((right - left) * (bottom - top) * 3);
             for row in top..bottom {
@@ -252,5 +250,43 @@ mod tests {
             apply(&image(), &mask, &VisualPrompt::BinaryMask),
             Err(PromptError::Mask(MaskError::SizeMismatch { .. }))
         ));
+    }
+
+    /// Issue 16: σ = 10³⁰ overflowed the kernel's length and σ = 10⁴ meant hours of work; a huge
+    /// margin overflowed `right + grow_x`. Each is now an error naming the value and the limit,
+    /// and the largest allowed values still work.
+    #[test]
+    fn blur_and_crop_sizes_past_their_limits_are_named_errors() {
+        let blur = |sigma| apply(&image(), &left_half(), &VisualPrompt::BlurOutside { sigma });
+        for sigma in [1e30, 1e4, f32::INFINITY, MAX_BLUR_SIGMA * 1.01] {
+            match blur(sigma) {
+                Err(PromptError::Parameter(message)) => {
+                    assert!(
+                        message.contains("blur sigma") && message.contains("64"),
+                        "{message}"
+                    )
+                }
+                other => panic!("σ = {sigma}: {other:?}"),
+            }
+        }
+        assert!(blur(MAX_BLUR_SIGMA).is_ok());
+        let crop = |margin| apply(&image(), &left_half(), &VisualPrompt::CropToBox { margin });
+        for margin in [1e30, f32::MAX, f32::NAN, -1.0, MAX_CROP_MARGIN + 0.5] {
+            match crop(margin) {
+                Err(PromptError::Parameter(message)) => {
+                    assert!(
+                        message.contains("crop margin") && message.contains("10"),
+                        "{message}"
+                    )
+                }
+                other => panic!("margin = {margin}: {other:?}"),
+            }
+        }
+        let widest = crop(MAX_CROP_MARGIN).expect("the largest margin crops");
+        assert_eq!(
+            (widest.width, widest.height),
+            (4, 2),
+            "clipped to the image"
+        );
     }
 }

@@ -12,6 +12,7 @@ use super::predictor::{
     BinaryMask, EmbeddedImage, Prompt, Sam2Predictor, read_floats, read_inside,
 };
 use super::transforms::upscale_masks;
+use crate::limits::{MAX_POINTS_PER_BATCH, MAX_POINTS_PER_SIDE, count_within, within};
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GeneratorSettings {
@@ -42,6 +43,42 @@ impl Default for GeneratorSettings {
             box_nms_thresh: 0.7,
             min_mask_region_area: 0,
         }
+    }
+}
+
+impl GeneratorSettings {
+    /// Refuses settings past [`crate::limits`] (the grid and the batch are allocated from
+    /// them) or thresholds that are not numbers in their range. Settings arrive from the command
+    /// line, the page and head files.
+    pub fn check(&self) -> Result<(), String> {
+        count_within("points per side", self.points_per_side, MAX_POINTS_PER_SIDE)?;
+        count_within(
+            "points per batch",
+            self.points_per_batch,
+            MAX_POINTS_PER_BATCH,
+        )?;
+        within(
+            "the predicted-IoU threshold",
+            self.pred_iou_thresh,
+            0.0,
+            1.0,
+        )?;
+        within(
+            "the stability threshold",
+            self.stability_score_thresh,
+            0.0,
+            1.0,
+        )?;
+        within("the box NMS threshold", self.box_nms_thresh, 0.0, 1.0)?;
+        // Logit-space values: any number, but a number.
+        within("the mask threshold", self.mask_threshold, -1e3, 1e3)?;
+        within(
+            "the stability offset",
+            self.stability_score_offset,
+            0.0,
+            1e3,
+        )?;
+        Ok(())
     }
 }
 
@@ -173,11 +210,7 @@ pub async fn generate_reporting(
     settings: &GeneratorSettings,
     progress: &dyn Fn(usize, usize),
 ) -> Result<Vec<AutoMask>, Sam2Error> {
-    if settings.points_per_side == 0 || settings.points_per_batch == 0 {
-        return Err(Sam2Error::Prompt(
-            "points per side and points per batch must be at least 1".into(),
-        ));
-    }
+    settings.check().map_err(Sam2Error::Prompt)?;
     let (width, height) = (image.width, image.height);
     let points: Vec<[f32; 2]> = point_grid(settings.points_per_side)
         .into_iter()
@@ -342,6 +375,61 @@ pub async fn find_region(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 16: the grid side was unbounded (`point_grid(n)` allocates n²) and thresholds could
+    /// be anything from the page or a head file; both are refused before anything is allocated.
+    #[test]
+    fn settings_past_their_limits_are_refused_naming_the_limit() {
+        let defaults = GeneratorSettings::default();
+        assert_eq!(defaults.check(), Ok(()));
+        let refused = |settings: GeneratorSettings, words: &str| {
+            let message = settings.check().unwrap_err();
+            assert!(message.contains(words), "{message}");
+        };
+        refused(
+            GeneratorSettings {
+                points_per_side: 1 << 20,
+                ..defaults.clone()
+            },
+            "points per side 1048576 is outside 1 to 128",
+        );
+        refused(
+            GeneratorSettings {
+                points_per_side: 0,
+                ..defaults.clone()
+            },
+            "points per side 0",
+        );
+        refused(
+            GeneratorSettings {
+                points_per_batch: usize::MAX,
+                ..defaults.clone()
+            },
+            "points per batch",
+        );
+        refused(
+            GeneratorSettings {
+                pred_iou_thresh: f32::NAN,
+                ..defaults.clone()
+            },
+            "predicted-IoU threshold",
+        );
+        refused(
+            GeneratorSettings {
+                stability_score_thresh: 2.0,
+                ..defaults.clone()
+            },
+            "stability threshold 2 is outside [0, 1]",
+        );
+        assert_eq!(
+            GeneratorSettings {
+                points_per_side: crate::limits::MAX_POINTS_PER_SIDE,
+                ..defaults
+            }
+            .check(),
+            Ok(())
+        );
+    }
 
     fn mask(width: usize, height: usize, rect: [usize; 4], iou: f32) -> AutoMask {
         let mut pixels = vec![false; width * height];
