@@ -575,7 +575,8 @@ fn export_web_writes_the_site_models_the_page_downloads() {
     ]);
     assert!(!output.status.success());
     assert!(
-        text(&output.stderr).contains("head"),
+        text(&output.stderr).contains("not a MedFocus head file")
+            && text(&output.stderr).contains("openclip-tiny"),
         "{}",
         text(&output.stderr)
     );

@@ -588,7 +588,9 @@ fn the_committed_head_fixtures_predict_their_expected_probabilities() {
         let model = fixture(expected["model"].as_str().unwrap());
         // A head trained on SAM 2's masks predicts with SAM 2 and the settings it recorded.
         let sam2 = expected["sam2"].as_str().map(fixture);
-        for row in expected["images"].as_array().unwrap() {
+        let rows = expected["images"].as_array().unwrap();
+        assert!(!rows.is_empty(), "{name}: the fixture lists no images");
+        for row in rows {
             let image = shared(row["image"].as_str().unwrap()).display().to_string();
             let mut args = vec![
                 "predict", "--head", &head, "--model", &model, "--json", &image,
@@ -602,12 +604,12 @@ fn the_committed_head_fixtures_predict_their_expected_probabilities() {
             if sam2.is_some() {
                 assert_eq!(line["region"], row["region"], "{name}");
             }
-            for (ours, theirs) in line["probabilities"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .zip(row["probabilities"].as_array().unwrap())
-            {
+            let (ours, theirs) = (
+                line["probabilities"].as_array().unwrap(),
+                row["probabilities"].as_array().unwrap(),
+            );
+            assert_eq!(ours.len(), theirs.len(), "{name}: {line} vs {row}");
+            for (ours, theirs) in ours.iter().zip(theirs) {
                 assert!(
                     (ours.as_f64().unwrap() - theirs.as_f64().unwrap()).abs() < 1e-5,
                     "{name}: {line} vs {row}"

@@ -93,7 +93,9 @@ async fn a_natively_trained_head_predicts_the_same_in_the_browser() {
         let expected: serde_json::Value = serde_json::from_str(expected).unwrap();
         let classes: Vec<String> = serde_json::from_value(expected["classes"].clone()).unwrap();
         assert_eq!(head.classes(), classes);
-        for (image, row) in IMAGES.iter().zip(expected["images"].as_array().unwrap()) {
+        let rows = expected["images"].as_array().unwrap();
+        assert_eq!(rows.len(), IMAGES.len(), "one expected row per image");
+        for (image, row) in IMAGES.iter().zip(rows) {
             let result =
                 JsFuture::from(clip.classify_with_head(image.to_vec(), &head, JsValue::UNDEFINED))
                     .await
@@ -101,6 +103,7 @@ async fn a_natively_trained_head_predicts_the_same_in_the_browser() {
             let result: serde_json::Value = serde_wasm_bindgen::from_value(result).unwrap();
             let ours = result["probabilities"].as_array().unwrap();
             let theirs = row["probabilities"].as_array().unwrap();
+            assert_eq!(ours.len(), theirs.len(), "{result} vs {row}");
             let diff = ours
                 .iter()
                 .zip(theirs)
@@ -131,7 +134,12 @@ async fn bad_heads_are_errors_not_panics() {
     let truncated = load_head(HEAD[..HEAD.len() / 2].to_vec())
         .err()
         .expect("truncated must fail");
-    assert!(message(truncated.into()).contains("head"));
+    // The specific error: cut short, and said so (a panic's message would name no size).
+    let truncated = message(truncated.into());
+    assert!(
+        truncated.contains("not a MedFocus head file") && truncated.contains("truncated"),
+        "{truncated}"
+    );
 
     // The right file with the wrong CLIP model.
     let head = load_head(HEAD.to_vec())
@@ -185,7 +193,9 @@ async fn a_head_trained_on_sam2_masks_runs_its_recorded_settings_in_the_browser(
     assert!(head.masks().starts_with("sam2 "), "{}", head.masks());
 
     let expected: serde_json::Value = serde_json::from_str(SAM2_EXPECTED).unwrap();
-    for (image, row) in IMAGES.iter().zip(expected["images"].as_array().unwrap()) {
+    let rows = expected["images"].as_array().unwrap();
+    assert_eq!(rows.len(), IMAGES.len(), "one expected row per image");
+    for (image, row) in IMAGES.iter().zip(rows) {
         let result = JsFuture::from(clip.classify_with_head_on_sam2(image.to_vec(), &head, &sam2))
             .await
             .expect("classify");
@@ -209,11 +219,14 @@ async fn a_head_trained_on_sam2_masks_runs_its_recorded_settings_in_the_browser(
             (coverage - native_coverage).abs() < 1e-3,
             "{coverage} vs {native_coverage}"
         );
-        let diff = result["probabilities"]
-            .as_array()
-            .unwrap()
+        let (ours, theirs) = (
+            result["probabilities"].as_array().unwrap(),
+            row["probabilities"].as_array().unwrap(),
+        );
+        assert_eq!(ours.len(), theirs.len(), "{result} vs {row}");
+        let diff = ours
             .iter()
-            .zip(row["probabilities"].as_array().unwrap())
+            .zip(theirs)
             .map(|(a, b)| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs())
             .fold(0.0, f64::max);
         web_sys::console::log_1(
