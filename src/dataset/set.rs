@@ -143,6 +143,21 @@ impl Dataset {
         counts
     }
 
+    /// The words the text prompts use per class: `given` (one per class, in class order), else
+    /// the class names themselves (what `train` and `eval` take as `--class-names`).
+    pub fn prompt_classes(&self, given: Option<&[String]>) -> Result<Vec<String>, String> {
+        match given {
+            Some(names) if names.len() != self.classes.len() => Err(format!(
+                "{} class names given for {} classes ({})",
+                names.len(),
+                self.classes.len(),
+                self.classes.join(", ")
+            )),
+            Some(names) => Ok(names.to_vec()),
+            None => Ok(self.classes.clone()),
+        }
+    }
+
     /// Each image's ground-truth masks (BUSI's `<name>_mask.png`), by image path: what
     /// `--masks gt` trains and evaluates with.
     pub fn ground_truth_masks(&self) -> BTreeMap<PathBuf, Vec<PathBuf>> {

@@ -219,7 +219,9 @@ pub fn evaluate(
 ) -> Result<EvalSummary, EvalError> {
     request.settings.check().map_err(EvalError::Invalid)?;
     let data = &request.set.dataset;
-    let prompt_classes = prompt_classes(&request)?;
+    let prompt_classes = data
+        .prompt_classes(request.class_names.as_deref())
+        .map_err(EvalError::Invalid)?;
     let templates = default_templates(&request.templates, HeadKind::ZeroShot);
     let (text, embed_dim) =
         pollster::block_on(text_prior(request.clip, &prompt_classes, &templates))
@@ -356,21 +358,6 @@ pub fn evaluate(
         }
     }
     Ok(summary)
-}
-
-/// The words the text prompts use per class: the given names, else the set's class names.
-fn prompt_classes(request: &EvalRequest) -> Result<Vec<String>, EvalError> {
-    let data = &request.set.dataset;
-    match &request.class_names {
-        Some(names) if names.len() != data.classes.len() => Err(EvalError::Invalid(format!(
-            "{} class names given for {} classes ({})",
-            names.len(),
-            data.classes.len(),
-            data.classes.join(", ")
-        ))),
-        Some(names) => Ok(names.clone()),
-        None => Ok(data.classes.clone()),
-    }
 }
 
 /// Every image some manifest uses (train, validation or test): what each focus embeds.

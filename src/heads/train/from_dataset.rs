@@ -90,7 +90,9 @@ pub fn train_from_dataset(
         .map_err(FromDatasetError::Invalid)?;
     let set = request.data;
     let samples = training_samples(set, request.split)?;
-    let prompt_classes = prompt_classes(&request, set)?;
+    let prompt_classes = set
+        .prompt_classes(request.class_names.as_deref())
+        .map_err(FromDatasetError::Invalid)?;
     let templates = templates(&request);
     let vision = &request.clip.model.vision;
     let target = embedding_target(&request.settings, vision)?;
@@ -203,20 +205,6 @@ pub fn training_samples(
         )));
     }
     Ok(chosen)
-}
-
-/// The words the text prompts use per class: the given names, else the set's class names.
-fn prompt_classes(request: &TrainRequest, set: &Dataset) -> Result<Vec<String>, FromDatasetError> {
-    match &request.class_names {
-        Some(names) if names.len() != set.classes.len() => Err(FromDatasetError::Invalid(format!(
-            "{} class names given for {} classes ({})",
-            names.len(),
-            set.classes.len(),
-            set.classes.join(", ")
-        ))),
-        Some(names) => Ok(names.clone()),
-        None => Ok(set.classes.clone()),
-    }
 }
 
 /// The prompt templates: the given ones, else the paper's for a fine-tune, else the medical
