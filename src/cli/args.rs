@@ -5,6 +5,7 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use medfocus::dataset::Dataset;
 use medfocus::device::ChosenDevice;
 use medfocus::fetch::sha256_file;
 use medfocus::focus::FocusSettings;
@@ -260,6 +261,17 @@ pub(crate) enum MaskChoice {
 }
 
 impl MaskChoice {
+    /// Refuses `--masks gt` for a set (read from `data`) without ground-truth masks.
+    pub(crate) fn check_set(&self, set: &Dataset, data: &Path) -> Result<(), String> {
+        if *self == MaskChoice::GroundTruth && set.masked() == 0 {
+            return Err(format!(
+                "--masks gt: {} has no ground-truth masks (<image name>_mask.png beside the images)",
+                data.display()
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn parse(masks: Option<&str>, have_sam2: bool) -> Result<Self, String> {
         match (masks, have_sam2) {
             (None, false) => Ok(MaskChoice::None),

@@ -131,13 +131,7 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &EvalArgs) -> Cli
     let bars = &mut Bars::default();
     bars.stage("hashing images", dataset.samples.len());
     let set = HashedSet::new(dataset, &mut |done, _| bars.progress(done));
-    if source == MaskChoice::GroundTruth && set.dataset.masked() == 0 {
-        return Err(format!(
-            "--masks gt: {} has no ground-truth masks (<image name>_mask.png beside the images)",
-            args.data.display()
-        )
-        .into());
-    }
+    source.check_set(&set.dataset, &args.data)?;
     let pools = pools(&set.dataset, args.split_seed)?;
     let manifests: Vec<Manifest> = if args.splits.is_empty() {
         let mut drawn = Vec::new();

@@ -106,13 +106,7 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &TrainArgs) -> Cl
         None | Some("all") => None,
         Some(name) => SplitName::parse(name),
     };
-    if source == MaskChoice::GroundTruth && set.masked() == 0 {
-        return Err(format!(
-            "--masks gt: {} has no ground-truth masks (<image name>_mask.png beside the images)",
-            args.data.display()
-        )
-        .into());
-    }
+    source.check_set(&set, &args.data)?;
     let chosen = device::choose_device_blocking(request)?;
     let clip = load_clip_dir(&args.model, &chosen.device)?;
     let segmenter = match source {
