@@ -4,9 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::set::{
-    Dataset, Layout, Sample, Skipped, SplitName, check_class_count, finish, relative_to,
-};
+use super::set::{Dataset, Layout, MAX_CLASSES, Sample, Skipped, SplitName, finish};
 use super::{DatasetError, is_image_path, read_dir_sorted, subfolders, visible_name};
 
 /// Not split: its steps (look inside a wrapper folder, find split folders, collect each class's
@@ -161,4 +159,25 @@ fn class_folder_images(
     let mut images: Vec<_> = images.into_values().collect();
     images.sort();
     Ok(images)
+}
+
+/// More class folders than [`MAX_CLASSES`] is refused.
+fn check_class_count(path: &Path, classes: usize) -> Result<(), DatasetError> {
+    if classes > MAX_CLASSES {
+        return Err(DatasetError::Format {
+            path: path.to_path_buf(),
+            detail: format!("{classes} classes; at most {MAX_CLASSES} are read"),
+        });
+    }
+    Ok(())
+}
+
+/// `/`-joined path of `path` inside `root` (file names as they are; non-UTF-8 lossily).
+fn relative_to(root: &Path, path: &Path) -> String {
+    let inside = path.strip_prefix(root).unwrap_or(path);
+    inside
+        .components()
+        .map(|part| part.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }

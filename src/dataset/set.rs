@@ -3,12 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::DatasetError;
 use super::arrays::ArrayImages;
 
 /// The largest split file or CSV read (a list of paths; real ones are a few MB).
@@ -194,25 +193,4 @@ pub(super) fn finish(
         skipped,
         arrays: Arc::default(),
     }
-}
-
-/// More classes than [`MAX_CLASSES`] is refused (a hostile list or archive).
-pub(super) fn check_class_count(path: &Path, classes: usize) -> Result<(), DatasetError> {
-    if classes > MAX_CLASSES {
-        return Err(DatasetError::Format {
-            path: path.to_path_buf(),
-            detail: format!("{classes} classes; at most {MAX_CLASSES} are read"),
-        });
-    }
-    Ok(())
-}
-
-/// `/`-joined path of `path` inside `root` (file names as they are; non-UTF-8 lossily).
-pub(super) fn relative_to(root: &Path, path: &Path) -> String {
-    let inside = path.strip_prefix(root).unwrap_or(path);
-    inside
-        .components()
-        .map(|part| part.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
 }

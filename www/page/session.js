@@ -3,7 +3,7 @@
 // internal error). Also what the engine keeps in this browser's storage (OPFS) and this site's
 // models: both become model sources like files the person picked.
 import { Engine, Superseded } from "../engine.js";
-import { kindNames, megabytes, message, mib } from "./dom.js";
+import { megabytes, message, mib } from "./dom.js";
 import { job, settled } from "./jobs.js";
 import { changed, mark, note, state } from "./state.js";
 
@@ -259,5 +259,3 @@ export async function userLoad(kind, given) {
     if (!(error instanceof Superseded)) note(`${kind}-error`, message(error));
   }
 }
-
-export { kindNames };
