@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod device;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod eval;
+pub mod explain;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fetch;
 pub mod focus;

@@ -603,3 +603,98 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// `--explain`: per image a heat-map and a blend the size of the image, the map's numbers in
+/// the JSON, the same probabilities as without it; the crop prompt's heat-map is transparent
+/// outside the box; bad explanation requests are clear errors.
+#[test]
+fn classify_explains_where_the_model_looked() {
+    let mri = shared_image(MRI).display().to_string();
+    let dir = common::cli::scratch("explain");
+    let dir_arg = dir.display().to_string();
+    let base = [
+        "classify",
+        "--json",
+        "--model",
+        &model("openclip-tiny"),
+        "--classes",
+        "a,b,c",
+        "--focus",
+        "crop",
+        "--box",
+        "100,120,300,360",
+    ];
+    let plain = json_probabilities(&medfocus(&[&base[..], &[mri.as_str()]].concat()));
+    for method in ["relevancy", "dense"] {
+        let output = medfocus(
+            &[
+                &base[..],
+                &[
+                    "--explain",
+                    &dir_arg,
+                    "--explain-method",
+                    method,
+                    "--explain-class",
+                    "b",
+                    &mri,
+                ],
+            ]
+            .concat(),
+        );
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let explained = json_probabilities(&output);
+        assert_eq!(explained.len(), plain.len());
+        for (got, want) in explained.iter().zip(&plain) {
+            assert!(
+                (got - want).abs() < 1e-6,
+                "{method}: {explained:?} vs {plain:?}"
+            );
+        }
+        let line: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let explanation = &line["explanation"];
+        assert_eq!(explanation["method"], method);
+        assert_eq!(explanation["class"], "b");
+        assert_eq!(explanation["grid"], 4);
+        let map = explanation["patch_map"].as_array().unwrap();
+        assert_eq!(map.len(), 16);
+        assert!(map.iter().all(|value| value.as_f64().unwrap().is_finite()));
+        let heatmap = image::open(explanation["heatmap"].as_str().unwrap())
+            .unwrap()
+            .to_rgba8();
+        let blended = image::open(explanation["blended"].as_str().unwrap()).unwrap();
+        assert_eq!(heatmap.dimensions(), (512, 512));
+        assert_eq!((blended.width(), blended.height()), (512, 512));
+        // The crop prompt showed the tower the box grown by 10 % (80..320 × 96..384) alone.
+        assert_eq!(heatmap.get_pixel(20, 20)[3], 0, "{method}: outside the box");
+        assert_eq!(
+            heatmap.get_pixel(200, 240)[3],
+            255,
+            "{method}: inside the box"
+        );
+    }
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(files.len(), 4);
+    for (args, needle) in [
+        (
+            &["--explain-class", "nope"][..],
+            "`nope` is not one of the classifier's classes",
+        ),
+        (
+            &["--explain-opacity", "2"][..],
+            "--explain-opacity must be in [0, 1]",
+        ),
+        (
+            &["--explain-start-block", "7"][..],
+            "start block 7 does not exist: the image tower has 2 blocks",
+        ),
+    ] {
+        let output =
+            medfocus(&[&base[..], &["--explain", &dir_arg], args, &[mri.as_str()]].concat());
+        assert!(!output.status.success(), "{args:?}");
+        assert!(
+            text(&output.stderr).contains(needle),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
+}

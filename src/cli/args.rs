@@ -7,11 +7,12 @@ use std::process::ExitCode;
 
 use medfocus::dataset::Dataset;
 use medfocus::device::ChosenDevice;
+use medfocus::explain::{self, ExplainMethod, ExplainRequest};
 use medfocus::fetch::sha256_file;
 use medfocus::focus::FocusSettings;
 use medfocus::heads::HeadKind;
 use medfocus::heads::train::HeadSettings;
-use medfocus::pipeline::Segmenter;
+use medfocus::pipeline::{Classifier, Segmenter};
 use medfocus::sam2::automatic_mask_generator::GeneratorSettings;
 use medfocus::sam2::{Sam2Config, Sam2Model, Sam2Predictor};
 
@@ -51,6 +52,57 @@ impl FocusArgs {
             last_layers: self.last_layers,
             all_tokens: self.all_tokens,
         }
+    }
+}
+
+/// Where the model looked (classify, predict).
+#[derive(clap::Args)]
+pub(crate) struct ExplainArgs {
+    /// Explain each prediction: writes the heat-map (`<image>.<method>.heatmap.png`) and the
+    /// heat-map over the image (`<image>.<method>.blended.png`) into DIR, and prints the map.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) explain: Option<PathBuf>,
+    /// `relevancy`: gradient-weighted attention relevancy (Chefer et al.); `dense`: MaskCLIP's
+    /// dense features (one forward pass, no gradients).
+    #[arg(long, default_value = "relevancy", requires = "explain",
+          value_parser = clap::builder::PossibleValuesParser::new(explain::METHODS))]
+    pub(crate) explain_method: String,
+    /// The class whose score is explained (default: the predicted one).
+    #[arg(long, requires = "explain")]
+    pub(crate) explain_class: Option<String>,
+    /// Relevancy: the first image-tower block whose attention is propagated (0 = all blocks;
+    /// default: the last block alone, as Chefer's CLIP notebook does).
+    #[arg(long, requires = "explain")]
+    pub(crate) explain_start_block: Option<usize>,
+    /// Opacity of the heat-map over the image, in [0, 1].
+    #[arg(long, default_value_t = 0.5, requires = "explain")]
+    pub(crate) explain_opacity: f32,
+}
+
+impl ExplainArgs {
+    /// The request, checked against the classifier's classes; `None` without `--explain`.
+    pub(crate) fn request(
+        &self,
+        classifier: &dyn Classifier,
+    ) -> Result<Option<(ExplainRequest, &Path)>, Box<dyn Error>> {
+        let Some(dir) = &self.explain else {
+            return Ok(None);
+        };
+        if !(0.0..=1.0).contains(&self.explain_opacity) {
+            return Err(format!(
+                "--explain-opacity must be in [0, 1], got {}",
+                self.explain_opacity
+            )
+            .into());
+        }
+        let mut request = ExplainRequest::new(ExplainMethod::from_name(&self.explain_method)?);
+        request.class = self
+            .explain_class
+            .as_deref()
+            .map(|name| explain::class_index(classifier, name))
+            .transpose()?;
+        request.start_block = self.explain_start_block;
+        Ok(Some((request, dir.as_path())))
     }
 }
 

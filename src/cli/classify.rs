@@ -7,11 +7,11 @@ use medfocus::clip::ZeroShotClassifier;
 use medfocus::clip::load::load_clip_dir;
 use medfocus::device::{self, DeviceRequest};
 use medfocus::focus;
-use medfocus::pipeline::files::{classify_files, read};
+use medfocus::pipeline::files::read;
 use medfocus::pipeline::{MaskSource, Pipeline, parse_pixel_box};
 
-use super::args::{CliResult, FocusArgs};
-use super::output::print_results;
+use super::args::{CliResult, ExplainArgs, FocusArgs};
+use super::output::{answer_files, print_results};
 
 #[derive(clap::Args)]
 pub struct ClassifyArgs {
@@ -39,6 +39,8 @@ pub struct ClassifyArgs {
     focus: String,
     #[command(flatten)]
     focus_settings: FocusArgs,
+    #[command(flatten)]
+    explain: ExplainArgs,
     /// One JSON object per image (`{"image", "classes", "probabilities"}`) instead of a table.
     #[arg(long)]
     json: bool,
@@ -79,6 +81,6 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &ClassifyArgs) ->
             chosen.report.summary()
         )?;
     }
-    let results = classify_files(&pipeline, &args.images, &source);
+    let results = answer_files(&pipeline, &args.images, &source, &args.explain)?;
     print_results(out, pipeline.classes(), &args.images, results, args.json)
 }

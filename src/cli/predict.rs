@@ -7,11 +7,11 @@ use medfocus::clip::load::load_clip_dir;
 use medfocus::device::{self, DeviceRequest};
 use medfocus::heads::{HeadFile, HeadModel};
 use medfocus::pipeline::MaskSource;
-use medfocus::pipeline::files::{classify_files, read};
+use medfocus::pipeline::files::read;
 use medfocus::sam2::automatic_mask_generator::MaskChoice;
 
-use super::args::{CliResult, Sam2Args};
-use super::output::print_results;
+use super::args::{CliResult, ExplainArgs, Sam2Args};
+use super::output::{answer_files, print_results};
 
 #[derive(clap::Args)]
 pub struct PredictArgs {
@@ -26,6 +26,8 @@ pub struct PredictArgs {
     mask: Option<PathBuf>,
     #[command(flatten)]
     sam2: Sam2Args,
+    #[command(flatten)]
+    explain: ExplainArgs,
     /// One JSON object per image (`{"image", "classes", "probabilities"}`) instead of a table.
     #[arg(long)]
     json: bool,
@@ -73,6 +75,6 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &PredictArgs) -> 
         (None, Some(_)) => MaskSource::Sam2Automatic(MaskChoice::Largest),
         (None, None) => MaskSource::None,
     };
-    let results = classify_files(&pipeline, &args.images, &source);
+    let results = answer_files(&pipeline, &args.images, &source, &args.explain)?;
     print_results(out, pipeline.classes(), &args.images, results, args.json)
 }

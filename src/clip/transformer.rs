@@ -122,6 +122,48 @@ impl Attention {
     /// `x`: `[batch, tokens, width]`. `bias` is added to the attention logits and must broadcast
     /// to `[batch, heads, tokens, tokens]` (a causal mask, a padding mask, a focus bias).
     pub fn forward(&self, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {
+        let (query, key, value) = self.split_heads(x);
+        let probabilities = Self::probabilities(query, key, bias);
+        self.merge_heads(probabilities.matmul(value))
+    }
+
+    /// [`Self::forward`], also returning the attention probabilities `[batch, heads, tokens,
+    /// tokens]`. `probe`, when given, is added to them before they weigh the values: a zero
+    /// tensor tracked by autodiff, whose gradient is then the gradient with respect to the
+    /// probabilities (what gradient-weighted relevancy reads; see `crate::explain`).
+    pub fn forward_probed(
+        &self,
+        x: Tensor<3>,
+        bias: Option<Tensor<4>>,
+        probe: Option<Tensor<4>>,
+    ) -> (Tensor<3>, Tensor<4>) {
+        let (query, key, value) = self.split_heads(x);
+        let probabilities = Self::probabilities(query, key, bias);
+        let weights = match probe {
+            Some(probe) => probabilities.clone() + probe,
+            None => probabilities.clone(),
+        };
+        (self.merge_heads(weights.matmul(value)), probabilities)
+    }
+
+    /// The value path alone, `out_proj(v)`: every token as if it attended only to itself (how
+    /// MaskCLIP reads dense features out of the last block).
+    pub fn value_path(&self, x: Tensor<3>) -> Tensor<3> {
+        let width = x.dims()[2];
+        let weight = self.in_proj.weight.val().narrow(1, 2 * width, width);
+        let mut value = x.matmul(weight.unsqueeze_dim::<3>(0));
+        if let Some(bias) = &self.in_proj.bias {
+            value = value
+                + bias
+                    .val()
+                    .narrow(0, 2 * width, width)
+                    .reshape([1, 1, width]);
+        }
+        self.out_proj.forward(value)
+    }
+
+    /// q, k, v as `[batch, heads, tokens, head_dim]`.
+    fn split_heads(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, tokens, width] = x.dims();
         let head_dim = width / self.heads;
         let qkv = self.in_proj.forward(x);
@@ -131,15 +173,24 @@ impl Attention {
                 .reshape([batch, tokens, self.heads, head_dim])
                 .swap_dims(1, 2)
         };
-        let (query, key, value) = (split(0), split(1), split(2));
+        (split(0), split(1), split(2))
+    }
+
+    fn probabilities(query: Tensor<4>, key: Tensor<4>, bias: Option<Tensor<4>>) -> Tensor<4> {
+        let head_dim = query.dims()[3];
         let mut logits = query.matmul(key.swap_dims(2, 3)) * (1.0 / (head_dim as f64).sqrt());
         if let Some(bias) = bias {
             logits = logits + bias;
         }
-        let context = softmax(logits, 3)
-            .matmul(value)
+        softmax(logits, 3)
+    }
+
+    /// `[batch, heads, tokens, head_dim]` → `out_proj` of the heads side by side.
+    fn merge_heads(&self, context: Tensor<4>) -> Tensor<3> {
+        let [batch, heads, tokens, head_dim] = context.dims();
+        let context = context
             .swap_dims(1, 2)
-            .reshape([batch, tokens, width]);
+            .reshape([batch, tokens, heads * head_dim]);
         self.out_proj.forward(context)
     }
 }
@@ -235,6 +286,32 @@ impl ResidualBlock {
 
     pub fn forward(&self, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {
         let x = x.clone() + self.attn.forward(self.ln_1.forward(x), bias);
+        self.finish(x)
+    }
+
+    /// [`Self::forward`] with the attention probabilities and an optional probe (see
+    /// [`Attention::forward_probed`]).
+    pub fn forward_probed(
+        &self,
+        x: Tensor<3>,
+        bias: Option<Tensor<4>>,
+        probe: Option<Tensor<4>>,
+    ) -> (Tensor<3>, Tensor<4>) {
+        let (attended, probabilities) =
+            self.attn
+                .forward_probed(self.ln_1.forward(x.clone()), bias, probe);
+        (self.finish(x + attended), probabilities)
+    }
+
+    /// The block with its attention replaced by the value path ([`Attention::value_path`]);
+    /// the residual and the MLP kept, as MaskCLIP does.
+    pub fn forward_value_path(&self, x: Tensor<3>) -> Tensor<3> {
+        let x = x.clone() + self.attn.value_path(self.ln_1.forward(x));
+        self.finish(x)
+    }
+
+    /// The MLP half: `x + mlp(ln_2 x)`.
+    fn finish(&self, x: Tensor<3>) -> Tensor<3> {
         x.clone() + self.mlp.forward(self.ln_2.forward(x))
     }
 }

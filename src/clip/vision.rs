@@ -183,10 +183,7 @@ impl VisionTransformer {
     ) -> Tensor<3> {
         let mut x = self.embed(pixels);
         for (index, block) in self.blocks.iter().enumerate().take(blocks) {
-            let bias = focus
-                .filter(|focus| focus.layers.contains(&index))
-                .map(|focus| focus.bias.clone());
-            x = block.forward(x, bias);
+            x = block.forward(x, block_bias(focus, index));
         }
         x
     }
@@ -206,10 +203,26 @@ impl VisionTransformer {
         self.pool(x)
     }
 
-    /// `ln_post` and the projection of the class token.
-    fn pool(&self, x: Tensor<3>) -> Tensor<2> {
+    /// `ln_post` and the projection of the class token: the image embeddings `[batch,
+    /// embed_dim]` from the tokens after the last block.
+    pub fn pool(&self, x: Tensor<3>) -> Tensor<2> {
         let [batch, _, width] = x.dims();
         let class_token = x.narrow(1, 0, 1).reshape([batch, width]);
         self.proj.forward(self.ln_post.forward(class_token))
     }
+
+    /// `ln_post` and the projection of every patch token: `[batch, patches, embed_dim]`, in the
+    /// space of the image embedding (dense features, as MaskCLIP reads them).
+    pub fn pool_patches(&self, x: Tensor<3>) -> Tensor<3> {
+        let tokens = x.dims()[1];
+        self.proj
+            .forward(self.ln_post.forward(x.narrow(1, 1, tokens - 1)))
+    }
+}
+
+/// The focus bias block `index` receives, if any.
+pub fn block_bias(focus: Option<&LayerBias>, index: usize) -> Option<Tensor<4>> {
+    focus
+        .filter(|focus| focus.layers.contains(&index))
+        .map(|focus| focus.bias.clone())
 }

@@ -87,10 +87,13 @@ impl ZeroShotClassifier {
 
     /// Class probabilities `[images, classes]` for image embeddings `[images, embed_dim]`.
     pub fn probabilities(&self, image_embeddings: Tensor<2>) -> Tensor<2> {
-        let logits = l2_normalize(image_embeddings)
-            .matmul(self.class_embeddings.clone().transpose())
-            * self.logit_scale;
-        softmax(logits, 1)
+        softmax(self.logits(image_embeddings), 1)
+    }
+
+    /// Scaled cosine logits `[images, classes]` (CLIP's `logits_per_image`).
+    pub fn logits(&self, image_embeddings: Tensor<2>) -> Tensor<2> {
+        l2_normalize(image_embeddings).matmul(self.class_embeddings.clone().transpose())
+            * self.logit_scale
     }
 
     /// Reads probabilities back as rows (async: the browser cannot block on the GPU).

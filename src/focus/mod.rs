@@ -146,8 +146,8 @@ pub fn encode_focused_with(
     focus: &Focus,
     device: &Device,
 ) -> Result<Tensor<2>, FocusApplyError> {
-    let (input, bias) = focused_input(vision, preprocess_config, image, mask, focus, device)?;
-    Ok(vision.forward(input, bias.as_ref()))
+    let input = focused_input(vision, preprocess_config, image, mask, focus, device)?;
+    Ok(vision.forward(input.pixels, input.bias.as_ref()))
 }
 
 /// The tokens `[1, tokens, width]` entering block `blocks` of the image tower, for one image under
@@ -161,8 +161,8 @@ pub fn tokens_focused(
     blocks: usize,
     device: &Device,
 ) -> Result<Tensor<3>, FocusApplyError> {
-    let (input, bias) = focused_input(vision, preprocess_config, image, mask, focus, device)?;
-    Ok(vision.forward_tokens_until(input, bias.as_ref(), blocks))
+    let input = focused_input(vision, preprocess_config, image, mask, focus, device)?;
+    Ok(vision.forward_tokens_until(input.pixels, input.bias.as_ref(), blocks))
 }
 
 /// The picture CLIP's preprocessing is given under `focus`: the image with a visual prompt drawn
@@ -187,15 +187,28 @@ pub fn focused_pixels<'a>(
     }
 }
 
-/// The preprocessed pixels (prompted, for a visual prompt) and the attention bias, if any.
-fn focused_input(
+/// What the image tower is given for one image under a focus method.
+#[derive(Clone, Debug)]
+pub struct TowerInput {
+    /// The preprocessed pixels `[1, 3, size, size]` (prompted, for a visual prompt).
+    pub pixels: Tensor<4>,
+    /// The attention focus's bias, if any.
+    pub bias: Option<LayerBias>,
+    /// Where the picture the preprocessing received sits in the image, `[left, top, width,
+    /// height]` in image pixels: the whole image, except for the crop prompt.
+    pub placement: [usize; 4],
+}
+
+/// The preprocessed pixels and the attention bias of `image` under `focus`, and where the
+/// picture they were made from sits in the image.
+pub fn focused_input(
     vision: &VisionTransformer,
     preprocess_config: &PreprocessConfig,
     image: &Pixels8,
     mask: Option<&Mask>,
     focus: &Focus,
     device: &Device,
-) -> Result<(Tensor<4>, Option<LayerBias>), FocusApplyError> {
+) -> Result<TowerInput, FocusApplyError> {
     // A prompt changes the pixels; the attention focus leaves them and adds a bias.
     let pixels = focused_pixels(image, mask, focus)?;
     let bias = match (focus, mask) {
@@ -205,11 +218,22 @@ fn focused_input(
         }
         _ => None,
     };
+    let placement = match (focus, mask) {
+        (Focus::Prompt(VisualPrompt::CropToBox { margin }), Some(mask)) => {
+            let [left, top, right, bottom] = prompt::crop_box(mask, *margin)?;
+            [left, top, right - left, bottom - top]
+        }
+        _ => [0, 0, image.width, image.height],
+    };
     let input = batch_tensor(
         &[preprocess(&pixels, preprocess_config)],
         preprocess_config.image_size,
         device,
     );
     vision.check_input(&input)?;
-    Ok((input, bias))
+    Ok(TowerInput {
+        pixels: input,
+        bias,
+        placement,
+    })
 }

@@ -90,6 +90,21 @@ fn gaussian_blur(image: &Pixels8, sigma: f32) -> Vec<f32> {
     pass(&pass(&source, true), false)
 }
 
+/// The part of the image [`VisualPrompt::CropToBox`] keeps, `[left, top, right, bottom]` in
+/// pixels (right and bottom exclusive): the mask's bounding box grown by `margin` × its size.
+pub fn crop_box(mask: &Mask, margin: f32) -> Result<[usize; 4], PromptError> {
+    within("crop margin", margin, 0.0, MAX_CROP_MARGIN).map_err(PromptError::Parameter)?;
+    let (left, top, right, bottom) = mask.bounding_box()?;
+    let grow_x = ((right - left) as f32 * margin).round() as usize;
+    let grow_y = ((bottom - top) as f32 * margin).round() as usize;
+    Ok([
+        left.saturating_sub(grow_x),
+        top.saturating_sub(grow_y),
+        right.saturating_add(grow_x).min(mask.width),
+        bottom.saturating_add(grow_y).min(mask.height),
+    ])
+}
+
 /// Draws `prompt` into `image` (8-bit RGB or grey) using `mask` (same size). Grey images are
 /// promoted to RGB first, since a tint needs colour.
 ///
@@ -139,15 +154,7 @@ pub fn apply(image: &Pixels8, mask: &Mask, prompt: &VisualPrompt) -> Result<Pixe
             }
         }
         VisualPrompt::CropToBox { margin } => {
-            within("crop margin", *margin, 0.0, MAX_CROP_MARGIN).map_err(PromptError::Parameter)?;
-            let (left, top, right, bottom) = mask.bounding_box()?;
-            let grow_x = ((right - left) as f32 * margin).round() as usize;
-            let grow_y = ((bottom - top) as f32 * margin).round() as usize;
-            let (left, top) = (left.saturating_sub(grow_x), top.saturating_sub(grow_y));
-            let (right, bottom) = (
-                right.saturating_add(grow_x).min(rgb.width),
-                bottom.saturating_add(grow_y).min(rgb.height),
-            );
+            let [left, top, right, bottom] = crop_box(mask, *margin)?;
             let mut data = Vec::with_capacity((right - left) * (bottom - top) * 3);
             for row in top..bottom {
                 data.extend_from_slice(

@@ -19,6 +19,11 @@ impl Classifier for HeadModel {
                 .map_err(|error| PipelineError::Classifier(Box::new(error)))
         })
     }
+
+    fn logits(&self, embeddings: Tensor<2>) -> Result<Tensor<2>, PipelineError> {
+        HeadModel::logits(self, embeddings)
+            .map_err(|error| PipelineError::Classifier(Box::new(error)))
+    }
 }
 
 impl HeadModel {

@@ -32,3 +32,15 @@ pub fn classify_files(
         })
         .collect()
 }
+
+/// Writes `bytes` at `path` through a scratch file (named by the process) and a rename,
+/// creating the folder: a killed run never leaves half a file, and two runs never share a
+/// scratch file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let scratch = path.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::write(&scratch, bytes)?;
+    std::fs::rename(&scratch, path)
+}

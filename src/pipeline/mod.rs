@@ -251,6 +251,10 @@ pub trait Classifier {
     fn classes(&self) -> &[String];
     /// Probabilities for the image embeddings `[images, embed_dim]`.
     fn probabilities(&self, embeddings: Tensor<2>) -> Probabilities<'_>;
+    /// The logits `[images, classes]` the probabilities are the softmax of, as a tensor on the
+    /// embeddings' device: differentiable when the embeddings carry autodiff (explanations
+    /// take gradients of a class's logit), and defined for any embedding, a patch's included.
+    fn logits(&self, embeddings: Tensor<2>) -> Result<Tensor<2>, PipelineError>;
 }
 
 impl Classifier for ZeroShotClassifier {
@@ -260,6 +264,10 @@ impl Classifier for ZeroShotClassifier {
 
     fn probabilities(&self, embeddings: Tensor<2>) -> Probabilities<'_> {
         Box::pin(async move { Ok(self.read_probabilities(embeddings).await?) })
+    }
+
+    fn logits(&self, embeddings: Tensor<2>) -> Result<Tensor<2>, PipelineError> {
+        Ok(ZeroShotClassifier::logits(self, embeddings))
     }
 }
 
