@@ -103,6 +103,7 @@ fn main() {
                 settings: HeadSettings::new(HeadKind::ZeroShot),
                 device: chosen.device.clone(),
                 done: Default::default(),
+                localisation: Vec::new(),
             },
             &mut Quiet,
         )

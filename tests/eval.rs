@@ -530,6 +530,55 @@ fn eval_measures_sam2_against_ground_truth_masks_and_runs_the_oracle() {
         "nothing to measure without SAM 2"
     );
 
+    // Where CLIP looked, against the ground truth: the 5 images with a lesion, per focus and
+    // explanation method.
+    let localised_out = dir.join("localised").display().to_string();
+    let mut args: Vec<&str> = common_args
+        .iter()
+        .map(|arg| {
+            if *arg == "overlay" {
+                "none,overlay"
+            } else {
+                arg
+            }
+        })
+        .collect();
+    args.extend([
+        "--masks",
+        "gt",
+        "--localisation",
+        "relevancy,dense",
+        "--out",
+        &localised_out,
+    ]);
+    let localised = medfocus(&args);
+    assert!(localised.status.success(), "{}", text(&localised.stderr));
+    let records = lines(&dir.join("localised/localisation.jsonl"));
+    assert_eq!(records.len(), 5 * 2 * 2);
+    for focus in ["none", "overlay"] {
+        for method in ["relevancy", "dense"] {
+            let members: Vec<&Value> = records
+                .iter()
+                .filter(|r| r["focus"] == focus && r["method"] == method)
+                .collect();
+            assert_eq!(members.len(), 5, "{focus} {method}");
+            for record in members {
+                let energy = record["energy_inside"].as_f64().unwrap();
+                let share = record["truth_coverage"].as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&energy), "{record}");
+                assert!(share > 0.0 && share < 0.3, "{record}");
+            }
+        }
+    }
+    let report = std::fs::read_to_string(dir.join("localised/report.md")).unwrap();
+    assert!(
+        report.contains("## Where CLIP looked, against the ground-truth masks"),
+        "{report}"
+    );
+    for row in ["| none | relevancy | 5 |", "| overlay | dense | 5 |"] {
+        assert!(report.contains(row), "{row} missing:\n{report}");
+    }
+
     // SAM 2's regions, measured against the ground truth.
     let sam2_out = dir.join("sam2").display().to_string();
     let (sam2, config) = (
@@ -587,6 +636,23 @@ fn eval_measures_sam2_against_ground_truth_masks_and_runs_the_oracle() {
     assert!(!refused.status.success());
     assert!(
         text(&refused.stderr).contains("no ground-truth masks"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let refused = medfocus(&[
+        "eval",
+        "--data",
+        &plain,
+        "--model",
+        &model,
+        "--localisation",
+        "dense",
+        "--out",
+        &oracle_out,
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("--localisation needs ground-truth masks"),
         "{}",
         text(&refused.stderr)
     );

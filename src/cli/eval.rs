@@ -14,6 +14,7 @@ use medfocus::eval::{
     EvalError, EvalMasks, EvalObserver, EvalRequest, HashedSet, Manifest, Protocol, ReportContext,
     ReportFolder, evaluate,
 };
+use medfocus::explain::{self, ExplainMethod};
 use medfocus::focus;
 use medfocus::focus::FocusMode;
 use medfocus::heads::HeadKind;
@@ -84,6 +85,12 @@ pub struct EvalArgs {
     templates: Vec<String>,
     #[command(flatten)]
     hyper: HeadSettingsArgs,
+    /// Also judge where CLIP looked against the set's ground-truth masks (BUSI's): per focus,
+    /// the zero-shot prediction explained by these methods, comma-separated (`relevancy`,
+    /// `dense`; see `classify --explain`), the heat-map's energy inside the lesion and the
+    /// pointing game in the report.
+    #[arg(long, value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(explain::METHODS))]
+    localisation: Vec<String>,
     /// The report folder.
     #[arg(long)]
     out: PathBuf,
@@ -157,6 +164,14 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &EvalArgs) -> Cli
     }
 
     let chosen = device::choose_device_blocking(request)?;
+    let localisation: Vec<ExplainMethod> = args
+        .localisation
+        .iter()
+        .map(|name| ExplainMethod::from_name(name))
+        .collect::<Result<_, _>>()?;
+    if !localisation.is_empty() && set.dataset.masked() == 0 {
+        return Err("--localisation needs ground-truth masks: this data set has none (BUSI's `_mask` files are)".into());
+    }
     let clip = load_clip_dir(&args.model, &chosen.device)?;
     let segmenter = match source {
         MaskChoice::Sam2 if needs_masks => args.sam2.segmenter(&chosen)?,
@@ -193,6 +208,7 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &EvalArgs) -> Cli
                 settings: args.hyper.settings(HeadKind::ZeroShot),
                 device: chosen.device.clone(),
                 done,
+                localisation,
             },
             &mut recorder,
         )?
@@ -233,6 +249,7 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &EvalArgs) -> Cli
         unusable_images: summary.unusable_images.clone(),
         skipped_files: set.dataset.skipped.len(),
         mask_quality: summary.masks.clone(),
+        localisation: summary.localisation.clone(),
         command: reproduce_command(),
     };
     folder.write_summary(&runs, &context)?;

@@ -12,14 +12,18 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::json;
 
+use super::localisation::{ground_truth, measure_localisation};
 use super::metrics::Metrics;
 use super::protocol::{HashedSet, Manifest, Resolved};
-use super::records::{EvalError, MaskRecord, PredictionRecord, RunRecord};
+use super::records::{
+    EvalError, EvalObserver, LocalisationRecord, MaskRecord, PredictionRecord, RunRecord,
+};
+use crate::clip::ZeroShotClassifier;
 use crate::clip::load::LoadedClip;
 use crate::clip::model::l2_normalize;
 use crate::dataset::Dataset;
+use crate::explain::ExplainMethod;
 use crate::focus::FocusMode;
-use crate::focus::mask::Mask;
 use crate::heads::features::FeatureSet;
 use crate::heads::head::HeadModel;
 use crate::heads::head_file::HeadKind;
@@ -34,6 +38,7 @@ use crate::heads::train::run::{Silent, TrainRun};
 use crate::heads::train::settings::{HeadSettings, TextPrior};
 use crate::heads::train::support::{Embedder, SupportMasks, embed_sample};
 use crate::heads::train::training::Training;
+use crate::pipeline::{Encoder, Pipeline};
 
 /// Where the grid's masks come from.
 pub enum EvalMasks<'a> {
@@ -70,16 +75,6 @@ impl EvalMasks<'_> {
             EvalMasks::GroundTruth => "ground-truth masks".into(),
         }
     }
-}
-
-/// The united ground-truth masks of a sample.
-fn ground_truth(sample: &crate::dataset::Sample) -> Result<Mask, String> {
-    let images = sample
-        .masks
-        .iter()
-        .map(|file| std::fs::read(file).map_err(|error| format!("{}: {error}", file.display())))
-        .collect::<Result<Vec<_>, _>>()?;
-    crate::pipeline::region::united_mask(&images).map_err(|error| error.to_string())
 }
 
 /// Dice and IoU of SAM 2's region against the ground truth, for every needed image that has
@@ -156,20 +151,9 @@ pub struct EvalRequest<'a> {
     pub device: Device,
     /// Runs already recorded (skipped).
     pub done: BTreeSet<String>,
-}
-
-/// What the grid reports as it goes.
-pub trait EvalObserver {
-    /// A stage begins: `total` steps.
-    fn stage(&mut self, _name: &str, _total: usize) {}
-    fn progress(&mut self, _done: usize) {}
-    fn note(&mut self, _text: &str) {}
-    /// A run finished: record it (the grid continues only when this succeeds).
-    fn finished(
-        &mut self,
-        record: &RunRecord,
-        predictions: &[PredictionRecord],
-    ) -> Result<(), EvalError>;
+    /// Explanation methods whose heat-maps are judged against the ground-truth masks, per
+    /// focus (none: not measured).
+    pub localisation: Vec<ExplainMethod>,
 }
 
 /// What the grid did.
@@ -184,6 +168,8 @@ pub struct EvalSummary {
     pub segmented: usize,
     /// SAM 2's regions against the set's ground-truth masks (when it has them).
     pub masks: Vec<MaskRecord>,
+    /// Where CLIP looked against the ground-truth masks, per focus and explanation method.
+    pub localisation: Vec<LocalisationRecord>,
     pub unusable_images: Vec<String>,
 }
 
@@ -226,6 +212,18 @@ pub fn evaluate(
     let (text, embed_dim) =
         pollster::block_on(text_prior(request.clip, &prompt_classes, &templates))
             .map_err(FromDatasetError::from)?;
+    // The zero-shot classifier the localisation explains (the text prior every head starts from).
+    let zero_shot = ZeroShotClassifier {
+        classes: prompt_classes.clone(),
+        class_embeddings: Tensor::<2>::from_data(
+            TensorData::new(
+                text.embeddings.clone(),
+                [text.embeddings.len() / embed_dim.max(1), embed_dim],
+            ),
+            &request.clip.model.device(),
+        ),
+        logit_scale: text.scale,
+    };
     let needed = needed_images(&request);
     let mut summary = EvalSummary::default();
     let train_device = request.device.clone().autodiff();
@@ -253,7 +251,8 @@ pub fn evaluate(
         let measure = matches!(support_masks, SupportMasks::Sam2(_))
             && summary.masks.is_empty()
             && data.masked() > 0;
-        if pending.is_empty() && !measure {
+        let localise = !request.localisation.is_empty() && data.masked() > 0;
+        if pending.is_empty() && !measure && !localise {
             continue;
         }
         let finetunes = pending
@@ -265,8 +264,23 @@ pub fn evaluate(
             support_masks,
             request.cache.clone(),
         )?;
+        if localise {
+            let encoder = Encoder::new(request.clip, &focus)
+                .map_err(|error| EvalError::Invalid(error.to_string()))?;
+            summary.localisation.extend(measure_localisation(
+                request.set,
+                &needed,
+                &embedder,
+                &Pipeline::new(encoder, &zero_shot),
+                &focus,
+                &request.localisation,
+                observer,
+            ));
+        }
         if pending.is_empty() {
-            summary.masks = measure_masks(request.set, &needed, &embedder, observer);
+            if measure {
+                summary.masks = measure_masks(request.set, &needed, &embedder, observer);
+            }
             continue;
         }
         let embeddings = embed_images(

@@ -7,10 +7,12 @@
 //! | [`metrics`] | accuracy, balanced accuracy, macro-F1, κ, AUROC, log loss, ECE, confusion — as scikit-learn defines them |
 //! | [`protocol`] | train/val/test draws per protocol point and seed, written as manifests and reused exactly |
 //! | [`grid`] | focus × manifest × head runs through the embedding cache |
+//! | [`localisation`] | where CLIP looked (heat-maps, [`crate::explain`]) against the ground-truth masks, per focus |
 //! | [`report`] | the report folder: manifests, `runs.jsonl`/`.csv`, `predictions.jsonl`, `report.md` |
 //! | [`plots`] | the report's PNGs: accuracy vs protocol point with error bars, confusion matrices |
 
 pub mod grid;
+pub mod localisation;
 pub mod metrics;
 pub mod plots;
 pub mod protocol;
@@ -18,9 +20,11 @@ pub mod records;
 pub mod report;
 pub mod summary;
 
-pub use grid::{EvalMasks, EvalObserver, EvalRequest, EvalSummary, evaluate};
+pub use grid::{EvalMasks, EvalRequest, EvalSummary, evaluate};
 pub use metrics::Metrics;
 pub use protocol::{HashedSet, Manifest, Protocol};
-pub use records::{EvalError, MaskRecord, PredictionRecord, RunRecord};
+pub use records::{
+    EvalError, EvalObserver, LocalisationRecord, MaskRecord, PredictionRecord, RunRecord,
+};
 pub use report::ReportFolder;
 pub use summary::ReportContext;

@@ -66,6 +66,25 @@ pub struct PredictionRecord {
     pub masks: String,
 }
 
+/// Where CLIP looked in one image, judged against its ground-truth mask (`localisation.jsonl`):
+/// the zero-shot classifier's predicted class explained under one focus method.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LocalisationRecord {
+    pub path: String,
+    pub class_index: usize,
+    pub focus: String,
+    /// `relevancy` or `dense`.
+    pub method: String,
+    /// The class explained: zero-shot's prediction.
+    pub explained_class: usize,
+    /// Share of the heat-map's energy inside the ground truth.
+    pub energy_inside: f32,
+    /// Whether the heat-map's hottest pixel lies inside the ground truth.
+    pub pointing_hit: bool,
+    /// The ground truth's share of the image: what a flat heat-map's energy inside would be.
+    pub truth_coverage: f32,
+}
+
 /// How SAM 2's region of one image compares with the image's ground-truth mask
 /// (`masks.jsonl`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,4 +98,18 @@ pub struct MaskRecord {
     pub truth_empty: bool,
     pub dice: f64,
     pub iou: f64,
+}
+
+/// What the grid reports as it goes.
+pub trait EvalObserver {
+    /// A stage begins: `total` steps.
+    fn stage(&mut self, _name: &str, _total: usize) {}
+    fn progress(&mut self, _done: usize) {}
+    fn note(&mut self, _text: &str) {}
+    /// A run finished: record it (the grid continues only when this succeeds).
+    fn finished(
+        &mut self,
+        record: &RunRecord,
+        predictions: &[PredictionRecord],
+    ) -> Result<(), EvalError>;
 }

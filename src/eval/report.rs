@@ -7,6 +7,7 @@
 //! | `predictions.jsonl` | one line per test image per run: truth, probabilities, mask source |
 //! | `runs.csv` | `runs.jsonl` as a table |
 //! | `masks.jsonl` | per image with a ground-truth mask: Dice and IoU of SAM 2's region against it |
+//! | `localisation.jsonl` | per image with a ground-truth lesion, focus and explanation method: the heat-map's energy inside it and the pointing game (`--localisation`) |
 //! | `report.md` | tables laid out like the paper's: rows = focus × head, columns = protocol points, cells = mean ± std over seeds |
 //! | `accuracy.png` | accuracy against the protocol points per focus × head, error bars over seeds ([`super::plots`]) |
 //! | `confusion.png` | the confusion matrices at the largest protocol point, summed over seeds |
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 use super::metrics::mean_std;
 use super::plots;
 use super::protocol::{Manifest, Protocol};
-use super::records::{EvalError, MaskRecord, PredictionRecord, RunRecord};
+use super::records::{EvalError, LocalisationRecord, MaskRecord, PredictionRecord, RunRecord};
 use super::summary::{ReportContext, summed_confusions};
 use crate::heads::train::cache;
 
@@ -36,6 +37,7 @@ pub const RUNS_CSV: &str = "runs.csv";
 pub const REPORT: &str = "report.md";
 pub const MANIFESTS: &str = "manifests";
 pub const MASKS: &str = "masks.jsonl";
+pub const LOCALISATION: &str = "localisation.jsonl";
 pub const ACCURACY_PLOT: &str = "accuracy.png";
 pub const CONFUSION_PLOT: &str = "confusion.png";
 
@@ -160,14 +162,13 @@ impl ReportFolder {
     ) -> Result<(), EvalError> {
         write_atomic(&self.dir.join(RUNS_CSV), &runs_csv(runs)?)?;
         if !context.mask_quality.is_empty() {
-            let mut lines = String::new();
-            for record in &context.mask_quality {
-                lines.push_str(
-                    &serde_json::to_string(record).map_err(|e| EvalError::Output(e.to_string()))?,
-                );
-                lines.push('\n');
-            }
-            write_atomic(&self.dir.join(MASKS), lines.as_bytes())?;
+            write_atomic(&self.dir.join(MASKS), &json_lines(&context.mask_quality)?)?;
+        }
+        if !context.localisation.is_empty() {
+            write_atomic(
+                &self.dir.join(LOCALISATION),
+                &json_lines(&context.localisation)?,
+            )?;
         }
         let columns = columns(runs);
         let plot_error = |name: &str, error: String| EvalError::Output(format!("{name}: {error}"));
@@ -187,6 +188,18 @@ impl ReportFolder {
             report_markdown(runs, context).as_bytes(),
         )
     }
+}
+
+/// One JSON object per line.
+fn json_lines<T: serde::Serialize>(records: &[T]) -> Result<Vec<u8>, EvalError> {
+    let mut lines = String::new();
+    for record in records {
+        lines.push_str(
+            &serde_json::to_string(record).map_err(|e| EvalError::Output(e.to_string()))?,
+        );
+        lines.push('\n');
+    }
+    Ok(lines.into_bytes())
 }
 
 fn runs_csv(runs: &[RunRecord]) -> Result<Vec<u8>, EvalError> {
@@ -385,6 +398,7 @@ fn report_markdown(runs: &[RunRecord], context: &ReportContext) -> String {
         }
     }
     mask_section(&mut out, context);
+    localisation_section(&mut out, context);
     confusion_section(&mut out, runs, context, columns.last());
     if !context.notes.is_empty() {
         let _ = writeln!(out, "\n## Protocol notes\n");
@@ -459,6 +473,53 @@ fn mask_section(out: &mut String, context: &ReportContext) {
             "\n{} images have an empty ground truth (no lesion); SAM 2 still gave a region covering {:.1} % of the image on average.",
             empty.len(),
             empty.iter().map(|r| f64::from(r.coverage)).sum::<f64>() / empty.len() as f64 * 100.0
+        );
+    }
+}
+
+/// Where CLIP looked against the ground-truth lesions, per focus and explanation method.
+fn localisation_section(out: &mut String, context: &ReportContext) {
+    let records = &context.localisation;
+    if records.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n## Where CLIP looked, against the ground-truth masks\n\nImages whose ground truth has a lesion; the zero-shot prediction explained under each focus (`relevancy`: Chefer et al.'s gradient-weighted attention, last block; `dense`: MaskCLIP's dense map). Energy inside: the share of the heat-map inside the lesion, mean ± std (population) in %; a flat map would score the lesion's share of the image (next column). Pointing game: how often the hottest pixel lies in the lesion.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| focus | method | images | energy inside | lesion's share of the image | pointing game |\n|---|---|---|---|---|---|"
+    );
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for record in records {
+        let key = (record.focus.as_str(), record.method.as_str());
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    for (focus, method) in keys {
+        let members: Vec<&LocalisationRecord> = records
+            .iter()
+            .filter(|r| r.focus == focus && r.method == method)
+            .collect();
+        let energy: Vec<f64> = members.iter().map(|r| f64::from(r.energy_inside)).collect();
+        let (mean, std) = mean_std(&energy).unwrap_or_default();
+        let share = members
+            .iter()
+            .map(|r| f64::from(r.truth_coverage))
+            .sum::<f64>()
+            / members.len() as f64;
+        let hits = members.iter().filter(|r| r.pointing_hit).count();
+        let _ = writeln!(
+            out,
+            "| {focus} | {method} | {} | {:.1} ± {:.1} | {:.1} | {:.1} % ({hits}/{}) |",
+            members.len(),
+            mean * 100.0,
+            std * 100.0,
+            share * 100.0,
+            hits as f64 / members.len() as f64 * 100.0,
+            members.len()
         );
     }
 }

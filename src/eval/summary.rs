@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::records::{MaskRecord, RunRecord};
+use super::records::{LocalisationRecord, MaskRecord, RunRecord};
 
 /// What the report says about the evaluation beside its numbers.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +25,8 @@ pub struct ReportContext {
     pub skipped_files: usize,
     /// SAM 2's regions against the ground truth.
     pub mask_quality: Vec<MaskRecord>,
+    /// Where CLIP looked against the ground truth.
+    pub localisation: Vec<LocalisationRecord>,
     /// The command that reproduces it.
     pub command: String,
 }
