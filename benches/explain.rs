@@ -7,7 +7,7 @@
 //!
 //! Needs `fixtures-large/clip/openai-vit-b-16` (`python scripts/reference/gen_clip.py large`:
 //! random weights, the published sizes) or `MEDFOCUS_BENCH_MODEL` pointing at a model folder.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 mod common;
 
@@ -20,7 +20,7 @@ use medfocus::pipeline::{MaskSource, Pipeline};
 const WARMUP: usize = 1;
 const RUNS: usize = 5;
 
-fn bench(model: &PathBuf, device: &burn::tensor::Device, label: &str) {
+fn bench(model: &Path, device: &burn::tensor::Device, label: &str) {
     let clip = load_clip_dir(model, device).unwrap_or_else(|error| panic!("{error}"));
     let classes = ["glioma", "meningioma", "pituitary tumor", "no tumor"];
     let classifier = ZeroShotClassifier::new(&clip, &classes, &[]).unwrap();

@@ -12,7 +12,7 @@
 // store) and come back on the next visit, checked; a head's recorded mask settings are used as
 // recorded.
 import { $ } from "./page/dom.js";
-import { drawStage } from "./page/canvas.js";
+import { drawHeat, drawStage } from "./page/canvas.js";
 import { renderControls } from "./page/controls.js";
 import { onJob, renderBusy } from "./page/jobs.js";
 import { renderClassify, wireClassify } from "./page/panels/classify.js";
@@ -29,6 +29,7 @@ function render() {
   const { stored, site } = renderModels(state);
   renderImage(state);
   drawStage(state, focusValue());
+  drawHeat(state, Number($("heat-opacity").value) / 100);
   renderRegion(state);
   renderClassify(state);
   renderTrain(state);

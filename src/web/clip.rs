@@ -7,7 +7,7 @@ use std::rc::Rc;
 use js_sys::{Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
-use super::convert::{ClassifyOptions, classification_js, mask_source};
+use super::convert::{ClassifyOptions, answer, mask_source};
 use super::files::WebModelFiles;
 use super::{chosen_device, decoded, js_error, parse_options, rgba};
 use crate::clip::ZeroShotClassifier;
@@ -82,10 +82,12 @@ impl WebClip {
     }
 
     /// Zero-shot probabilities of `classes` for an encoded image (JPEG, PNG, …).
-    /// `options`: `{templates, focus, box, mask, alpha, sigma, margin, strength, lastLayers, allTokens}`;
-    /// `mask` is a mask image's bytes (white = region), `box` a rectangle.
-    /// Resolves to `{classes, probabilities, region}` (`region`: `{origin, coverage}`, when the
-    /// focus uses one).
+    /// `options`: `{templates, focus, box, mask, alpha, sigma, margin, strength, lastLayers,
+    /// allTokens, explain}`; `mask` is a mask image's bytes (white = region), `box` a rectangle,
+    /// `explain` `{method, class, startBlock}` asks where the model looked.
+    /// Resolves to `{classes, probabilities, region, explanation}` (`region`: `{origin,
+    /// coverage}`, when the focus uses one; `explanation`: with `explain`, see
+    /// `convert::explanation_js`).
     pub fn classify(
         &self,
         image: Vec<u8>,
@@ -204,9 +206,5 @@ async fn classify(
         .encoder
         .require_region(!source.is_none(), "give a region (mask or box)")
         .map_err(js_error)?;
-    let prediction = pipeline
-        .classify(&pixels, &source)
-        .await
-        .map_err(js_error)?;
-    classification_js(pipeline.classes(), &prediction)
+    answer(&pipeline, &pixels, &source, parsed.explain.as_ref()).await
 }

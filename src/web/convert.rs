@@ -1,13 +1,15 @@
-//! The conversions the wasm classes share: the options `classify` and its kin take, a region and
-//! a classification as JS objects.
+//! The conversions the wasm classes share: the options `classify` and its kin take, a region, a
+//! classification and its explanation as JS objects, and the one answer they all give.
 
 use js_sys::{Reflect, Uint8Array};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use super::to_js;
+use super::{js_error, to_js};
+use crate::clip::preprocess::Pixels8;
+use crate::explain::{self, ExplainMethod, ExplainRequest, Explanation, picture};
 use crate::focus::FocusSettings;
-use crate::pipeline::{MaskSource, Prediction, Region, RegionOrigin};
+use crate::pipeline::{MaskSource, Pipeline, Prediction, Region, RegionOrigin};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
@@ -24,6 +26,27 @@ pub(super) struct ClassifyOptions {
     strength: Option<f32>,
     last_layers: Option<usize>,
     all_tokens: bool,
+    pub(super) explain: Option<ExplainOptions>,
+}
+
+/// `options.explain`: `{method: "relevancy" | "dense", class (an index; default: the predicted
+/// class), startBlock (relevancy; default: the last block)}`.
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ExplainOptions {
+    method: String,
+    class: Option<usize>,
+    start_block: Option<usize>,
+}
+
+impl ExplainOptions {
+    fn request(&self) -> Result<ExplainRequest, JsError> {
+        Ok(ExplainRequest {
+            method: ExplainMethod::from_name(&self.method).map_err(js_error)?,
+            class: self.class,
+            start_block: self.start_block,
+        })
+    }
 }
 
 /// What `classify` and `classifyWithHead` resolve to (and `region`, when the focus used one).
@@ -109,4 +132,67 @@ pub(super) fn mask_source(options: &JsValue, region: Option<[usize; 4]>) -> Mask
         (None, Some(region)) => MaskSource::Box(region),
         (None, None) => MaskSource::None,
     }
+}
+
+/// What every classify call resolves to: the pipeline's prediction for `pixels` (focused on the
+/// region `source` gives) as `{classes, probabilities, region}`, and with `explain` the
+/// explanation of one class's score beside it (see [`explanation_js`]).
+pub(super) async fn answer(
+    pipeline: &Pipeline<'_>,
+    pixels: &Pixels8,
+    source: &MaskSource,
+    explain: Option<&ExplainOptions>,
+) -> Result<JsValue, JsError> {
+    let Some(options) = explain else {
+        let prediction = pipeline.classify(pixels, source).await.map_err(js_error)?;
+        return classification_js(pipeline.classes(), &prediction);
+    };
+    let explained = explain::explain(pipeline, pixels, source, &options.request()?)
+        .await
+        .map_err(js_error)?;
+    let value = classification_js(pipeline.classes(), &explained.prediction)?;
+    Reflect::set(
+        &value,
+        &"explanation".into(),
+        &explanation_js(&explained.explanation)?,
+    )
+    .map_err(|_| JsError::new("building the result"))?;
+    Ok(value)
+}
+
+/// `{method, class (index), grid, patchMap (grid², raw), inputSize, inputMap (inputSize²,
+/// [0, 1]), width, height, heat (the image's size, [0, 1], NaN where the tower saw nothing),
+/// heatRgba (the heat-map coloured, transparent where unseen)}`.
+pub(super) fn explanation_js(explanation: &Explanation) -> Result<JsValue, JsError> {
+    let result = js_sys::Object::new();
+    let heat = &explanation.heat;
+    let fields = [
+        ("method", JsValue::from(explanation.method.name())),
+        ("class", JsValue::from(explanation.class as u32)),
+        ("grid", JsValue::from(explanation.grid as u32)),
+        (
+            "patchMap",
+            js_sys::Float32Array::from(explanation.patch_map.as_slice()).into(),
+        ),
+        ("inputSize", JsValue::from(explanation.input_size as u32)),
+        (
+            "inputMap",
+            js_sys::Float32Array::from(explanation.input_map.as_slice()).into(),
+        ),
+        ("width", JsValue::from(heat.width as u32)),
+        ("height", JsValue::from(heat.height as u32)),
+        (
+            "heat",
+            js_sys::Float32Array::from(heat.values.as_slice()).into(),
+        ),
+        (
+            "heatRgba",
+            Uint8Array::from(picture::heat_rgba(heat).as_slice()).into(),
+        ),
+    ];
+    for (key, value) in fields {
+        Reflect::set(&result, &key.into(), &value)
+            .map_err(|_| JsError::new("building the explanation"))?;
+    }
+    Ok(result.into())
 }

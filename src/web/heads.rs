@@ -11,7 +11,7 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use super::clip::WebClip;
-use super::convert::{ClassifyOptions, classification_js, mask_source, region_js};
+use super::convert::{ClassifyOptions, ExplainOptions, answer, mask_source, region_js};
 use super::files::WebModelFiles;
 use super::sam2::{AutomaticOptions, WebSam2};
 use super::{decoded, js_error, parse_options, to_js};
@@ -318,9 +318,9 @@ impl WebSupportSet {
 #[wasm_bindgen]
 impl WebClip {
     /// Class probabilities from a trained head (see `loadHead`) for an encoded image, focused as
-    /// the head was trained. `options`: `{box, mask}`, the region when the head needs one.
-    /// Resolves to `{classes, probabilities, region}`; a head trained on another CLIP model is an
-    /// error.
+    /// the head was trained. `options`: `{box, mask}`, the region when the head needs one, and
+    /// `explain` as `classify` takes it. Resolves to `{classes, probabilities, region,
+    /// explanation}`; a head trained on another CLIP model is an error.
     #[wasm_bindgen(js_name = classifyWithHead)]
     pub fn classify_with_head(
         &self,
@@ -333,7 +333,7 @@ impl WebClip {
         wasm_bindgen_futures::future_to_promise(async move {
             let parsed: HeadOptions = parse_options(&options)?;
             let source = mask_source(&options, parsed.region);
-            classify_with_head(&clip, &head, image, source, None)
+            classify_with_head(&clip, &head, image, source, None, parsed.explain.as_ref())
                 .await
                 .map_err(JsValue::from)
         })
@@ -343,19 +343,23 @@ impl WebClip {
     /// recorded (grid, thresholds; see `WebHead.automatic`) and the whole image when none
     /// qualifies, exactly as in training. Resolves to `{classes, probabilities, region}` with
     /// `region.mask` (0/255 per pixel) and `region.warning` when the whole image stood in.
+    /// `options`: `{explain}`, as `classify` takes it (optional).
     #[wasm_bindgen(js_name = classifyWithHeadOnSam2)]
     pub fn classify_with_head_on_sam2(
         &self,
         image: Vec<u8>,
         head: &WebHead,
         sam2: &WebSam2,
+        options: JsValue,
     ) -> js_sys::Promise {
         let clip = self.loaded();
         let head = Rc::clone(&head.file);
         let segmenter = sam2.segmenter();
         wasm_bindgen_futures::future_to_promise(async move {
+            let parsed: HeadOptions = parse_options(&options)?;
             let source = MaskSource::Sam2Automatic(MaskChoice::Largest);
-            classify_with_head(&clip, &head, image, source, Some(&segmenter))
+            let explain = parsed.explain.as_ref();
+            classify_with_head(&clip, &head, image, source, Some(&segmenter), explain)
                 .await
                 .map_err(JsValue::from)
         })
@@ -367,6 +371,7 @@ impl WebClip {
 struct HeadOptions {
     #[serde(rename = "box")]
     region: Option<[usize; 4]>,
+    explain: Option<ExplainOptions>,
 }
 
 async fn classify_with_head(
@@ -375,6 +380,7 @@ async fn classify_with_head(
     image: Vec<u8>,
     source: MaskSource,
     segmenter: Option<&Segmenter>,
+    explain: Option<&ExplainOptions>,
 ) -> Result<JsValue, JsError> {
     let head = HeadModel::new(head, &clip.model.device());
     let mut pipeline = head.pipeline(clip).map_err(js_error)?;
@@ -386,9 +392,5 @@ async fn classify_with_head(
         .require_region(!source.is_none(), "give a region (mask or box)")
         .map_err(js_error)?;
     let pixels = decoded(&image)?;
-    let prediction = pipeline
-        .classify(&pixels, &source)
-        .await
-        .map_err(js_error)?;
-    classification_js(pipeline.classes(), &prediction)
+    answer(&pipeline, &pixels, &source, explain).await
 }

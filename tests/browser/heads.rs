@@ -196,9 +196,14 @@ async fn a_head_trained_on_sam2_masks_runs_its_recorded_settings_in_the_browser(
     let rows = expected["images"].as_array().unwrap();
     assert_eq!(rows.len(), IMAGES.len(), "one expected row per image");
     for (image, row) in IMAGES.iter().zip(rows) {
-        let result = JsFuture::from(clip.classify_with_head_on_sam2(image.to_vec(), &head, &sam2))
-            .await
-            .expect("classify");
+        let result = JsFuture::from(clip.classify_with_head_on_sam2(
+            image.to_vec(),
+            &head,
+            &sam2,
+            JsValue::UNDEFINED,
+        ))
+        .await
+        .expect("classify");
         let region = Reflect::get(&result, &"region".into()).unwrap();
         let mask = Reflect::get(&region, &"mask".into())
             .unwrap()

@@ -9,6 +9,7 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 mod common;
 
 mod clip;
+mod explain;
 mod foundation;
 mod heads;
 mod sam2;

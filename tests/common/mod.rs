@@ -50,3 +50,5 @@ pub fn shared(relative: &str) -> std::path::PathBuf {
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
+
+pub mod explain;

@@ -251,6 +251,63 @@ test("CLIP loads, classifies the X-ray whole and focused, and the preview is CLI
   assert.deepEqual(await pixelAt(x, y), [grey, grey, grey], "the full image stays drawn");
 });
 
+test("where the model looked: a heat-map over the image, relevancy or dense, for the class chosen", async () => {
+  await page.selectOption("#focus", "attention");
+  await idle();
+  await page.selectOption("#explain-method", "relevancy");
+  await idle();
+  const explained = await outcome("explained", () => page.click("#classify"));
+  const [name, method, predicted] = explained.split(":");
+  assert.deepEqual([name, method], ["person1951_bacteria_4882.jpeg", "relevancy"], await text("#classify-error"));
+  const rows = await results();
+  assert.equal(predicted, rows[0][0], "the predicted class is explained by default");
+  const heat = () =>
+    page.evaluate(() => {
+      const canvas = document.querySelector("#heat-canvas");
+      const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+      let opaque = 0;
+      const colours = new Set();
+      for (let i = 0; i < data.length; i += 4) {
+        if (data[i + 3] === 255) {
+          opaque += 1;
+          colours.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+        }
+      }
+      return { size: `${canvas.width}x${canvas.height}`, shown: canvas.classList.contains("shown"), opaque, colours: colours.size, opacity: canvas.style.opacity };
+    });
+  const relevancy = await heat();
+  assert.equal(relevancy.size, await dataset("image"), "the heat-map is the image's size");
+  assert.ok(relevancy.shown && relevancy.opaque > 0 && relevancy.colours > 10, JSON.stringify(relevancy));
+  assert.equal(relevancy.opacity, "0.55");
+  assert.match(await text("#heat-caption"), new RegExp(`for “${predicted}”: attention relevancy`));
+  await shot("04b-heat-map");
+
+  // Another class, then the other method: each change explains again.
+  const other = rows[1][0];
+  assert.equal(await outcome("explained", () => page.selectOption("#explain-class", other)), `${name}:relevancy:${other}`);
+  await idle();
+  assert.equal(await outcome("explained", () => page.selectOption("#explain-method", "dense")), `${name}:dense:${other}`);
+  await idle();
+  const dense = await heat();
+  assert.ok(dense.shown && dense.opaque === relevancy.opaque, JSON.stringify(dense));
+  assert.match(await text("#heat-caption"), /dense patch scores/);
+
+  // The slider sets the opacity; off takes the heat-map away.
+  await page.evaluate(() => {
+    const slider = document.querySelector("#heat-opacity");
+    slider.value = "20";
+    slider.dispatchEvent(new Event("input"));
+  });
+  await page.waitForFunction(() => document.querySelector("#heat-canvas").style.opacity === "0.2", null, work);
+  assert.equal(await outcome("classified", () => page.selectOption("#explain-method", "off")), `${name}:attention`);
+  await idle();
+  assert.equal((await heat()).shown, false);
+  assert.ok(await page.isHidden("#heat-controls"));
+  // With the heat-map off, choosing a class asks nothing of the engine.
+  await page.selectOption("#explain-class", "");
+  assert.equal(await dataset("busy"), "");
+});
+
 test("a head trained natively loads and classifies; a bad head file is a clear error", async () => {
   await page.setInputFiles("#head-input", join(fixtures, "heads", "brain-mri-tip-adapter-f.mfh"));
   await page.waitForFunction(() => document.body.dataset.head, null, { timeout: 30_000 });

@@ -169,3 +169,22 @@ function drawInput(current, clipLoaded) {
   }
   $("input-caption").textContent = `${caption}.`;
 }
+
+let heatDrawn = null; // the explanation on the heat canvas now
+
+/** The last result's heat-map over the image (transparent where the model saw nothing), at the
+ * opacity the slider says; hidden when there is none or it belongs to another image. */
+export function drawHeat({ image, lastResult }, opacity) {
+  const explanation = image && lastResult?.kind !== "comparison" ? lastResult?.result?.explanation : null;
+  const fits = Boolean(explanation && explanation.width === image.width && explanation.height === image.height);
+  const canvas = $("heat-canvas");
+  canvas.classList.toggle("shown", fits);
+  canvas.style.opacity = String(opacity);
+  if (!fits || heatDrawn === explanation) return;
+  heatDrawn = explanation;
+  canvas.width = image.width;
+  canvas.height = image.height;
+  const { heatRgba } = explanation;
+  const pixels = new ImageData(new Uint8ClampedArray(heatRgba.buffer, heatRgba.byteOffset, heatRgba.length), image.width, image.height);
+  canvas.getContext("2d").putImageData(pixels, 0, 0);
+}

@@ -160,7 +160,7 @@ export const ops = {
     if (onSam2) {
       const sam2 = need("SAM 2 model", state.sam2, "this head was trained on SAM 2's automatic masks; load SAM 2 to classify as it was trained");
       progress({ stage: "SAM 2's automatic masks with the head's settings, then CLIP and the head" });
-      return clip.classifyWithHeadOnSam2(imageBytes(), head, sam2);
+      return clip.classifyWithHeadOnSam2(imageBytes(), head, sam2, { explain: options.explain });
     }
     progress({ stage: "CLIP and the head" });
     return clip.classifyWithHead(imageBytes(), head, options);

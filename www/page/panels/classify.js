@@ -1,14 +1,29 @@
 // The classify panel: zero-shot classes under a focus, every focus side by side, the loaded head
-// focused as it was trained; the results, and the mask and result as downloads.
+// focused as it was trained; where the model looked (a heat-map of one class's score, drawn over
+// the image by canvas.js); the results, and the mask and result as downloads.
 import { $, download } from "../dom.js";
 import { forCurrentImage } from "../jobs.js";
 import { engine } from "../session.js";
-import { changed, classesValue, currentMask, focusValue, note, state, templatesValue } from "../state.js";
+import { changed, classesValue, currentMask, focusValue, mark, note, state, templatesValue } from "../state.js";
 import { maskPng } from "../canvas.js";
 import { focusOptions } from "../view.js";
 import { setSegmentation } from "./region.js";
 
 const classifying = (how) => ({ done: "A result for", what: "classification", status: "classify-status", error: "classify-error", marker: "classified", how });
+
+/** `options.explain` for the method and class chosen, or nothing when it is off. */
+function explainOptions(classes) {
+  const method = $("explain-method").value;
+  if (method === "off") return undefined;
+  const index = classes.indexOf($("explain-class").value);
+  return index >= 0 ? { method, class: index } : { method };
+}
+
+/** The end-to-end suite's marker of an explanation drawn: image, method and class. */
+function markExplained(result) {
+  const explanation = result.explanation;
+  if (explanation) mark("explained", `${state.image.name}:${explanation.method}:${result.classes[explanation.class]}`);
+}
 
 function regionSummary(result) {
   if (!result.region) return "the whole image";
@@ -19,7 +34,7 @@ function regionSummary(result) {
 async function classify() {
   const focus = focusValue();
   const classes = classesValue();
-  const options = focusOptions(focus);
+  const options = { ...focusOptions(focus), explain: explainOptions(classes) };
   note("classify-status", "");
   const result = await forCurrentImage(classifying(focus), "classifying", "classify-panel", (progress) =>
     engine.call("classify", { classes, options }, { onProgress: progress }),
@@ -28,6 +43,7 @@ async function classify() {
   note("classify-status", `Zero-shot, ${focus} focus on ${regionSummary(result)}.`);
   state.lastResult = { kind: "zero-shot", focus, result, region: result.region };
   changed();
+  markExplained(result);
 }
 
 async function compare() {
@@ -59,6 +75,7 @@ async function classifyWithHead() {
   const options = focusOptions(head.focus);
   delete options.focus;
   delete options.templates;
+  options.explain = explainOptions(head.classes);
   note("classify-status", "");
   const result = await forCurrentImage(classifying("head"), "classifying with the head", "classify-panel", (progress) =>
     engine.call("classifyWithHead", { options, onSam2 }, { onProgress: progress }),
@@ -69,6 +86,7 @@ async function classifyWithHead() {
   note("classify-status", said);
   state.lastResult = { kind: "head", head, result, region: result.region };
   changed();
+  markExplained(result);
   if (result.region?.mask) {
     // The region SAM 2 found with the head's own settings: shown, and the one exported.
     const { width, height } = state.image;
@@ -126,7 +144,20 @@ function exportResult() {
   download(new Blob([JSON.stringify(report, null, 2)], { type: "application/json" }), `${baseName()}_medfocus.json`);
 }
 
+/** A new method or class asks the last classification again, now explained that way (or
+ * without the heat-map, when it was turned off; nothing to do when none was asked or shown). */
+function explainAgain() {
+  changed();
+  if (state.busy || !state.image) return;
+  if ($("explain-method").value === "off" && !state.lastResult?.result?.explanation) return;
+  if (state.lastResult?.kind === "zero-shot") classify();
+  else if (state.lastResult?.kind === "head") classifyWithHead();
+}
+
 export function wireClassify() {
+  $("explain-method").addEventListener("change", explainAgain);
+  $("explain-class").addEventListener("change", explainAgain);
+  $("heat-opacity").addEventListener("input", changed);
   $("classify").addEventListener("click", classify);
   $("compare").addEventListener("click", compare);
   $("classify-head").addEventListener("click", classifyWithHead);
@@ -180,9 +211,36 @@ function comparisonRows({ classes, results }) {
   return [head, ...rows];
 }
 
+/** The classes a heat-map can be asked for: the last result's, else the classes typed. */
+function renderExplainClasses(lastResult) {
+  const classes = lastResult?.result?.classes ?? classesValue();
+  const select = $("explain-class");
+  const offered = [...select.options].slice(1).map((option) => option.value);
+  if (offered.join("\n") === classes.join("\n")) return;
+  const chosen = select.value;
+  select.replaceChildren(new Option("the predicted class", ""), ...classes.map((name) => new Option(name, name)));
+  select.value = classes.includes(chosen) ? chosen : "";
+}
+
+/** What the heat-map over the image shows, and its opacity control while one is shown. */
+function renderHeatCaption(lastResult) {
+  const explanation = lastResult?.kind !== "comparison" ? lastResult?.result?.explanation : null;
+  $("heat-controls").hidden = !explanation;
+  if (!explanation) {
+    $("heat-caption").textContent = "";
+    return;
+  }
+  const how = explanation.method === "relevancy" ? "attention relevancy (Chefer et al.)" : "dense patch scores (MaskCLIP)";
+  const unseen = explanation.heat.some(Number.isNaN) ? " Darkened parts of the image were not seen by the model (the crop)." : "";
+  $("heat-caption").textContent =
+    `Where the model looked for “${lastResult.result.classes[explanation.class]}”: ${how} on a ${explanation.grid} × ${explanation.grid} patch grid, scaled from its lowest (blue) to its highest (red).${unseen}`;
+}
+
 let shown = null; // the result drawn now
 
 export function renderClassify({ lastResult }) {
+  renderExplainClasses(lastResult);
+  renderHeatCaption(lastResult);
   if (lastResult === shown) return;
   shown = lastResult;
   const comparison = lastResult?.kind === "comparison";
