@@ -1,7 +1,7 @@
 // MedFocus in the page against onnxruntime-web, side by side in one headless Chromium, one run.
 //
 //   node scripts/bench/browser_side_by_side.mjs DIST CLIP_FOLDER SAM2_BURNPACK IMAGE \
-//       [--devices cpu,gpu] [--sides medfocus,onnxruntime-web] [--rounds N] [--runs N] [--clip-only] [--json FILE]
+//       [--devices cpu,gpu] [--sides medfocus,onnxruntime-web] [--rounds N] [--runs N] [--clip-only] [--explain] [--json FILE]
 //
 // DIST is the built page (`./scripts/serve.sh --build-only`); CLIP_FOLDER and SAM2_BURNPACK are
 // what the page loads (`medfocus weights export-web --clip … --sam2 … --sam2-weights f32`: f32, as
@@ -15,8 +15,9 @@
 //   on the page (so it includes decoding the image, preprocessing, the worker's messages and the
 //   page's update, which onnxruntime-web's figures do not): load CLIP, classify the whole image
 //   once (the class prompts' text tower runs then), then RUNS more classifications (the image tower
-//   alone: the text embeddings are cached); load SAM 2, segment a box (SAM 2's image encoder and one
-//   prompt: the first encoder run in that context).
+//   alone: the text embeddings are cached); with --explain, RUNS classifications explained by each
+//   method ("Where it looked": relevancy, dense), the heat-map drawn; load SAM 2, segment a box
+//   (SAM 2's image encoder and one prompt: the first encoder run in that context).
 // - onnxruntime-web: the same towers as ONNX, `InferenceSession.run` timed around the call on a
 //   fixed input (the image tower's 224² input, the encoder's 1024²): the first run, then RUNS more.
 // Both sides on one thread: the page's engine has no threads, and onnxruntime-web is set to one
@@ -34,7 +35,7 @@ import { launchChromium, openEngine, serveDist, serveFiles } from "../dev/dist-s
 const ORT_WEB_VERSION = "1.31.1";
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const usage =
-  "usage: node scripts/bench/browser_side_by_side.mjs DIST CLIP_FOLDER SAM2_BURNPACK IMAGE [--devices cpu,gpu] [--sides medfocus,onnxruntime-web] [--rounds N] [--runs N] [--clip-only] [--json FILE]";
+  "usage: node scripts/bench/browser_side_by_side.mjs DIST CLIP_FOLDER SAM2_BURNPACK IMAGE [--devices cpu,gpu] [--sides medfocus,onnxruntime-web] [--rounds N] [--runs N] [--clip-only] [--explain] [--json FILE]";
 
 const args = process.argv.slice(2);
 function option(name, fallback) {
@@ -52,6 +53,7 @@ const rounds = Number(option("--rounds", "2"));
 const runs = Number(option("--runs", "3"));
 const jsonPath = option("--json", null);
 const clipOnly = flag("--clip-only");
+const explain = flag("--explain");
 const [dist, clipFolder, sam2File, image] = args;
 if (!image || !(rounds >= 1) || !(runs >= 1) || devices.some((d) => d !== "cpu" && d !== "gpu") || sides.some((s) => s !== "medfocus" && s !== "onnxruntime-web")) {
   console.error(usage);
@@ -59,18 +61,19 @@ if (!image || !(rounds >= 1) || !(runs >= 1) || devices.some((d) => d !== "cpu" 
 }
 const onnxDir = process.env.MEDFOCUS_ONNX_DIR ?? join(repo, "fixtures-large", "onnx");
 const onnx = { clip: "openai-vit-b-16.visual.onnx", sam2: "sam2.1-hiera-tiny.image_encoder.onnx" };
+const withOrt = sides.includes("onnxruntime-web");
 for (const [tower, file] of Object.entries(onnx)) {
-  if (tower === "sam2" && clipOnly) continue;
+  if (!withOrt || (tower === "sam2" && clipOnly)) continue;
   if (!existsSync(join(onnxDir, file))) {
     console.error(`${join(onnxDir, file)} is missing: export it with python scripts/bench/side_by_side.py --worker export`);
     process.exit(2);
   }
 }
-const ortDist = installOrtWeb();
+const ortDist = withOrt ? installOrtWeb() : null;
 
 const long = { timeout: 1_800_000 };
 const medfocusServer = await serveDist(dist);
-const ortServer = await serveOrtPage();
+const ortServer = withOrt ? await serveOrtPage() : null;
 const browser = await launchChromium();
 const version = browser.version();
 const sideRuns = { medfocus: medfocusSide, "onnxruntime-web": ortSide };
@@ -92,9 +95,9 @@ for (let round = 1; round <= rounds; round++) {
 }
 await browser.close();
 medfocusServer.close();
-ortServer.close();
+ortServer?.close();
 
-const report = { date: new Date().toISOString(), chromium: version, ortWeb: ORT_WEB_VERSION, rounds, runs, clipOnly, dist, clipFolder, sam2File, image, figures };
+const report = { date: new Date().toISOString(), chromium: version, ortWeb: ORT_WEB_VERSION, rounds, runs, clipOnly, explain, dist, clipFolder, sam2File, image, figures };
 if (jsonPath) await writeFile(jsonPath, JSON.stringify(report, null, 1));
 printTable(report);
 
@@ -113,6 +116,19 @@ async function medfocusSide(device) {
     for (let run = 0; run < runs; run++) {
       const timed = await step("classify (image tower)", "classified", () => page.click("#classify"));
       out.push({ side: "medfocus", work: "clip.image", ms: timed.seconds * 1e3, memoryPeakMiB: timed.memory.peak });
+    }
+    if (explain) {
+      for (const method of ["relevancy", "dense"]) {
+        // Choosing the method explains the last classification again: that first one untimed.
+        await step(`explain (${method}, first)`, "explained", () => page.selectOption("#explain-method", method));
+        await ready();
+        for (let run = 0; run < runs; run++) {
+          const timed = await step(`classify, explained (${method})`, "explained", () => page.click("#classify"));
+          out.push({ side: "medfocus", work: `clip.explain_${method}`, ms: timed.seconds * 1e3, memoryPeakMiB: timed.memory.peak });
+        }
+      }
+      await page.selectOption("#explain-method", "off");
+      await ready();
     }
     if (!clipOnly) {
       await step("loadSam2", "sam2", () => page.setInputFiles("#sam2-input", sam2File));
@@ -226,6 +242,8 @@ function median(values) {
 function printTable({ date, chromium, figures }) {
   const rows = [
     ["clip.image", "CLIP ViT-B/16 image tower, 1 image (steady)"],
+    ["clip.explain_relevancy", "the same, explained: relevancy (last block)"],
+    ["clip.explain_dense", "the same, explained: dense"],
     ["sam2.encoder_first", "SAM 2.1 tiny image encoder, first run (MedFocus: + one prompt)"],
     ["sam2.encoder", "SAM 2.1 tiny image encoder, later runs"],
   ];

@@ -291,6 +291,10 @@ test("where the model looked: a heat-map over the image, relevancy or dense, for
   const dense = await heat();
   assert.ok(dense.shown && dense.opaque === relevancy.opaque, JSON.stringify(dense));
   assert.match(await text("#heat-caption"), /dense patch scores/);
+  // The downloaded result says what the heat-map shown was made of.
+  const report = JSON.parse((await download("#export-result")).bytes.toString());
+  assert.deepEqual([report.explanation.method, report.explanation.class, report.explanation.grid], ["dense", other, 4]);
+  assert.equal(report.explanation.patch_map.length, 16);
 
   // The slider sets the opacity; off takes the heat-map away.
   await page.evaluate(() => {

@@ -140,6 +140,16 @@ function exportResult() {
     if (lastResult.kind === "head") report.head = { kind: lastResult.head.kind, clip: lastResult.head.clipName, masks: lastResult.head.masks };
     report.classes = lastResult.result.classes;
     report.probabilities = lastResult.result.probabilities;
+    const explanation = lastResult.result.explanation;
+    if (explanation) {
+      // What the heat-map shown was made of: the method, the class and the raw patch map.
+      report.explanation = {
+        method: explanation.method,
+        class: lastResult.result.classes[explanation.class],
+        grid: explanation.grid,
+        patch_map: [...explanation.patchMap],
+      };
+    }
   }
   download(new Blob([JSON.stringify(report, null, 2)], { type: "application/json" }), `${baseName()}_medfocus.json`);
 }
