@@ -286,11 +286,19 @@ test("where the model looked: a heat-map over the image, relevancy or dense, for
   const other = rows[1][0];
   assert.equal(await outcome("explained", () => page.selectOption("#explain-class", other)), `${name}:relevancy:${other}`);
   await idle();
+  const lastBlock = await page.evaluate(() => document.querySelector("#heat-canvas").toDataURL());
   assert.equal(await outcome("explained", () => page.selectOption("#explain-method", "dense")), `${name}:dense:${other}`);
   await idle();
   const dense = await heat();
   assert.ok(dense.shown && dense.opaque === relevancy.opaque, JSON.stringify(dense));
   assert.match(await text("#heat-caption"), /dense patch scores/);
+  // Relevancy through every block: another map than the last block's alone.
+  assert.equal(await outcome("explained", () => page.selectOption("#explain-method", "relevancy-all")), `${name}:relevancy:${other}`);
+  await idle();
+  assert.match(await text("#heat-caption"), /through every block/);
+  assert.notEqual(await page.evaluate(() => document.querySelector("#heat-canvas").toDataURL()), lastBlock);
+  assert.equal(await outcome("explained", () => page.selectOption("#explain-method", "dense")), `${name}:dense:${other}`);
+  await idle();
   // The downloaded result says what the heat-map shown was made of.
   const report = JSON.parse((await download("#export-result")).bytes.toString());
   assert.deepEqual([report.explanation.method, report.explanation.class, report.explanation.grid], ["dense", other, 4]);

@@ -11,12 +11,14 @@ import { setSegmentation } from "./region.js";
 
 const classifying = (how) => ({ done: "A result for", what: "classification", status: "classify-status", error: "classify-error", marker: "classified", how });
 
-/** `options.explain` for the method and class chosen, or nothing when it is off. */
+/** `options.explain` for the method and class chosen, or nothing when it is off
+ * (`relevancy-all`: relevancy propagated from the first block instead of the last alone). */
 function explainOptions(classes) {
-  const method = $("explain-method").value;
-  if (method === "off") return undefined;
+  const chosen = $("explain-method").value;
+  if (chosen === "off") return undefined;
+  const options = chosen === "relevancy-all" ? { method: "relevancy", startBlock: 0 } : { method: chosen };
   const index = classes.indexOf($("explain-class").value);
-  return index >= 0 ? { method, class: index } : { method };
+  return index >= 0 ? { ...options, class: index } : options;
 }
 
 /** The end-to-end suite's marker of an explanation drawn: image, method and class. */
@@ -240,7 +242,10 @@ function renderHeatCaption(lastResult) {
     $("heat-caption").textContent = "";
     return;
   }
-  const how = explanation.method === "relevancy" ? "attention relevancy (Chefer et al.)" : "dense patch scores (MaskCLIP)";
+  const how =
+    explanation.method === "relevancy"
+      ? `attention relevancy (Chefer et al.) ${$("explain-method").value === "relevancy-all" ? "through every block" : "of the last block"}`
+      : "dense patch scores (MaskCLIP)";
   const unseen = explanation.heat.some(Number.isNaN) ? " Darkened parts of the image were not seen by the model (the crop)." : "";
   $("heat-caption").textContent =
     `Where the model looked for “${lastResult.result.classes[explanation.class]}”: ${how} on a ${explanation.grid} × ${explanation.grid} patch grid, scaled from its lowest (blue) to its highest (red).${unseen}`;
