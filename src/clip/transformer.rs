@@ -128,21 +128,18 @@ impl Attention {
     }
 
     /// [`Self::forward`], also returning the attention probabilities `[batch, heads, tokens,
-    /// tokens]`. `probe`, when given, is added to them before they weigh the values: a zero
-    /// tensor tracked by autodiff, whose gradient is then the gradient with respect to the
-    /// probabilities (what gradient-weighted relevancy reads; see `crate::explain`).
+    /// tokens]`. `probe` is added to them before they weigh the values: a zero tensor tracked by
+    /// autodiff, whose gradient is then the gradient with respect to the probabilities (what
+    /// gradient-weighted relevancy reads; see `crate::explain`).
     pub fn forward_probed(
         &self,
         x: Tensor<3>,
         bias: Option<Tensor<4>>,
-        probe: Option<Tensor<4>>,
+        probe: Tensor<4>,
     ) -> (Tensor<3>, Tensor<4>) {
         let (query, key, value) = self.split_heads(x);
         let probabilities = Self::probabilities(query, key, bias);
-        let weights = match probe {
-            Some(probe) => probabilities.clone() + probe,
-            None => probabilities.clone(),
-        };
+        let weights = probabilities.clone() + probe;
         (self.merge_heads(weights.matmul(value)), probabilities)
     }
 
@@ -289,13 +286,13 @@ impl ResidualBlock {
         self.finish(x)
     }
 
-    /// [`Self::forward`] with the attention probabilities and an optional probe (see
+    /// [`Self::forward`] with the attention probabilities and a probe on them (see
     /// [`Attention::forward_probed`]).
     pub fn forward_probed(
         &self,
         x: Tensor<3>,
         bias: Option<Tensor<4>>,
-        probe: Option<Tensor<4>>,
+        probe: Tensor<4>,
     ) -> (Tensor<3>, Tensor<4>) {
         let (attended, probabilities) =
             self.attn

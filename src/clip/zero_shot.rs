@@ -7,6 +7,7 @@ use burn::tensor::activation::softmax;
 use super::load::LoadedClip;
 use super::model::l2_normalize;
 use super::text::TextInputError;
+use crate::device::read_floats;
 
 /// Prompt templates for medical images; `{}` is replaced by the class name.
 pub const MEDICAL_TEMPLATES: &[&str] = &[
@@ -102,14 +103,9 @@ impl ZeroShotClassifier {
         image_embeddings: Tensor<2>,
     ) -> Result<Vec<Vec<f32>>, ZeroShotError> {
         let classes = self.classes.len();
-        let data = self
-            .probabilities(image_embeddings)
-            .into_data_async()
+        let values = read_floats(self.probabilities(image_embeddings))
             .await
-            .map_err(|e| ZeroShotError::Readback(format!("{e:?}")))?;
-        let values = data
-            .try_to_vec::<f32>()
-            .map_err(|error| ZeroShotError::Readback(format!("{error:?}")))?;
+            .map_err(|error| ZeroShotError::Readback(error.0))?;
         Ok(values.chunks(classes).map(<[f32]>::to_vec).collect())
     }
 }

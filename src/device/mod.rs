@@ -12,12 +12,14 @@
 //! be tested without hardware; [`choose_device`] does the I/O around it.
 //!
 //! The parts: [`types`] (requests, adapters, the report), [`plan`] (the decision), [`open`]
-//! (the I/O), `browser` (what `navigator.gpu` says that wgpu does not pass on).
+//! (the I/O), `browser` (what `navigator.gpu` says that wgpu does not pass on), [`readback`]
+//! (a tensor's values back on the host, awaited, as every device allows).
 
 #[cfg(target_arch = "wasm32")]
 pub mod browser;
 pub mod open;
 pub mod plan;
+pub mod readback;
 pub mod types;
 
 #[cfg(target_arch = "wasm32")]
@@ -26,6 +28,7 @@ pub use browser::has_navigator_gpu;
 pub use open::choose_device_blocking;
 pub use open::{choose_device, cpu_device, list_adapters};
 pub use plan::{AdapterChoice, Plan, plan};
+pub use readback::{ReadbackError, read_floats};
 pub use types::{
     AdapterLimits, AdapterSummary, AdapterType, ChosenDevice, ComputeKind, DeviceError,
     DeviceReport, DeviceRequest, Platform,

@@ -12,7 +12,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::json;
 
-use super::localisation::{ground_truth, measure_localisation};
+use super::localisation::{ground_truth, measure_localisation, with_ground_truth};
 use super::metrics::Metrics;
 use super::protocol::{HashedSet, Manifest, Resolved};
 use super::records::{
@@ -85,11 +85,7 @@ fn measure_masks(
     embedder: &Embedder,
     observer: &mut dyn EvalObserver,
 ) -> Vec<MaskRecord> {
-    let masked: Vec<usize> = needed
-        .iter()
-        .copied()
-        .filter(|&index| !set.dataset.samples[index].masks.is_empty())
-        .collect();
+    let masked = with_ground_truth(set, needed);
     let mut records = Vec::new();
     observer.stage("masks vs ground truth", masked.len());
     for (done, index) in masked.into_iter().enumerate() {

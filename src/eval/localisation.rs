@@ -25,11 +25,7 @@ pub(crate) fn measure_localisation(
     methods: &[ExplainMethod],
     observer: &mut dyn EvalObserver,
 ) -> Vec<LocalisationRecord> {
-    let masked: Vec<usize> = needed
-        .iter()
-        .copied()
-        .filter(|&index| !set.dataset.samples[index].masks.is_empty())
-        .collect();
+    let masked = with_ground_truth(set, needed);
     let mut records = Vec::new();
     observer.stage(
         &format!("where CLIP looked ({})", focus.method),
@@ -85,6 +81,15 @@ pub(crate) fn measure_localisation(
         }
     }
     records
+}
+
+/// The needed images that have ground-truth mask files, in order.
+pub(super) fn with_ground_truth(set: &HashedSet, needed: &BTreeSet<usize>) -> Vec<usize> {
+    needed
+        .iter()
+        .copied()
+        .filter(|&index| !set.dataset.samples[index].masks.is_empty())
+        .collect()
 }
 
 /// The united ground-truth masks of a sample.

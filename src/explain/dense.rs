@@ -8,8 +8,9 @@
 //! class token's queries only (the default), the dense map is plain CLIP's. A visual prompt
 //! changes the pixels, so it shows.
 
-use super::request::{ExplainError, ExplainRequest, PatchMap, choose_class, read};
+use super::request::{ExplainError, ExplainRequest, PatchMap, choose_class};
 use crate::clip::vision::{VisionTransformer, block_bias};
+use crate::device::read_floats;
 use crate::focus::TowerInput;
 use crate::pipeline::Classifier;
 
@@ -30,7 +31,7 @@ pub async fn dense(
     let x = vision.forward_tokens_until(input.pixels.clone(), bias, last);
     let block = &vision.blocks[last];
     let image = vision.pool(block.forward(x.clone(), block_bias(bias, last)));
-    let values = read(classifier.logits(image)?).await?;
+    let values = read_floats(classifier.logits(image)?).await?;
     let class = choose_class(&values, request.class)?;
     let patches = vision.pool_patches(block.forward_value_path(x));
     let [batch, count, width] = patches.dims();
@@ -39,6 +40,6 @@ pub async fn dense(
     Ok(PatchMap {
         logits: values,
         class,
-        values: read(map).await?,
+        values: read_floats(map).await?,
     })
 }

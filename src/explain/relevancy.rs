@@ -10,8 +10,9 @@
 
 use burn::tensor::Tensor;
 
-use super::request::{ExplainError, ExplainRequest, PatchMap, choose_class, read};
+use super::request::{ExplainError, ExplainRequest, PatchMap, choose_class};
 use crate::clip::vision::{VisionTransformer, block_bias};
+use crate::device::read_floats;
 use crate::focus::TowerInput;
 use crate::pipeline::Classifier;
 
@@ -39,13 +40,12 @@ pub async fn relevancy(
         let probe = Tensor::<4>::zeros([batch, vision.heads(), tokens, tokens], &device)
             .autodiff()
             .require_grad();
-        let (next, probabilities) =
-            block.forward_probed(x, block_bias(bias, index), Some(probe.clone()));
+        let (next, probabilities) = block.forward_probed(x, block_bias(bias, index), probe.clone());
         probed.push((probe, probabilities.inner()));
         x = next;
     }
     let logits = classifier.logits(vision.pool(x))?;
-    let values = read(logits.clone().inner()).await?;
+    let values = read_floats(logits.clone().inner()).await?;
     let class = choose_class(&values, request.class)?;
     let gradients = logits.narrow(1, class, 1).sum().backward();
     let mut relevance = Tensor::<2>::eye(tokens, &device);
@@ -67,6 +67,6 @@ pub async fn relevancy(
     Ok(PatchMap {
         logits: values,
         class,
-        values: read(class_row).await?,
+        values: read_floats(class_row).await?,
     })
 }

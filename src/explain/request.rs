@@ -1,9 +1,9 @@
 //! What an explanation is asked for and how it fails; what the methods hand back before any
 //! geometry.
 
-use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
+use crate::device::ReadbackError;
 use crate::focus;
 use crate::pipeline::{Classifier, PipelineError};
 
@@ -75,6 +75,12 @@ pub enum ExplainError {
     Write(String),
 }
 
+impl From<ReadbackError> for ExplainError {
+    fn from(error: ReadbackError) -> Self {
+        ExplainError::Readback(error.0)
+    }
+}
+
 impl From<focus::FocusApplyError> for ExplainError {
     fn from(error: focus::FocusApplyError) -> Self {
         ExplainError::Pipeline(error.into())
@@ -115,17 +121,6 @@ pub fn class_index(classifier: &dyn Classifier, name: &str) -> Result<usize, Exp
         .iter()
         .position(|class| class == name.trim())
         .ok_or_else(|| ExplainError::ClassName(name.to_string()))
-}
-
-/// A tensor's values, read back asynchronously (the browser cannot block).
-pub(crate) async fn read<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, ExplainError> {
-    tensor
-        .into_data_async()
-        .await
-        .map_err(|error| ExplainError::Readback(format!("{error:?}")))?
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|error| ExplainError::Readback(format!("{error:?}")))
 }
 
 #[cfg(test)]

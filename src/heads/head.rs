@@ -14,6 +14,7 @@ use super::tip_adapter::cache_logits;
 use super::vision_blocks::substitute;
 use crate::clip::model::{ClipModel, l2_normalize};
 use crate::clip::vision::VisionTransformer;
+use crate::device::read_floats;
 use crate::focus::UnknownMethod;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -189,13 +190,9 @@ impl HeadModel {
         embeddings: Tensor<2>,
     ) -> Result<Vec<Vec<f32>>, HeadError> {
         let classes = self.header.classes.len();
-        let data = softmax(self.logits(embeddings)?, 1)
-            .into_data_async()
+        let values = read_floats(softmax(self.logits(embeddings)?, 1))
             .await
-            .map_err(|error| HeadError::Readback(format!("{error:?}")))?;
-        let values = data
-            .try_to_vec::<f32>()
-            .map_err(|error| HeadError::Readback(format!("{error:?}")))?;
+            .map_err(|error| HeadError::Readback(error.0))?;
         Ok(values.chunks(classes).map(<[f32]>::to_vec).collect())
     }
 }

@@ -7,6 +7,7 @@ use super::model::{ImageFeatures, Sam2Error, Sam2Model};
 use super::sam::prompt_encoder::{LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT};
 use super::transforms::{input_tensor, to_model_coords, upscale_masks};
 use crate::clip::preprocess::Pixels8;
+use crate::device;
 
 /// One prompt in original-image pixels: points (label 1 foreground, 0 background), a box, or
 /// both (the box goes first, as two corner points, as SAM 2's predictor sends it).
@@ -309,12 +310,9 @@ pub async fn read_inside<const D: usize>(
     Ok(values.into_iter().map(|value| value != 0).collect())
 }
 
+/// [`crate::device::read_floats`] with SAM 2's error.
 pub async fn read_floats<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>, Sam2Error> {
-    let data: TensorData = tensor
-        .into_data_async()
+    device::read_floats(tensor)
         .await
-        .map_err(|error| Sam2Error::Device(format!("{error:?}")))?;
-    data.convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|error| Sam2Error::Device(format!("{error:?}")))
+        .map_err(|error| Sam2Error::Device(error.0))
 }

@@ -15,6 +15,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::optim::{Adam, AdamSettings};
+use crate::device::read_floats;
 use crate::heads::host_pack::{HostTensor, UnpackError, pack, unpack};
 
 #[derive(Debug, thiserror::Error)]
@@ -421,13 +422,9 @@ pub fn host_values(tensor: Tensor<2>) -> Result<Vec<f32>, TrainError> {
 
 /// [`host_values`] awaited: the read-back WebGPU allows (it cannot read synchronously).
 pub async fn host_values_async(tensor: Tensor<2>) -> Result<Vec<f32>, TrainError> {
-    tensor
-        .into_data_async()
+    read_floats(tensor)
         .await
-        .map_err(|error| TrainError::Readback(format!("{error:?}")))?
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|error| TrainError::Readback(format!("{error:?}")))
+        .map_err(|error| TrainError::Readback(error.0))
 }
 
 #[cfg(test)]
