@@ -148,6 +148,10 @@ impl ClipConfig {
     /// Sizes that the towers cannot run with, as a sentence (None when consistent).
     pub fn inconsistency(&self) -> Option<String> {
         let vision = &self.vision;
+        if vision.image_size == 0 {
+            // A tower without patches: nothing to embed, pool or explain.
+            return Some("image size 0: the tower would have no patches".into());
+        }
         if vision.patch_size == 0 || vision.image_size % vision.patch_size != 0 {
             return Some(format!(
                 "image size {} is not a multiple of patch size {}",
@@ -291,5 +295,13 @@ mod tests {
             Activation::Gelu
         );
         assert_eq!(ClipConfig::biomedclip_vit_b_16().text.context_length(), 256);
+    }
+
+    #[test]
+    fn a_tower_without_patches_is_inconsistent() {
+        let mut config = ClipConfig::openai_vit_b_16();
+        assert_eq!(config.inconsistency(), None);
+        config.vision.image_size = 0;
+        assert!(config.inconsistency().unwrap().contains("no patches"));
     }
 }
