@@ -1,12 +1,71 @@
 //! The bounds on sizes a user controls, in one place, each with its reason. Every entry point (CLI
-//! flags, the wasm exports, head files' recorded settings) is checked against these before any
-//! work or allocation sized by them starts, and a value past one is an error naming the value
-//! and the limit: in wasm a panic or an allocation failure aborts the whole module.
+//! flags, the wasm exports, the file parsers, head files' recorded settings) is checked against
+//! these before any work or allocation sized by them starts, and a value past one is an error
+//! naming the value and the limit: in wasm a panic or an allocation failure aborts the whole
+//! module, and natively it ends a run that may have hours of work behind it.
 //!
-//! Issue 16 grows this list (image pixels after decode, model sizes from configs, file sizes per
-//! format); the limits that already lived beside their parsers stay there for now:
-//! `imaging::{MAX_SIDE, MAX_DECODED_BYTES}`, `weights::MAX_SAFETENSORS_HEADER_BYTES`,
-//! `dataset::set::{MAX_LIST_BYTES, MAX_CLASSES}`, `dataset::npz::MAX_ARRAY_BYTES`.
+//! Not here: how work is sliced to fit a device (attention logits and full-size mask logits in
+//! pieces under WebGPU's 128 MiB buffer limit, `sam2::sam2_utils`, `sam2::automatic_mask_generator`);
+//! those are not bounds on input but on the pieces the work is cut into.
+
+// ---- Images ----------------------------------------------------------------------------------
+
+/// The largest side of an image decoded; whole-slide pathology images need tiling, which we do
+/// not do.
+pub const MAX_SIDE: u32 = 16_384;
+
+/// The most pixels an image may have after decoding: 32 Mi pixels (e.g. 5792²). The largest
+/// medical detectors are mammography panels of about 28 megapixels (5928 × 4728); chest and
+/// general radiography panels are 9–12 megapixels. The pipeline keeps several full-size copies
+/// while it works (8-bit RGB, the f32 mask, a blur's f32 planes, SAM 2's masks at image size):
+/// about 30 bytes a pixel, ≈ 1 GB at this limit, a quarter of a wasm module's whole heap.
+/// Without it an 8192² grey PNG (64 MB decoded) passed decoding and the blur then needed 2.4 GB.
+pub const MAX_IMAGE_PIXELS: u64 = 32 << 20;
+
+/// The largest decoded buffer (the wasm heap is 4 GiB at most, shared with the models).
+pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+
+// ---- Model files -----------------------------------------------------------------------------
+
+/// The largest SafeTensors header read: the format's own reference parser refuses more than
+/// 100 MB, and a header that long describes millions of tensors, not a model.
+pub const MAX_SAFETENSORS_HEADER_BYTES: u64 = 100_000_000;
+
+/// Longer names are not model files (and would only bloat messages).
+pub const MAX_FILE_NAME_CHARS: usize = 255;
+
+// ---- Data sets -------------------------------------------------------------------------------
+
+/// The largest split file or CSV read (a list of paths; real ones are a few MB).
+pub const MAX_LIST_BYTES: u64 = 256 << 20;
+
+/// More classes than this is not a classification set a head could learn from a few shots.
+pub const MAX_DATASET_CLASSES: usize = 10_000;
+
+/// The largest `.npy` array read (MedMNIST+'s biggest 224-pixel 2D sets are under 3 GB).
+pub const MAX_NPY_ARRAY_BYTES: u64 = 4 << 30;
+
+/// The largest `.npy` header (NumPy writes well under 200 bytes).
+pub const MAX_NPY_HEADER_BYTES: usize = 64 << 10;
+
+// ---- Heads and their training ----------------------------------------------------------------
+
+/// More classes than any few-shot benchmark has (MedMNIST's largest has 11); the bound keeps a
+/// hostile class list from sizing the text prior.
+pub const MAX_HEAD_CLASSES: usize = 256;
+
+/// Class names are prompt words, not documents.
+pub const MAX_CLASS_NAME_CHARS: usize = 200;
+
+/// Support images per set: far beyond "few-shot", and only embeddings are kept (ViT-B/16:
+/// 2 KiB each).
+pub const MAX_SUPPORT_IMAGES: usize = 20_000;
+
+/// The largest region stored in the region cache (SAM 2 masks are at image size; a region is
+/// at most an image's [`MAX_IMAGE_PIXELS`], and the cache reads older entries up to twice that).
+pub const MAX_REGION_PIXELS: usize = 64 << 20;
+
+// ---- Focus and segmentation settings ---------------------------------------------------------
 
 /// The largest blur σ, in image pixels. The blur's kernel has 2·⌈3σ⌉+1 taps per pass, so its
 /// work grows with σ (σ = 10⁴ would take hours on a phone's CPU, σ = 10³⁰ overflows the kernel's

@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::set::{Dataset, Layout, MAX_CLASSES, Sample, Skipped, SplitName, finish};
+use super::set::{Dataset, Layout, Sample, Skipped, SplitName, finish};
 use super::{DatasetError, is_image_path, read_dir_sorted, subfolders, visible_name};
+use crate::limits::MAX_DATASET_CLASSES;
 
 /// Not split: its steps (look inside a wrapper folder, find split folders, collect each class's
 /// images and masks, number the classes) hand each other the skipped list and the folder trees.
@@ -161,12 +162,12 @@ fn class_folder_images(
     Ok(images)
 }
 
-/// More class folders than [`MAX_CLASSES`] is refused.
+/// More class folders than [`MAX_DATASET_CLASSES`] is refused.
 fn check_class_count(path: &Path, classes: usize) -> Result<(), DatasetError> {
-    if classes > MAX_CLASSES {
+    if classes > MAX_DATASET_CLASSES {
         return Err(DatasetError::Format {
             path: path.to_path_buf(),
-            detail: format!("{classes} classes; at most {MAX_CLASSES} are read"),
+            detail: format!("{classes} classes; at most {MAX_DATASET_CLASSES} are read"),
         });
     }
     Ok(())

@@ -59,7 +59,8 @@ mod tests {
 
     use super::*;
     use crate::dataset::folders::mask_owner;
-    use crate::dataset::set::{Layout, MAX_LIST_BYTES, SplitName};
+    use crate::dataset::set::{Layout, SplitName};
+    use crate::limits::MAX_LIST_BYTES;
 
     fn scratch(name: &str) -> PathBuf {
         let dir =

@@ -5,10 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::set::{
-    Dataset, Layout, MAX_CLASSES, MAX_LIST_BYTES, Sample, Skipped, SplitName, finish,
-};
+use super::set::{Dataset, Layout, Sample, Skipped, SplitName, finish};
 use super::{DatasetError, subfolders};
+use crate::limits::{MAX_DATASET_CLASSES, MAX_LIST_BYTES};
 
 fn read_list(path: &Path) -> Result<String, DatasetError> {
     let unreadable = |source| DatasetError::Unreadable {
@@ -68,9 +67,9 @@ fn classes_from(list: &Path, entries: &[Listed]) -> Result<Vec<String>, DatasetE
     };
     let mut names: BTreeMap<usize, String> = BTreeMap::new();
     for entry in entries {
-        if entry.label >= MAX_CLASSES {
+        if entry.label >= MAX_DATASET_CLASSES {
             return Err(format_error(format!(
-                "label {} of {}: labels are class numbers from 0 (at most {MAX_CLASSES} classes)",
+                "label {} of {}: labels are class numbers from 0 (at most {MAX_DATASET_CLASSES} classes)",
                 entry.label, entry.relative
             )));
         }

@@ -10,12 +10,8 @@ use std::sync::Arc;
 
 use super::DatasetError;
 use super::arrays::ArrayImages;
-use super::set::{Dataset, Layout, MAX_CLASSES, Sample, SplitName, finish};
-
-/// The largest array read (MedMNIST+'s biggest 224-pixel 2D sets are under 3 GB).
-pub const MAX_ARRAY_BYTES: u64 = 4 << 30;
-/// The largest `.npy` header (NumPy writes well under 200 bytes).
-const MAX_HEADER: usize = 64 << 10;
+use super::set::{Dataset, Layout, Sample, SplitName, finish};
+use crate::limits::{MAX_DATASET_CLASSES, MAX_NPY_ARRAY_BYTES, MAX_NPY_HEADER_BYTES};
 
 /// One `.npy` array: its shape, and its values as bytes (`item` bytes each, little-endian).
 struct Array {
@@ -108,7 +104,7 @@ fn read_array(
         }
         version => return Err(error(format!(".npy format version {version}"))),
     };
-    if header_len > MAX_HEADER {
+    if header_len > MAX_NPY_HEADER_BYTES {
         return Err(error(format!("a {header_len}-byte header")));
     }
     let mut header = vec![0u8; header_len];
@@ -123,10 +119,10 @@ fn read_array(
     let bytes = shape
         .iter()
         .try_fold(item as u64, |total, &dim| total.checked_mul(dim as u64))
-        .filter(|&total| total <= MAX_ARRAY_BYTES)
+        .filter(|&total| total <= MAX_NPY_ARRAY_BYTES)
         .ok_or_else(|| {
             error(format!(
-                "shape {shape:?} of {item}-byte values is more than {MAX_ARRAY_BYTES} bytes"
+                "shape {shape:?} of {item}-byte values is more than {MAX_NPY_ARRAY_BYTES} bytes"
             ))
         })?;
     // The header's claim is checked against the data itself: read at most one byte more.
@@ -268,7 +264,7 @@ pub fn read_npz(path: &Path) -> Result<NpzSet, DatasetError> {
         {
             let label = usize::try_from(label)
                 .ok()
-                .filter(|&label| label < MAX_CLASSES)
+                .filter(|&label| label < MAX_DATASET_CLASSES)
                 .ok_or_else(|| {
                     format_error(format!(
                         "{prefix}_labels[{index}] = {label}: not a class number"

@@ -10,11 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use super::arrays::ArrayImages;
 
-/// The largest split file or CSV read (a list of paths; real ones are a few MB).
-pub const MAX_LIST_BYTES: u64 = 256 << 20;
-/// More classes than this is not a classification set a head could learn from a few shots.
-pub const MAX_CLASSES: usize = 10_000;
-
 /// One of the three parts of a set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -379,7 +379,7 @@ impl Manifest {
         let size = std::fs::metadata(path)
             .map_err(|e| error(e.to_string()))?
             .len();
-        if size > crate::dataset::set::MAX_LIST_BYTES {
+        if size > crate::limits::MAX_LIST_BYTES {
             return Err(error(format!("{size} bytes: not a manifest")));
         }
         let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;

@@ -57,8 +57,10 @@ fn to_u8(value: f32) -> u8 {
     value.round().clamp(0.0, 255.0) as u8
 }
 
-/// Separable Gaussian blur with clamped edges.
-fn gaussian_blur(image: &Pixels8, sigma: f32) -> Vec<f32> {
+/// Separable Gaussian blur with clamped edges, one channel plane at a time: two f32 planes
+/// (8 bytes a pixel) instead of three f32 copies of the whole RGB image (36 bytes a pixel, 2.4 GB
+/// for an 8192² image). `each_plane(channel, blurred)` receives each blurred plane in turn.
+fn gaussian_blur(image: &Pixels8, sigma: f32, mut each_plane: impl FnMut(usize, &[f32])) {
     let radius = (3.0 * sigma).ceil().max(1.0) as isize;
     let kernel: Vec<f32> = (-radius..=radius)
         .map(|x| (-(x * x) as f32 / (2.0 * sigma * sigma)).exp())
@@ -66,28 +68,33 @@ fn gaussian_blur(image: &Pixels8, sigma: f32) -> Vec<f32> {
     let total: f32 = kernel.iter().sum();
     let kernel: Vec<f32> = kernel.iter().map(|k| k / total).collect();
     let (width, height, channels) = (image.width as isize, image.height as isize, image.channels);
-    let source: Vec<f32> = image.data.iter().map(|&v| f32::from(v)).collect();
-    let pass = |input: &[f32], horizontal: bool| -> Vec<f32> {
-        let mut output = vec![0.0f32; input.len()];
+    let pass = |input: &[f32], output: &mut [f32], horizontal: bool| {
         for y in 0..height {
             for x in 0..width {
-                for channel in 0..channels {
-                    let mut acc = 0.0;
-                    for (offset, weight) in (-radius..=radius).zip(&kernel) {
-                        let (sx, sy) = if horizontal {
-                            ((x + offset).clamp(0, width - 1), y)
-                        } else {
-                            (x, (y + offset).clamp(0, height - 1))
-                        };
-                        acc += weight * input[((sy * width + sx) as usize) * channels + channel];
-                    }
-                    output[((y * width + x) as usize) * channels + channel] = acc;
+                let mut acc = 0.0;
+                for (offset, weight) in (-radius..=radius).zip(&kernel) {
+                    let (sx, sy) = if horizontal {
+                        ((x + offset).clamp(0, width - 1), y)
+                    } else {
+                        (x, (y + offset).clamp(0, height - 1))
+                    };
+                    acc += weight * input[(sy * width + sx) as usize];
                 }
+                output[(y * width + x) as usize] = acc;
             }
         }
-        output
     };
-    pass(&pass(&source, true), false)
+    let pixels = image.width * image.height;
+    let mut plane = vec![0.0f32; pixels];
+    let mut across = vec![0.0f32; pixels];
+    for channel in 0..channels {
+        for (value, pixel) in plane.iter_mut().zip(image.data.chunks_exact(channels)) {
+            *value = f32::from(pixel[channel]);
+        }
+        pass(&plane, &mut across, true);
+        pass(&across, &mut plane, false);
+        each_plane(channel, &plane);
+    }
 }
 
 /// The part of the image [`VisualPrompt::CropToBox`] keeps, `[left, top, right, bottom]` in
@@ -147,11 +154,16 @@ pub fn apply(image: &Pixels8, mask: &Mask, prompt: &VisualPrompt) -> Result<Pixe
                     "blur sigma must be positive, got {sigma}"
                 )));
             }
-            let blurred = gaussian_blur(&rgb, *sigma);
-            for (index, value) in out.data.iter_mut().enumerate() {
-                let w = weights[index / 3];
-                *value = to_u8(w * f32::from(rgb.data[index]) + (1.0 - w) * blurred[index]);
-            }
+            gaussian_blur(&rgb, *sigma, |channel, blurred| {
+                for (pixel, (&w, &blurred)) in out
+                    .data
+                    .chunks_exact_mut(3)
+                    .zip(weights.iter().zip(blurred))
+                {
+                    let value = &mut pixel[channel];
+                    *value = to_u8(w * f32::from(*value) + (1.0 - w) * blurred);
+                }
+            });
         }
         VisualPrompt::CropToBox { margin } => {
             let [left, top, right, bottom] = crop_box(mask, *margin)?;

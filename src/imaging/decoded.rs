@@ -4,10 +4,7 @@
 use image::DynamicImage;
 use serde::Serialize;
 
-/// Largest side we accept; whole-slide pathology images need tiling, which we do not do.
-pub const MAX_SIDE: u32 = 16_384;
-/// Largest decoded buffer we allow (the wasm heap is 4 GiB at most, shared with the models).
-pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+use crate::limits::{MAX_IMAGE_PIXELS, MAX_SIDE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -21,6 +18,26 @@ pub enum ImageError {
     Unsupported { format: String, detail: String },
     #[error("the image is too large to process here: {0}")]
     TooLarge(String),
+}
+
+/// An image's size checked against [`MAX_SIDE`] and [`MAX_IMAGE_PIXELS`], from its header,
+/// before a pixel is decoded.
+pub(super) fn check_size(width: u32, height: u32) -> Result<(), ImageError> {
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(ImageError::TooLarge(format!(
+            "{width}×{height} pixels (at most {MAX_SIDE} a side)"
+        )));
+    }
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > MAX_IMAGE_PIXELS {
+        return Err(ImageError::TooLarge(format!(
+            "{width}×{height} pixels is {:.1} megapixels; at most {:.1} ({MAX_IMAGE_PIXELS} pixels) \
+             are processed",
+            pixels as f64 / 1e6,
+            MAX_IMAGE_PIXELS as f64 / 1e6
+        )));
+    }
+    Ok(())
 }
 
 /// How the pixels are stored.

@@ -17,8 +17,9 @@ use dicom_pixeldata::{PixelDecoder, VoiLutFunction, WindowLevel};
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 use image::{DynamicImage, GrayImage, RgbImage};
 
-use super::decoded::{ColorInfo, DecodedImage, ImageError, MAX_DECODED_BYTES, MAX_SIDE, is_grey};
+use super::decoded::{ColorInfo, DecodedImage, ImageError, check_size, is_grey};
 use super::window::window_min_max;
+use crate::limits::MAX_DECODED_BYTES;
 
 const FORMAT: &str = "DICOM";
 
@@ -255,12 +256,7 @@ impl Layout {
                 self.rows, self.columns, self.frames
             )));
         }
-        if self.rows > MAX_SIDE || self.columns > MAX_SIDE {
-            return Err(ImageError::TooLarge(format!(
-                "{}×{} pixels (at most {MAX_SIDE} a side)",
-                self.columns, self.rows
-            )));
-        }
+        check_size(self.columns, self.rows)?;
         if !matches!(self.bits_allocated, 8 | 16 | 32) {
             return Err(unsupported(format!(
                 "{} bits allocated per sample (8, 16 and 32 are read; 1-bit data is a \

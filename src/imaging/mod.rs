@@ -9,14 +9,15 @@ mod decoded;
 mod dicom;
 pub mod window;
 
-pub use decoded::{ColorInfo, DecodedImage, ImageError, MAX_DECODED_BYTES, MAX_SIDE};
+pub use decoded::{ColorInfo, DecodedImage, ImageError};
 pub use dicom::is_dicom;
 
 use std::io::Cursor;
 
 use image::{ImageFormat, ImageReader, Limits};
 
-use decoded::is_grey;
+use crate::limits::{MAX_DECODED_BYTES, MAX_SIDE};
+use decoded::{check_size, is_grey};
 
 /// Decode an image from its file bytes (format sniffed from the content, not a file name).
 pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
@@ -32,6 +33,12 @@ pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
     let format = reader.format().ok_or_else(|| {
         ImageError::UnknownFormat(format!("unrecognised header {}", hex_prefix(bytes)))
     })?;
+    // The header's size first: the decoder's own limits bound each side and its buffer, not
+    // the pixel count that the pipeline's full-size copies grow with.
+    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(|error| decode_error(format, error))?;
+    check_size(width, height)?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -39,14 +46,9 @@ pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
     reader.limits(limits);
 
     let format_name = format_name(format);
-    let pixels = reader.decode().map_err(|error| match error {
-        image::ImageError::Limits(limit) => ImageError::TooLarge(limit.to_string()),
-        image::ImageError::Unsupported(detail) => ImageError::UnknownFormat(detail.to_string()),
-        other => ImageError::Corrupt {
-            format: format_name.clone(),
-            detail: other.to_string(),
-        },
-    })?;
+    let pixels = reader
+        .decode()
+        .map_err(|error| decode_error(format, error))?;
     // The JPEG decoder pads a cut-off scan with grey instead of failing; a silently half-grey
     // scan is worse than an error in a medical tool, so require the end-of-image marker.
     if format == ImageFormat::Jpeg && !jpeg_has_end_after_last_scan(bytes) {
@@ -85,6 +87,17 @@ pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
 fn jpeg_has_end_after_last_scan(bytes: &[u8]) -> bool {
     let last = |marker: u8| bytes.windows(2).rposition(|pair| pair == [0xFF, marker]);
     matches!((last(0xDA), last(0xD9)), (Some(scan), Some(end)) if end > scan)
+}
+
+fn decode_error(format: ImageFormat, error: image::ImageError) -> ImageError {
+    match error {
+        image::ImageError::Limits(limit) => ImageError::TooLarge(limit.to_string()),
+        image::ImageError::Unsupported(detail) => ImageError::UnknownFormat(detail.to_string()),
+        other => ImageError::Corrupt {
+            format: format_name(format),
+            detail: other.to_string(),
+        },
+    }
 }
 
 fn format_name(format: ImageFormat) -> String {
@@ -175,6 +188,27 @@ mod tests {
             "{truncated}"
         );
         assert!(truncated.to_string().contains("PNG"), "{truncated}");
+    }
+
+    /// An 8192² grey PNG is 64 MB decoded, well inside the decoder's own limits; the pipeline's
+    /// full-size copies of it (a blur's f32 planes: 2.4 GB) are not, so it is refused from its
+    /// header. Made as a PNG of one colour, which compresses to a few hundred kilobytes.
+    #[test]
+    fn an_image_with_more_pixels_than_the_limit_is_refused_from_its_header() {
+        let side = 8192;
+        let image = DynamicImage::ImageLuma8(image::GrayImage::new(side, side));
+        let bytes = png_bytes(&image);
+        let error = decode_image(&bytes).unwrap_err();
+        assert!(matches!(error, ImageError::TooLarge(_)), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("8192×8192 pixels is 67.1 megapixels; at most 33.6"),
+            "{error}"
+        );
+        // Just under the limit still decodes.
+        let image = DynamicImage::ImageLuma8(image::GrayImage::new(5792, 5792));
+        assert_eq!(decode_image(&png_bytes(&image)).unwrap().width, 5792);
     }
 
     #[test]

@@ -11,10 +11,8 @@ use wasm_bindgen::prelude::*;
 use super::js_error;
 use super::memory::{WASM_MEMORY_LIMIT, check_room};
 use crate::clip::load::MemoryFiles;
+use crate::limits::MAX_FILE_NAME_CHARS;
 use crate::weights::{Checkpoint, SafetensorsStream};
-
-/// Longer names are not model files (and would only bloat messages).
-const MAX_FILE_NAME_CHARS: usize = 255;
 
 /// The files of one model as they arrive: `begin(name, size)`, `push(bytes)` as often as
 /// needed, `end()` (→ the file's SHA-256), for each file.

@@ -25,4 +25,4 @@ pub use error::{Problem, WeightsError};
 pub use files::write_safetensors;
 pub(crate) use keymap::transposed_matrix;
 pub use keymap::{KeyMap, Source, Weights};
-pub use stream::{MAX_SAFETENSORS_HEADER_BYTES, SafetensorsStream};
+pub use stream::SafetensorsStream;

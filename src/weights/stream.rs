@@ -6,10 +6,7 @@ use burn::tensor::{DType, TensorData};
 
 use super::checkpoint::Checkpoint;
 use super::error::{WeightsError, unreadable};
-
-/// The largest SafeTensors header read: the format's own reference parser refuses more than
-/// 100 MB, and a header that long describes millions of tensors, not a model.
-pub const MAX_SAFETENSORS_HEADER_BYTES: u64 = 100_000_000;
+use crate::limits::MAX_SAFETENSORS_HEADER_BYTES;
 
 /// A SafeTensors file read as it arrives, in pieces of any size (the browser streams a model from
 /// its storage or the network; natively a file is read in chunks): each tensor's bytes become

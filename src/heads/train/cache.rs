@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::focus::mask::Mask;
+use crate::limits::MAX_REGION_PIXELS;
 use crate::pipeline::{Region, RegionOrigin};
 
 const MAGIC: &[u8; 4] = b"MFE1";
@@ -106,8 +107,6 @@ impl EmbeddingCache {
 }
 
 const REGION_MAGIC: &[u8; 4] = b"MFR1";
-/// The largest region stored (SAM 2 masks are at image size; 64 megapixels is a lot of X-ray).
-const MAX_REGION_PIXELS: usize = 64 << 20;
 
 /// SAM 2's region of an image, keyed by the image's content, the SAM 2 weights and the
 /// generator's settings. Stored bit-packed: SAM 2's masks are binary; a soft mask is not cached.

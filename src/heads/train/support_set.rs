@@ -21,19 +21,11 @@ use crate::clip::zero_shot::{MEDICAL_TEMPLATES, ZeroShotClassifier, ZeroShotErro
 use crate::focus::FocusMode;
 use crate::heads::features::{FeatureError, FeatureSet, class_counts};
 use crate::heads::head_file::{ClipIdentity, FORMAT_VERSION, HeadFile, HeadHeader, HeadKind};
+use crate::limits::{MAX_CLASS_NAME_CHARS, MAX_HEAD_CLASSES, MAX_SUPPORT_IMAGES};
 use crate::pipeline::{Encoder, MaskSource, PipelineError, Region, Segmenter};
 
 /// The prompt the paper fine-tunes against.
 pub const FINETUNE_TEMPLATE: &str = "This is a photo of {}.";
-
-/// More classes than any few-shot benchmark has (MedMNIST's largest has 11); the bound keeps a
-/// hostile class list from sizing the text prior.
-pub const MAX_CLASSES: usize = 256;
-/// Class names are prompt words, not documents.
-pub const MAX_CLASS_NAME_CHARS: usize = 200;
-/// Support images per set: far beyond "few-shot", and only embeddings are kept (ViT-B/16:
-/// 2 KiB each).
-pub const MAX_SUPPORT_IMAGES: usize = 20_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SupportSetError {
@@ -85,9 +77,9 @@ impl SupportSet {
                 classes.len()
             ));
         }
-        if classes.len() > MAX_CLASSES {
+        if classes.len() > MAX_HEAD_CLASSES {
             return invalid(format!(
-                "{} classes given: at most {MAX_CLASSES}",
+                "{} classes given: at most {MAX_HEAD_CLASSES}",
                 classes.len()
             ));
         }
