@@ -60,7 +60,7 @@ fn bench(checkpoint: &PathBuf, device: &Device, label: &str, int8: bool) {
         let prediction = predictor
             .predict(&embedded, &[prompt.clone()], true)
             .expect("predict");
-        pollster::block_on(read_floats(prediction.masks)).expect("read");
+        pollster::block_on(prediction.read_inside(0, 0.0)).expect("read");
     });
     let settings = GeneratorSettings {
         points_per_side: 16,

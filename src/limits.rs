@@ -34,6 +34,17 @@ pub const MAX_SAFETENSORS_HEADER_BYTES: u64 = 100_000_000;
 /// Longer names are not model files (and would only bloat messages).
 pub const MAX_FILE_NAME_CHARS: usize = 255;
 
+/// What a model built from a checkpoint may allocate, in values: twice what the checkpoint
+/// holds, plus 16 Mi. A model takes each of its tensors from a distinct tensor of its
+/// checkpoint, so a config that describes the checkpoint asks for at most what it holds; a
+/// checkpoint missing some tensors gets zeros for them and every problem is listed, as long as
+/// the zeros stay within this. Past it the config describes another, larger model (or a hostile
+/// one: a width of 10⁶ in a CLIP config asks for terabytes), and building stops before the
+/// allocation — memory is bounded by the file already read, never by the config.
+pub fn max_model_values(checkpoint_values: u64) -> u64 {
+    checkpoint_values.saturating_mul(2).saturating_add(16 << 20)
+}
+
 // ---- Data sets -------------------------------------------------------------------------------
 
 /// The largest split file or CSV read (a list of paths; real ones are a few MB).

@@ -246,6 +246,32 @@ fn tempdir(name: &str) -> PathBuf {
     dir
 }
 
+/// Issue 16: a config is user input. One whose image tower is 128 million wide (its patch
+/// embedding alone 98 GB) beside the tiny checkpoint used to build zeros for every tensor the
+/// checkpoint lacked before reporting them, and died allocating the first; now building stops at
+/// the first tensor past what the checkpoint could hold, with nothing allocated for it.
+#[test]
+fn a_config_far_larger_than_its_checkpoint_is_refused_before_building() {
+    let dir = tempdir("oversized-config");
+    let config_path = fixtures().join("openclip-tiny/open_clip_config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(config_path).unwrap()).unwrap();
+    config["model_cfg"]["vision_cfg"]["width"] = serde_json::json!(128_000_000u64);
+    std::fs::write(dir.join("open_clip_config.json"), config.to_string()).unwrap();
+    std::fs::copy(
+        fixtures().join("openclip-tiny/open_clip_model.safetensors"),
+        dir.join("open_clip_model.safetensors"),
+    )
+    .unwrap();
+    let error = load_clip_dir(&dir, &cpu()).unwrap_err().to_string();
+    assert!(
+        error.contains(
+            "its config asks for far more (past `visual.conv1.weight` [128000000, 3, 8, 8])"
+        ) && error.contains("nothing was built"),
+        "{error}"
+    );
+}
+
 #[test]
 fn truncated_or_foreign_checkpoints_are_named_errors() {
     let device = cpu();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use medfocus::clip::preprocess::Pixels8;
 use medfocus::imaging;
-use medfocus::sam2::automatic_mask_generator::{GeneratorSettings, generate};
+use medfocus::sam2::automatic_mask_generator::{GeneratorSettings, generate, generate_in_bands};
 use medfocus::sam2::position_encoding::sine_position_encoding;
 use medfocus::sam2::predictor::read_masks;
 use medfocus::sam2::quantize::{Int8Granularity, dequantize, quantize_int8};
@@ -225,13 +225,21 @@ fn check_predictor(fixture: &Fixture, model: Sam2Model, device: &Device) {
             assert!(iou_exact <= IOU_TOLERANCE, "{key} {name} iou {iou_exact}");
             assert!(iou_diff <= IOU_TOLERANCE, "{key} {name} iou {iou_diff}");
 
-            let ours: Vec<bool> = prediction
-                .masks
-                .clone()
+            let whole: Vec<bool> = prediction
+                .full_size_masks()
                 .greater_elem(0.0)
                 .into_data()
                 .try_to_vec::<bool>()
                 .unwrap();
+            // What the pipeline reads: bands of rows (forced to a few rows here; a band is at
+            // most 64 MiB of logits in use), equal to the whole made in one piece.
+            let ours = pollster::block_on(prediction.read_inside_in_bands(0, 0.0, 7 * width * 4))
+                .unwrap()
+                .concat();
+            assert!(
+                ours == whole,
+                "{key} {name}: banded masks differ from the whole"
+            );
             let packed = fixture
                 .tensor(&format!("{key}.{name}.masks_packed"))
                 .try_to_vec::<u8>()
@@ -320,6 +328,17 @@ fn automatic_masks_match_the_reference_generator() {
             ..GeneratorSettings::default()
         };
         let ours = pollster::block_on(generate(&predictor, &embedded, &settings)).unwrap();
+        // Made a few masks and rows at a time (how a large image is done), the same masks.
+        let width = embedded.width;
+        let in_bands = pollster::block_on(generate_in_bands(
+            &predictor,
+            &embedded,
+            &settings,
+            &|_, _| {},
+            5 * width * 4,
+        ))
+        .unwrap();
+        assert!(in_bands == ours, "masks made in bands differ");
         let reference = run["masks"].as_array().unwrap();
         println!(
             "NMS {}: {} masks, reference {}",
@@ -471,7 +490,9 @@ fn wrong_or_truncated_checkpoints_give_clear_errors() {
         "{error}"
     );
 
-    // The right file with the wrong config names the mismatching tensors.
+    // The right file with the wrong config: the published tiny model has 25 times the small
+    // fixture's values, so building stops once the config asks for far more than the file
+    // holds (issue 16: before, zeros of every missing tensor were built first).
     let error = Sam2Model::load(
         &fixture.checkpoint_path(),
         Some(&Sam2Config::hiera_tiny()),
@@ -480,11 +501,20 @@ fn wrong_or_truncated_checkpoints_give_clear_errors() {
     .unwrap_err()
     .to_string();
     assert!(
-        error.contains("does not fit the sam2.1-hiera-tiny model"),
+        error
+            .contains("sam2.1-tiny-small.pt holds 1580114 values and its config asks for far more")
+            && error.contains("nothing was built"),
         "{error}"
     );
+    // A config close to the file's size but not its shapes names the mismatching tensors.
+    let mut config = fixture.config();
+    config.decoder.iou_head_hidden_dim += 8;
+    let error = Sam2Model::load(&fixture.checkpoint_path(), Some(&config), &device)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("does not fit the"), "{error}");
     assert!(
-        error.contains("image_encoder.neck.convs.0.conv.weight"),
+        error.contains("sam_mask_decoder.iou_prediction_head.layers.0.weight"),
         "{error}"
     );
     std::fs::remove_dir_all(&dir).ok();
@@ -541,6 +571,28 @@ fn burnpack_round_trip_and_int8_stay_close() {
     let error = Sam2Model::from_burnpack(b"not a burnpack at all".to_vec(), &device).unwrap_err();
     assert!(
         error.to_string().contains("not a MedFocus SAM 2 burnpack"),
+        "{error}"
+    );
+}
+
+/// Issue 16: a burnpack carries its own config, and the skeleton it is read into is built from
+/// that config before the tensors are read. One whose background position embedding claims a
+/// 100000² grid (40 TB of zeros) used to die allocating the skeleton; now it is refused at that
+/// tensor, nothing of its size allocated, because the file holds far fewer values.
+#[test]
+fn a_burnpack_whose_config_is_far_larger_than_its_tensors_is_refused() {
+    let device = Device::flex();
+    let fixture = Fixture::small();
+    let mut model = load(&fixture, &device);
+    model.config.hiera.window_pos_embed_bkg_spatial_size = [100_000, 100_000];
+    let bytes = model.to_burnpack("f32").unwrap();
+    let error = Sam2Model::from_burnpack(bytes, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("pos_embed")
+            && error.contains("100000, 100000")
+            && error.contains("nothing was built"),
         "{error}"
     );
 }

@@ -13,7 +13,7 @@ use super::config::{Activation, BertTextConfig, TextProjection};
 use super::text::{TextInputError, TokenEmbeddings, check_tokens, token_tensor};
 use super::transformer::{Attention, Mlp, embedding, layer_norm, linear, parameter, tensor_from};
 use crate::kernels::gelu;
-use crate::weights::Weights;
+use crate::weights::{Weights, WeightsError};
 
 /// Added to the attention logits of padding keys; large enough that softmax gives them 0.
 const PADDING_BIAS: f32 = -1.0e9;
@@ -60,28 +60,28 @@ impl BertTextTower {
         config: &BertTextConfig,
         embed_dim: usize,
         device: &Device,
-    ) -> Self {
+    ) -> Result<Self, WeightsError> {
         let hidden = config.hidden_size;
         let eps = config.layer_norm_eps;
         let token_types = weights.take(
             "text.bert.embeddings.token_type.weight",
             &[config.type_vocab_size, hidden],
-        );
+        )?;
         let token_type = Tensor::<2>::from_data(token_types, device)
             .narrow(0, 0, 1)
             .reshape([hidden]);
         let layers = (0..config.layers)
             .map(|index| {
                 let name = format!("text.bert.layers.{index}");
-                BertLayer {
+                Ok(BertLayer {
                     attn: Attention::load(
                         weights,
                         &format!("{name}.attn"),
                         hidden,
                         config.heads,
                         device,
-                    ),
-                    ln_attn: layer_norm(weights, &format!("{name}.ln_attn"), hidden, eps, device),
+                    )?,
+                    ln_attn: layer_norm(weights, &format!("{name}.ln_attn"), hidden, eps, device)?,
                     mlp: Mlp::load(
                         weights,
                         &format!("{name}.mlp"),
@@ -89,20 +89,20 @@ impl BertTextTower {
                         config.intermediate_size,
                         Activation::Gelu,
                         device,
-                    ),
-                    ln_mlp: layer_norm(weights, &format!("{name}.ln_mlp"), hidden, eps, device),
-                }
+                    )?,
+                    ln_mlp: layer_norm(weights, &format!("{name}.ln_mlp"), hidden, eps, device)?,
+                })
             })
-            .collect();
+            .collect::<Result<_, WeightsError>>()?;
         let (proj_in, proj_out) = match config.projection {
             TextProjection::Linear => (
-                linear(weights, "text.proj", hidden, embed_dim, false, device),
+                linear(weights, "text.proj", hidden, embed_dim, false, device)?,
                 None,
             ),
             TextProjection::Mlp {
                 hidden: proj_hidden,
             } => (
-                linear(weights, "text.proj.fc1", hidden, proj_hidden, false, device),
+                linear(weights, "text.proj.fc1", hidden, proj_hidden, false, device)?,
                 Some(linear(
                     weights,
                     "text.proj.fc2",
@@ -110,32 +110,32 @@ impl BertTextTower {
                     embed_dim,
                     false,
                     device,
-                )),
+                )?),
             ),
         };
-        Self {
+        Ok(Self {
             word_embeddings: embedding(
                 weights,
                 "text.bert.embeddings.word",
                 config.vocab_size,
                 hidden,
                 device,
-            ),
+            )?,
             position_embeddings: parameter(
                 weights,
                 "text.bert.embeddings.position.weight",
                 [config.max_position_embeddings, hidden],
                 device,
-            ),
+            )?,
             token_type_embedding: Param::from_tensor(token_type),
-            embeddings_ln: layer_norm(weights, "text.bert.embeddings.ln", hidden, eps, device),
+            embeddings_ln: layer_norm(weights, "text.bert.embeddings.ln", hidden, eps, device)?,
             layers,
             proj_in,
             proj_out,
             context_length: config.context_length,
             vocab_size: config.vocab_size,
             pad_token_id: config.pad_token_id,
-        }
+        })
     }
 
     /// Text embeddings `[batch, embed_dim]` (not normalised) for rows of exactly

@@ -74,23 +74,23 @@ impl ClipModel {
         device: &Device,
     ) -> Result<Self, WeightsError> {
         let vision =
-            VisionTransformer::load(&mut weights, &config.vision, config.embed_dim, device);
+            VisionTransformer::load(&mut weights, &config.vision, config.embed_dim, device)?;
         let text = match &config.text {
             TextConfig::Clip(text) => TextTower::Clip(TextTransformer::load(
                 &mut weights,
                 text,
                 config.embed_dim,
                 device,
-            )),
+            )?),
             TextConfig::Bert(text) => TextTower::Bert(BertTextTower::load(
                 &mut weights,
                 text,
                 config.embed_dim,
                 device,
-            )),
+            )?),
         };
         let logit_scale = weights
-            .take("logit_scale", &[])
+            .take("logit_scale", &[])?
             .try_to_vec::<f32>()
             .ok()
             .and_then(|values| values.first().copied())

@@ -12,7 +12,7 @@ use super::config::ClipTextConfig;
 use super::transformer::{
     BlockShape, ResidualBlock, embedding, layer_norm, linear, parameter, tensor_from,
 };
-use crate::weights::Weights;
+use crate::weights::{Weights, WeightsError};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TextInputError {
@@ -95,7 +95,7 @@ impl TextTransformer {
         config: &ClipTextConfig,
         embed_dim: usize,
         device: &Device,
-    ) -> Self {
+    ) -> Result<Self, WeightsError> {
         let shape = BlockShape {
             width: config.width,
             heads: config.heads,
@@ -103,37 +103,37 @@ impl TextTransformer {
             activation: config.activation,
             layer_norm_eps: config.layer_norm_eps,
         };
-        Self {
+        Ok(Self {
             token_embedding: embedding(
                 weights,
                 "text.token_embedding",
                 config.vocab_size,
                 config.width,
                 device,
-            ),
+            )?,
             positional_embedding: parameter(
                 weights,
                 "text.positional_embedding",
                 [config.context_length, config.width],
                 device,
-            ),
+            )?,
             blocks: (0..config.layers)
                 .map(|index| {
                     ResidualBlock::load(weights, &format!("text.blocks.{index}"), shape, device)
                 })
-                .collect(),
+                .collect::<Result<_, _>>()?,
             ln_final: layer_norm(
                 weights,
                 "text.ln_final",
                 config.width,
                 config.layer_norm_eps,
                 device,
-            ),
-            proj: linear(weights, "text.proj", config.width, embed_dim, false, device),
+            )?,
+            proj: linear(weights, "text.proj", config.width, embed_dim, false, device)?,
             context_length: config.context_length,
             vocab_size: config.vocab_size,
             eot_token_id: config.eot_token_id,
-        }
+        })
     }
 
     /// Where each text is pooled: its first end-of-text token, else (a row cut without one) the

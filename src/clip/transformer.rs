@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::config::Activation;
 use crate::kernels::{gelu, quick_gelu};
-use crate::weights::{Weights, transposed_matrix};
+use crate::weights::{Weights, WeightsError, transposed_matrix};
 
 /// `[out, in]` (PyTorch's layout) in the checkpoint; burn's `Linear` keeps `[in, out]`, made
 /// contiguous here (see [`transposed_matrix`]).
@@ -20,17 +20,20 @@ pub(crate) fn linear(
     outputs: usize,
     bias: bool,
     device: &Device,
-) -> Linear {
-    let weight = weights.take(&format!("{name}.weight"), &[outputs, inputs]);
+) -> Result<Linear, WeightsError> {
+    let weight = weights.take(&format!("{name}.weight"), &[outputs, inputs])?;
     let weight = Tensor::<2>::from_data(transposed_matrix(weight, outputs, inputs), device);
-    let bias = bias.then(|| {
-        let bias = weights.take(&format!("{name}.bias"), &[outputs]);
-        Param::from_tensor(Tensor::<1>::from_data(bias, device))
-    });
-    Linear {
+    let bias = match bias {
+        true => {
+            let bias = weights.take(&format!("{name}.bias"), &[outputs])?;
+            Some(Param::from_tensor(Tensor::<1>::from_data(bias, device)))
+        }
+        false => None,
+    };
+    Ok(Linear {
         weight: Param::from_tensor(weight),
         bias,
-    }
+    })
 }
 
 pub(crate) fn layer_norm(
@@ -39,17 +42,17 @@ pub(crate) fn layer_norm(
     width: usize,
     eps: f64,
     device: &Device,
-) -> LayerNorm {
+) -> Result<LayerNorm, WeightsError> {
     let mut norm = LayerNormConfig::new(width).with_epsilon(eps).init(device);
     norm.gamma = Param::from_tensor(Tensor::from_data(
-        weights.take(&format!("{name}.weight"), &[width]),
+        weights.take(&format!("{name}.weight"), &[width])?,
         device,
     ));
     norm.beta = Some(Param::from_tensor(Tensor::from_data(
-        weights.take(&format!("{name}.bias"), &[width]),
+        weights.take(&format!("{name}.bias"), &[width])?,
         device,
     )));
-    norm
+    Ok(norm)
 }
 
 pub(crate) fn embedding(
@@ -58,11 +61,11 @@ pub(crate) fn embedding(
     rows: usize,
     width: usize,
     device: &Device,
-) -> Embedding {
-    let table = weights.take(&format!("{name}.weight"), &[rows, width]);
-    Embedding {
+) -> Result<Embedding, WeightsError> {
+    let table = weights.take(&format!("{name}.weight"), &[rows, width])?;
+    Ok(Embedding {
         weight: Param::from_tensor(Tensor::from_data(table, device)),
-    }
+    })
 }
 
 pub(crate) fn parameter<const D: usize>(
@@ -70,8 +73,11 @@ pub(crate) fn parameter<const D: usize>(
     name: &str,
     shape: [usize; D],
     device: &Device,
-) -> Param<Tensor<D>> {
-    Param::from_tensor(Tensor::from_data(weights.take(name, &shape), device))
+) -> Result<Param<Tensor<D>>, WeightsError> {
+    Ok(Param::from_tensor(Tensor::from_data(
+        weights.take(name, &shape)?,
+        device,
+    )))
 }
 
 pub(crate) fn activate<const D: usize>(activation: Activation, x: Tensor<D>) -> Tensor<D> {
@@ -97,8 +103,8 @@ impl Attention {
         width: usize,
         heads: usize,
         device: &Device,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, WeightsError> {
+        Ok(Self {
             in_proj: linear(
                 weights,
                 &format!("{name}.in_proj"),
@@ -106,7 +112,7 @@ impl Attention {
                 3 * width,
                 true,
                 device,
-            ),
+            )?,
             out_proj: linear(
                 weights,
                 &format!("{name}.out_proj"),
@@ -114,9 +120,9 @@ impl Attention {
                 width,
                 true,
                 device,
-            ),
+            )?,
             heads,
-        }
+        })
     }
 
     /// `x`: `[batch, tokens, width]`. `bias` is added to the attention logits and must broadcast
@@ -208,12 +214,12 @@ impl Mlp {
         hidden: usize,
         activation: Activation,
         device: &Device,
-    ) -> Self {
-        Self {
-            fc1: linear(weights, &format!("{name}.fc1"), width, hidden, true, device),
-            fc2: linear(weights, &format!("{name}.fc2"), hidden, width, true, device),
+    ) -> Result<Self, WeightsError> {
+        Ok(Self {
+            fc1: linear(weights, &format!("{name}.fc1"), width, hidden, true, device)?,
+            fc2: linear(weights, &format!("{name}.fc2"), hidden, width, true, device)?,
             activation,
-        }
+        })
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
@@ -247,29 +253,29 @@ impl ResidualBlock {
         name: &str,
         shape: BlockShape,
         device: &Device,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, WeightsError> {
+        Ok(Self {
             ln_1: layer_norm(
                 weights,
                 &format!("{name}.ln_1"),
                 shape.width,
                 shape.layer_norm_eps,
                 device,
-            ),
+            )?,
             attn: Attention::load(
                 weights,
                 &format!("{name}.attn"),
                 shape.width,
                 shape.heads,
                 device,
-            ),
+            )?,
             ln_2: layer_norm(
                 weights,
                 &format!("{name}.ln_2"),
                 shape.width,
                 shape.layer_norm_eps,
                 device,
-            ),
+            )?,
             mlp: Mlp::load(
                 weights,
                 &format!("{name}.mlp"),
@@ -277,8 +283,8 @@ impl ResidualBlock {
                 shape.mlp_width,
                 shape.activation,
                 device,
-            ),
-        }
+            )?,
+        })
     }
 
     pub fn forward(&self, x: Tensor<3>, bias: Option<Tensor<4>>) -> Tensor<3> {

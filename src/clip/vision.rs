@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::config::VisionConfig;
 use super::transformer::{BlockShape, ResidualBlock, layer_norm, linear, parameter};
-use crate::weights::{Weights, transposed_matrix};
+use crate::weights::{Weights, WeightsError, transposed_matrix};
 
 /// An additive attention bias applied in chosen blocks of the image tower (see `crate::focus`).
 #[derive(Clone, Debug)]
@@ -51,17 +51,18 @@ impl VisionTransformer {
         config: &VisionConfig,
         embed_dim: usize,
         device: &Device,
-    ) -> Self {
+    ) -> Result<Self, WeightsError> {
         let width = config.width;
         let patch = config.patch_size;
         let patch_inputs = 3 * patch * patch;
         // Flattening the conv kernel [width, 3, p, p] row-major gives the (channel, y, x) order
         // `patches()` produces.
-        let kernel = weights.take("visual.patch_embed.weight", &[width, 3, patch, patch]);
+        let kernel = weights.take("visual.patch_embed.weight", &[width, 3, patch, patch])?;
         let kernel = Tensor::<2>::from_data(transposed_matrix(kernel, width, patch_inputs), device);
         let bias = config
             .patch_bias
-            .then(|| parameter(weights, "visual.patch_embed.bias", [width], device));
+            .then(|| parameter(weights, "visual.patch_embed.bias", [width], device))
+            .transpose()?;
         let shape = BlockShape {
             width,
             heads: config.heads,
@@ -69,43 +70,46 @@ impl VisionTransformer {
             activation: config.activation,
             layer_norm_eps: config.layer_norm_eps,
         };
-        Self {
+        Ok(Self {
             patch_embed: Linear {
                 weight: Param::from_tensor(kernel),
                 bias,
             },
-            class_embedding: parameter(weights, "visual.class_embedding", [width], device),
+            class_embedding: parameter(weights, "visual.class_embedding", [width], device)?,
             positional_embedding: parameter(
                 weights,
                 "visual.positional_embedding",
                 [config.tokens(), width],
                 device,
-            ),
-            ln_pre: config.pre_norm.then(|| {
-                layer_norm(
-                    weights,
-                    "visual.ln_pre",
-                    width,
-                    config.layer_norm_eps,
-                    device,
-                )
-            }),
+            )?,
+            ln_pre: config
+                .pre_norm
+                .then(|| {
+                    layer_norm(
+                        weights,
+                        "visual.ln_pre",
+                        width,
+                        config.layer_norm_eps,
+                        device,
+                    )
+                })
+                .transpose()?,
             blocks: (0..config.layers)
                 .map(|index| {
                     ResidualBlock::load(weights, &format!("visual.blocks.{index}"), shape, device)
                 })
-                .collect(),
+                .collect::<Result<_, _>>()?,
             ln_post: layer_norm(
                 weights,
                 "visual.ln_post",
                 width,
                 config.layer_norm_eps,
                 device,
-            ),
-            proj: linear(weights, "visual.proj", width, embed_dim, false, device),
+            )?,
+            proj: linear(weights, "visual.proj", width, embed_dim, false, device)?,
             patch_size: patch,
             image_size: config.image_size,
-        }
+        })
     }
 
     pub fn layers(&self) -> usize {

@@ -2,7 +2,7 @@
 //! --check`): the embedding, the mask logits and the masks of a centre-point prompt.
 
 use super::model::Sam2Error;
-use super::predictor::{Prompt, Sam2Predictor, read_floats, read_inside};
+use super::predictor::{Prompt, Sam2Predictor, read_floats};
 use crate::clip::preprocess::Pixels8;
 
 /// How far an int8 model's answers are from its f32 original on one image.
@@ -84,7 +84,7 @@ pub async fn int8_agreement(
         let prediction = predictor.predict(&embedded, &[prompt.clone()], true)?;
         let logits = read_floats(prediction.low_res_masks.clone()).await?;
         let ious = read_floats(prediction.iou_predictions.clone()).await?;
-        let masks = read_inside(prediction.masks, 0.0).await?;
+        let masks = prediction.read_inside(0, 0.0).await?.concat();
         outputs.push((embedding, logits, ious, masks));
     }
     let (reference, quantized) = (&outputs[0], &outputs[1]);

@@ -7,11 +7,12 @@
 
 use burn::tensor::{Int, Tensor, TensorData};
 
+use super::amg::{MaskRuns, MaskRunsBuilder};
 use super::model::Sam2Error;
 use super::predictor::{
     BinaryMask, EmbeddedImage, Prompt, Sam2Predictor, read_floats, read_inside,
 };
-use super::transforms::upscale_masks;
+use super::transforms::{MAX_FULL_SIZE_BYTES, row_bands, upscale_columns, upscale_rows};
 use crate::limits::{MAX_POINTS_PER_BATCH, MAX_POINTS_PER_SIDE, count_within, within};
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -82,12 +83,12 @@ impl GeneratorSettings {
     }
 }
 
-/// One generated mask, as the reference's record.
+/// One generated mask, as the reference's record (the mask run-length coded, as there).
 #[derive(Clone, Debug, PartialEq)]
 pub struct AutoMask {
     pub width: usize,
     pub height: usize,
-    pub pixels: Vec<bool>,
+    pub runs: MaskRuns,
     /// `[x0, y0, x1, y1]`, inclusive pixel indices (`[0, 0, 0, 0]` when empty).
     pub box_xyxy: [usize; 4],
     pub area: usize,
@@ -105,7 +106,7 @@ impl AutoMask {
     }
 
     pub fn contains(&self, x: usize, y: usize) -> bool {
-        x < self.width && y < self.height && self.pixels[y * self.width + x]
+        self.runs.contains(x, y)
     }
 
     fn touches_every_border(&self) -> bool {
@@ -117,7 +118,7 @@ impl AutoMask {
         BinaryMask {
             width: self.width,
             height: self.height,
-            pixels: self.pixels.clone(),
+            pixels: self.runs.to_pixels(),
             predicted_iou: self.predicted_iou,
         }
     }
@@ -135,25 +136,6 @@ pub fn point_grid(n: usize) -> Vec<[f32; 2]> {
     side.iter()
         .flat_map(|&y| side.iter().map(move |&x| [x as f32, y as f32]))
         .collect()
-}
-
-/// `[x0, y0, x1, y1]` and area of a binary mask (`batched_mask_to_box`).
-fn mask_box(pixels: &[bool], width: usize) -> ([usize; 4], usize) {
-    let mut area = 0;
-    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
-    for (index, _) in pixels.iter().enumerate().filter(|(_, inside)| **inside) {
-        let (x, y) = (index % width, index / width);
-        area += 1;
-        x0 = x0.min(x);
-        y0 = y0.min(y);
-        x1 = x1.max(x);
-        y1 = y1.max(y);
-    }
-    if area == 0 {
-        ([0, 0, 0, 0], 0)
-    } else {
-        ([x0, y0, x1, y1], area)
-    }
 }
 
 /// torchvision's `box_iou` on `[x0, y0, x1, y1]` boxes (areas without the +1).
@@ -186,10 +168,6 @@ pub fn non_maximum_suppression(boxes: &[[usize; 4]], scores: &[f32], threshold: 
     kept
 }
 
-/// Upper bound on one tensor of full-size mask logits (WebGPU's default storage-buffer limit is
-/// 128 MiB).
-const MAX_FULL_SIZE_BYTES: usize = 64 << 20;
-
 /// All masks for an embedded image, best predicted IoU first.
 pub async fn generate(
     predictor: &Sam2Predictor,
@@ -201,14 +179,24 @@ pub async fn generate(
 
 /// [`generate`], telling `progress(points done, points in all)` before each batch of points
 /// and at the end (a 32×32 grid on the browser's CPU backend takes minutes).
-///
-/// Not split: Meta's `_generate_masks` in its order (batches of points, filters, NMS), to be read
-/// against it for parity.
 pub async fn generate_reporting(
     predictor: &Sam2Predictor,
     image: &EmbeddedImage,
     settings: &GeneratorSettings,
     progress: &dyn Fn(usize, usize),
+) -> Result<Vec<AutoMask>, Sam2Error> {
+    generate_in_bands(predictor, image, settings, progress, MAX_FULL_SIZE_BYTES).await
+}
+
+/// [`generate_reporting`] with the most bytes of full-size logits made at once given (tests make
+/// it small, so that one mask takes many bands). Meta's `_generate_masks` in its order: batches
+/// of points, the IoU filter, the stability filter ([`full_size_chunk`]), NMS.
+pub async fn generate_in_bands(
+    predictor: &Sam2Predictor,
+    image: &EmbeddedImage,
+    settings: &GeneratorSettings,
+    progress: &dyn Fn(usize, usize),
+    max_full_size_bytes: usize,
 ) -> Result<Vec<AutoMask>, Sam2Error> {
     settings.check().map_err(Sam2Error::Prompt)?;
     let (width, height) = (image.width, image.height);
@@ -218,9 +206,12 @@ pub async fn generate_reporting(
         .collect();
     let threshold = settings.mask_threshold;
     let offset = settings.stability_score_offset;
-    // Full-size logits are made a few masks at a time: a batch's three masks per point at the
-    // image's size would not fit a browser's buffers (nor be kind to memory natively).
-    let masks_per_chunk = (MAX_FULL_SIZE_BYTES / (width * height * 4)).max(1);
+    // Full-size logits are made a few masks and a band of rows at a time: a batch's three
+    // masks per point at the image's size would not fit a browser's buffers (nor be kind to
+    // memory natively). The columns are interpolated first, for the whole chunk, so a chunk is
+    // bounded by that too (the low-resolution side can exceed a small image's height).
+    let low_side = predictor.model.config.low_res_mask_size();
+    let masks_per_chunk = (max_full_size_bytes / (width * height.max(low_side) * 4)).max(1);
     let mut found: Vec<AutoMask> = Vec::new();
     for (index, batch) in points.chunks(settings.points_per_batch).enumerate() {
         progress(index * settings.points_per_batch, points.len());
@@ -234,34 +225,29 @@ pub async fn generate_reporting(
                 settings.pred_iou_thresh <= 0.0 || ious[index] > settings.pred_iou_thresh
             })
             .collect();
-        let low = decoded.masks.reshape([count * per_point, 1, low_h, low_w]);
+        let low = decoded.masks.reshape([count * per_point, low_h, low_w]);
         for chunk in candidates.chunks(masks_per_chunk) {
             let indices: Vec<i32> = chunk.iter().map(|&index| index as i32).collect();
             let selection =
                 Tensor::<1, Int>::from_data(TensorData::new(indices, [chunk.len()]), &low.device());
-            let full = upscale_masks(low.clone().select(0, selection), width, height)
-                .reshape([chunk.len(), height * width]);
-            let counts_above = |cut: f32| full.clone().greater_elem(cut).float().sum_dim(1);
-            let intersections = read_floats(counts_above(threshold + offset)).await?;
-            let unions = read_floats(counts_above(threshold - offset)).await?;
-            let inside = read_inside(full, threshold).await?;
-            for (slot, &index) in chunk.iter().enumerate() {
-                let stability = intersections[slot] / unions[slot];
+            let wide = upscale_columns(low.clone().select(0, selection), width);
+            let masks =
+                full_size_chunk(wide, height, threshold, offset, max_full_size_bytes).await?;
+            for (&index, (builder, stability)) in chunk.iter().zip(masks) {
                 // An empty mask has 0/0 = NaN stability, which fails the filter as in PyTorch.
                 if settings.stability_score_thresh > 0.0
                     && (stability.is_nan() || stability < settings.stability_score_thresh)
                 {
                     continue;
                 }
-                let pixels = inside[slot * width * height..(slot + 1) * width * height].to_vec();
-                let (box_xyxy, area) = mask_box(&pixels, width);
+                let (box_xyxy, area) = (builder.box_xyxy(), builder.area());
                 if area < settings.min_mask_region_area {
                     continue;
                 }
                 found.push(AutoMask {
                     width,
                     height,
-                    pixels,
+                    runs: builder.finish(),
                     box_xyxy,
                     area,
                     predicted_iou: ious[index],
@@ -279,6 +265,46 @@ pub async fn generate_reporting(
     Ok(kept
         .into_iter()
         .filter_map(|index| slots[index].take())
+        .collect())
+}
+
+/// A chunk of masks brought to the image's size band by band (`wide`: `[masks, low side,
+/// width]`, the columns already interpolated): each mask run-length coded, with its stability
+/// score (`stability_score`: the share of pixels above `threshold + offset` among those above
+/// `threshold − offset`). The counts are summed over bands in f64: a band's f32 count is exact
+/// (under 2²⁴ pixels), a whole large mask's would not be.
+async fn full_size_chunk(
+    wide: Tensor<3>,
+    height: usize,
+    threshold: f32,
+    offset: f32,
+    max_bytes: usize,
+) -> Result<Vec<(MaskRunsBuilder, f32)>, Sam2Error> {
+    let [count, _, width] = wide.dims();
+    let mut intersections = vec![0.0f64; count];
+    let mut unions = vec![0.0f64; count];
+    let mut builders: Vec<MaskRunsBuilder> = (0..count)
+        .map(|_| MaskRunsBuilder::new(width, height))
+        .collect();
+    for rows in row_bands(count, width, height, max_bytes) {
+        let band = rows.len() * width;
+        let full = upscale_rows(wide.clone(), height, rows).reshape([count, band]);
+        let counts_above = |cut: f32| full.clone().greater_elem(cut).float().sum_dim(1);
+        let above_high = read_floats(counts_above(threshold + offset)).await?;
+        let above_low = read_floats(counts_above(threshold - offset)).await?;
+        for slot in 0..count {
+            intersections[slot] += f64::from(above_high[slot]);
+            unions[slot] += f64::from(above_low[slot]);
+        }
+        let inside = read_inside(full, threshold).await?;
+        for (builder, part) in builders.iter_mut().zip(inside.chunks(band)) {
+            builder.push_rows(part);
+        }
+    }
+    Ok(builders
+        .into_iter()
+        .zip(intersections.into_iter().zip(unions))
+        .map(|(builder, (intersection, union))| (builder, (intersection / union) as f32))
         .collect())
 }
 
@@ -438,13 +464,14 @@ mod tests {
                 pixels[y * width + x] = true;
             }
         }
-        let (box_xyxy, area) = mask_box(&pixels, width);
+        let mut runs = MaskRunsBuilder::new(width, height);
+        runs.push_rows(&pixels);
         AutoMask {
             width,
             height,
-            pixels,
-            box_xyxy,
-            area,
+            box_xyxy: runs.box_xyxy(),
+            area: runs.area(),
+            runs: runs.finish(),
             predicted_iou: iou,
             stability_score: 1.0,
             point: [0.0, 0.0],
@@ -466,7 +493,8 @@ mod tests {
         assert_eq!(m.box_xyxy, [2, 3, 5, 6]);
         assert_eq!(m.area, 16);
         assert_eq!(m.bbox_xywh(), [2, 3, 3, 3]);
-        assert_eq!(mask_box(&[false; 6], 3), ([0, 0, 0, 0], 0));
+        let empty = mask(3, 2, [0, 0, 0, 0], 0.5);
+        assert_eq!(empty.to_binary().pixels.iter().filter(|&&p| p).count(), 1);
     }
 
     #[test]

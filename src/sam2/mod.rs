@@ -6,6 +6,7 @@
 //! Parity is tested against checkpoints and outputs written by `scripts/reference/gen_sam2.py`.
 
 pub mod agreement;
+pub mod amg;
 pub mod automatic_mask_generator;
 pub mod backbones;
 pub mod config;

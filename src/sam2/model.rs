@@ -73,15 +73,19 @@ pub struct Sam2Model {
 }
 
 impl Sam2Model {
-    fn build(weights: &mut Weights, config: &Sam2Config, device: &Device) -> Self {
+    fn build(
+        weights: &mut Weights,
+        config: &Sam2Config,
+        device: &Device,
+    ) -> Result<Self, WeightsError> {
         let d_model = config.neck.d_model;
-        Self {
-            image_encoder: ImageEncoder::load(weights, "image_encoder", config, device),
-            sam_prompt_encoder: PromptEncoder::load(weights, "sam_prompt_encoder", config, device),
-            sam_mask_decoder: MaskDecoder::load(weights, "sam_mask_decoder", config, device),
-            no_mem_embed: parameter(weights, "no_mem_embed", [1, 1, d_model], device),
+        Ok(Self {
+            image_encoder: ImageEncoder::load(weights, "image_encoder", config, device)?,
+            sam_prompt_encoder: PromptEncoder::load(weights, "sam_prompt_encoder", config, device)?,
+            sam_mask_decoder: MaskDecoder::load(weights, "sam_mask_decoder", config, device)?,
+            no_mem_embed: parameter(weights, "no_mem_embed", [1, 1, d_model], device)?,
             config: config.clone(),
-        }
+        })
     }
 
     fn check(config: &Sam2Config) -> Result<(), Sam2Error> {
@@ -128,7 +132,7 @@ impl Sam2Model {
         };
         Self::check(&config)?;
         let mut weights = Weights::new(checkpoint, &MetaKeys);
-        let model = Self::build(&mut weights, &config, device);
+        let model = Self::build(&mut weights, &config, device)?;
         weights.finish(&config.name)?;
         Ok(model)
     }
@@ -167,9 +171,10 @@ impl Sam2Model {
         Ok((Self::load(path, config, device)?, "f32".to_string()))
     }
 
-    /// The model's shape with zeros, to be filled from a burnpack.
-    fn skeleton(config: &Sam2Config, device: &Device) -> Self {
-        let mut weights = Weights::skeleton(&MetaKeys);
+    /// The model's shape with zeros, to be filled from a burnpack that holds `held` values (a
+    /// config asking for more is refused before it is allocated).
+    fn skeleton(config: &Sam2Config, held: u64, device: &Device) -> Result<Self, WeightsError> {
+        let mut weights = Weights::skeleton(&MetaKeys, "the burnpack", held);
         Self::build(&mut weights, config, device)
     }
 
@@ -219,6 +224,7 @@ impl Sam2Model {
     /// Reads what [`Sam2Model::to_burnpack`] wrote. Returns the model and its quantization label.
     pub fn from_burnpack(bytes: Vec<u8>, device: &Device) -> Result<(Self, String), Sam2Error> {
         let bad = |detail: String| Sam2Error::Burnpack(detail);
+        let file_bytes = bytes.len() as u64;
         // One reader for the metadata and the tensors: the bytes are neither copied nor parsed
         // twice (a SAM 2 burnpack is tens of MB in a browser tab).
         let reader = burn::store::burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes))
@@ -240,10 +246,17 @@ impl Sam2Model {
             .cloned()
             .unwrap_or_else(|| "none".to_string());
         Self::check(&config)?;
-        let mut model = Self::skeleton(&config, device);
         let tensors = reader
             .into_tensors()
             .map_err(|error| bad(format!("{error}")))?;
+        // The values the file's tensors hold, as their headers say, and never more than its
+        // bytes (every stored value takes at least one): what the config may ask to allocate.
+        let held = tensors
+            .iter()
+            .map(|tensor| tensor.shape.iter().map(|&dim| dim as u64).product::<u64>())
+            .fold(0u64, u64::saturating_add)
+            .min(file_bytes);
+        let mut model = Self::skeleton(&config, held, device)?;
         // What `BurnpackStore::apply_to` checks: every tensor fits, none is missing.
         let result = model.apply(tensors, None, None, false);
         if !result.errors.is_empty() {

@@ -4,7 +4,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::weights::Weights;
+use crate::weights::{Weights, WeightsError};
 
 /// `PositionEmbeddingSine(num_pos_feats, normalize=True, scale=2π, temperature=10000)` for an
 /// `height × width` map, as `[num_pos_feats, height, width]` (y features first, then x). It
@@ -48,16 +48,16 @@ impl PositionEmbeddingRandom {
         name: &str,
         embed_dim: usize,
         device: &Device,
-    ) -> Self {
+    ) -> Result<Self, WeightsError> {
         let matrix = weights.take(
             &format!("{name}.positional_encoding_gaussian_matrix"),
             &[2, embed_dim / 2],
-        );
-        Self {
+        )?;
+        Ok(Self {
             positional_encoding_gaussian_matrix: Param::from_tensor(Tensor::from_data(
                 matrix, device,
             )),
-        }
+        })
     }
 
     /// `coords`: `[n, 2]` (x, y) normalised to [0, 1] → `[n, embed_dim]`.

@@ -5,7 +5,10 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::model::{ImageFeatures, Sam2Error, Sam2Model};
 use super::sam::prompt_encoder::{LABEL_BOX_BOTTOM_RIGHT, LABEL_BOX_TOP_LEFT};
-use super::transforms::{input_tensor, to_model_coords, upscale_masks};
+use super::transforms::{
+    MAX_FULL_SIZE_BYTES, input_tensor, row_bands, to_model_coords, upscale_columns, upscale_masks,
+    upscale_rows,
+};
 use crate::clip::preprocess::Pixels8;
 use crate::device;
 
@@ -113,15 +116,69 @@ pub struct EmbeddedImage {
     pub height: usize,
 }
 
-/// Masks for a batch of prompts, still on the device.
+/// Masks for a batch of prompts, still on the device, at the decoder's resolution: the
+/// image-size masks are made when read ([`Prediction::read_inside`]), in bands of rows — three
+/// f32 masks of a large image in one piece would pass WebGPU's buffer limit (and a few hundred
+/// MB natively).
 #[derive(Clone, Debug)]
 pub struct Prediction {
-    /// `[b, m, height, width]` mask logits at the image's size (a pixel is in where > 0).
-    pub masks: Tensor<4>,
     /// `[b, m]`.
     pub iou_predictions: Tensor<2>,
     /// `[b, m, 4e, 4e]`, clamped to ±32 as the reference returns them.
     pub low_res_masks: Tensor<4>,
+    /// `[b, m, 4e, 4e]` as the decoder gave them: what the image-size masks are interpolated
+    /// from (the reference clamps only the low-resolution masks it returns).
+    logits: Tensor<4>,
+    /// The image's size.
+    pub width: usize,
+    pub height: usize,
+}
+
+impl Prediction {
+    /// `[b, m, height, width]` mask logits at the image's size, in one piece
+    /// (`postprocess_masks`): for small images and for tests; [`Prediction::read_inside`] is
+    /// what anything sized by a user's image uses.
+    pub fn full_size_masks(&self) -> Tensor<4> {
+        upscale_masks(self.logits.clone(), self.width, self.height)
+    }
+
+    /// Prompt `index`'s masks at the image's size, `logit > threshold` per pixel (SAM 2's
+    /// threshold is 0), row-major, one `Vec` per mask; made and read back in bands of rows of at
+    /// most [`MAX_FULL_SIZE_BYTES`].
+    pub async fn read_inside(
+        &self,
+        index: usize,
+        threshold: f32,
+    ) -> Result<Vec<Vec<bool>>, Sam2Error> {
+        self.read_inside_in_bands(index, threshold, MAX_FULL_SIZE_BYTES)
+            .await
+    }
+
+    /// [`Prediction::read_inside`] with the band size given (tests make it small).
+    pub async fn read_inside_in_bands(
+        &self,
+        index: usize,
+        threshold: f32,
+        max_bytes: usize,
+    ) -> Result<Vec<Vec<bool>>, Sam2Error> {
+        let [_, count, low_h, low_w] = self.logits.dims();
+        let (width, height) = (self.width, self.height);
+        let low = self
+            .logits
+            .clone()
+            .narrow(0, index, 1)
+            .reshape([count, low_h, low_w]);
+        let wide = upscale_columns(low, width);
+        let mut masks = vec![Vec::with_capacity(width * height); count];
+        for rows in row_bands(count, width, height, max_bytes) {
+            let band = rows.len() * width;
+            let inside = read_inside(upscale_rows(wide.clone(), height, rows), threshold).await?;
+            for (mask, part) in masks.iter_mut().zip(inside.chunks(band)) {
+                mask.extend_from_slice(part);
+            }
+        }
+        Ok(masks)
+    }
 }
 
 #[derive(Debug)]
@@ -167,9 +224,11 @@ impl Sam2Predictor {
     ) -> Result<Prediction, Sam2Error> {
         let low = self.predict_low_res(image, prompts, multimask_output)?;
         Ok(Prediction {
-            masks: upscale_masks(low.masks.clone(), image.width, image.height),
             iou_predictions: low.iou_predictions,
-            low_res_masks: low.masks.clamp(-32.0, 32.0),
+            low_res_masks: low.masks.clone().clamp(-32.0, 32.0),
+            logits: low.masks,
+            width: image.width,
+            height: image.height,
         })
     }
 
@@ -274,20 +333,18 @@ pub async fn read_masks(
     prediction: &Prediction,
     index: usize,
 ) -> Result<Vec<BinaryMask>, Sam2Error> {
-    let [_, count, height, width] = prediction.masks.dims();
-    let inside = read_inside(prediction.masks.clone().narrow(0, index, 1), 0.0).await?;
+    let inside = prediction.read_inside(index, 0.0).await?;
     let ious = read_floats(prediction.iou_predictions.clone().narrow(0, index, 1)).await?;
     let mut masks: Vec<BinaryMask> = inside
-        .chunks(width * height)
+        .into_iter()
         .zip(ious)
         .map(|(pixels, predicted_iou)| BinaryMask {
-            width,
-            height,
-            pixels: pixels.to_vec(),
+            width: prediction.width,
+            height: prediction.height,
+            pixels,
             predicted_iou,
         })
         .collect();
-    debug_assert_eq!(masks.len(), count);
     masks.sort_by(|a, b| b.predicted_iou.total_cmp(&a.predicted_iou));
     Ok(masks)
 }

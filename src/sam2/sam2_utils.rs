@@ -10,7 +10,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::clip::transformer::{layer_norm, linear};
 use crate::kernels::gelu;
-use crate::weights::{KeyMap, Source, Weights, transposed_matrix};
+use crate::weights::{KeyMap, Source, Weights, WeightsError, transposed_matrix};
 
 /// SAM 2's keys are used as they are (after `model.`): the Rust tree mirrors Meta's.
 pub(crate) struct MetaKeys;
@@ -59,7 +59,7 @@ impl Mlp {
         name: &str,
         shape: MlpShape,
         device: &Device,
-    ) -> Self {
+    ) -> Result<Self, WeightsError> {
         let mut sizes = vec![shape.input];
         sizes.extend(std::iter::repeat_n(shape.hidden, shape.layers - 1));
         sizes.push(shape.output);
@@ -76,12 +76,12 @@ impl Mlp {
                     device,
                 )
             })
-            .collect();
-        Self {
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
             layers,
             activation: shape.activation,
             sigmoid_output: shape.sigmoid_output,
-        }
+        })
     }
 
     pub fn forward<const D: usize>(&self, mut x: Tensor<D>) -> Tensor<D> {
@@ -103,12 +103,17 @@ pub(crate) fn stacked_rows(
     parts: &[(String, usize)],
     width: usize,
     device: &Device,
-) -> Param<Tensor<2>> {
+) -> Result<Param<Tensor<2>>, WeightsError> {
     let rows = parts
         .iter()
-        .map(|(key, rows)| Tensor::<2>::from_data(weights.take(key, &[*rows, width]), device))
-        .collect();
-    Param::from_tensor(Tensor::cat(rows, 0))
+        .map(|(key, rows)| {
+            Ok(Tensor::<2>::from_data(
+                weights.take(key, &[*rows, width])?,
+                device,
+            ))
+        })
+        .collect::<Result<_, WeightsError>>()?;
+    Ok(Param::from_tensor(Tensor::cat(rows, 0)))
 }
 
 /// A 1×1 convolution (`[out, in, 1, 1]` in the checkpoint) as a `Linear` over channels.
@@ -118,16 +123,16 @@ pub(crate) fn conv1x1(
     inputs: usize,
     outputs: usize,
     device: &Device,
-) -> Linear {
-    let weight = weights.take(&format!("{name}.weight"), &[outputs, inputs, 1, 1]);
-    let bias = weights.take(&format!("{name}.bias"), &[outputs]);
-    Linear {
+) -> Result<Linear, WeightsError> {
+    let weight = weights.take(&format!("{name}.weight"), &[outputs, inputs, 1, 1])?;
+    let bias = weights.take(&format!("{name}.bias"), &[outputs])?;
+    Ok(Linear {
         weight: Param::from_tensor(Tensor::<2>::from_data(
             transposed_matrix(weight, outputs, inputs),
             device,
         )),
         bias: Some(Param::from_tensor(Tensor::from_data(bias, device))),
-    }
+    })
 }
 
 /// `LayerNorm2d` normalises over channels: on channels-last tensors that is a `LayerNorm`.
@@ -136,7 +141,7 @@ pub(crate) fn layer_norm_2d(
     name: &str,
     channels: usize,
     device: &Device,
-) -> LayerNorm {
+) -> Result<LayerNorm, WeightsError> {
     layer_norm(weights, name, channels, 1e-6, device)
 }
 
@@ -158,12 +163,12 @@ impl PatchConv {
         outputs: usize,
         kernel: usize,
         device: &Device,
-    ) -> Self {
+    ) -> Result<Self, WeightsError> {
         let weight = weights.take(
             &format!("{name}.weight"),
             &[outputs, inputs, kernel, kernel],
-        );
-        let bias = weights.take(&format!("{name}.bias"), &[outputs]);
+        )?;
+        let bias = weights.take(&format!("{name}.bias"), &[outputs])?;
         let proj = Linear {
             weight: Param::from_tensor(Tensor::<2>::from_data(
                 transposed_matrix(weight, outputs, inputs * kernel * kernel),
@@ -171,7 +176,7 @@ impl PatchConv {
             )),
             bias: Some(Param::from_tensor(Tensor::from_data(bias, device))),
         };
-        Self { proj, kernel }
+        Ok(Self { proj, kernel })
     }
 
     /// `[b, h, w, c]` → `[b, h/k, w/k, out]`.
@@ -201,10 +206,10 @@ impl ConvTranspose2x2 {
         inputs: usize,
         outputs: usize,
         device: &Device,
-    ) -> Self {
-        let weight = weights.take(&format!("{name}.weight"), &[inputs, outputs, 2, 2]);
-        let bias = weights.take(&format!("{name}.bias"), &[outputs]);
-        Self {
+    ) -> Result<Self, WeightsError> {
+        let weight = weights.take(&format!("{name}.weight"), &[inputs, outputs, 2, 2])?;
+        let bias = weights.take(&format!("{name}.bias"), &[outputs])?;
+        Ok(Self {
             proj: Linear {
                 weight: Param::from_tensor(
                     Tensor::<4>::from_data(weight, device).reshape([inputs, outputs * 4]),
@@ -212,7 +217,7 @@ impl ConvTranspose2x2 {
                 bias: None,
             },
             bias: Param::from_tensor(Tensor::from_data(bias, device)),
-        }
+        })
     }
 
     /// `[b, h, w, in]` → `[b, 2h, 2w, out]`.

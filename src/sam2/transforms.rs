@@ -3,6 +3,8 @@
 //! normalisation), prompt coordinates into the model's frame, and mask logits back to the
 //! image's size (bilinear, `align_corners=False`).
 
+use std::ops::Range;
+
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::clip::preprocess::Pixels8;
@@ -108,21 +110,23 @@ pub fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32, f32
         .collect()
 }
 
-/// Interpolates `x` along `dim` (1 or 2 of a `[n, h, w]` tensor) with two gathered taps.
-fn interpolate_axis(x: Tensor<3>, dim: usize, output: usize) -> Tensor<3> {
+/// Interpolates `x` along `dim` (1 or 2 of a `[n, h, w]` tensor) to `output` samples with two
+/// gathered taps, giving only the output indices in `range` (a band of rows, say).
+fn interpolate_axis(x: Tensor<3>, dim: usize, output: usize, range: Range<usize>) -> Tensor<3> {
     let input = x.dims()[dim];
     let device = x.device();
-    let taps = bilinear_taps(input, output);
+    let taps = &bilinear_taps(input, output)[range];
+    let length = taps.len();
     let index = |pick: fn(&(usize, usize, f32, f32)) -> usize| {
         let values: Vec<i32> = taps.iter().map(|tap| pick(tap) as i32).collect();
-        Tensor::<1, Int>::from_data(TensorData::new(values, [output]), &device)
+        Tensor::<1, Int>::from_data(TensorData::new(values, [length]), &device)
     };
     let weight = |pick: fn(&(usize, usize, f32, f32)) -> f32| {
         let values: Vec<f32> = taps.iter().map(pick).collect();
         let shape = if dim == 1 {
-            [1, output, 1]
+            [1, length, 1]
         } else {
-            [1, 1, output]
+            [1, 1, length]
         };
         Tensor::<3>::from_data(TensorData::new(values, shape), &device)
     };
@@ -130,13 +134,45 @@ fn interpolate_axis(x: Tensor<3>, dim: usize, output: usize) -> Tensor<3> {
         + x.select(dim, index(|tap| tap.1)) * weight(|tap| tap.3)
 }
 
-/// `postprocess_masks`: `[b, m, l, l]` logits → `[b, m, height, width]` (columns first, then
-/// rows, as PyTorch's kernel combines them).
+/// The most bytes of full-size mask logits made at once: WebGPU's default storage-buffer limit
+/// is 128 MiB, and one f32 mask of a 32-megapixel image alone is 128 MiB. Mask logits are
+/// brought to the image's size in bands of rows under this (the interpolation gives each row
+/// from two rows of the low-resolution logits, so a band is computed exactly as the whole).
+pub const MAX_FULL_SIZE_BYTES: usize = 64 << 20;
+
+/// `postprocess_masks` in pieces, step 1: `[n, l, l]` logits → `[n, l, width]` (columns first,
+/// as PyTorch's kernel combines them).
+pub fn upscale_columns(low_res: Tensor<3>, width: usize) -> Tensor<3> {
+    interpolate_axis(low_res, 2, width, 0..width)
+}
+
+/// Step 2: rows `rows` of the `[n, height, width]` result from [`upscale_columns`]'s output.
+pub fn upscale_rows(wide: Tensor<3>, height: usize, rows: Range<usize>) -> Tensor<3> {
+    interpolate_axis(wide, 1, height, rows)
+}
+
+/// Bands of rows covering `0..height` such that `masks` f32 masks of `width` columns take at
+/// most `max_bytes` a band (at least one row, whatever the width).
+pub fn row_bands(
+    masks: usize,
+    width: usize,
+    height: usize,
+    max_bytes: usize,
+) -> impl Iterator<Item = Range<usize>> {
+    let rows = (max_bytes / (masks.max(1) * width.max(1) * 4)).max(1);
+    (0..height)
+        .step_by(rows)
+        .map(move |start| start..(start + rows).min(height))
+}
+
+/// `postprocess_masks`: `[b, m, l, l]` logits → `[b, m, height, width]`, in one piece. Tests
+/// compare the bands against it; anything sized by a user's image reads masks in bands instead
+/// ([`crate::sam2::predictor::Prediction::read_inside`]).
 pub fn upscale_masks(low_res: Tensor<4>, width: usize, height: usize) -> Tensor<4> {
     let [batch, masks, low_h, low_w] = low_res.dims();
     let flat = low_res.reshape([batch * masks, low_h, low_w]);
-    let wide = interpolate_axis(flat, 2, width);
-    interpolate_axis(wide, 1, height).reshape([batch, masks, height, width])
+    upscale_rows(upscale_columns(flat, width), height, 0..height)
+        .reshape([batch, masks, height, width])
 }
 
 #[cfg(test)]

@@ -57,6 +57,14 @@ impl Checkpoint {
         self.tensors.get(key)
     }
 
+    /// How many values its tensors hold together (what a model built from it may take).
+    pub fn value_count(&self) -> u64 {
+        self.tensors
+            .values()
+            .map(|data| data.shape().iter().map(|&dim| dim as u64).product::<u64>())
+            .fold(0, u64::saturating_add)
+    }
+
     pub fn shape(&self, key: &str) -> Option<&[usize]> {
         self.tensors.get(key).map(|data| data.shape().as_slice())
     }

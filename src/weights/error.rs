@@ -9,6 +9,16 @@ const LISTED_PROBLEMS: usize = 8;
 pub enum WeightsError {
     #[error("cannot read checkpoint {source_name}: {detail}")]
     Unreadable { source_name: String, detail: String },
+    #[error(
+        "checkpoint {source_name} holds {held} values and its config asks for far more (past \
+         `{key}` {expected:?}): the config describes another, larger model; nothing was built"
+    )]
+    Oversized {
+        source_name: String,
+        held: u64,
+        key: String,
+        expected: Vec<usize>,
+    },
     #[error("checkpoint {source_name} does not fit the {model} model: {}", describe(.problems))]
     Mismatch {
         source_name: String,

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::checkpoint::Checkpoint;
 use super::error::{Problem, WeightsError};
+use crate::limits::max_model_values;
 
 /// Where one canonical tensor lives in a family's checkpoint.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,27 +38,40 @@ pub struct Weights<'a> {
     skeleton: bool,
     /// Running hash of what was handed out (see [`Weights::fingerprint`]).
     fingerprint: Sha256,
+    /// Values still to be handed out, [`max_model_values`] of what the checkpoint (or, for a
+    /// skeleton, the file) holds: asking for more is where a wrong or hostile config would
+    /// allocate without bound.
+    budget: u64,
+    /// What the checkpoint holds, for the message.
+    held: u64,
 }
 
 impl<'a> Weights<'a> {
     pub fn new(checkpoint: Checkpoint, map: &'a dyn KeyMap) -> Self {
+        let held = checkpoint.value_count();
         Self {
             checkpoint,
             map,
             problems: Vec::new(),
             skeleton: false,
             fingerprint: Sha256::new(),
+            budget: max_model_values(held),
+            held,
         }
     }
 
-    /// Zeros for every tensor: the model's shape from its config, to be filled afterwards.
-    pub fn skeleton(map: &'a dyn KeyMap) -> Self {
+    /// Zeros for every tensor: the model's shape from its config, to be filled afterwards from
+    /// `source_name`, a file that holds `held` values (a config asking for more is refused
+    /// before it is allocated, as in [`Weights::new`]).
+    pub fn skeleton(map: &'a dyn KeyMap, source_name: &str, held: u64) -> Self {
         Self {
-            checkpoint: Checkpoint::from_tensors("(no checkpoint)", BTreeMap::new()),
+            checkpoint: Checkpoint::from_tensors(source_name, BTreeMap::new()),
             map,
             problems: Vec::new(),
             skeleton: true,
             fingerprint: Sha256::new(),
+            budget: max_model_values(held),
+            held,
         }
     }
 
@@ -67,11 +81,31 @@ impl<'a> Weights<'a> {
 
     /// The tensor for `canonical`, with the shape the model needs. On a problem it is recorded
     /// and zeros are returned, so building continues and every problem is found in one pass.
-    pub fn take(&mut self, canonical: &str, expected: &[usize]) -> TensorData {
-        if self.skeleton {
-            return TensorData::zeros::<f32, _>(expected.to_vec());
+    /// The one error is a config that asks for far more values than the checkpoint holds (see
+    /// [`max_model_values`]): building stops there, before anything of that size is allocated.
+    pub fn take(
+        &mut self,
+        canonical: &str,
+        expected: &[usize],
+    ) -> Result<TensorData, WeightsError> {
+        let values = expected
+            .iter()
+            .try_fold(1u64, |product, &dim| product.checked_mul(dim as u64));
+        match values {
+            Some(values) if values <= self.budget => self.budget -= values,
+            _ => {
+                return Err(WeightsError::Oversized {
+                    source_name: self.checkpoint.source_name.clone(),
+                    held: self.held,
+                    key: self.checkpoint_key(canonical),
+                    expected: expected.to_vec(),
+                });
+            }
         }
-        match self.resolve(canonical, expected) {
+        if self.skeleton {
+            return Ok(TensorData::zeros::<f32, _>(expected.to_vec()));
+        }
+        Ok(match self.resolve(canonical, expected) {
             Ok(data) => {
                 self.add_to_fingerprint(canonical, &data);
                 data
@@ -80,18 +114,30 @@ impl<'a> Weights<'a> {
                 self.problems.push(problem);
                 TensorData::zeros::<f32, _>(expected.to_vec())
             }
-        }
+        })
     }
 
     /// Like [`Weights::take`] for a tensor a family may or may not have (a bias, say).
-    pub fn take_optional(&mut self, canonical: &str, expected: &[usize]) -> Option<TensorData> {
+    pub fn take_optional(
+        &mut self,
+        canonical: &str,
+        expected: &[usize],
+    ) -> Result<Option<TensorData>, WeightsError> {
         let present = match self.map.source(canonical) {
             Source::Key(key) | Source::Transposed(key) | Source::Reshaped(key) => {
                 self.checkpoint.contains(&key)
             }
             Source::Concat(keys) => keys.iter().all(|key| self.checkpoint.contains(key)),
         };
-        present.then(|| self.take(canonical, expected))
+        present.then(|| self.take(canonical, expected)).transpose()
+    }
+
+    /// The checkpoint's own name for `canonical` (the first of a concatenation's parts).
+    fn checkpoint_key(&self, canonical: &str) -> String {
+        match self.map.source(canonical) {
+            Source::Key(key) | Source::Transposed(key) | Source::Reshaped(key) => key,
+            Source::Concat(keys) => keys.first().cloned().unwrap_or_else(|| canonical.into()),
+        }
     }
 
     fn resolve(&mut self, canonical: &str, expected: &[usize]) -> Result<TensorData, Problem> {

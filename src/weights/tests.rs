@@ -37,12 +37,12 @@ fn concatenates_and_transposes() {
         ("proj_t", vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![2, 3]),
     ]);
     let mut weights = Weights::new(ckpt, &Identity);
-    let qkv = weights.take("qkv", &[3, 2]);
+    let qkv = weights.take("qkv", &[3, 2]).unwrap();
     assert_eq!(
         qkv.try_to_vec::<f32>().unwrap(),
         vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     );
-    let proj = weights.take("proj", &[3, 2]);
+    let proj = weights.take("proj", &[3, 2]).unwrap();
     assert_eq!(
         proj.try_to_vec::<f32>().unwrap(),
         vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
@@ -57,9 +57,9 @@ fn reports_every_problem_with_checkpoint_keys() {
         ("bias", vec![0.0; 3], vec![3]),
     ]);
     let mut weights = Weights::new(ckpt, &Identity);
-    weights.take("qkv", &[3, 2]);
-    weights.take("bias", &[4]);
-    assert!(weights.take_optional("absent", &[1]).is_none());
+    weights.take("qkv", &[3, 2]).unwrap();
+    weights.take("bias", &[4]).unwrap();
+    assert!(weights.take_optional("absent", &[1]).unwrap().is_none());
     let error = weights.finish("tiny").unwrap_err().to_string();
     assert!(error.contains("`k` [1, 2] is missing"), "{error}");
     assert!(error.contains("`v` [1, 2] is missing"), "{error}");

@@ -6,7 +6,7 @@
 use burn::tensor::{Device, Tensor};
 use medfocus::device::{self, ComputeKind, DeviceRequest};
 use medfocus::sam2::automatic_mask_generator::{GeneratorSettings, generate};
-use medfocus::sam2::predictor::read_floats;
+use medfocus::sam2::predictor::{read_floats, read_masks};
 use medfocus::sam2::{Prompt, Sam2Model, Sam2Predictor};
 use medfocus::weights::Checkpoint;
 use wasm_bindgen::JsCast;
@@ -91,6 +91,32 @@ async fn f32_burnpack_matches_the_reference_on_webgpu() {
         assert!(diff <= 1e-3, "{name} {diff}");
         assert!(iou_diff <= 1e-4, "{name} {iou_diff}");
     }
+}
+
+/// Issue 16: a prompted prediction on a large image. Its three masks at 4096² are 192 MiB of f32
+/// logits, past WebGPU's 128 MiB buffer limit if made in one piece (as `predict` did); they are
+/// made and read back in bands of rows, and equal the 290×339 masks' shape at the large size
+/// (the embedding is the small image's, only the claimed size is large).
+#[wasm_bindgen_test]
+async fn a_prompted_prediction_on_a_large_image_is_read_in_bands() {
+    let device = webgpu().await;
+    let (model, _) =
+        Sam2Model::from_burnpack(fixture!("sam2.1-tiny-small.f32.bpk"), &device).unwrap();
+    let predictor = Sam2Predictor::new(model);
+    let reference = reference();
+    let input = Tensor::<4>::from_data(reference.get("image0.input").unwrap().clone(), &device);
+    let side = 4096;
+    let embedded = predictor.embed_input(input, side, side);
+    let prompt = Prompt::point(side as f32 / 2.0, side as f32 / 2.0);
+    let prediction = predictor.predict(&embedded, &[prompt], true).unwrap();
+    let masks = read_masks(&prediction, 0).await.unwrap();
+    assert_eq!(masks.len(), 3);
+    for mask in &masks {
+        assert_eq!((mask.width, mask.height), (side, side));
+        assert_eq!(mask.pixels.len(), side * side);
+    }
+    let area = masks[0].pixels.iter().filter(|&&inside| inside).count();
+    assert!(area > 0 && area < side * side, "best mask area {area}");
 }
 
 #[wasm_bindgen_test]

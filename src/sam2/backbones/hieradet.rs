@@ -12,7 +12,7 @@ use crate::sam2::config::{HieraBlockShape, HieraConfig};
 use crate::sam2::sam2_utils::{
     Mlp, MlpActivation, MlpShape, max_pool_2x2, scaled_dot_product_attention,
 };
-use crate::weights::Weights;
+use crate::weights::{Weights, WeightsError};
 
 /// `PatchEmbed`: a 7×7 convolution with stride 4 and padding 3.
 #[derive(Module, Debug)]
@@ -22,16 +22,21 @@ pub struct PatchEmbed {
 }
 
 impl PatchEmbed {
-    fn load(weights: &mut Weights, name: &str, embed_dim: usize, device: &Device) -> Self {
-        Self {
+    fn load(
+        weights: &mut Weights,
+        name: &str,
+        embed_dim: usize,
+        device: &Device,
+    ) -> Result<Self, WeightsError> {
+        Ok(Self {
             weight: parameter(
                 weights,
                 &format!("{name}.proj.weight"),
                 [embed_dim, 3, 7, 7],
                 device,
-            ),
-            bias: parameter(weights, &format!("{name}.proj.bias"), [embed_dim], device),
-        }
+            )?,
+            bias: parameter(weights, &format!("{name}.proj.bias"), [embed_dim], device)?,
+        })
     }
 
     /// `[b, 3, H, W]` → `[b, H/4, W/4, embed_dim]`.
@@ -154,10 +159,15 @@ pub struct MultiScaleBlock {
 }
 
 impl MultiScaleBlock {
-    fn load(weights: &mut Weights, name: &str, shape: HieraBlockShape, device: &Device) -> Self {
+    fn load(
+        weights: &mut Weights,
+        name: &str,
+        shape: HieraBlockShape,
+        device: &Device,
+    ) -> Result<Self, WeightsError> {
         let (dim, dim_out) = (shape.dim, shape.dim_out);
-        Self {
-            norm1: layer_norm(weights, &format!("{name}.norm1"), dim, 1e-6, device),
+        Ok(Self {
+            norm1: layer_norm(weights, &format!("{name}.norm1"), dim, 1e-6, device)?,
             attn: MultiScaleAttention {
                 qkv: linear(
                     weights,
@@ -166,7 +176,7 @@ impl MultiScaleBlock {
                     dim_out * 3,
                     true,
                     device,
-                ),
+                )?,
                 proj: linear(
                     weights,
                     &format!("{name}.attn.proj"),
@@ -174,11 +184,11 @@ impl MultiScaleBlock {
                     dim_out,
                     true,
                     device,
-                ),
+                )?,
                 heads: shape.heads,
                 q_pool: shape.q_pool,
             },
-            norm2: layer_norm(weights, &format!("{name}.norm2"), dim_out, 1e-6, device),
+            norm2: layer_norm(weights, &format!("{name}.norm2"), dim_out, 1e-6, device)?,
             mlp: Mlp::load(
                 weights,
                 &format!("{name}.mlp"),
@@ -191,12 +201,13 @@ impl MultiScaleBlock {
                     sigmoid_output: false,
                 },
                 device,
-            ),
+            )?,
             proj: (dim != dim_out)
-                .then(|| linear(weights, &format!("{name}.proj"), dim, dim_out, true, device)),
+                .then(|| linear(weights, &format!("{name}.proj"), dim, dim_out, true, device))
+                .transpose()?,
             window: shape.window,
             q_pool: shape.q_pool,
-        }
+        })
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -280,24 +291,24 @@ impl Hiera {
         name: &str,
         config: &HieraConfig,
         device: &Device,
-    ) -> Self {
+    ) -> Result<Self, WeightsError> {
         let dim = config.embed_dim;
         let [bh, bw] = config.window_pos_embed_bkg_spatial_size;
         let window = config.window_spec[0];
-        Self {
-            patch_embed: PatchEmbed::load(weights, &format!("{name}.patch_embed"), dim, device),
+        Ok(Self {
+            patch_embed: PatchEmbed::load(weights, &format!("{name}.patch_embed"), dim, device)?,
             pos_embed: parameter(
                 weights,
                 &format!("{name}.pos_embed"),
                 [1, dim, bh, bw],
                 device,
-            ),
+            )?,
             pos_embed_window: parameter(
                 weights,
                 &format!("{name}.pos_embed_window"),
                 [1, dim, window, window],
                 device,
-            ),
+            )?,
             blocks: config
                 .blocks()
                 .into_iter()
@@ -305,9 +316,9 @@ impl Hiera {
                 .map(|(index, shape)| {
                     MultiScaleBlock::load(weights, &format!("{name}.blocks.{index}"), shape, device)
                 })
-                .collect(),
+                .collect::<Result<_, _>>()?,
             stage_ends: config.stage_ends(),
-        }
+        })
     }
 
     /// `_get_pos_embed`: `[1, h, w, C]`.

@@ -8,7 +8,7 @@ use burn::tensor::{Device, Tensor};
 use super::hieradet::Hiera;
 use crate::sam2::config::Sam2Config;
 use crate::sam2::sam2_utils::conv1x1;
-use crate::weights::Weights;
+use crate::weights::{Weights, WeightsError};
 
 /// `FpnNeck` with `fpn_interp_model="nearest"` and `fuse_type="sum"` (every published config).
 #[derive(Module, Debug)]
@@ -62,7 +62,7 @@ impl ImageEncoder {
         name: &str,
         config: &Sam2Config,
         device: &Device,
-    ) -> Self {
+    ) -> Result<Self, WeightsError> {
         let d_model = config.neck.d_model;
         let convs = config
             .neck
@@ -78,15 +78,15 @@ impl ImageEncoder {
                     device,
                 )
             })
-            .collect();
-        Self {
-            trunk: Hiera::load(weights, &format!("{name}.trunk"), &config.hiera, device),
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            trunk: Hiera::load(weights, &format!("{name}.trunk"), &config.hiera, device)?,
             neck: FpnNeck {
                 convs,
                 fpn_top_down_levels: config.neck.fpn_top_down_levels.clone(),
             },
             scalp: config.scalp,
-        }
+        })
     }
 
     /// `[b, 3, S, S]` → the FPN levels the heads use, finest first (`backbone_fpn`); the last

@@ -13,7 +13,7 @@ use crate::sam2::config::Sam2Config;
 use crate::sam2::sam2_utils::{
     ConvTranspose2x2, Mlp, MlpActivation, MlpShape, conv1x1, layer_norm_2d, stacked_rows,
 };
-use crate::weights::Weights;
+use crate::weights::{Weights, WeightsError};
 
 /// What the decoder returns for `b` prompts.
 #[derive(Debug, Clone)]
@@ -65,7 +65,7 @@ impl MaskDecoder {
         name: &str,
         config: &Sam2Config,
         device: &Device,
-    ) -> Self {
+    ) -> Result<Self, WeightsError> {
         let dim = config.neck.d_model;
         let decoder = &config.decoder;
         let num_mask_tokens = decoder.num_multimask_outputs + 1;
@@ -75,7 +75,7 @@ impl MaskDecoder {
         }
         tokens.push((format!("{name}.iou_token.weight"), 1));
         tokens.push((format!("{name}.mask_tokens.weight"), num_mask_tokens));
-        let output_tokens = stacked_rows(weights, &tokens, dim, device);
+        let output_tokens = stacked_rows(weights, &tokens, dim, device)?;
         let mlp = |weights: &mut Weights, key: String, shape: MlpShape| {
             Mlp::load(weights, &key, shape, device)
         };
@@ -94,7 +94,7 @@ impl MaskDecoder {
                     },
                 )
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let iou_prediction_head = mlp(
             weights,
             format!("{name}.iou_prediction_head"),
@@ -106,28 +106,32 @@ impl MaskDecoder {
                 activation: MlpActivation::Relu,
                 sigmoid_output: config.iou_prediction_use_sigmoid,
             },
-        );
-        let pred_obj_score_head = decoder.pred_obj_scores.then(|| {
-            let key = format!("{name}.pred_obj_score_head");
-            if decoder.pred_obj_scores_mlp {
-                ObjectScoreHead::Mlp(mlp(
-                    weights,
-                    key,
-                    MlpShape {
-                        input: dim,
-                        hidden: dim,
-                        output: 1,
-                        layers: 3,
-                        activation: MlpActivation::Relu,
-                        sigmoid_output: false,
-                    },
-                ))
-            } else {
-                ObjectScoreHead::Linear(linear(weights, &key, dim, 1, true, device))
-            }
-        });
+        )?;
+        let pred_obj_score_head = decoder
+            .pred_obj_scores
+            .then(|| {
+                let key = format!("{name}.pred_obj_score_head");
+                let head = if decoder.pred_obj_scores_mlp {
+                    ObjectScoreHead::Mlp(mlp(
+                        weights,
+                        key,
+                        MlpShape {
+                            input: dim,
+                            hidden: dim,
+                            output: 1,
+                            layers: 3,
+                            activation: MlpActivation::Relu,
+                            sigmoid_output: false,
+                        },
+                    )?)
+                } else {
+                    ObjectScoreHead::Linear(linear(weights, &key, dim, 1, true, device)?)
+                };
+                Ok::<_, WeightsError>(head)
+            })
+            .transpose()?;
         let high_res = config.use_high_res_features;
-        Self {
+        Ok(Self {
             transformer: TwoWayTransformer::load(
                 weights,
                 &format!("{name}.transformer"),
@@ -139,7 +143,7 @@ impl MaskDecoder {
                     downsample_rate: decoder.attention_downsample_rate,
                 },
                 device,
-            ),
+            )?,
             output_tokens,
             upscaling_conv1: ConvTranspose2x2::load(
                 weights,
@@ -147,24 +151,26 @@ impl MaskDecoder {
                 dim,
                 dim / 4,
                 device,
-            ),
+            )?,
             upscaling_norm: layer_norm_2d(
                 weights,
                 &format!("{name}.output_upscaling.1"),
                 dim / 4,
                 device,
-            ),
+            )?,
             upscaling_conv2: ConvTranspose2x2::load(
                 weights,
                 &format!("{name}.output_upscaling.3"),
                 dim / 4,
                 dim / 8,
                 device,
-            ),
+            )?,
             conv_s0: high_res
-                .then(|| conv1x1(weights, &format!("{name}.conv_s0"), dim, dim / 8, device)),
+                .then(|| conv1x1(weights, &format!("{name}.conv_s0"), dim, dim / 8, device))
+                .transpose()?,
             conv_s1: high_res
-                .then(|| conv1x1(weights, &format!("{name}.conv_s1"), dim, dim / 4, device)),
+                .then(|| conv1x1(weights, &format!("{name}.conv_s1"), dim, dim / 4, device))
+                .transpose()?,
             output_hypernetworks_mlps: hypernetworks,
             iou_prediction_head,
             pred_obj_score_head,
@@ -172,7 +178,7 @@ impl MaskDecoder {
             dynamic_multimask_via_stability: decoder.dynamic_multimask_via_stability,
             stability_delta: decoder.dynamic_multimask_stability_delta,
             stability_thresh: decoder.dynamic_multimask_stability_thresh,
-        }
+        })
     }
 
     /// `image_embedding`: `[1, e, e, c]` (shared by all prompts) or `[b, e, e, c]`;

@@ -11,7 +11,7 @@ use crate::kernels::gelu;
 use crate::sam2::config::Sam2Config;
 use crate::sam2::position_encoding::PositionEmbeddingRandom;
 use crate::sam2::sam2_utils::{PatchConv, conv1x1, layer_norm_2d, stacked_rows};
-use crate::weights::Weights;
+use crate::weights::{Weights, WeightsError};
 
 /// Point labels as SAM 2 numbers them.
 pub const LABEL_PADDING: i32 = -1;
@@ -63,27 +63,27 @@ impl PromptEncoder {
         name: &str,
         config: &Sam2Config,
         device: &Device,
-    ) -> Self {
+    ) -> Result<Self, WeightsError> {
         let dim = config.neck.d_model;
         let chans = config.decoder.mask_in_chans;
         let mut labels = vec![(format!("{name}.not_a_point_embed.weight"), 1)];
         labels.extend((0..4).map(|index| (format!("{name}.point_embeddings.{index}.weight"), 1)));
-        let label_embeddings = stacked_rows(weights, &labels, dim, device);
+        let label_embeddings = stacked_rows(weights, &labels, dim, device)?;
         let downscaling = format!("{name}.mask_downscaling");
-        Self {
+        Ok(Self {
             pe_layer: PositionEmbeddingRandom::load(
                 weights,
                 &format!("{name}.pe_layer"),
                 dim,
                 device,
-            ),
+            )?,
             label_embeddings,
             no_mask_embed: parameter(
                 weights,
                 &format!("{name}.no_mask_embed.weight"),
                 [1, dim],
                 device,
-            ),
+            )?,
             mask_downscaling: MaskDownscaling {
                 conv0: PatchConv::load(
                     weights,
@@ -92,8 +92,8 @@ impl PromptEncoder {
                     chans / 4,
                     2,
                     device,
-                ),
-                norm1: layer_norm_2d(weights, &format!("{downscaling}.1"), chans / 4, device),
+                )?,
+                norm1: layer_norm_2d(weights, &format!("{downscaling}.1"), chans / 4, device)?,
                 conv3: PatchConv::load(
                     weights,
                     &format!("{downscaling}.3"),
@@ -101,14 +101,14 @@ impl PromptEncoder {
                     chans,
                     2,
                     device,
-                ),
-                norm4: layer_norm_2d(weights, &format!("{downscaling}.4"), chans, device),
-                conv6: conv1x1(weights, &format!("{downscaling}.6"), chans, dim, device),
+                )?,
+                norm4: layer_norm_2d(weights, &format!("{downscaling}.4"), chans, device)?,
+                conv6: conv1x1(weights, &format!("{downscaling}.6"), chans, dim, device)?,
             },
             embed_dim: dim,
             image_size: config.image_size,
             embedding_size: config.embedding_size(),
-        }
+        })
     }
 
     /// `get_dense_pe`: `[e, e, embed_dim]`.

@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::clip::transformer::{layer_norm, linear};
 use crate::sam2::sam2_utils::{Mlp, MlpActivation, MlpShape, scaled_dot_product_attention};
-use crate::weights::Weights;
+use crate::weights::{Weights, WeightsError};
 
 /// `Attention` with separate q/k/v projections to `embedding_dim / downsample_rate`.
 #[derive(Module, Debug)]
@@ -28,7 +28,7 @@ impl Attention {
         heads: usize,
         downsample_rate: usize,
         device: &Device,
-    ) -> Self {
+    ) -> Result<Self, WeightsError> {
         let internal = embedding_dim / downsample_rate;
         let proj = |weights: &mut Weights, part: &str, inputs: usize, outputs: usize| {
             linear(
@@ -40,13 +40,13 @@ impl Attention {
                 device,
             )
         };
-        Self {
-            q_proj: proj(weights, "q_proj", embedding_dim, internal),
-            k_proj: proj(weights, "k_proj", embedding_dim, internal),
-            v_proj: proj(weights, "v_proj", embedding_dim, internal),
-            out_proj: proj(weights, "out_proj", internal, embedding_dim),
+        Ok(Self {
+            q_proj: proj(weights, "q_proj", embedding_dim, internal)?,
+            k_proj: proj(weights, "k_proj", embedding_dim, internal)?,
+            v_proj: proj(weights, "v_proj", embedding_dim, internal)?,
+            out_proj: proj(weights, "out_proj", internal, embedding_dim)?,
             heads,
-        }
+        })
     }
 
     /// `[b, n, c]` queries against `[b, m, c]` keys/values; a batch of 1 on either side
@@ -101,7 +101,7 @@ impl TwoWayAttentionBlock {
         shape: TwoWayShape,
         skip_first_layer_pe: bool,
         device: &Device,
-    ) -> Self {
+    ) -> Result<Self, WeightsError> {
         let dim = shape.embedding_dim;
         let norm = |weights: &mut Weights, part: &str| {
             layer_norm(weights, &format!("{name}.{part}"), dim, 1e-5, device)
@@ -116,15 +116,15 @@ impl TwoWayAttentionBlock {
                 device,
             )
         };
-        Self {
-            self_attn: attention(weights, "self_attn", 1),
-            norm1: norm(weights, "norm1"),
+        Ok(Self {
+            self_attn: attention(weights, "self_attn", 1)?,
+            norm1: norm(weights, "norm1")?,
             cross_attn_token_to_image: attention(
                 weights,
                 "cross_attn_token_to_image",
                 shape.downsample_rate,
-            ),
-            norm2: norm(weights, "norm2"),
+            )?,
+            norm2: norm(weights, "norm2")?,
             mlp: Mlp::load(
                 weights,
                 &format!("{name}.mlp"),
@@ -137,16 +137,16 @@ impl TwoWayAttentionBlock {
                     sigmoid_output: false,
                 },
                 device,
-            ),
-            norm3: norm(weights, "norm3"),
-            norm4: norm(weights, "norm4"),
+            )?,
+            norm3: norm(weights, "norm3")?,
+            norm4: norm(weights, "norm4")?,
             cross_attn_image_to_token: attention(
                 weights,
                 "cross_attn_image_to_token",
                 shape.downsample_rate,
-            ),
+            )?,
             skip_first_layer_pe,
-        }
+        })
     }
 
     pub fn forward(
@@ -199,8 +199,8 @@ impl TwoWayTransformer {
         name: &str,
         shape: TwoWayShape,
         device: &Device,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, WeightsError> {
+        Ok(Self {
             layers: (0..shape.depth)
                 .map(|index| {
                     TwoWayAttentionBlock::load(
@@ -211,7 +211,7 @@ impl TwoWayTransformer {
                         device,
                     )
                 })
-                .collect(),
+                .collect::<Result<_, _>>()?,
             final_attn_token_to_image: Attention::load(
                 weights,
                 &format!("{name}.final_attn_token_to_image"),
@@ -219,15 +219,15 @@ impl TwoWayTransformer {
                 shape.heads,
                 shape.downsample_rate,
                 device,
-            ),
+            )?,
             norm_final_attn: layer_norm(
                 weights,
                 &format!("{name}.norm_final_attn"),
                 shape.embedding_dim,
                 1e-5,
                 device,
-            ),
-        }
+            )?,
+        })
     }
 
     /// `image`: `[b, hw, c]` or `[1, hw, c]` (the same for every prompt), `image_pe`:
