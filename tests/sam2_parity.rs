@@ -531,7 +531,9 @@ fn burnpack_round_trip_and_int8_stay_close() {
     let bytes = model.to_burnpack("f32").unwrap();
     let error = Sam2Model::from_burnpack(bytes[..bytes.len() / 2].to_vec(), &device).unwrap_err();
     assert!(
-        error.to_string().contains("not a MedFocus SAM 2 burnpack"),
+        error
+            .to_string()
+            .contains("the SAM 2 burnpack is cut short or damaged"),
         "{error}"
     );
     let (restored, label) = Sam2Model::from_burnpack(bytes, &device).unwrap();

@@ -164,10 +164,24 @@ impl ClipConfig {
                 vision.width, vision.heads
             ));
         }
-        let (width, heads) = match &self.text {
-            TextConfig::Clip(text) => (text.width, text.heads),
-            TextConfig::Bert(text) => (text.hidden_size, text.heads),
+        let (width, heads, context, vocabulary) = match &self.text {
+            TextConfig::Clip(text) => {
+                (text.width, text.heads, text.context_length, text.vocab_size)
+            }
+            TextConfig::Bert(text) => (
+                text.hidden_size,
+                text.heads,
+                text.context_length,
+                text.vocab_size,
+            ),
         };
+        if context < 2 || vocabulary == 0 {
+            // A text row holds at least its start and end tokens, from a vocabulary.
+            return Some(format!(
+                "text context length {context} with {vocabulary} tokens: a text needs at least \
+                 2 positions and a vocabulary"
+            ));
+        }
         if heads == 0 || width % heads != 0 {
             return Some(format!(
                 "text width {width} does not split into {heads} heads"

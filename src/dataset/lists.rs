@@ -220,14 +220,15 @@ pub(super) fn open_split_file(path: &Path, images: Option<&Path>) -> Result<Data
     listed_samples(path, Layout::SplitFile(path.to_path_buf()), images, entries)
 }
 
-/// `path,label[,split]`; a first line whose label is not a number is a header. Labels are class
-/// numbers from 0 or class names (then sorted, as folders are).
-pub(super) fn open_csv(path: &Path, images: Option<&Path>) -> Result<Dataset, DatasetError> {
-    let text = read_list(path)?;
-    let format_error = |detail: String| DatasetError::Format {
-        path: path.to_path_buf(),
-        detail,
-    };
+/// One CSV row: (line number, path, label, split).
+type CsvRow = (usize, String, String, Option<String>);
+
+/// The rows of a `path,label[,split]` list without its header (a first row that names its
+/// columns), blank lines skipped; none, a short row or an empty label is an error.
+fn csv_rows(
+    text: &str,
+    format_error: impl Fn(String) -> DatasetError,
+) -> Result<Vec<CsvRow>, DatasetError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -264,6 +265,27 @@ pub(super) fn open_csv(path: &Path, images: Option<&Path>) -> Result<Dataset, Da
     if header {
         rows.remove(0);
     }
+    if rows.is_empty() {
+        return Err(format_error(
+            "no images listed (the file is empty, or has a header only)".into(),
+        ));
+    }
+    if let Some((line, ..)) = rows.iter().find(|(_, _, label, _)| label.is_empty()) {
+        // Not a class named "": a row cut short, or a field left out.
+        return Err(format_error(format!("line {line}: the label is empty")));
+    }
+    Ok(rows)
+}
+
+/// `path,label[,split]`; a first line whose label is not a number is a header. Labels are class
+/// numbers from 0 or class names (then sorted, as folders are).
+pub(super) fn open_csv(path: &Path, images: Option<&Path>) -> Result<Dataset, DatasetError> {
+    let text = read_list(path)?;
+    let format_error = |detail: String| DatasetError::Format {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let rows = csv_rows(&text, format_error)?;
     let numeric = rows
         .iter()
         .all(|(_, _, label, _)| label.parse::<usize>().is_ok());

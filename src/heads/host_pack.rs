@@ -62,8 +62,17 @@ pub fn pack<'a>(
 /// The metadata and f32 tensors of a pack tagged `kind`; `foreign` says what a pack of another
 /// kind is, in the caller's words. Every tensor must be f32 with as many values as its shape.
 pub fn unpack(bytes: Vec<u8>, kind: &str, foreign: &str) -> Result<Unpacked, UnpackError> {
-    let reader = Reader::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|error| UnpackError::Foreign(format!("{error}")))?;
+    if bytes.is_empty() {
+        return Err(UnpackError::Foreign("the file is empty (0 bytes)".into()));
+    }
+    // A file that starts as a burnpack and cannot be read is one cut short or damaged, not
+    // another kind of file.
+    let damaged = crate::sam2::model::is_burnpack(&bytes);
+    let reader =
+        Reader::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|error| match damaged {
+            true => UnpackError::Damaged(format!("cut short or corrupt ({error})")),
+            false => UnpackError::Foreign(error.to_string()),
+        })?;
     if reader.metadata().get(META_KIND).map(String::as_str) != Some(kind) {
         return Err(UnpackError::Foreign(foreign.to_string()));
     }

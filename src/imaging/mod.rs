@@ -57,6 +57,14 @@ pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
             detail: "the image data ends before the end-of-image marker (file cut short?)".into(),
         });
     }
+    // The PNG decoder stops after the image data and never reads the end chunk: require it, so
+    // that a file cut anywhere is an error, as for JPEG.
+    if format == ImageFormat::Png && !png_has_end(bytes) {
+        return Err(ImageError::Corrupt {
+            format: format_name,
+            detail: "the file ends before its IEND chunk (file cut short?)".into(),
+        });
+    }
     if pixels.width() == 0 || pixels.height() == 0 {
         return Err(ImageError::Corrupt {
             format: format_name,
@@ -87,6 +95,12 @@ pub fn decode_image(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
 fn jpeg_has_end_after_last_scan(bytes: &[u8]) -> bool {
     let last = |marker: u8| bytes.windows(2).rposition(|pair| pair == [0xFF, marker]);
     matches!((last(0xDA), last(0xD9)), (Some(scan), Some(end)) if end > scan)
+}
+
+/// Whether a whole IEND chunk (length 0, type, CRC) is present.
+fn png_has_end(bytes: &[u8]) -> bool {
+    const IEND: [u8; 12] = [0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82];
+    bytes.windows(IEND.len()).rev().any(|window| window == IEND)
 }
 
 fn decode_error(format: ImageFormat, error: image::ImageError) -> ImageError {

@@ -274,9 +274,18 @@ impl Sam2Config {
             .find(|config| config.hiera.embed_dim == embed_dim && config.hiera.depth() == depth)
     }
 
-    /// A config from JSON (the schema of this struct; `gen_sam2.py` writes one per model).
+    /// A config from JSON (the schema of this struct; `gen_sam2.py` writes one per model),
+    /// with sizes the model can be built from ([`Sam2Config::inconsistency`]).
     pub fn from_json(text: &str) -> Result<Self, String> {
-        serde_json::from_str(text).map_err(|error| format!("not a SAM 2 config: {error}"))
+        if text.trim().is_empty() {
+            return Err("not a SAM 2 config: the file is empty".into());
+        }
+        let config: Self =
+            serde_json::from_str(text).map_err(|error| format!("not a SAM 2 config: {error}"))?;
+        match config.inconsistency() {
+            Some(problem) => Err(format!("SAM 2 config {}: {problem}", config.name)),
+            None => Ok(config),
+        }
     }
 
     /// A config JSON file; the error names the file.

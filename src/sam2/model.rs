@@ -33,6 +33,8 @@ pub enum Sam2Error {
     Config { name: String, problem: String },
     #[error("not a MedFocus SAM 2 burnpack: {0}")]
     Burnpack(String),
+    #[error("the SAM 2 burnpack is cut short or damaged: {0}")]
+    BurnpackDamaged(String),
     #[error("{0}")]
     Prompt(String),
     #[error("reading results back from the device: {0}")]
@@ -224,11 +226,20 @@ impl Sam2Model {
     /// Reads what [`Sam2Model::to_burnpack`] wrote. Returns the model and its quantization label.
     pub fn from_burnpack(bytes: Vec<u8>, device: &Device) -> Result<(Self, String), Sam2Error> {
         let bad = |detail: String| Sam2Error::Burnpack(detail);
+        if bytes.is_empty() {
+            return Err(bad("the file is empty (0 bytes)".into()));
+        }
         let file_bytes = bytes.len() as u64;
         // One reader for the metadata and the tensors: the bytes are neither copied nor parsed
         // twice (a SAM 2 burnpack is tens of MB in a browser tab).
+        // A file that starts as a burnpack and cannot be read is one cut short or damaged, not
+        // another kind of file.
+        let damaged = is_burnpack(&bytes);
         let reader = burn::store::burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes))
-            .map_err(|error| bad(format!("{error}")))?;
+            .map_err(|error| match damaged {
+                true => Sam2Error::BurnpackDamaged(error.to_string()),
+                false => bad(error.to_string()),
+            })?;
         let metadata = reader.metadata();
         if metadata.get(META_KIND).map(String::as_str) != Some(KIND) {
             return Err(bad(

@@ -43,6 +43,10 @@ pub enum Problem {
         key: String,
         dtype: String,
     },
+    NotFinite {
+        key: String,
+        count: usize,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -60,6 +64,9 @@ impl fmt::Display for Problem {
                 )
             }
             Problem::NotFloat { key, dtype } => write!(f, "`{key}` is {dtype}, not a float tensor"),
+            Problem::NotFinite { key, count } => {
+                write!(f, "`{key}` holds {count} NaN or infinite values")
+            }
         }
     }
 }

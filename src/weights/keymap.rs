@@ -203,14 +203,27 @@ impl<'a> Weights<'a> {
                 found: data.shape().to_vec(),
             });
         }
-        match data.dtype() {
-            DType::F32 => Ok(data),
-            DType::F16 | DType::BF16 | DType::F64 => Ok(data.convert_dtype(DType::F32)),
-            other => Err(Problem::NotFloat {
+        let data = match data.dtype() {
+            DType::F32 => data,
+            DType::F16 | DType::BF16 | DType::F64 => data.convert_dtype(DType::F32),
+            other => {
+                return Err(Problem::NotFloat {
+                    key: key.to_string(),
+                    dtype: format!("{other:?}"),
+                });
+            }
+        };
+        // A NaN or infinite weight makes every answer NaN, silently: a damaged or hostile file.
+        let not_finite = data.as_slice::<f32>().map_or(0, |values| {
+            values.iter().filter(|value| !value.is_finite()).count()
+        });
+        if not_finite > 0 {
+            return Err(Problem::NotFinite {
                 key: key.to_string(),
-                dtype: format!("{other:?}"),
-            }),
+                count: not_finite,
+            });
         }
+        Ok(data)
     }
 
     /// Identifies the model by its values, whatever file format or key layout carried them

@@ -70,6 +70,29 @@ fn reports_every_problem_with_checkpoint_keys() {
 }
 
 #[test]
+fn nan_or_infinite_weights_are_a_problem_named_by_key() {
+    let ckpt = checkpoint(&[
+        ("q", vec![1.0, f32::NAN], vec![1, 2]),
+        ("k", vec![f32::INFINITY, f32::NEG_INFINITY], vec![1, 2]),
+        ("v", vec![5.0, 6.0], vec![1, 2]),
+    ]);
+    let mut weights = Weights::new(ckpt, &Identity);
+    weights.take("q", &[1, 2]).unwrap();
+    weights.take("k", &[1, 2]).unwrap();
+    weights.take("v", &[1, 2]).unwrap();
+    let error = weights.finish("tiny").unwrap_err().to_string();
+    assert!(
+        error.contains("`q` holds 1 NaN or infinite values"),
+        "{error}"
+    );
+    assert!(
+        error.contains("`k` holds 2 NaN or infinite values"),
+        "{error}"
+    );
+    assert!(!error.contains("`v`"), "{error}");
+}
+
+#[test]
 fn truncated_and_foreign_safetensors_are_named() {
     let error = Checkpoint::from_safetensors_bytes("x.safetensors", Vec::new()).unwrap_err();
     assert!(error.to_string().contains("empty"));

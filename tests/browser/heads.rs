@@ -137,7 +137,8 @@ async fn bad_heads_are_errors_not_panics() {
     // The specific error: cut short, and said so (a panic's message would name no size).
     let truncated = message(truncated.into());
     assert!(
-        truncated.contains("not a MedFocus head file") && truncated.contains("truncated"),
+        truncated.contains("the head file is damaged: cut short")
+            && truncated.contains("truncated"),
         "{truncated}"
     );
 

@@ -30,6 +30,12 @@ pub trait ModelFiles {
 
     fn read_json(&self, name: &str) -> Result<Value, LoadError> {
         let bytes = self.read(name)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(LoadError::Config {
+                file: name.to_string(),
+                detail: "the file is empty".into(),
+            });
+        }
         serde_json::from_slice(&bytes).map_err(|error| LoadError::Config {
             file: name.to_string(),
             detail: error.to_string(),

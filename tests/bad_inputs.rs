@@ -1,0 +1,317 @@
+//! Issue 16: every file of the bad-input corpus (`scripts/reference/gen_bad_inputs.py` →
+//! `tests/fixtures/bad-inputs/`) through every loader, natively. Each must give a named error —
+//! not a panic, not an allocation past the limits — except the valid seeds in their own loader;
+//! a loader's own format gets an error that says what is wrong with it (cut short, not this
+//! format, too large…), checked by word. A counting allocator (this test binary's global one)
+//! measures the most memory each call held at once.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use burn::tensor::Device;
+use medfocus::clip::load::load_clip_dir;
+use medfocus::clip::tokenizer::WordPieceTokenizer;
+use medfocus::dataset::Dataset;
+use medfocus::heads::HeadFile;
+use medfocus::imaging::decode_image;
+use medfocus::limits::MAX_DECODED_BYTES;
+use medfocus::sam2::{Sam2Config, Sam2Model};
+use medfocus::weights::Checkpoint;
+use serde::Deserialize;
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let pointer = unsafe { System.alloc(layout) };
+        if !pointer.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        pointer
+    }
+
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(pointer, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+        let moved = unsafe { System.realloc(pointer, layout, size) };
+        if !moved.is_null() {
+            if size > layout.size() {
+                let live =
+                    LIVE.fetch_add(size - layout.size(), Ordering::Relaxed) + size - layout.size();
+                PEAK.fetch_max(live, Ordering::Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - size, Ordering::Relaxed);
+            }
+        }
+        moved
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The most a loader may hold at once for one of these small files: the largest limit (an
+/// image's decoded buffer), plus room for the loader's own working memory.
+const MAX_HELD_BYTES: usize = MAX_DECODED_BYTES as usize + (64 << 20);
+
+#[derive(Deserialize)]
+struct Entry {
+    name: String,
+    format: String,
+    case: String,
+    offset: usize,
+    length: usize,
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The loaders, each as a function of the file's path and bytes giving its error's text.
+type Loader = fn(&Path, &[u8], &Device) -> Result<(), String>;
+
+fn text(bytes: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(bytes).map_err(|error| format!("not UTF-8 text: {error}"))
+}
+
+fn loaders() -> Vec<(&'static str, Loader)> {
+    vec![
+        ("image", |_, bytes, _| {
+            decode_image(bytes).map(drop).map_err(|e| e.to_string())
+        }),
+        ("safetensors", |_, bytes, _| {
+            Checkpoint::from_safetensors_bytes("file", bytes.to_vec())
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }),
+        ("checkpoint file", |path, _, _| {
+            Checkpoint::open(path).map(drop).map_err(|e| e.to_string())
+        }),
+        ("sam2 weights file", |path, _, device| {
+            Sam2Model::load_file(path, None, device)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }),
+        ("sam2 burnpack", |_, bytes, device| {
+            Sam2Model::from_burnpack(bytes.to_vec(), device)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }),
+        ("head", |_, bytes, _| {
+            HeadFile::from_bytes(bytes.to_vec())
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }),
+        ("data set", |path, _, _| {
+            // Rows it cannot use are kept aside with their reasons (what `inspect` shows): for
+            // this test those are the named errors.
+            let set = Dataset::open(path, None).map_err(|e| e.to_string())?;
+            match set.skipped.first() {
+                Some(skipped) => Err(format!("skipped {skipped}")),
+                None => Ok(()),
+            }
+        }),
+        ("clip weights", |path, _, device| {
+            let dir = path.with_extension("clip-weights");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::copy(
+                fixtures().join("clip/openclip-tiny/open_clip_config.json"),
+                dir.join("open_clip_config.json"),
+            )
+            .unwrap();
+            std::fs::copy(path, dir.join("open_clip_model.safetensors")).unwrap();
+            load_clip_dir(&dir, device)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }),
+        ("clip config", |path, _, device| {
+            let dir = path.with_extension("clip-config");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::copy(path, dir.join("open_clip_config.json")).unwrap();
+            std::fs::copy(
+                fixtures().join("clip/openclip-tiny/open_clip_model.safetensors"),
+                dir.join("open_clip_model.safetensors"),
+            )
+            .unwrap();
+            load_clip_dir(&dir, device)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }),
+        ("sam2 config", |_, bytes, _| {
+            Sam2Config::from_json(text(bytes)?).map(drop)
+        }),
+        ("vocabulary", |_, bytes, _| {
+            WordPieceTokenizer::from_vocab_text(text(bytes)?, 64)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }),
+    ]
+}
+
+/// The loader each format is meant for (its valid seed loads there).
+fn own_loader(format: &str) -> &'static str {
+    match format {
+        "png" | "jpeg" | "bmp" | "tiff" | "dicom" => "image",
+        "safetensors" | "pytorch-zip" | "pytorch-legacy" => "checkpoint file",
+        "sam2-burnpack" => "sam2 burnpack",
+        "head" => "head",
+        "npz" | "split-json" | "csv" => "data set",
+        "clip-config" => "clip config",
+        "sam2-config" => "sam2 config",
+        "vocab" => "vocabulary",
+        other => panic!("no loader for format {other}"),
+    }
+}
+
+/// Whether `loader` should accept the file: its own format's valid seed, and a SafeTensors
+/// file whose tensors are well formed but unusable as weights (NaN values, integers) in the
+/// loaders that only read containers — the model that takes them refuses them by name
+/// (`weights::Problem::{NotFinite, NotFloat}`).
+fn accepts(loader: &str, entry: &Entry) -> bool {
+    let container = matches!(loader, "safetensors" | "checkpoint file");
+    match (entry.format.as_str(), entry.case.as_str()) {
+        ("safetensors", "valid" | "nan-and-inf" | "int64-weights") => container,
+        (format, "valid") => loader == own_loader(format),
+        _ => false,
+    }
+}
+
+/// Words one of which the error must contain when a loader meets its own format broken. Text
+/// formats have no magic: any named error will do for theirs.
+fn expected_words(format: &str, case: &str) -> &'static [&'static str] {
+    let text = matches!(
+        format,
+        "split-json" | "csv" | "clip-config" | "sam2-config" | "vocab"
+    );
+    if case == "empty" {
+        &["empty", "0 bytes", "no image", "none of the listed"]
+    } else if case.starts_with("truncated") {
+        &[
+            "truncated",
+            "cut",
+            "ended",
+            "ends",
+            "end of",
+            "short",
+            "eof",
+            "incomplete",
+            "missing",
+            "not a",
+            "corrupt",
+            "unrecognised",
+            "invalid",
+            "lacks",
+        ]
+    } else if case == "wrong-magic" && !text {
+        &[
+            "not a",
+            "unrecognised",
+            "not supported",
+            "invalid",
+            "corrupt",
+            "unknown",
+        ]
+    } else {
+        &[""]
+    }
+}
+
+#[test]
+fn every_bad_input_is_a_named_error_through_every_loader() {
+    let root = fixtures().join("bad-inputs");
+    let corpus = std::fs::read(root.join("corpus.bin")).unwrap();
+    let index: Vec<Entry> =
+        serde_json::from_str(&std::fs::read_to_string(root.join("index.json")).unwrap()).unwrap();
+    assert!(index.len() > 150, "{} files", index.len());
+    let dir = std::env::temp_dir().join(format!("medfocus-bad-inputs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let device = Device::flex();
+    // The images the split file and the CSV list, beside them.
+    let png = index
+        .iter()
+        .find(|entry| entry.format == "png" && entry.case == "valid")
+        .unwrap();
+    for name in ["a.png", "b.png"] {
+        std::fs::write(dir.join(name), &corpus[png.offset..png.offset + png.length]).unwrap();
+    }
+    // Quiet the default hook: a panic is recorded here, with the file and loader that caused it.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+
+    let mut failures = Vec::new();
+    let mut named = 0usize;
+    let mut most_held: BTreeMap<&str, usize> = BTreeMap::new();
+    for entry in &index {
+        let bytes = &corpus[entry.offset..entry.offset + entry.length];
+        let path = dir.join(&entry.name);
+        std::fs::write(&path, bytes).unwrap();
+        let own = own_loader(&entry.format);
+        for (loader, load) in loaders() {
+            let before = LIVE.load(Ordering::Relaxed);
+            PEAK.store(before, Ordering::Relaxed);
+            let outcome = catch_unwind(AssertUnwindSafe(|| load(&path, bytes, &device)));
+            let held = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+            let slot = most_held.entry(loader).or_default();
+            *slot = (*slot).max(held);
+            let what = format!("{} ({}) through {loader}", entry.name, entry.case);
+            if held > MAX_HELD_BYTES {
+                failures.push(format!("{what}: held {} MB at once", held >> 20));
+            }
+            let valid_here = accepts(loader, entry);
+            match outcome {
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    failures.push(format!("{what}: PANIC {message}"));
+                }
+                Ok(Ok(())) if valid_here => {}
+                Ok(Ok(())) => failures.push(format!("{what}: accepted")),
+                Ok(Err(error)) if valid_here => failures.push(format!("{what}: refused: {error}")),
+                Ok(Err(error)) => {
+                    named += 1;
+                    let lower = error.to_lowercase();
+                    if error.trim().is_empty() {
+                        failures.push(format!("{what}: an empty error"));
+                    } else if loader == own
+                        && !expected_words(&entry.format, &entry.case)
+                            .iter()
+                            .any(|word| lower.contains(word))
+                    {
+                        failures.push(format!("{what}: the error does not say why: {error}"));
+                    }
+                    if std::env::var_os("MEDFOCUS_SHOW_ERRORS").is_some() && loader == own {
+                        println!("{what}: {error}");
+                    }
+                }
+            }
+        }
+    }
+    std::panic::set_hook(hook);
+    let _ = std::fs::remove_dir_all(&dir);
+    let calls = index.len() * loaders().len();
+    println!(
+        "{} files × {} loaders = {calls} calls: {named} named errors; most held at once per loader (MB): {:?}",
+        index.len(),
+        loaders().len(),
+        most_held
+            .iter()
+            .map(|(loader, held)| (*loader, held >> 20))
+            .collect::<Vec<_>>()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
