@@ -73,6 +73,144 @@ fn metrics_equal_scikit_learns() {
 
 /// The chest X-rays as a split-folder set (`Chest/Training/<class>`, `Chest/Testing/<class>`):
 /// per class the first `train` images train, the next `test` test.
+/// Issue 16: SIGKILL at random moments of an evaluation (seeded), each followed by a check of the
+/// report folder: every file written whole (the manifests, `runs.csv`, `report.md`, the plots)
+/// is absent or complete; the two appended record files may end in one torn line — an append
+/// is not atomic — and nothing else, which the next run drops. Finished, the runs and their
+/// metrics equal an uninterrupted evaluation's.
+#[test]
+fn killed_at_random_moments_eval_leaves_only_whole_files_and_finishes_the_same() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = scratch("eval-kill-random");
+    let cache = dir.join("cache").display().to_string();
+    let data = common::shared("brain-mri").display().to_string();
+    let model = fixture("clip/openclip-tiny");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "eval",
+            "--data",
+            &data,
+            "--model",
+            &model,
+            "--protocol",
+            "kshot",
+            "--shots",
+            "1,2",
+            "--seeds",
+            "1,2,3",
+            "--heads",
+            "zero-shot,linear-probe,tip-adapter",
+            "--c",
+            "1",
+            "--out",
+            &out.display().to_string(),
+            "--cache",
+            &cache,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let reference = dir.join("reference");
+    let started = Instant::now();
+    let whole = medfocus(
+        &args(&reference)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(whole.status.success(), "{}", text(&whole.stderr));
+    let duration = started.elapsed().max(Duration::from_millis(200));
+
+    let out = dir.join("killed");
+    let args = args(&out);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut torn_lines = 0;
+    for seed in 0..8 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let moment = duration.mul_f64((state % 1000) as f64 / 1000.0);
+        let mut child = common::cli::command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(moment);
+        let _ = child.kill();
+        let _ = child.wait();
+        let what = format!("killed at {moment:?} (seed {seed})");
+        for name in ["runs.jsonl", "predictions.jsonl"] {
+            let Ok(text) = std::fs::read_to_string(out.join(name)) else {
+                continue;
+            };
+            let lines: Vec<&str> = text.lines().collect();
+            for (index, line) in lines.iter().enumerate() {
+                let whole = serde_json::from_str::<Value>(line).is_ok() && {
+                    index + 1 < lines.len() || text.ends_with('\n')
+                };
+                if !whole {
+                    assert_eq!(index + 1, lines.len(), "{what}: {name} line {index} torn");
+                    torn_lines += 1;
+                }
+            }
+        }
+        for name in ["runs.csv", "report.md"] {
+            if let Ok(text) = std::fs::read_to_string(out.join(name)) {
+                assert!(text.ends_with('\n'), "{what}: {name} torn");
+            }
+        }
+        for plot in ["accuracy.png", "confusion.png"] {
+            if out.join(plot).exists() {
+                image::open(out.join(plot))
+                    .unwrap_or_else(|error| panic!("{what}: {plot}: {error}"));
+            }
+        }
+        for manifest in std::fs::read_dir(out.join("manifests"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = manifest.path();
+            if path.extension().is_some_and(|ext| ext == "json") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                serde_json::from_str::<Value>(&text)
+                    .unwrap_or_else(|error| panic!("{what}: {} torn: {error}", path.display()));
+            }
+        }
+    }
+    println!("{torn_lines} torn last lines seen (dropped by the next run)");
+    let finished = medfocus(&args);
+    assert!(finished.status.success(), "{}", text(&finished.stderr));
+    let runs = |folder: &Path| -> Vec<(String, Value)> {
+        let mut runs: Vec<(String, Value)> = lines(&folder.join("runs.jsonl"))
+            .into_iter()
+            .map(|run| {
+                (
+                    run["run"].as_str().unwrap().to_string(),
+                    run["metrics"].clone(),
+                )
+            })
+            .collect();
+        runs.sort_by(|a, b| a.0.cmp(&b.0));
+        runs
+    };
+    assert_eq!(
+        runs(&out),
+        runs(&reference),
+        "the killed evaluation's runs differ"
+    );
+    assert_eq!(runs(&out).len(), 18);
+    assert_eq!(
+        lines(&out.join("predictions.jsonl")).len(),
+        lines(&reference.join("predictions.jsonl")).len()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn split_folder_copy(dir: &Path, train: usize, test: usize) -> PathBuf {
     let root = dir.join("Chest");
     for class in ["NORMAL", "PNEUMONIA"] {

@@ -252,6 +252,132 @@ fn a_killed_training_resumes_to_the_same_head() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Issue 16: SIGKILL at random moments of a training run (seeded, so a failure replays), each
+/// followed by a check of everything it writes: the head, the checkpoint and every cache entry
+/// is absent or a complete file that reads back, never a torn one. Then the run finishes and
+/// gives the head an uninterrupted run gives.
+#[test]
+fn killed_at_random_moments_training_leaves_only_whole_files() {
+    let dir = scratch("train-kill-random");
+    let cache = dir.join("cache");
+    let model = fixture("clip/openclip-tiny");
+    let data = shared("brain-mri").display().to_string();
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--data",
+            &data,
+            "--model",
+            &model,
+            "--head",
+            "coop",
+            "--epochs",
+            "300",
+            "--patience",
+            "0",
+            "--out",
+            &out.display().to_string(),
+            "--cache",
+            &cache.display().to_string(),
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let reference = dir.join("reference.mfh");
+    let started = Instant::now();
+    let whole = medfocus(
+        &args(&reference)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(whole.status.success(), "{}", text(&whole.stderr));
+    let duration = started.elapsed();
+    std::fs::remove_dir_all(&cache).unwrap();
+
+    let out = dir.join("killed.mfh");
+    let checkpoint = dir.join("killed.mfh.ckpt");
+    let args = args(&out);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut killed_running = 0;
+    for seed in 0..8 {
+        // xorshift: a moment within the uninterrupted run's duration.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let moment = duration.mul_f64((state % 1000) as f64 / 1000.0);
+        let mut child = command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(moment);
+        if child.try_wait().unwrap().is_none() {
+            killed_running += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let what = format!("killed at {moment:?} (seed {seed})");
+        if out.exists() {
+            HeadFile::read(&out).unwrap_or_else(|error| panic!("{what}: head torn: {error}"));
+        }
+        if checkpoint.exists() {
+            let bytes = std::fs::read(&checkpoint).unwrap();
+            medfocus::heads::host_pack::unpack(bytes, "training-checkpoint", "")
+                .unwrap_or_else(|error| panic!("{what}: checkpoint torn: {error}"));
+        }
+        let entries = medfocus::heads::train::cache::EmbeddingCache::new(&cache);
+        for file in walk(&cache) {
+            let name = file.file_name().unwrap().to_string_lossy().to_string();
+            if let Some(key) = name.strip_suffix(".f32") {
+                assert!(
+                    entries.get(key).is_some(),
+                    "{what}: cache entry {name} torn"
+                );
+            }
+        }
+        // A run that finished wrote its head; start the next from nothing but the cache.
+        if out.exists() {
+            std::fs::remove_file(&out).unwrap();
+        }
+    }
+    assert!(
+        killed_running >= 4,
+        "only {killed_running} of 8 kills hit a running training"
+    );
+    let finished = medfocus(&args);
+    assert!(finished.status.success(), "{}", text(&finished.stderr));
+    let (a, b) = (
+        HeadFile::read(&reference).unwrap(),
+        HeadFile::read(&out).unwrap(),
+    );
+    assert_eq!(
+        a.tensors, b.tensors,
+        "the killed and resumed run must reach the same head"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every file under `dir`, recursively (none if it does not exist).
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
 /// `train` reads a data set the way `eval` does (one reader): BUSI's `<name>_mask.png` files are
 /// masks of their image, never training images of its class, and `--masks gt` trains on them;
 /// a set with split folders trains on its train split unless told otherwise.
