@@ -165,7 +165,7 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-const SETS: [&str; 3] = ["separable", "shifted", "binary"];
+const SETS: [&str; 4] = ["separable", "shifted", "binary", "unrelated"];
 
 #[test]
 fn linear_probe_matches_scikit_learn_at_the_same_c() {

@@ -89,11 +89,49 @@ fn trains_and_predicts_on_both_shared_sets_and_reuses_cached_embeddings() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A set in which the random-weight SAM 2 fixture finds regions: dark rectangles (one class)
+/// and ellipses (the other) at seeded places on a bright background. On the shared X-rays and
+/// MRIs its automatic masks are all background or the whole image, so every region there is
+/// the whole-image stand-in and a focus trains a plain head under another name.
+fn shapes_set(dir: &Path) -> std::path::PathBuf {
+    let mut state = 7u64;
+    let mut next = |range: u32| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as u32 % range
+    };
+    for (class, ellipse) in [("rectangle", false), ("ellipse", true)] {
+        std::fs::create_dir_all(dir.join("shapes").join(class)).unwrap();
+        for index in 0..4 {
+            let (x0, y0) = (30 + next(60), 30 + next(60));
+            let (w, h) = (80 + next(50), 80 + next(50));
+            let (cx, cy) = (x0 as f32 + w as f32 / 2.0, y0 as f32 + h as f32 / 2.0);
+            let picture = image::GrayImage::from_fn(256, 256, |x, y| {
+                let inside = if ellipse {
+                    let (dx, dy) = (
+                        (x as f32 - cx) * 2.0 / w as f32,
+                        (y as f32 - cy) * 2.0 / h as f32,
+                    );
+                    dx * dx + dy * dy <= 1.0
+                } else {
+                    (x0..x0 + w).contains(&x) && (y0..y0 + h).contains(&y)
+                };
+                image::Luma([if inside { 30 } else { 200 }])
+            });
+            picture
+                .save(dir.join("shapes").join(class).join(format!("{index}.png")))
+                .unwrap();
+        }
+    }
+    dir.join("shapes")
+}
+
 #[test]
 fn trains_on_sam2_masks_with_the_papers_overlay() {
     let dir = scratch("train-sam2");
     let out = dir.join("head.mfh").display().to_string();
-    let data = shared("chest-xray").display().to_string();
+    let data = shapes_set(&dir).display().to_string();
     let (model, sam2, config) = (
         fixture("clip/openclip-tiny"),
         fixture("sam2/sam2.1-tiny-small.pt"),
@@ -114,12 +152,25 @@ fn trains_on_sam2_masks_with_the_papers_overlay() {
         "--sam2-config",
         &config,
         "--points-per-side",
-        "4",
+        "8",
+        "--pred-iou-thresh",
+        "0.3",
+        "--stability-thresh",
+        "0.6",
         "--out",
         &out,
         "--no-cache",
+        "--json",
     ]);
     assert!(output.status.success(), "{}", text(&output.stderr));
+    // SAM 2 found regions, and the overlay was drawn from them (not the whole-image stand-in
+    // everywhere, which would train a plain head under another name).
+    let report = &json_lines(&output)[0];
+    let found = report["regions"]["sam2-automatic"].as_u64().unwrap_or(0);
+    assert!(
+        found * 2 > report["images"].as_u64().unwrap(),
+        "SAM 2 found a region in {found} images: {report}"
+    );
     let head = HeadFile::read(Path::new(&out)).unwrap();
     assert_eq!(head.header.focus.method, "overlay");
     assert!(
@@ -129,9 +180,7 @@ fn trains_on_sam2_masks_with_the_papers_overlay() {
     );
 
     // Predicting with it needs a mask source, and says so.
-    let image = shared("chest-xray/NORMAL/NORMAL2-IM-1430-0001.jpeg")
-        .display()
-        .to_string();
+    let image = dir.join("shapes/ellipse/0.png").display().to_string();
     let refused = medfocus(&["predict", "--head", &out, "--model", &model, &image]);
     assert!(!refused.status.success());
     assert!(

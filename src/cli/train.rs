@@ -152,6 +152,7 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &TrainArgs) -> Cl
             "classes": header.classes,
             "images": report.support.images.len(),
             "from_cache": report.support.from_cache,
+            "regions": report.support.regions,
             "skipped": report.support.skipped,
             "resumed": report.resumed,
             "training": header.training,

@@ -13,7 +13,7 @@ use crate::dataset::{Dataset, IMAGE_EXTENSIONS, Sample};
 use crate::focus::Focus;
 use crate::focus::FocusMode;
 use crate::heads::features::{FeatureError, FeatureSet, check_labels};
-use crate::pipeline::{Encoder, MaskSource, Region, Segmenter, decode};
+use crate::pipeline::{Encoder, MaskSource, Region, RegionOrigin, Segmenter, decode};
 use crate::sam2::automatic_mask_generator::MaskChoice;
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +94,9 @@ pub struct Embedded {
     pub segmented: bool,
     /// Something the user should know (no region found, …).
     pub warning: Option<String>,
+    /// Where the region that focused it came from (none for a plain embedding or one read from
+    /// the cache).
+    pub region: Option<RegionOrigin>,
 }
 
 impl<'a> Embedder<'a> {
@@ -287,6 +290,7 @@ impl<'a> Embedder<'a> {
                 values,
                 cache_key,
                 from_cache: true,
+                region: None,
                 segmented: false,
                 warning: None,
             });
@@ -322,6 +326,7 @@ impl<'a> Embedder<'a> {
             warning = Some(format!("not cached ({}: {error})", cache.dir().display()));
         }
         Ok(Embedded {
+            region: region.as_ref().map(|region| region.origin),
             values,
             cache_key,
             from_cache: false,
@@ -351,6 +356,9 @@ pub struct SupportEmbeddings {
     /// Per embedded image: its path and cache key (the run's identity is built from these).
     pub images: Vec<(PathBuf, String)>,
     pub from_cache: usize,
+    /// How many embedded images each region origin focused (`sam2-automatic`, `whole-image`
+    /// where SAM 2 found none, …); images from the cache are not counted.
+    pub regions: BTreeMap<&'static str, usize>,
     /// Images that could not be used, with why, and other warnings.
     pub skipped: Vec<String>,
     pub warnings: Vec<String>,
@@ -407,6 +415,7 @@ pub fn embed_support(
     let mut skipped = Vec::new();
     let mut warnings = Vec::new();
     let mut from_cache = 0;
+    let mut regions = BTreeMap::new();
     let mut dim = 0;
     for (done, &index) in samples.iter().enumerate() {
         let sample = &set.samples[index];
@@ -418,6 +427,9 @@ pub fn embed_support(
                 labels.push(sample.class_index);
                 images.push((sample.path.clone(), embedded.cache_key));
                 from_cache += usize::from(embedded.from_cache);
+                if let Some(origin) = embedded.region {
+                    *regions.entry(origin.name()).or_insert(0) += 1;
+                }
                 if let Some(warning) = embedded.warning {
                     warnings.push(format!("{}: {warning}", sample.path.display()));
                 }
@@ -439,6 +451,7 @@ pub fn embed_support(
         labels,
         images,
         from_cache,
+        regions,
         skipped,
         warnings,
     })
