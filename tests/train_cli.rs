@@ -93,7 +93,9 @@ fn trains_and_predicts_on_both_shared_sets_and_reuses_cached_embeddings() {
 /// and ellipses (the other) at seeded places on a bright background. On the shared X-rays and
 /// MRIs its automatic masks are all background or the whole image, so every region there is
 /// the whole-image stand-in and a focus trains a plain head under another name.
-fn shapes_set(dir: &Path) -> std::path::PathBuf {
+/// `splits`: (folder, images per class); a folder `""` puts the classes at the top. Sizes are
+/// in 256ths of `side`.
+fn shapes_set(dir: &Path, side: u32, splits: &[(&str, usize)]) -> std::path::PathBuf {
     let mut state = 7u64;
     let mut next = |range: u32| {
         state = state
@@ -101,27 +103,29 @@ fn shapes_set(dir: &Path) -> std::path::PathBuf {
             .wrapping_add(1442695040888963407);
         (state >> 33) as u32 % range
     };
-    for (class, ellipse) in [("rectangle", false), ("ellipse", true)] {
-        std::fs::create_dir_all(dir.join("shapes").join(class)).unwrap();
-        for index in 0..4 {
-            let (x0, y0) = (30 + next(60), 30 + next(60));
-            let (w, h) = (80 + next(50), 80 + next(50));
-            let (cx, cy) = (x0 as f32 + w as f32 / 2.0, y0 as f32 + h as f32 / 2.0);
-            let picture = image::GrayImage::from_fn(256, 256, |x, y| {
-                let inside = if ellipse {
-                    let (dx, dy) = (
-                        (x as f32 - cx) * 2.0 / w as f32,
-                        (y as f32 - cy) * 2.0 / h as f32,
-                    );
-                    dx * dx + dy * dy <= 1.0
-                } else {
-                    (x0..x0 + w).contains(&x) && (y0..y0 + h).contains(&y)
-                };
-                image::Luma([if inside { 30 } else { 200 }])
-            });
-            picture
-                .save(dir.join("shapes").join(class).join(format!("{index}.png")))
-                .unwrap();
+    let at = |value: u32| value * side / 256;
+    for &(split, count) in splits {
+        for (class, ellipse) in [("rectangle", false), ("ellipse", true)] {
+            let folder = dir.join("shapes").join(split).join(class);
+            std::fs::create_dir_all(&folder).unwrap();
+            for index in 0..count {
+                let (x0, y0) = (at(30 + next(60)), at(30 + next(60)));
+                let (w, h) = (at(80 + next(50)), at(80 + next(50)));
+                let (cx, cy) = (x0 as f32 + w as f32 / 2.0, y0 as f32 + h as f32 / 2.0);
+                let picture = image::GrayImage::from_fn(side, side, |x, y| {
+                    let inside = if ellipse {
+                        let (dx, dy) = (
+                            (x as f32 - cx) * 2.0 / w as f32,
+                            (y as f32 - cy) * 2.0 / h as f32,
+                        );
+                        dx * dx + dy * dy <= 1.0
+                    } else {
+                        (x0..x0 + w).contains(&x) && (y0..y0 + h).contains(&y)
+                    };
+                    image::Luma([if inside { 30 } else { 200 }])
+                });
+                picture.save(folder.join(format!("{index}.png"))).unwrap();
+            }
         }
     }
     dir.join("shapes")
@@ -131,7 +135,7 @@ fn shapes_set(dir: &Path) -> std::path::PathBuf {
 fn trains_on_sam2_masks_with_the_papers_overlay() {
     let dir = scratch("train-sam2");
     let out = dir.join("head.mfh").display().to_string();
-    let data = shapes_set(&dir).display().to_string();
+    let data = shapes_set(&dir, 256, &[("", 4)]).display().to_string();
     let (model, sam2, config) = (
         fixture("clip/openclip-tiny"),
         fixture("sam2/sam2.1-tiny-small.pt"),
