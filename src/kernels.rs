@@ -17,12 +17,14 @@ use burn::tensor::{DType, Device};
 const PARALLEL_FROM: usize = 1 << 16;
 
 /// Whether `x` is worth computing on the host's cores: a large f32 tensor on the native CPU
-/// backend without autodiff (an autodiff tensor must stay in burn's graph). Never in wasm: no
-/// threads there.
+/// backend without autodiff (an autodiff tensor must stay in burn's graph: the host path reads
+/// the values out and back, which cuts it). Never in wasm: no threads there. An autodiff device
+/// compares equal to its inner device, so autodiff is asked of the tensor itself.
 #[cfg(not(target_arch = "wasm32"))]
 fn on_host_cores<const D: usize>(x: &Tensor<D>) -> bool {
     x.shape().num_elements() >= PARALLEL_FROM
         && x.dtype() == DType::F32
+        && !x.is_autodiff()
         && x.device() == Device::flex()
 }
 
@@ -127,14 +129,39 @@ mod tests {
 
     #[test]
     fn autodiff_tensors_take_burns_path() {
+        // Above the size at which the host-core path would be taken, so that only the device
+        // test keeps an autodiff tensor in burn's graph (a 3-element tensor never reached it).
+        let elements = 2 * super::PARALLEL_FROM;
+        let values: Vec<f32> = (0..elements)
+            .map(|index| (index % 997) as f32 / 997.0 * 8.0 - 4.0)
+            .collect();
         let device = Device::flex().autodiff();
-        let x = Tensor::<1>::from_data(TensorData::new(vec![-1.0f32, 0.0, 2.0], [3]), &device)
-            .require_grad();
-        let y = (gelu(x.clone()) + quick_gelu(x.clone())).sum();
-        let gradients = y.backward();
-        assert!(
-            x.grad(&gradients).is_some(),
-            "the gradient must flow through"
+        let input = || {
+            Tensor::<1>::from_data(TensorData::new(values.clone(), [elements]), &device)
+                .require_grad()
+        };
+        let (ours, theirs) = (input(), input());
+        let gradients = (gelu(ours.clone()) + quick_gelu(ours.clone()))
+            .sum()
+            .backward();
+        let reference = (activation::gelu(theirs.clone())
+            + theirs.clone() * activation::sigmoid(theirs.clone() * 1.702))
+        .sum()
+        .backward();
+        let ours = ours
+            .grad(&gradients)
+            .expect("the gradient must flow through");
+        let theirs = theirs.grad(&reference).unwrap();
+        let (ours, theirs) = (
+            ours.into_data().try_into_vec::<f32>().unwrap(),
+            theirs.into_data().try_into_vec::<f32>().unwrap(),
         );
+        assert_eq!(ours.len(), elements);
+        let worst = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "gradients differ by {worst}");
     }
 }

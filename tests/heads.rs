@@ -20,7 +20,6 @@ use serde_json::Value;
 const FIXTURES: &str = "tests/fixtures/heads";
 
 struct Synthetic {
-    name: String,
     reference: Value,
     arrays: BTreeMap<String, (Vec<usize>, Vec<f64>)>,
 }
@@ -54,11 +53,7 @@ impl Synthetic {
             };
             arrays.insert(key.to_string(), (view.shape().to_vec(), values));
         }
-        Self {
-            name: name.to_string(),
-            reference,
-            arrays,
-        }
+        Self { reference, arrays }
     }
 
     fn f32s(&self, key: &str) -> Vec<f32> {
@@ -331,7 +326,6 @@ fn every_head_reaches_its_reference_accuracy_with_default_settings() {
                 kind.name()
             );
         }
-        let _ = &set.name;
     }
 }
 

@@ -121,20 +121,18 @@ fn every_mask_source_gives_its_region_and_the_chain_equals_its_steps() {
     let automatic =
         block_on(pipeline.classify(&pixels, &MaskSource::Sam2Automatic(MaskChoice::Largest)))
             .unwrap();
+    // Pinned: on this scan the random-weight SAM 2 fixture's automatic masks are all background
+    // or the whole image (measured), so the whole image stands in, and says so. The branch that
+    // finds a region is `tests/train_cli.rs`'s shapes, which SAM 2 does segment.
     let region = automatic.region.unwrap();
-    match region.origin {
-        RegionOrigin::Sam2Automatic => assert!(region.warning.is_none() && region.coverage < 0.9),
-        RegionOrigin::WholeImage => {
-            assert!(
-                region
-                    .warning
-                    .unwrap()
-                    .contains("the whole image is the region")
-            );
-            assert_eq!(region.coverage, 1.0);
-        }
-        other => panic!("automatic masks gave a {other:?} region"),
-    }
+    assert_eq!(region.origin, RegionOrigin::WholeImage);
+    assert!(
+        region
+            .warning
+            .unwrap()
+            .contains("the whole image is the region")
+    );
+    assert_eq!(region.coverage, 1.0);
 
     // A head's recorded automatic settings win over the segmenter's, but for the batch size (a
     // memory knob of the machine it runs on, not part of the result).

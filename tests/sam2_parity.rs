@@ -220,7 +220,8 @@ fn check_predictor(fixture: &Fixture, model: Sam2Model, device: &Device) {
             );
             // The bound is 1e-3, or — where PyTorch's own float32 answer is further than that
             // from the exact one (sharp attention in a random-weight model) — no worse than it.
-            let bound = LOW_RES_TOLERANCE.max(reference_own);
+            // Capped: a reference this far from its own f64 answer is a broken fixture.
+            let bound = LOW_RES_TOLERANCE.max(reference_own).min(1e-2);
             assert!(exact_diff <= bound, "{key} {name} low-res {exact_diff}");
             assert!(iou_exact <= IOU_TOLERANCE, "{key} {name} iou {iou_exact}");
             assert!(iou_diff <= IOU_TOLERANCE, "{key} {name} iou {iou_diff}");
