@@ -40,6 +40,7 @@ export class Engine {
     } else {
       const error = new Error(message.message);
       error.fatal = Boolean(message.fatal);
+      error.deviceLost = Boolean(message.deviceLost);
       request.reject(error);
       if (error.fatal) this.onFatal?.(error);
     }

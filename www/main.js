@@ -42,7 +42,10 @@ function render() {
 
 subscribe(render);
 onJob({
-  fatal: () => restartEngine("after an internal error in the engine", "was stopped by an internal error"),
+  fatal: (error) =>
+    error.deviceLost
+      ? restartEngine("on a new device after the GPU device was lost", "was stopped by the GPU device's loss")
+      : restartEngine("after an internal error in the engine", "was stopped by an internal error"),
   done: showMemory,
 });
 wireModels();

@@ -17,6 +17,7 @@
 
 #[cfg(target_arch = "wasm32")]
 pub mod browser;
+pub mod lost;
 pub mod open;
 pub mod plan;
 pub mod readback;

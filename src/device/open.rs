@@ -124,6 +124,7 @@ async fn open_gpu(choice: &AdapterChoice) -> Result<OpenedGpu, DeviceError> {
         }
         let (device, setup) = options().init_with_setup().map_err(init_error)?;
         let gpu = opened(device, &setup.adapter);
+        super::lost::watch(&setup.device, &gpu.adapter.name);
         all.push(gpu.clone());
         Ok(gpu)
     }
@@ -142,6 +143,7 @@ async fn open_gpu(choice: &AdapterChoice) -> Result<OpenedGpu, DeviceError> {
             .await
             .map_err(init_error)?;
         let gpu = opened(device, &setup.adapter);
+        super::lost::watch(&setup.device, &gpu.adapter.name);
         if let Ok(mut all) = OPENED.lock() {
             all.push(gpu.clone());
         }

@@ -101,6 +101,20 @@ pub async fn init_device(request: Option<String>) -> Result<JsValue, JsError> {
     Ok(report)
 }
 
+/// Why the GPU device was lost (a driver reset, the browser reclaiming the GPU), or nothing: the
+/// worker asks after a failed request, and a lost device means a fresh engine, not a bad input.
+#[wasm_bindgen(js_name = deviceLost)]
+pub fn device_lost() -> Option<String> {
+    device::lost::lost()
+}
+
+/// Destroys the GPU device as a driver reset would: for the page's end-to-end test of what
+/// follows (the loss noticed, the engine restarted on a new device, the models reloaded).
+#[wasm_bindgen(js_name = loseDeviceForTest)]
+pub fn lose_device_for_test() {
+    device::lost::destroy_for_test();
+}
+
 /// The device chosen by `initDevice`, or a clear error when it has not run.
 pub fn chosen_device() -> Result<ChosenDevice, JsError> {
     CHOSEN

@@ -516,6 +516,25 @@ test("switching the device reloads every model on the new one", async () => {
   assert.equal(result.result, "person1951_bacteria_4882.jpeg:none", result.error);
 });
 
+test("a lost GPU device is said, and the engine restarts on a new one with the models reloaded", async () => {
+  await idle();
+  assert.equal(await dataset("device"), "WebGPU");
+  // As a driver reset would: the engine's device destroyed under it (the worker's module is
+  // `self.medfocus`, see www/worker/wasm.js).
+  const engine = page.workers().at(-1);
+  await engine.evaluate(() => self.medfocus.loseDeviceForTest());
+  await engine.evaluate(() => new Promise((resolve) => setTimeout(resolve, 200)));
+  const failed = await classify("none");
+  assert.notEqual(failed.result, "person1951_bacteria_4882.jpeg:none");
+  assert.match(failed.error, /the GPU device .* was lost/);
+  await page.waitForFunction(() => document.body.dataset.engine === "ready" && !document.body.dataset.busy, null, work);
+  assert.equal(await dataset("device"), "WebGPU");
+  assert.match(await text("#model-status"), /loaded on WebGPU/);
+  assert.match(await text("#sam2-status"), /loaded on WebGPU/);
+  const again = await classify("none");
+  assert.equal(again.result, "person1951_bacteria_4882.jpeg:none", again.error);
+});
+
 test("bad files are clear errors and keep the page working", async () => {
   await idle();
   assert.equal(

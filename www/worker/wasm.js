@@ -4,13 +4,24 @@
 let medfocus = null;
 
 export const loading = import("../../pkg/medfocus.js").then(
-  (module) => (medfocus = module),
+  // Also `self.medfocus`: the engine's module, for diagnostics in the worker's console and for
+  // the end-to-end test that loses the GPU device on purpose.
+  (module) => (medfocus = self.medfocus = module),
   (error) => {
     throw new Error(`the engine's wasm module did not load (${error?.message ?? error}); reload the page`);
   },
 );
 
 export const wasm = () => medfocus;
+
+/** Why the GPU device was lost, if it was (null otherwise, or when the module cannot say). */
+export function deviceLost() {
+  try {
+    return medfocus?.deviceLost() ?? null;
+  } catch {
+    return null;
+  }
+}
 
 /** A WebAssembly abort is out of memory when the module's memory stands at its 4 GiB cap. */
 export function outOfMemory() {
