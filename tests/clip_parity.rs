@@ -22,8 +22,9 @@ use medfocus::weights::Checkpoint;
 mod common;
 use common::{max_abs_diff, normalized_rows, token_rows};
 
-/// Embeddings are compared after L2 normalisation.
-const EMBEDDING_TOLERANCE: f32 = 1e-4;
+/// Embeddings are compared after L2 normalisation: about ten times the largest error measured
+/// (2.4e-7 on the CPU backend, 2-core AMD EPYC with AVX-512; the real-size models 2.1e-7).
+const EMBEDDING_TOLERANCE: f32 = 3e-6;
 
 fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -21,9 +21,14 @@ use serde_json::Value;
 mod common;
 use common::max_abs_diff;
 
-const FEATURE_TOLERANCE: f32 = 1e-3;
-const LOW_RES_TOLERANCE: f32 = 1e-3;
-const IOU_TOLERANCE: f32 = 1e-4;
+// About ten times the largest error measured on the small fixture (CPU backend, 2-core AMD EPYC
+// with AVX-512): features 9.1e-6, low-res logits 1.9e-5 from the float64 answer, IoU 4.5e-7. The
+// real-size model's errors are larger (features 2.5e-5, logits 4.8e-4, IoU 2.0e-6): its test
+// scales these by `LARGE_MODEL_SCALE`.
+const FEATURE_TOLERANCE: f32 = 1e-4;
+const LOW_RES_TOLERANCE: f32 = 2e-4;
+const IOU_TOLERANCE: f32 = 5e-6;
+const LARGE_MODEL_SCALE: f32 = 10.0;
 const MIN_MASK_IOU: f64 = 0.99;
 
 fn manifest() -> PathBuf {
@@ -169,7 +174,7 @@ fn mask_iou(a: &[bool], b: &[bool]) -> f64 {
 }
 
 /// Features, low-res logits, IoU predictions and full-size masks of every image and prompt.
-fn check_predictor(fixture: &Fixture, model: Sam2Model, device: &Device) {
+fn check_predictor(fixture: &Fixture, model: Sam2Model, device: &Device, scale: f32) {
     let predictor = Sam2Predictor::new(model);
     for image in fixture.images() {
         let key = image["key"].as_str().unwrap();
@@ -181,7 +186,10 @@ fn check_predictor(fixture: &Fixture, model: Sam2Model, device: &Device) {
         let embed = nchw(embedded.features.image_embed.clone());
         let diff = max_abs_diff(&embed, &fixture.floats(&format!("{key}.image_embed")));
         println!("{key} image embedding max |Δ| {diff:.2e}");
-        assert!(diff <= FEATURE_TOLERANCE, "{key} image embedding {diff}");
+        assert!(
+            diff <= FEATURE_TOLERANCE * scale,
+            "{key} image embedding {diff}"
+        );
         let high_res = embedded.features.high_res.clone().unwrap();
         for (level, feature) in high_res.into_iter().enumerate() {
             let ours = nchw(feature);
@@ -190,7 +198,10 @@ fn check_predictor(fixture: &Fixture, model: Sam2Model, device: &Device) {
                 &fixture.floats(&format!("{key}.high_res_feats.{level}")),
             );
             println!("{key} high-res level {level} max |Δ| {diff:.2e}");
-            assert!(diff <= FEATURE_TOLERANCE, "{key} high-res {level}: {diff}");
+            assert!(
+                diff <= FEATURE_TOLERANCE * scale,
+                "{key} high-res {level}: {diff}"
+            );
         }
         for prompt_json in image["prompts"].as_array().unwrap() {
             let name = prompt_json["name"].as_str().unwrap();
@@ -221,10 +232,16 @@ fn check_predictor(fixture: &Fixture, model: Sam2Model, device: &Device) {
             // The bound is 1e-3, or — where PyTorch's own float32 answer is further than that
             // from the exact one (sharp attention in a random-weight model) — no worse than it.
             // Capped: a reference this far from its own f64 answer is a broken fixture.
-            let bound = LOW_RES_TOLERANCE.max(reference_own).min(1e-2);
+            let bound = (LOW_RES_TOLERANCE * scale).max(reference_own).min(1e-2);
             assert!(exact_diff <= bound, "{key} {name} low-res {exact_diff}");
-            assert!(iou_exact <= IOU_TOLERANCE, "{key} {name} iou {iou_exact}");
-            assert!(iou_diff <= IOU_TOLERANCE, "{key} {name} iou {iou_diff}");
+            assert!(
+                iou_exact <= IOU_TOLERANCE * scale,
+                "{key} {name} iou {iou_exact}"
+            );
+            assert!(
+                iou_diff <= IOU_TOLERANCE * scale,
+                "{key} {name} iou {iou_diff}"
+            );
 
             let whole: Vec<bool> = prediction
                 .full_size_masks()
@@ -264,7 +281,7 @@ fn check_predictor(fixture: &Fixture, model: Sam2Model, device: &Device) {
 fn small_model_matches_the_reference_predictor() {
     let device = Device::flex();
     let fixture = Fixture::small();
-    check_predictor(&fixture, load(&fixture, &device), &device);
+    check_predictor(&fixture, load(&fixture, &device), &device, 1.0);
 }
 
 #[test]
@@ -655,5 +672,5 @@ fn sam2_1_hiera_tiny_matches_the_reference() {
     let mut expected = fixture.config();
     expected.name = model.config.name.clone();
     assert_eq!(model.config, expected);
-    check_predictor(&fixture, model, &device);
+    check_predictor(&fixture, model, &device, LARGE_MODEL_SCALE);
 }

@@ -81,11 +81,12 @@ async fn check(model: MemoryFiles, reference: Vec<u8>, family: Family) {
     web_sys::console::log_1(
         &format!("{family}: image max |Δ| {image_delta:.2e}, text max |Δ| {text_delta:.2e}").into(),
     );
+    // About ten times the largest error measured on SwiftShader's WebGPU (2.7e-7).
     assert!(
-        image_delta <= 1e-4,
+        image_delta <= 3e-6,
         "image embeddings differ by {image_delta}"
     );
-    assert!(text_delta <= 1e-4, "text embeddings differ by {text_delta}");
+    assert!(text_delta <= 3e-6, "text embeddings differ by {text_delta}");
 }
 
 #[wasm_bindgen_test]
