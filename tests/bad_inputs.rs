@@ -21,7 +21,8 @@ use medfocus::imaging::decode_image;
 use medfocus::limits::MAX_DECODED_BYTES;
 use medfocus::sam2::{Sam2Config, Sam2Model};
 use medfocus::weights::Checkpoint;
-use serde::Deserialize;
+mod common;
+use common::bad_inputs::{Entry, accepts, entries, own_loader};
 
 struct Counting;
 
@@ -64,15 +65,6 @@ static ALLOCATOR: Counting = Counting;
 /// The most a loader may hold at once for one of these small files: the largest limit (an
 /// image's decoded buffer), plus room for the loader's own working memory.
 const MAX_HELD_BYTES: usize = MAX_DECODED_BYTES as usize + (64 << 20);
-
-#[derive(Deserialize)]
-struct Entry {
-    name: String,
-    format: String,
-    case: String,
-    offset: usize,
-    length: usize,
-}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -159,34 +151,6 @@ fn loaders() -> Vec<(&'static str, Loader)> {
     ]
 }
 
-/// The loader each format is meant for (its valid seed loads there).
-fn own_loader(format: &str) -> &'static str {
-    match format {
-        "png" | "jpeg" | "bmp" | "tiff" | "dicom" => "image",
-        "safetensors" | "pytorch-zip" | "pytorch-legacy" => "checkpoint file",
-        "sam2-burnpack" => "sam2 burnpack",
-        "head" => "head",
-        "npz" | "split-json" | "csv" => "data set",
-        "clip-config" => "clip config",
-        "sam2-config" => "sam2 config",
-        "vocab" => "vocabulary",
-        other => panic!("no loader for format {other}"),
-    }
-}
-
-/// Whether `loader` should accept the file: its own format's valid seed, and a SafeTensors
-/// file whose tensors are well formed but unusable as weights (NaN values, integers) in the
-/// loaders that only read containers — the model that takes them refuses them by name
-/// (`weights::Problem::{NotFinite, NotFloat}`).
-fn accepts(loader: &str, entry: &Entry) -> bool {
-    let container = matches!(loader, "safetensors" | "checkpoint file");
-    match (entry.format.as_str(), entry.case.as_str()) {
-        ("safetensors", "valid" | "nan-and-inf" | "int64-weights") => container,
-        (format, "valid") => loader == own_loader(format),
-        _ => false,
-    }
-}
-
 /// Words one of which the error must contain when a loader meets its own format broken. Text
 /// formats have no magic: any named error will do for theirs.
 fn expected_words(format: &str, case: &str) -> &'static [&'static str] {
@@ -231,8 +195,7 @@ fn expected_words(format: &str, case: &str) -> &'static [&'static str] {
 fn every_bad_input_is_a_named_error_through_every_loader() {
     let root = fixtures().join("bad-inputs");
     let corpus = std::fs::read(root.join("corpus.bin")).unwrap();
-    let index: Vec<Entry> =
-        serde_json::from_str(&std::fs::read_to_string(root.join("index.json")).unwrap()).unwrap();
+    let index: Vec<Entry> = entries(&std::fs::read_to_string(root.join("index.json")).unwrap());
     assert!(index.len() > 150, "{} files", index.len());
     let dir = std::env::temp_dir().join(format!("medfocus-bad-inputs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -244,7 +207,7 @@ fn every_bad_input_is_a_named_error_through_every_loader() {
         .find(|entry| entry.format == "png" && entry.case == "valid")
         .unwrap();
     for name in ["a.png", "b.png"] {
-        std::fs::write(dir.join(name), &corpus[png.offset..png.offset + png.length]).unwrap();
+        std::fs::write(dir.join(name), png.bytes(&corpus)).unwrap();
     }
     // Quiet the default hook: a panic is recorded here, with the file and loader that caused it.
     let hook = std::panic::take_hook();
@@ -254,7 +217,7 @@ fn every_bad_input_is_a_named_error_through_every_loader() {
     let mut named = 0usize;
     let mut most_held: BTreeMap<&str, usize> = BTreeMap::new();
     for entry in &index {
-        let bytes = &corpus[entry.offset..entry.offset + entry.length];
+        let bytes = entry.bytes(&corpus);
         let path = dir.join(&entry.name);
         std::fs::write(&path, bytes).unwrap();
         let own = own_loader(&entry.format);

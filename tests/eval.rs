@@ -80,7 +80,6 @@ fn metrics_equal_scikit_learns() {
 /// metrics equal an uninterrupted evaluation's.
 #[test]
 fn killed_at_random_moments_eval_leaves_only_whole_files_and_finishes_the_same() {
-    use std::process::Stdio;
     use std::time::{Duration, Instant};
 
     let dir = scratch("eval-kill-random");
@@ -122,26 +121,33 @@ fn killed_at_random_moments_eval_leaves_only_whole_files_and_finishes_the_same()
             .collect::<Vec<_>>(),
     );
     assert!(whole.status.success(), "{}", text(&whole.stderr));
-    let duration = started.elapsed().max(Duration::from_millis(200));
+    let cold = started.elapsed().max(Duration::from_millis(200));
+    // The same with every embedding cached.
+    let started = Instant::now();
+    let warm = medfocus(
+        &args(&dir.join("warm"))
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(warm.status.success(), "{}", text(&warm.stderr));
+    let warm = started.elapsed().max(Duration::from_millis(200));
 
     let out = dir.join("killed");
     let args = args(&out);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut moments = common::cli::Moments::seeded(0x2545_F491_4F6C_DD1D);
     let mut torn_lines = 0;
+    let mut killed_running = 0;
     for seed in 0..8 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let moment = duration.mul_f64((state % 1000) as f64 / 1000.0);
-        let mut child = common::cli::command(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(moment);
-        let _ = child.kill();
-        let _ = child.wait();
+        // Each from an empty report folder, even seeds from an empty cache too; the last kill's
+        // folder is what the final run resumes.
+        let _ = std::fs::remove_dir_all(&out);
+        if seed % 2 == 0 {
+            let _ = std::fs::remove_dir_all(&cache);
+        }
+        let moment = moments.within(if seed % 2 == 0 { cold } else { warm });
+        killed_running += usize::from(common::cli::kill_at(&args, moment));
         let what = format!("killed at {moment:?} (seed {seed})");
         for name in ["runs.jsonl", "predictions.jsonl"] {
             let Ok(text) = std::fs::read_to_string(out.join(name)) else {
@@ -182,7 +188,13 @@ fn killed_at_random_moments_eval_leaves_only_whole_files_and_finishes_the_same()
             }
         }
     }
-    println!("{torn_lines} torn last lines seen (dropped by the next run)");
+    println!(
+        "{killed_running} of 8 kills hit a running evaluation; {torn_lines} torn last lines seen (dropped by the next run)"
+    );
+    assert!(
+        killed_running >= 2,
+        "only {killed_running} of 8 kills hit a running evaluation"
+    );
     let finished = medfocus(&args);
     assert!(finished.status.success(), "{}", text(&finished.stderr));
     let runs = |folder: &Path| -> Vec<(String, Value)> {

@@ -363,7 +363,7 @@ fn killed_at_random_moments_training_leaves_only_whole_files() {
     let checkpoint = dir.join("killed.mfh.ckpt");
     let args = args(&out);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut moments = common::cli::Moments::seeded(0x9E37_79B9_7F4A_7C15);
     let mut killed_running = 0;
     for seed in 0..8 {
         // Even seeds start from an empty cache (the kill may land in its writes), odd ones from
@@ -374,22 +374,8 @@ fn killed_at_random_moments_training_leaves_only_whole_files() {
         }
         let _ = std::fs::remove_file(&checkpoint);
         let duration = if seed % 2 == 0 { cold } else { warm };
-        // xorshift: a moment within such a run's duration.
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let moment = duration.mul_f64((state % 1000) as f64 / 1000.0);
-        let mut child = command(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(moment);
-        if child.try_wait().unwrap().is_none() {
-            killed_running += 1;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        let moment = moments.within(duration);
+        killed_running += usize::from(common::cli::kill_at(&args, moment));
         let what = format!("killed at {moment:?} (seed {seed})");
         if out.exists() {
             HeadFile::read(&out).unwrap_or_else(|error| panic!("{what}: head torn: {error}"));

@@ -10,8 +10,9 @@ use medfocus::heads::HeadFile;
 use medfocus::imaging::decode_image;
 use medfocus::sam2::{Sam2Config, Sam2Model};
 use medfocus::weights::{Checkpoint, SafetensorsStream};
-use serde::Deserialize;
 use wasm_bindgen_test::*;
+
+use crate::common::bad_inputs::{Entry, accepts, entries};
 
 const CORPUS: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -21,15 +22,6 @@ const INDEX: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/bad-inputs/index.json"
 ));
-
-#[derive(Deserialize)]
-struct Entry {
-    name: String,
-    format: String,
-    case: String,
-    offset: usize,
-    length: usize,
-}
 
 type Loader = fn(&[u8], &Device) -> Result<(), String>;
 
@@ -77,38 +69,16 @@ fn loaders() -> Vec<(&'static str, Loader)> {
     ]
 }
 
-/// Whether `loader` should accept the file (see `tests/bad_inputs.rs`): a format's valid seed
-/// in its own loader, and well-formed SafeTensors (also with NaN or integer tensors, which the
-/// model that takes them refuses by name) in the SafeTensors readers.
-fn accepts(loader: &str, entry: &Entry) -> bool {
-    let own = match entry.format.as_str() {
-        "png" | "jpeg" | "bmp" | "tiff" | "dicom" => "image",
-        "safetensors" => "safetensors",
-        "sam2-burnpack" => "sam2 burnpack",
-        "head" => "head",
-        "sam2-config" => "sam2 config",
-        "vocab" => "vocabulary",
-        _ => "",
-    };
-    match (entry.format.as_str(), entry.case.as_str()) {
-        ("safetensors", "valid" | "nan-and-inf" | "int64-weights") => {
-            loader.starts_with("safetensors")
-        }
-        (_, "valid") => loader == own,
-        _ => false,
-    }
-}
-
 #[wasm_bindgen_test]
 fn every_bad_input_is_a_named_error_in_the_browser() {
-    let index: Vec<Entry> = serde_json::from_str(INDEX).unwrap();
+    let index: Vec<Entry> = entries(INDEX);
     assert!(index.len() > 150, "{} files", index.len());
     // Burnpacks are read on the CPU backend here: what is checked is reading, not computing.
     let device = Device::flex();
     let mut failures = Vec::new();
     let mut named = 0;
     for entry in &index {
-        let bytes = &CORPUS[entry.offset..entry.offset + entry.length];
+        let bytes = entry.bytes(CORPUS);
         for (loader, load) in loaders() {
             let what = format!("{} ({}) through {loader}", entry.name, entry.case);
             match (load(bytes, &device), accepts(loader, entry)) {

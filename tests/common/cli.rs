@@ -29,6 +29,37 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Seeded moments for killing runs (xorshift, so a failure replays).
+pub struct Moments(u64);
+
+impl Moments {
+    pub fn seeded(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    /// The next moment within `duration`.
+    pub fn within(&mut self, duration: std::time::Duration) -> std::time::Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        duration.mul_f64((self.0 % 1000) as f64 / 1000.0)
+    }
+}
+
+/// Starts `medfocus <args>` and SIGKILLs it after `moment`; whether it was still running then.
+pub fn kill_at(args: &[&str], moment: std::time::Duration) -> bool {
+    let mut child = command(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start medfocus");
+    std::thread::sleep(moment);
+    let running = child.try_wait().ok().flatten().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    running
+}
+
 /// A fresh scratch folder per test (`<temp>/medfocus-<name>-<pid>`).
 pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("medfocus-{name}-{}", std::process::id()));

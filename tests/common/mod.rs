@@ -48,6 +48,7 @@ pub fn shared(relative: &str) -> std::path::PathBuf {
         .join(relative)
 }
 
+pub mod bad_inputs;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 
