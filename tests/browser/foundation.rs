@@ -186,8 +186,14 @@ fn dicom_files_decode_inside_wasm() {
 /// Model files streamed into the engine: every way a file can be wrong is a named error, and a
 /// file given up holds nothing.
 #[wasm_bindgen_test]
-fn model_files_refuse_what_cannot_be_a_model_file() {
+async fn model_files_refuse_what_cannot_be_a_model_file() {
     use medfocus::web::files::WebModelFiles;
+    // Loading SAM 2 asks for the chosen device first: choose one here rather than rely on a test
+    // that happened to run before (the order changes with the tests compiled in).
+    web::init_device(Some("gpu".into()))
+        .await
+        .map_err(JsValue::from)
+        .expect("device");
     let mut files = WebModelFiles::new("test".into());
     let error = message(files.begin("huge.safetensors".into(), 5e9).unwrap_err());
     assert!(error.contains("at most 4295 MB"), "{error}");
