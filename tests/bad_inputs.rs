@@ -23,6 +23,7 @@ use medfocus::sam2::{Sam2Config, Sam2Model};
 use medfocus::weights::Checkpoint;
 mod common;
 use common::bad_inputs::{Entry, accepts, entries, own_loader};
+use common::cli::{fixture, medfocus};
 
 struct Counting;
 
@@ -277,4 +278,142 @@ fn every_bad_input_is_a_named_error_through_every_loader() {
             .collect::<Vec<_>>()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The corpus through the command line: each command given a broken input of its kind fails
+/// with a message (no panic), and the outputs it would write — present from an earlier run —
+/// are left as they were, with nothing written beside them.
+#[test]
+fn commands_given_bad_input_fail_clearly_and_leave_their_outputs_untouched() {
+    let root = fixtures().join("bad-inputs");
+    let corpus = std::fs::read(root.join("corpus.bin")).unwrap();
+    let index = entries(&std::fs::read_to_string(root.join("index.json")).unwrap());
+    let dir = std::env::temp_dir().join(format!("medfocus-bad-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let inputs = dir.join("inputs");
+    let outputs = dir.join("outputs");
+    std::fs::create_dir_all(&inputs).unwrap();
+    let clip = fixture("clip/openclip-tiny");
+    let (sam2, sam2_config) = (
+        fixture("sam2/sam2.1-tiny-small.pt"),
+        fixture("sam2/sam2.1-tiny-small.config.json"),
+    );
+    let image = fixture("dicom/ct-window.png");
+    let head = fixture("heads/brain-mri-sam2-overlay-linear-probe.mfh");
+    // Earlier results in the output folder, which a failed run must not touch.
+    let earlier = [
+        "mask.png",
+        "mask.overlay.png",
+        "head.mfh",
+        "report/report.md",
+        "report/runs.jsonl",
+    ];
+    let reset_outputs = || {
+        let _ = std::fs::remove_dir_all(&outputs);
+        for name in earlier {
+            let path = outputs.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, format!("earlier {name}")).unwrap();
+        }
+    };
+    let out = |name: &str| outputs.join(name).display().to_string();
+    let (mask, head_out, report) = (out("mask.png"), out("head.mfh"), out("report"));
+    let mut runs = 0;
+    let mut failures = Vec::new();
+    for entry in index.iter().filter(|entry| entry.case != "valid") {
+        let file = inputs.join(&entry.name);
+        std::fs::write(&file, entry.bytes(&corpus)).unwrap();
+        let file = file.display().to_string();
+        let commands: Vec<Vec<&str>> = match own_loader(&entry.format) {
+            "image" => vec![
+                vec![
+                    "classify",
+                    "--model",
+                    &clip,
+                    "--classes",
+                    "a,b",
+                    "--json",
+                    &file,
+                ],
+                vec![
+                    "segment",
+                    "--model",
+                    &sam2,
+                    "--config",
+                    &sam2_config,
+                    "--point",
+                    "4,4",
+                    "--out",
+                    &mask,
+                    &file,
+                ],
+            ],
+            "head" => vec![vec!["predict", "--head", &file, "--model", &clip, &image]],
+            "data set" => vec![
+                vec![
+                    "train",
+                    "--data",
+                    &file,
+                    "--model",
+                    &clip,
+                    "--head",
+                    "linear-probe",
+                    "--out",
+                    &head_out,
+                    "--no-cache",
+                ],
+                vec!["eval", "--data", &file, "--model", &clip, "--out", &report],
+            ],
+            "sam2 burnpack" | "sam2 config" => vec![vec![
+                "segment", "--model", &file, "--point", "4,4", "--out", &mask, &image,
+            ]],
+            "checkpoint file" => vec![vec![
+                "predict", "--head", &head, "--model", &clip, "--sam2", &file, &image,
+            ]],
+            _ => vec![],
+        };
+        for args in commands {
+            reset_outputs();
+            runs += 1;
+            let output = medfocus(&args);
+            let said = common::cli::text(&output.stderr);
+            let what = format!("{} ({}): {}", entry.name, entry.case, args[0]);
+            if output.status.success() {
+                failures.push(format!("{what}: succeeded"));
+            } else if said.contains("panicked") || said.trim().is_empty() {
+                failures.push(format!("{what}: no clear error: {said}"));
+            }
+            for name in earlier {
+                let now = std::fs::read_to_string(outputs.join(name)).unwrap_or_default();
+                if now != format!("earlier {name}") {
+                    failures.push(format!("{what}: {name} was touched"));
+                }
+            }
+            let written = walk(&outputs).len();
+            if written != earlier.len() {
+                failures.push(format!("{what}: {written} files in the output folder"));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("{runs} command runs on broken inputs");
+    assert!(runs > 100, "{runs} runs");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
 }
