@@ -339,8 +339,16 @@ fn segment_writes_mask_and_overlay_from_a_point_a_box_or_automatically() {
         (vec![], "give --point, --box or --auto"),
     ];
     for (prompt, expected) in bad {
+        // `--sam2-config`, the name train, predict and eval use, works here too (the expected
+        // messages need the arguments parsed).
         let mut args = vec![
-            "segment", "--model", &model, "--config", &config, "--out", &out,
+            "segment",
+            "--model",
+            &model,
+            "--sam2-config",
+            &config,
+            "--out",
+            &out,
         ];
         args.extend(prompt.iter().copied());
         args.push(&image);

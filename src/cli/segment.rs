@@ -21,8 +21,9 @@ pub struct SegmentArgs {
     /// `medfocus weights export-sam2`.
     #[arg(long)]
     model: PathBuf,
-    /// Config JSON, for a checkpoint that is not one of the published models.
-    #[arg(long)]
+    /// Config JSON, for a checkpoint that is not one of the published models (also
+    /// `--sam2-config`, its name where `--model` is CLIP).
+    #[arg(long, alias = "sam2-config")]
     config: Option<PathBuf>,
     /// A foreground point `x,y` in image pixels (repeatable). With --auto: pick the mask under it.
     #[arg(long = "point", value_name = "X,Y")]

@@ -40,8 +40,9 @@ pub enum WeightsAction {
     /// the mask logits and mask IoU for a centre-point prompt, per image and summarised.
     CheckInt8 {
         checkpoint: PathBuf,
-        /// Config JSON, for a checkpoint that is not one of the published models.
-        #[arg(long)]
+        /// Config JSON, for a checkpoint that is not one of the published models (also
+        /// `--sam2-config`, its name where `--model` is CLIP).
+        #[arg(long, alias = "sam2-config")]
         config: Option<PathBuf>,
         /// `tensor` or `block-N`.
         #[arg(long, default_value = "block-32")]
@@ -76,8 +77,9 @@ pub enum WeightsAction {
     /// Write a SAM 2 checkpoint (Meta's `.pt`) as a burnpack for the browser, f32 or int8.
     ExportSam2 {
         checkpoint: PathBuf,
-        /// Config JSON, for a checkpoint that is not one of the published models.
-        #[arg(long)]
+        /// Config JSON, for a checkpoint that is not one of the published models (also
+        /// `--sam2-config`, its name where `--model` is CLIP).
+        #[arg(long, alias = "sam2-config")]
         config: Option<PathBuf>,
         /// int8 weights: `tensor` (one scale per matrix) or `block-N` (one per N values).
         #[arg(long)]
