@@ -14,16 +14,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burn::tensor::Device;
 use medfocus::clip::load::load_clip_dir;
-use medfocus::clip::tokenizer::WordPieceTokenizer;
 use medfocus::dataset::Dataset;
-use medfocus::heads::HeadFile;
-use medfocus::imaging::decode_image;
 use medfocus::limits::MAX_DECODED_BYTES;
-use medfocus::sam2::{Sam2Config, Sam2Model};
+use medfocus::sam2::Sam2Model;
 use medfocus::weights::Checkpoint;
 mod common;
-use common::bad_inputs::{Entry, accepts, entries, own_loader};
-use common::cli::{fixture, medfocus};
+use common::bad_inputs::{Entry, accepts, byte_loaders, entries, own_loader};
+use common::cli::{fixture, medfocus, walk};
 
 struct Counting;
 
@@ -68,45 +65,32 @@ static ALLOCATOR: Counting = Counting;
 const MAX_HELD_BYTES: usize = MAX_DECODED_BYTES as usize + (64 << 20);
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    common::manifest().join("tests/fixtures")
 }
 
-/// The loaders, each as a function of the file's path and bytes giving its error's text.
-type Loader = fn(&Path, &[u8], &Device) -> Result<(), String>;
+/// A loader, as a function of the file's path and bytes giving its error's text.
+type Loader = Box<dyn Fn(&Path, &[u8], &Device) -> Result<(), String>>;
 
-fn text(bytes: &[u8]) -> Result<&str, String> {
-    std::str::from_utf8(bytes).map_err(|error| format!("not UTF-8 text: {error}"))
-}
-
+/// The loaders that read bytes (`common::bad_inputs::byte_loaders`, the browser's too) and
+/// those that read a path.
 fn loaders() -> Vec<(&'static str, Loader)> {
-    vec![
-        ("image", |_, bytes, _| {
-            decode_image(bytes).map(drop).map_err(|e| e.to_string())
-        }),
-        ("safetensors", |_, bytes, _| {
-            Checkpoint::from_safetensors_bytes("file", bytes.to_vec())
-                .map(drop)
-                .map_err(|e| e.to_string())
-        }),
-        ("checkpoint file", |path, _, _| {
+    let mut loaders: Vec<(&'static str, Loader)> = byte_loaders()
+        .into_iter()
+        .map(|(name, load)| {
+            let loader: Loader = Box::new(move |_, bytes, device| load(bytes, device));
+            (name, loader)
+        })
+        .collect();
+    let by_path: [(&'static str, fn(&Path, &Device) -> Result<(), String>); 5] = [
+        ("checkpoint file", |path, _| {
             Checkpoint::open(path).map(drop).map_err(|e| e.to_string())
         }),
-        ("sam2 weights file", |path, _, device| {
+        ("sam2 weights file", |path, device| {
             Sam2Model::load_file(path, None, device)
                 .map(drop)
                 .map_err(|e| e.to_string())
         }),
-        ("sam2 burnpack", |_, bytes, device| {
-            Sam2Model::from_burnpack(bytes.to_vec(), device)
-                .map(drop)
-                .map_err(|e| e.to_string())
-        }),
-        ("head", |_, bytes, _| {
-            HeadFile::from_bytes(bytes.to_vec())
-                .map(drop)
-                .map_err(|e| e.to_string())
-        }),
-        ("data set", |path, _, _| {
+        ("data set", |path, _| {
             // Rows it cannot use are kept aside with their reasons (what `inspect` shows): for
             // this test those are the named errors.
             let set = Dataset::open(path, None).map_err(|e| e.to_string())?;
@@ -115,7 +99,7 @@ fn loaders() -> Vec<(&'static str, Loader)> {
                 None => Ok(()),
             }
         }),
-        ("clip weights", |path, _, device| {
+        ("clip weights", |path, device| {
             let dir = path.with_extension("clip-weights");
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::copy(
@@ -128,7 +112,7 @@ fn loaders() -> Vec<(&'static str, Loader)> {
                 .map(drop)
                 .map_err(|e| e.to_string())
         }),
-        ("clip config", |path, _, device| {
+        ("clip config", |path, device| {
             let dir = path.with_extension("clip-config");
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::copy(path, dir.join("open_clip_config.json")).unwrap();
@@ -141,15 +125,11 @@ fn loaders() -> Vec<(&'static str, Loader)> {
                 .map(drop)
                 .map_err(|e| e.to_string())
         }),
-        ("sam2 config", |_, bytes, _| {
-            Sam2Config::from_json(text(bytes)?).map(drop)
-        }),
-        ("vocabulary", |_, bytes, _| {
-            WordPieceTokenizer::from_vocab_text(text(bytes)?, 64)
-                .map(drop)
-                .map_err(|e| e.to_string())
-        }),
-    ]
+    ];
+    for (name, load) in by_path {
+        loaders.push((name, Box::new(move |path, _, device| load(path, device))));
+    }
+    loaders
 }
 
 /// Words one of which the error must contain when a loader meets its own format broken. Text
@@ -399,21 +379,4 @@ fn commands_given_bad_input_fail_clearly_and_leave_their_outputs_untouched() {
     println!("{runs} command runs on broken inputs");
     assert!(runs > 100, "{runs} runs");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-/// Every file under `dir`, recursively.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
 }

@@ -554,7 +554,7 @@ fn export_web_writes_the_site_models_the_page_downloads() {
     assert_eq!(listed_names(&written, "sam2").len(), 1);
     assert_eq!(listed_names(&written, "head").len(), 1);
     let mut on_disk = Vec::new();
-    for entry in walk(&site.join("clip")) {
+    for entry in common::cli::walk(&site.join("clip")) {
         on_disk.push(
             entry
                 .strip_prefix(site.join("clip"))
@@ -597,19 +597,6 @@ fn export_web_writes_the_site_models_the_page_downloads() {
     );
     assert_eq!(std::fs::read(site.join("manifest.json")).unwrap(), before);
     std::fs::remove_dir_all(&site).unwrap();
-}
-
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 /// `--explain`: per image a heat-map and a blend the size of the image, the map's numbers in

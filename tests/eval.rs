@@ -80,7 +80,7 @@ fn metrics_equal_scikit_learns() {
 /// metrics equal an uninterrupted evaluation's.
 #[test]
 fn killed_at_random_moments_eval_leaves_only_whole_files_and_finishes_the_same() {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     let dir = scratch("eval-kill-random");
     let cache = dir.join("cache").display().to_string();
@@ -113,25 +113,9 @@ fn killed_at_random_moments_eval_leaves_only_whole_files_and_finishes_the_same()
         .collect()
     };
     let reference = dir.join("reference");
-    let started = Instant::now();
-    let whole = medfocus(
-        &args(&reference)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    assert!(whole.status.success(), "{}", text(&whole.stderr));
-    let cold = started.elapsed().max(Duration::from_millis(200));
+    let cold = common::cli::timed(&args(&reference)).max(Duration::from_millis(200));
     // The same with every embedding cached.
-    let started = Instant::now();
-    let warm = medfocus(
-        &args(&dir.join("warm"))
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    assert!(warm.status.success(), "{}", text(&warm.stderr));
-    let warm = started.elapsed().max(Duration::from_millis(200));
+    let warm = common::cli::timed(&args(&dir.join("warm"))).max(Duration::from_millis(200));
 
     let out = dir.join("killed");
     let args = args(&out);

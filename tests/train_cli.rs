@@ -339,25 +339,9 @@ fn killed_at_random_moments_training_leaves_only_whole_files() {
         .collect()
     };
     let reference = dir.join("reference.mfh");
-    let started = Instant::now();
-    let whole = medfocus(
-        &args(&reference)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    assert!(whole.status.success(), "{}", text(&whole.stderr));
-    let cold = started.elapsed();
+    let cold = common::cli::timed(&args(&reference));
     // The same with every embedding cached: training alone.
-    let started = Instant::now();
-    let warm = medfocus(
-        &args(&dir.join("warm.mfh"))
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    assert!(warm.status.success(), "{}", text(&warm.stderr));
-    let warm = started.elapsed();
+    let warm = common::cli::timed(&args(&dir.join("warm.mfh")));
 
     let out = dir.join("killed.mfh");
     let checkpoint = dir.join("killed.mfh.ckpt");
@@ -386,7 +370,7 @@ fn killed_at_random_moments_training_leaves_only_whole_files() {
                 .unwrap_or_else(|error| panic!("{what}: checkpoint torn: {error}"));
         }
         let entries = medfocus::heads::train::cache::EmbeddingCache::new(&cache);
-        for file in walk(&cache) {
+        for file in common::cli::walk(&cache) {
             let name = file.file_name().unwrap().to_string_lossy().to_string();
             if let Some(key) = name.strip_suffix(".f32") {
                 assert!(
@@ -416,23 +400,6 @@ fn killed_at_random_moments_training_leaves_only_whole_files() {
         "the killed and resumed run must reach the same head"
     );
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Every file under `dir`, recursively (none if it does not exist).
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files
 }
 
 /// `train` reads a data set the way `eval` does (one reader): BUSI's `<name>_mask.png` files are

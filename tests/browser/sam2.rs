@@ -6,7 +6,7 @@
 use burn::tensor::{Device, Tensor};
 use medfocus::device::{self, ComputeKind, DeviceRequest};
 use medfocus::sam2::automatic_mask_generator::{GeneratorSettings, generate};
-use medfocus::sam2::predictor::{read_floats, read_masks};
+use medfocus::sam2::predictor::{EmbeddedImage, read_floats, read_masks};
 use medfocus::sam2::{Prompt, Sam2Model, Sam2Predictor};
 use medfocus::weights::Checkpoint;
 use wasm_bindgen::JsCast;
@@ -50,6 +50,18 @@ fn floats(reference: &Checkpoint, key: &str) -> Vec<f32> {
         .convert::<f32>()
         .try_to_vec::<f32>()
         .unwrap()
+}
+
+/// The f32 burnpack on WebGPU and the reference's first image embedded, as `width`×`height`
+/// (Te-me_0016.jpg is 290×339; a larger size only changes the masks' size).
+async fn f32_model_on_image0(width: usize, height: usize) -> (Sam2Predictor, EmbeddedImage) {
+    let device = webgpu().await;
+    let (model, _) =
+        Sam2Model::from_burnpack(fixture!("sam2.1-tiny-small.f32.bpk"), &device).unwrap();
+    let predictor = Sam2Predictor::new(model);
+    let input = Tensor::<4>::from_data(reference().get("image0.input").unwrap().clone(), &device);
+    let embedded = predictor.embed_input(input, width, height);
+    (predictor, embedded)
 }
 
 #[wasm_bindgen_test]
@@ -99,14 +111,8 @@ async fn f32_burnpack_matches_the_reference_on_webgpu() {
 /// (the embedding is the small image's, only the claimed size is large).
 #[wasm_bindgen_test]
 async fn a_prompted_prediction_on_a_large_image_is_read_in_bands() {
-    let device = webgpu().await;
-    let (model, _) =
-        Sam2Model::from_burnpack(fixture!("sam2.1-tiny-small.f32.bpk"), &device).unwrap();
-    let predictor = Sam2Predictor::new(model);
-    let reference = reference();
-    let input = Tensor::<4>::from_data(reference.get("image0.input").unwrap().clone(), &device);
     let side = 4096;
-    let embedded = predictor.embed_input(input, side, side);
+    let (predictor, embedded) = f32_model_on_image0(side, side).await;
     let prompt = Prompt::point(side as f32 / 2.0, side as f32 / 2.0);
     let prediction = predictor.predict(&embedded, &[prompt], true).unwrap();
     let masks = read_masks(&prediction, 0).await.unwrap();
@@ -121,13 +127,7 @@ async fn a_prompted_prediction_on_a_large_image_is_read_in_bands() {
 
 #[wasm_bindgen_test]
 async fn automatic_masks_run_in_the_browser() {
-    let device = webgpu().await;
-    let (model, _) =
-        Sam2Model::from_burnpack(fixture!("sam2.1-tiny-small.f32.bpk"), &device).unwrap();
-    let predictor = Sam2Predictor::new(model);
-    let reference = reference();
-    let input = Tensor::<4>::from_data(reference.get("image0.input").unwrap().clone(), &device);
-    let embedded = predictor.embed_input(input, 290, 339);
+    let (predictor, embedded) = f32_model_on_image0(290, 339).await;
     let settings = GeneratorSettings {
         points_per_side: 4,
         points_per_batch: 8,

@@ -29,6 +29,32 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `medfocus <args>` run to the end, which must succeed; how long it took.
+pub fn timed(args: &[String]) -> std::time::Duration {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = std::time::Instant::now();
+    let output = medfocus(&args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    started.elapsed()
+}
+
+/// Every file under `dir`, recursively (none if it does not exist).
+pub fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
 /// Seeded moments for killing runs (xorshift, so a failure replays).
 pub struct Moments(u64);
 
