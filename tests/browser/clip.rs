@@ -224,7 +224,7 @@ async fn zero_shot_and_bad_files_in_the_browser() {
 /// visual prompt and preprocessing geometry, not a look-alike.
 #[wasm_bindgen_test]
 async fn the_page_view_is_exactly_what_the_tower_is_given() {
-    use js_sys::{Object, Reflect, Uint8Array};
+    use js_sys::{Reflect, Uint8Array};
     use medfocus::clip::preprocess::{Pixels8, resize_and_crop};
     use medfocus::focus::{Mask, VisualPrompt, prompt};
     use wasm_bindgen::{JsCast, JsValue};
@@ -237,27 +237,7 @@ async fn the_page_view_is_exactly_what_the_tower_is_given() {
         .await
         .map_err(JsValue::from)
         .expect("device");
-    let model = Object::new();
-    for (name, bytes) in [
-        (
-            "open_clip_config.json",
-            fixture!("openclip-tiny/open_clip_config.json"),
-        ),
-        (
-            "open_clip_model.safetensors",
-            fixture!("openclip-tiny/open_clip_model.safetensors"),
-        ),
-    ] {
-        Reflect::set(
-            &model,
-            &name.into(),
-            &Uint8Array::from(bytes.as_slice()).into(),
-        )
-        .unwrap();
-    }
-    let clip = medfocus::web::clip::load_clip_files(model)
-        .map_err(JsValue::from)
-        .expect("clip");
+    let clip = load_openclip_tiny();
     let view = |options: &str| {
         let options = js_sys::JSON::parse(options).unwrap();
         wasm_bindgen_futures::JsFuture::from(clip.view(IMAGE.to_vec(), options))
@@ -333,4 +313,31 @@ async fn the_page_view_is_exactly_what_the_tower_is_given() {
     let refused = view(r#"{"focus": "blur"}"#).await.unwrap_err();
     let message: String = js_sys::Error::from(refused).message().into();
     assert!(message.contains("mask is needed"), "{message}");
+}
+
+/// The committed tiny open_clip model, loaded as the page loads a model: its files by name.
+pub(crate) fn load_openclip_tiny() -> medfocus::web::clip::WebClip {
+    use js_sys::{Object, Reflect, Uint8Array};
+    use wasm_bindgen::JsValue;
+    let files = Object::new();
+    for (name, bytes) in [
+        (
+            "open_clip_config.json",
+            fixture!("openclip-tiny/open_clip_config.json"),
+        ),
+        (
+            "open_clip_model.safetensors",
+            fixture!("openclip-tiny/open_clip_model.safetensors"),
+        ),
+    ] {
+        Reflect::set(
+            &files,
+            &name.into(),
+            &Uint8Array::from(bytes.as_slice()).into(),
+        )
+        .unwrap();
+    }
+    medfocus::web::clip::load_clip_files(files)
+        .map_err(JsValue::from)
+        .expect("the tiny open_clip model")
 }
