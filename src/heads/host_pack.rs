@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use burn::store::burn_pack::{Bytes, DType, Reader, Shape, Tensor as PackTensor, Writer};
+use burn::store::burn_pack::{Bytes, DType, Shape, Tensor as PackTensor, Writer};
+
+use crate::weights::burnpack::{BurnpackRefusal, open_burnpack};
 
 /// Metadata key of the kind tag that tells a head file from a checkpoint or a model export.
 pub const META_KIND: &str = "medfocus.kind";
@@ -62,17 +64,12 @@ pub fn pack<'a>(
 /// The metadata and f32 tensors of a pack tagged `kind`; `foreign` says what a pack of another
 /// kind is, in the caller's words. Every tensor must be f32 with as many values as its shape.
 pub fn unpack(bytes: Vec<u8>, kind: &str, foreign: &str) -> Result<Unpacked, UnpackError> {
-    if bytes.is_empty() {
-        return Err(UnpackError::Foreign("the file is empty (0 bytes)".into()));
-    }
-    // A file that starts as a burnpack and cannot be read is one cut short or damaged, not
-    // another kind of file.
-    let damaged = crate::sam2::model::is_burnpack(&bytes);
-    let reader =
-        Reader::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|error| match damaged {
-            true => UnpackError::Damaged(format!("cut short or corrupt ({error})")),
-            false => UnpackError::Foreign(error.to_string()),
-        })?;
+    let reader = open_burnpack(bytes).map_err(|refusal| match refusal {
+        BurnpackRefusal::Damaged(detail) => {
+            UnpackError::Damaged(format!("cut short or corrupt ({detail})"))
+        }
+        BurnpackRefusal::Foreign(detail) => UnpackError::Foreign(detail),
+    })?;
     if reader.metadata().get(META_KIND).map(String::as_str) != Some(kind) {
         return Err(UnpackError::Foreign(foreign.to_string()));
     }

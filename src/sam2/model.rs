@@ -3,7 +3,7 @@
 
 use burn::module::{Module, Param};
 use burn::store::{BurnpackStore, ModuleSnapshot};
-use burn::tensor::{Bytes, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 
 use super::backbones::image_encoder::ImageEncoder;
 use super::config::Sam2Config;
@@ -11,6 +11,7 @@ use super::sam::mask_decoder::MaskDecoder;
 use super::sam::prompt_encoder::PromptEncoder;
 use super::sam2_utils::MetaKeys;
 use crate::clip::transformer::parameter;
+use crate::weights::burnpack::{BurnpackRefusal, open_burnpack};
 use crate::weights::{Checkpoint, Weights, WeightsError};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,10 +50,7 @@ const META_CONFIG: &str = "medfocus.sam2.config";
 const META_QUANTIZATION: &str = "medfocus.sam2.quantization";
 const KIND: &str = "sam2-image";
 
-/// Burnpack files start with "BURN" (a big-endian magic number).
-pub fn is_burnpack(head: &[u8]) -> bool {
-    head.starts_with(b"BURN") || head.starts_with(b"NRUB")
-}
+pub use crate::weights::burnpack::is_burnpack;
 
 /// Everything the image predictor needs from one image.
 #[derive(Clone, Debug)]
@@ -226,20 +224,11 @@ impl Sam2Model {
     /// Reads what [`Sam2Model::to_burnpack`] wrote. Returns the model and its quantization label.
     pub fn from_burnpack(bytes: Vec<u8>, device: &Device) -> Result<(Self, String), Sam2Error> {
         let bad = |detail: String| Sam2Error::Burnpack(detail);
-        if bytes.is_empty() {
-            return Err(bad("the file is empty (0 bytes)".into()));
-        }
         let file_bytes = bytes.len() as u64;
-        // One reader for the metadata and the tensors: the bytes are neither copied nor parsed
-        // twice (a SAM 2 burnpack is tens of MB in a browser tab).
-        // A file that starts as a burnpack and cannot be read is one cut short or damaged, not
-        // another kind of file.
-        let damaged = is_burnpack(&bytes);
-        let reader = burn::store::burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes))
-            .map_err(|error| match damaged {
-                true => Sam2Error::BurnpackDamaged(error.to_string()),
-                false => bad(error.to_string()),
-            })?;
+        let reader = open_burnpack(bytes).map_err(|refusal| match refusal {
+            BurnpackRefusal::Damaged(detail) => Sam2Error::BurnpackDamaged(detail),
+            BurnpackRefusal::Foreign(detail) => bad(detail),
+        })?;
         let metadata = reader.metadata();
         if metadata.get(META_KIND).map(String::as_str) != Some(KIND) {
             return Err(bad(

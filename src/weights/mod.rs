@@ -11,6 +11,7 @@
 //! SafeTensors), [`stream`] (SafeTensors as they arrive), [`keymap`] (canonical names → the
 //! checkpoint's, [`Weights::take`]), [`error`] (what goes wrong).
 
+pub mod burnpack;
 pub mod checkpoint;
 pub mod error;
 pub mod files;
