@@ -11,7 +11,7 @@ use medfocus::pipeline::decode;
 use medfocus::weights::Checkpoint;
 
 mod common;
-use common::explain::check_explanations;
+use common::explain::{ON_THE_CPU_BACKEND, check_explanations};
 use common::manifest;
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -27,8 +27,14 @@ fn maps_match_the_pytorch_transcription_for_every_family_focus_and_method() {
         let clip = load_clip_dir(&manifest().join("tests/fixtures/clip").join(model), &device)
             .unwrap_or_else(|error| panic!("{model}: {error}"));
         let reference = Checkpoint::open(&fixture(&format!("{model}.safetensors"))).unwrap();
-        let (checked, worst) =
-            pollster::block_on(check_explanations(model, &clip, &reference, &image, &mask));
+        let (checked, worst) = pollster::block_on(check_explanations(
+            model,
+            &clip,
+            &reference,
+            &image,
+            &mask,
+            ON_THE_CPU_BACKEND,
+        ));
         println!("{model}: {checked} maps, worst relative difference {worst:.1e}");
     }
 }

@@ -10,7 +10,7 @@ use medfocus::weights::Checkpoint;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
-use crate::common::explain::check_explanations;
+use crate::common::explain::{ON_THE_CPU_BACKEND, ON_WEBGPU, check_explanations};
 
 macro_rules! fixture {
     ($path:literal) => {
@@ -92,14 +92,15 @@ fn models() -> Vec<(&'static str, MemoryFiles, Vec<u8>)> {
     ]
 }
 
-async fn check_on(device: Device, backend: &str) {
+async fn check_on(device: Device, backend: &str, tolerance: f32) {
     let image = fixture!("explain/image.png");
     let mask = fixture!("explain/mask.png");
     for (name, files, reference) in models() {
         let clip = load_clip(&files, &device).expect("load");
         let reference = Checkpoint::from_safetensors_bytes("reference", reference).unwrap();
         let label = format!("{name} on {backend}");
-        let (checked, worst) = check_explanations(&label, &clip, &reference, &image, &mask).await;
+        let (checked, worst) =
+            check_explanations(&label, &clip, &reference, &image, &mask, tolerance).await;
         web_sys::console::log_1(
             &format!("{label}: {checked} maps, worst relative difference {worst:.1e}").into(),
         );
@@ -112,12 +113,12 @@ async fn explanations_on_webgpu_match_pytorch() {
         .await
         .expect("WebGPU device");
     assert_ne!(chosen.report.kind, ComputeKind::Cpu, "{}", chosen.report);
-    check_on(chosen.device, "WebGPU").await;
+    check_on(chosen.device, "WebGPU", ON_WEBGPU).await;
 }
 
 #[wasm_bindgen_test]
 async fn explanations_on_the_cpu_backend_match_pytorch() {
-    check_on(Device::flex(), "the CPU backend").await;
+    check_on(Device::flex(), "the CPU backend", ON_THE_CPU_BACKEND).await;
 }
 
 /// What the page calls: `classify` with `explain` resolves to the prediction and the

@@ -10,8 +10,14 @@ use medfocus::focus::{FocusMode, FocusSettings};
 use medfocus::pipeline::{Encoder, MaskSource, Pipeline, decode};
 use medfocus::weights::Checkpoint;
 
-/// Maps are compared relative to their largest magnitude; normalised maps absolutely.
-pub const TOLERANCE: f32 = 1e-4;
+/// Maps are compared relative to their largest magnitude; normalised maps absolutely. About ten
+/// times the worst difference measured on the three tiny models (2026-12-05): on the CPU backend
+/// 4.8e-6 natively and 6.3e-6 in Chromium (BiomedCLIP).
+pub const ON_THE_CPU_BACKEND: f32 = 5e-5;
+/// On WebGPU (SwiftShader in headless Chromium) BiomedCLIP's maps differ by up to 8.0e-5, the
+/// open_clip and Hugging Face ones by 1.8e-6 (BiomedCLIP's towers are a timm ViT and BERT; which
+/// op on WebGPU accounts for the difference is not traced).
+pub const ON_WEBGPU: f32 = 8e-4;
 
 fn floats(reference: &Checkpoint, key: &str) -> Vec<f32> {
     reference
@@ -27,8 +33,8 @@ fn largest(values: &[f32]) -> f32 {
     values.iter().fold(0.0f32, |m, v| m.max(v.abs()))
 }
 
-/// The worst difference, asserted within `TOLERANCE × scale`.
-fn assert_close(what: &str, got: &[f32], want: &[f32], scale: f32) -> f32 {
+/// The worst difference, asserted within `tolerance × scale`.
+fn assert_close(what: &str, got: &[f32], want: &[f32], scale: f32, tolerance: f32) -> f32 {
     assert_eq!(got.len(), want.len(), "{what}: length");
     let worst = got
         .iter()
@@ -36,21 +42,23 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], scale: f32) -> f32 {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
     assert!(
-        worst <= TOLERANCE * scale,
+        worst <= tolerance * scale,
         "{what}: off by {worst} (allowed {}):\n  got  {got:?}\n  want {want:?}",
-        TOLERANCE * scale
+        tolerance * scale
     );
     worst / scale.max(f32::MIN_POSITIVE)
 }
 
-/// Checks every reference map of `clip` (on whatever device it was loaded on); returns how many
-/// were checked and the worst relative difference.
+/// Checks every reference map of `clip` (on whatever device it was loaded on) within `tolerance`
+/// ([`ON_THE_CPU_BACKEND`] or [`ON_WEBGPU`]); returns how many were checked and the worst relative
+/// difference.
 pub async fn check_explanations(
     label: &str,
     clip: &LoadedClip,
     reference: &Checkpoint,
     image: &[u8],
     mask: &[u8],
+    tolerance: f32,
 ) -> (usize, f32) {
     let pixels = decode(image).unwrap();
     let device = clip.model.device();
@@ -97,7 +105,13 @@ pub async fn check_explanations(
                 assert_eq!(explanation.class, class, "{what}: class");
                 let want_logits = floats(reference, &format!("{key}.logits"));
                 let scale = largest(&want_logits);
-                assert_close(&format!("{what} logits"), &logits, &want_logits, scale);
+                assert_close(
+                    &format!("{what} logits"),
+                    &logits,
+                    &want_logits,
+                    scale,
+                    tolerance,
+                );
                 let want = floats(reference, &format!("{key}.patch_map"));
                 // A flat reference would let a map of constants pass.
                 let (low, high) = want
@@ -109,12 +123,14 @@ pub async fn check_explanations(
                     &explanation.patch_map,
                     &want,
                     largest(&want),
+                    tolerance,
                 );
                 let input = assert_close(
                     &format!("{what} input map"),
                     &explanation.input_map,
                     &floats(reference, &format!("{key}.input_map")),
                     1.0,
+                    tolerance,
                 );
                 worst = worst.max(patch).max(input);
                 checked += 1;

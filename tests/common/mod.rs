@@ -53,3 +53,4 @@ pub mod bad_inputs;
 pub mod cli;
 
 pub mod explain;
+pub mod sam2_amg;
