@@ -5,15 +5,16 @@ const fs = require("fs");
 const path = require("path");
 const HtmlWebpackPlugin = require("html-webpack-plugin");
 
-// Production builds get www/sw.js (the page's offline copy) with this build's file list and a
-// version derived from it: a new build replaces the cached one, an unchanged build keeps it.
+// Production builds get www/sw.js (the page's offline copy) with this build's small files and a
+// version derived from every file: a new build replaces the cached one, an unchanged build keeps it.
 class OfflineCopyPlugin {
   apply(compiler) {
     const { Compilation, sources } = compiler.webpack;
     compiler.hooks.thisCompilation.tap("OfflineCopyPlugin", (compilation) => {
       compilation.hooks.processAssets.tap({ name: "OfflineCopyPlugin", stage: Compilation.PROCESS_ASSETS_STAGE_REPORT }, () => {
         const files = Object.keys(compilation.assets).filter((name) => name !== "sw.js").sort();
-        const assets = ["./", ...files.filter((name) => name !== "index.html").map((name) => `./${name}`)];
+        // The wasm module is kept as the engine fetches it (see www/sw.js), never fetched twice.
+        const assets = ["./", ...files.filter((name) => name !== "index.html" && !name.endsWith(".wasm")).map((name) => `./${name}`)];
         const version = crypto.createHash("sha256").update(files.map((name) => `${name}:${compilation.assets[name].size()}`).join("\n")).digest("hex").slice(0, 16);
         const template = fs.readFileSync(path.resolve(__dirname, "www/sw.js"), "utf8");
         const script = `self.MEDFOCUS_ASSETS = ${JSON.stringify(assets)};\nself.MEDFOCUS_VERSION = ${JSON.stringify(version)};\n${template}`;

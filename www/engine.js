@@ -14,7 +14,9 @@ export class Engine {
   constructor() {
     this.pending = new Map();
     this.nextId = 1;
-    this.start();
+    // Started by the first request, not here: the page starts the engine once its offline copy
+    // (www/sw.js) controls it, so that the worker and its wasm module come through the copy.
+    this.worker = null;
   }
 
   start() {
@@ -54,6 +56,7 @@ export class Engine {
   /** Runs `op` in the worker; `transfer` lists buffers handed over uncopied. */
   call(op, args = {}, { onProgress, transfer = [] } = {}) {
     const id = this.nextId++;
+    if (!this.worker) this.start();
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onProgress });
       this.worker.postMessage({ id, op, args }, transfer);
@@ -62,7 +65,7 @@ export class Engine {
 
   /** Ends the worker (and whatever it computes) and starts a fresh one, with nothing loaded. */
   restart(reason) {
-    this.worker.terminate();
+    this.worker?.terminate();
     this.failAll(new Superseded(reason));
     this.start();
   }

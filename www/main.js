@@ -55,17 +55,25 @@ wireClassify();
 wireTrain();
 $("focus").addEventListener("change", changed);
 $("cancel").addEventListener("click", () => state.busy && restartEngine("after a cancel", "was cancelled"));
-restartEngine(null);
 
-// The page's offline copy (production builds only: the development server has no sw.js). Once it
-// controls the page, a restarted engine and a reload need no network.
-if ("serviceWorker" in navigator) {
-  navigator.serviceWorker
-    .register("sw.js")
-    .then(() => navigator.serviceWorker.ready)
-    .then(() => {
-      const controlled = () => navigator.serviceWorker.controller && (document.body.dataset.offlineCopy = "ready");
-      if (!controlled()) navigator.serviceWorker.addEventListener("controllerchange", controlled, { once: true });
-    })
-    .catch(() => (document.body.dataset.offlineCopy = "none"));
+/**
+ * The page's offline copy (production builds only: the development server has no sw.js). Once it
+ * controls the page, a restarted engine and a reload need no network. Resolves once it controls
+ * the page, or it cannot (no service workers, a development build, a failed install: 5 s at most).
+ */
+async function offlineCopy() {
+  if (!("serviceWorker" in navigator)) return;
+  const controlled = () => Boolean(navigator.serviceWorker.controller);
+  try {
+    await navigator.serviceWorker.register("sw.js");
+    const claimed = new Promise((resolve) => navigator.serviceWorker.addEventListener("controllerchange", resolve, { once: true }));
+    await Promise.race([navigator.serviceWorker.ready.then(() => controlled() || claimed), new Promise((resolve) => setTimeout(resolve, 5000))]);
+  } catch {
+    // No offline copy: the page works as a plain page.
+  }
+  document.body.dataset.offlineCopy = controlled() ? "ready" : "none";
 }
+
+// The engine starts once the offline copy controls the page: its 45 MB wasm module is then
+// fetched once, through the copy, which keeps it (otherwise the engine and the copy each fetch it).
+offlineCopy().finally(() => restartEngine(null));

@@ -13,17 +13,21 @@ const types = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/ja
  * the folder of its longest matching prefix in `roots` (`{ "/": dist, "/models/": models }`), with
  * `headers` on every answer; answers `{ url, close }`.
  */
-export async function serveFiles({ index, roots, headers = {} }) {
+export async function serveFiles({ index, roots, headers = {}, served = () => {} }) {
   const prefixes = Object.keys(roots).sort((a, b) => b.length - a.length);
   const server = createServer(async (request, response) => {
     // normalize() folds "..", so no path leaves its folder.
     const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
-    if (path === "/") return response.writeHead(200, { "content-type": "text/html", ...headers }).end(index);
+    if (path === "/") {
+      served(path, Buffer.byteLength(index));
+      return response.writeHead(200, { "content-type": "text/html", ...headers }).end(index);
+    }
     const prefix = prefixes.find((candidate) => path.startsWith(candidate));
     if (prefix === undefined) return response.writeHead(404).end();
     const file = join(roots[prefix], path.slice(prefix.length));
     try {
       const body = await readFile(file);
+      served(path, body.length);
       response.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream", ...headers });
       response.end(body);
     } catch {
@@ -34,12 +38,13 @@ export async function serveFiles({ index, roots, headers = {} }) {
   return { url: `http://127.0.0.1:${server.address().port}/`, close: () => server.close() };
 }
 
-/** Serves `dist` (and `models` at /models/) with the page's CSP; answers `{ url, close }`. */
-export async function serveDist(dist, models = null) {
+/** Serves `dist` (and `models` at /models/) with the page's CSP; answers `{ url, close }`.
+ * `served(path, bytes)` hears of every answer with a body. */
+export async function serveDist(dist, models = null, served = undefined) {
   const index = await readFile(join(dist, "index.html"), "utf8");
   const csp = /http-equiv="?Content-Security-Policy"?\s+content="([^"]+)"/.exec(index)?.[1];
   const roots = models ? { "/": dist, "/models/": models } : { "/": dist };
-  return serveFiles({ index, roots, headers: csp ? { "content-security-policy": csp } : {} });
+  return serveFiles({ index, roots, headers: csp ? { "content-security-policy": csp } : {}, served });
 }
 
 /** Debian's Chromium, headless, WebGPU on (SwiftShader where there is no GPU). */
@@ -61,9 +66,11 @@ export async function openEngine(browser, url, device) {
   page.on("console", (message) => message.type() === "error" && console.error(`[${device}] ${message.text()}`));
   await page.goto(url);
   await page.waitForFunction(() => document.body.dataset.engine === "ready", null, long);
-  if (device === "cpu") {
-    await page.selectOption("#device-request", "cpu");
-    await page.waitForFunction(() => document.body.dataset.device === "flex" && document.body.dataset.engine === "ready", null, long);
+  // Asked for by name: *auto* passes over a software WebGPU adapter (SwiftShader here).
+  const backend = device === "cpu" ? "flex" : "WebGPU";
+  if ((await page.evaluate(() => document.body.dataset.device)) !== backend) {
+    await page.selectOption("#device-request", device);
+    await page.waitForFunction((b) => document.body.dataset.device === b && document.body.dataset.engine === "ready", backend, long);
   }
   const ready = () => page.waitForFunction(() => !document.body.dataset.busy, null, long);
   const mib = () =>

@@ -36,6 +36,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
+    JPEGExtended12Bit,
     JPEGLossless,
     RLELossless,
 )
@@ -142,6 +143,22 @@ def save(ds, name, stored, expected, manifest, **facts):
     mode = "L" if expected.ndim == 2 else "RGB"
     Image.fromarray(expected, mode).save(OUT / f"{name}.png", optimize=True)
     manifest[name] = facts
+
+
+def unsupported_jpeg_12bit(mr):
+    """A valid 12-bit JPEG (Extended, process 4: SOF1 with 12-bit samples, libjpeg-turbo through
+    imagecodecs) of the MR ramp. The JPEG decoder here reads 8-bit DCT streams only, so the file
+    must be refused as an unsupported codec with a way to convert it, never called corrupt.
+    Returns its name and the phrase the refusal must hold."""
+    name = "unsupported-jpeg-12bit"
+    ds = dataset(name, JPEGExtended12Bit, "MONOCHROME2", 16, 12, signed=False)
+    stream = imagecodecs.jpeg8_encode(mr, bitspersample=12, level=95)
+    assert stream[stream.find(b"\xff\xc1") + 4] == 12, "not a 12-bit SOF1 stream"
+    assert np.abs(imagecodecs.jpeg8_decode(stream).astype(int) - mr).max() <= 64, "not a faithful stream"
+    ds.PixelData = encapsulate([stream])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(OUT / f"{name}.dcm", enforce_file_format=True)
+    return name, "12-bit JPEG"
 
 
 def main():
@@ -279,6 +296,9 @@ def main():
     ds["PixelData"].VR = "OB"
     ds.save_as(OUT / "bad-jpeg-cut.dcm", enforce_file_format=True)
     bad["bad-jpeg-cut"] = "corrupt"
+
+    name, phrase = unsupported_jpeg_12bit(mr)
+    bad[name] = phrase
 
     (OUT / "expected.json").write_text(json.dumps({"images": manifest, "refused": bad}, indent=1) + "\n")
     print("wrote", sorted(p.name for p in OUT.iterdir()))

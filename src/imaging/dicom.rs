@@ -28,6 +28,33 @@ pub fn is_dicom(bytes: &[u8]) -> bool {
     bytes.get(128..132) == Some(b"DICM")
 }
 
+/// The first fragment of encapsulated (compressed) pixel data.
+fn first_fragment(object: &DefaultDicomObject) -> Option<&[u8]> {
+    let element = object.element_opt(tags::PIXEL_DATA).ok().flatten()?;
+    Some(element.value().fragments()?.first()?.as_slice())
+}
+
+/// The sample precision a lossy (DCT) JPEG stream's frame header declares: `P` of its SOF0,
+/// SOF1, SOF2 … marker. `None` for a lossless (SOF3, SOF7, SOF11, SOF15) or unreadable stream.
+fn jpeg_dct_precision(stream: &[u8]) -> Option<u8> {
+    if stream.get(..2)? != [0xFF, 0xD8] {
+        return None;
+    }
+    let mut at = 2;
+    while let [0xFF, marker, high, low, ..] = *stream.get(at..)? {
+        match marker {
+            // Fill bytes before a marker.
+            0xFF => at += 1,
+            0xC0..=0xC2 | 0xC5 | 0xC6 | 0xC9 | 0xCA | 0xCD | 0xCE => {
+                return stream.get(at + 4).copied();
+            }
+            0xC3 | 0xC7 | 0xCB | 0xCF | 0xDA => return None,
+            _ => at += 2 + usize::from(u16::from_be_bytes([high, low])),
+        }
+    }
+    None
+}
+
 fn corrupt(detail: impl Into<String>) -> ImageError {
     ImageError::Corrupt {
         format: FORMAT.into(),
@@ -69,7 +96,7 @@ pub fn decode_dicom(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
     if syntax.is_unsupported_pixel_encapsulation() || !syntax.can_decode_all() {
         return Err(unsupported(format!(
             "it is encoded as {} ({syntax_uid}), which has no decoder here (uncompressed, RLE \
-             and JPEG baseline/extended/lossless are read); convert it first, e.g. `gdcmconv \
+             and JPEG, 8-bit lossy or lossless, are read); convert it first, e.g. `gdcmconv \
              --raw in.dcm out.dcm` or `dcmdjpeg`",
             syntax.name()
         )));
@@ -90,6 +117,17 @@ pub fn decode_dicom(bytes: &[u8]) -> Result<DecodedImage, ImageError> {
     }
     let layout = Layout::read(&object)?;
     layout.check(&object, syntax.is_encapsulated_pixel_data())?;
+    if let Some(precision) = first_fragment(&object).and_then(jpeg_dct_precision)
+        && precision > 8
+    {
+        // A valid file whose codec is missing here, not a damaged one.
+        return Err(unsupported(format!(
+            "its pixel data is {precision}-bit JPEG ({}), which the JPEG decoder here does not \
+             read (8-bit lossy and lossless JPEG are read); convert it first, e.g. `gdcmconv \
+             --raw in.dcm out.dcm` or `dcmdjpeg in.dcm out.dcm`",
+            syntax.name()
+        )));
+    }
 
     let decoded = object
         .decode_pixel_data_frame(0)

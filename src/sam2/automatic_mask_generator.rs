@@ -387,7 +387,7 @@ pub async fn find_region(
         .collect();
     if ranked.is_empty() {
         return Err(Sam2Error::Prompt(format!(
-            "none of the {} automatic masks qualifies ({}); lower the IoU or stability thresholds, or prompt with a point or a box",
+            "none of the {} automatic masks qualifies ({}): prompt with a point or a box, or try a denser grid of points",
             masks.len(),
             match choice {
                 MaskChoice::Largest => "each is the whole image or background",

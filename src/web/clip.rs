@@ -76,6 +76,16 @@ impl WebClip {
         self.clip.family.to_string()
     }
 
+    /// The prompt templates used when a classification gives none (MedFocus's medical ones):
+    /// what the page shows and writes into its result file.
+    #[wasm_bindgen(getter, js_name = defaultTemplates)]
+    pub fn default_templates(&self) -> Vec<String> {
+        crate::clip::zero_shot::MEDICAL_TEMPLATES
+            .iter()
+            .map(|template| template.to_string())
+            .collect()
+    }
+
     #[wasm_bindgen(getter, js_name = imageSize)]
     pub fn image_size(&self) -> usize {
         self.clip.preprocess.image_size

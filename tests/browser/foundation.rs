@@ -33,7 +33,7 @@ async fn runs_on_a_webgpu_adapter_and_reads_back_asynchronously() {
         device::has_navigator_gpu(),
         "navigator.gpu is missing: is --enable-unsafe-webgpu set?"
     );
-    let chosen = device::choose_device(DeviceRequest::Auto)
+    let chosen = device::choose_device(DeviceRequest::Gpu)
         .await
         .expect("device");
     assert_eq!(chosen.report.backend, "WebGPU", "{}", chosen.report);
@@ -43,6 +43,26 @@ async fn runs_on_a_webgpu_adapter_and_reads_back_asynchronously() {
         "fell back to the CPU backend: {}",
         chosen.report
     );
+    // Issue 33: *auto* takes a hardware adapter, never a software one (headless Chromium's is
+    // SwiftShader, the browser's fallback adapter); asked for, a software one comes with a warning.
+    let auto = device::choose_device(DeviceRequest::Auto)
+        .await
+        .expect("auto");
+    if chosen.report.kind == ComputeKind::SoftwareGpu {
+        assert_eq!(auto.report.kind, ComputeKind::Cpu, "{}", auto.report);
+        assert!(
+            auto.report.reason.contains("software renderer"),
+            "{}",
+            auto.report
+        );
+        assert!(
+            chosen.report.warnings[0].contains("software renderer"),
+            "{}",
+            chosen.report
+        );
+    } else {
+        assert_eq!(auto.report.kind, ComputeKind::Gpu, "{}", auto.report);
+    }
     let adapter = chosen.report.adapter.as_ref().expect("adapter");
     assert!(!adapter.name.is_empty());
 

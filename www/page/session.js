@@ -3,11 +3,24 @@
 // internal error). Also what the engine keeps in this browser's storage (OPFS) and this site's
 // models: both become model sources like files the person picked.
 import { Engine, Superseded } from "../engine.js";
-import { megabytes, message, mib } from "./dom.js";
+import { $, megabytes, message, mib } from "./dom.js";
 import { job, settled } from "./jobs.js";
 import { changed, mark, note, state } from "./state.js";
 
 export const engine = new Engine();
+
+/** Where the engine computes, in words (the model statuses say "loaded on …"). */
+export function deviceWords(report) {
+  if (!report) return "no device";
+  if (report.kind === "cpu") return "the CPU";
+  return report.kind === "gpu" ? "the GPU (WebGPU)" : "a software GPU (WebGPU)";
+}
+
+const computesOn = {
+  cpu: "this computer's processor (the CPU backend)",
+  gpu: "the graphics card, through WebGPU",
+  "software-gpu": "a software GPU: WebGPU emulated on the processor, slower than the CPU choice",
+};
 
 async function initDevice() {
   state.deviceReport = [["status", "choosing…"]];
@@ -15,19 +28,17 @@ async function initDevice() {
   try {
     const report = await engine.call("init", { request: state.sources.device });
     state.models.device = report;
-    const entries = [["backend", report.backend], ["kind", report.kind]];
-    if (report.adapter) {
-      const { adapter } = report;
-      entries.push(
-        ["adapter", adapter.name],
-        ["max buffer", mib(adapter.limits.max_buffer_size)],
-        ["max storage binding", mib(adapter.limits.max_storage_buffer_binding_size)],
-        ["workgroup storage", `${adapter.limits.max_compute_workgroup_storage_size / 1024} KiB`],
-        ["shader-f16", adapter.limits.shader_f16 ? "yes" : "no"],
-      );
-    }
+    const entries = [["computes on", computesOn[report.kind] ?? report.kind]];
+    if (report.adapter) entries.push(["graphics adapter", report.adapter.name || "(the browser gives no name)"]);
     entries.push(["why", report.reason]);
     for (const warning of report.warnings) entries.push(["warning", warning, "warning"]);
+    if (report.adapter) {
+      const { limits } = report.adapter;
+      entries.push(
+        ["largest GPU buffer", mib(limits.max_buffer_size)],
+        ["half precision (f16)", limits.shader_f16 ? "offered" : "not offered"],
+      );
+    }
     state.deviceReport = entries;
     mark("device", report.backend);
   } catch (error) {
@@ -83,7 +94,7 @@ export const loaders = {
       const clip = await engine.call("loadClip", takeSource("clip"), { onProgress: progress });
       state.models.clip = clip;
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      note("model-status", `${clip.family} model${origin("clip")} loaded on ${state.models.device.backend} (${clip.imageSize} px input) in ${seconds} s.`);
+      note("model-status", `${clip.family} model${origin("clip")} loaded on ${deviceWords(state.models.device)} (${clip.imageSize} px input) in ${seconds} s.`);
       kept("clip", clip);
       mark("model", clip.family);
     } catch (error) {
@@ -104,7 +115,7 @@ export const loaders = {
       const sam2 = await engine.call("loadSam2", takeSource("sam2"), { onProgress: progress });
       state.models.sam2 = sam2;
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      note("sam2-status", `${sam2.name}${origin("sam2")} loaded on ${state.models.device.backend} (${sam2.weights} weights, ${megabytes(sam2.bytes)}) in ${seconds} s.`);
+      note("sam2-status", `${sam2.name}${origin("sam2")} loaded on ${deviceWords(state.models.device)} (${sam2.weights} weights, ${megabytes(sam2.bytes)}) in ${seconds} s.`);
       kept("sam2", sam2);
       mark("sam2", sam2.weights);
     } catch (error) {
@@ -142,6 +153,16 @@ export const loaders = {
     }
   },
 };
+
+const statusOf = { clip: "model-status", sam2: "sam2-status", head: "head-status" };
+// What each status line says while its model is not loaded: the page's own words, so that a
+// restart after "Forget stored models" says so instead of the old "loaded on …".
+const unloaded = Object.fromEntries(Object.entries(statusOf).map(([kind, id]) => [kind, $(id).textContent.replace(/\s+/g, " ").trim()]));
+
+/** A model not (re)loaded: its status line says so, if it said anything else. */
+function sayUnloaded(kind) {
+  if (state.notes[statusOf[kind]]) note(statusOf[kind], unloaded[kind]);
+}
 
 /** The models kept by an earlier visit become the sources, as if picked. */
 async function restoreStored(progress) {
@@ -232,12 +253,18 @@ export async function restartEngine(reason, superseded) {
   try {
     await job(reason ? `restarting the engine ${reason}` : "starting the engine", "models-panel", async (progress) => {
       await initDevice();
-      if (!models.device) return;
+      if (!models.device) {
+        for (const kind of Object.keys(statusOf)) sayUnloaded(kind);
+        return;
+      }
       if (!reason) {
         await restoreStored(progress);
         await checkSite(false, progress);
       }
-      for (const kind of ["clip", "sam2", "head"]) if (sources[kind]) await loaders[kind](progress);
+      for (const kind of ["clip", "sam2", "head"]) {
+        if (sources[kind]) await loaders[kind](progress);
+        else sayUnloaded(kind);
+      }
       // The worker lost the image with everything else: hand it the same file again.
       if (sources.image && state.image) await engine.call("decode", { file: sources.image }, { onProgress: progress });
     });

@@ -7,11 +7,33 @@
 // one is discarded, never drawn (see jobs.js).
 import { $ } from "./dom.js";
 
+const DEVICE_KEY = "medfocus.device";
+
+/** The device the person chose on an earlier visit (auto when none, or storage is blocked). */
+function rememberedDevice() {
+  try {
+    const device = localStorage.getItem(DEVICE_KEY);
+    return ["auto", "gpu", "cpu"].includes(device) ? device : "auto";
+  } catch {
+    return "auto";
+  }
+}
+
+/** Remembers the person's device choice for the next visit (a preference, not patient data). */
+export function rememberDevice(device) {
+  state.sources.device = device;
+  try {
+    localStorage.setItem(DEVICE_KEY, device);
+  } catch {
+    // Storage blocked (a private window's policy): the choice lasts this visit.
+  }
+}
+
 export const state = {
   // What the user gave, kept to reload after an engine restart (cancel, device switch). A
   // model's source: {files: [[name, File]], label, stored (its storage manifest, when the files
   // are the stored copies), persist (store them once they load)}.
-  sources: { device: "auto", clip: null, sam2: null, head: null, image: null },
+  sources: { device: rememberedDevice(), clip: null, sam2: null, head: null, image: null },
   // What the engine has loaded now (descriptions, from the worker).
   models: { device: null, clip: null, sam2: null, head: null },
   generation: 0, // bumped for every new image: results for older ones are stale
@@ -20,7 +42,8 @@ export const state = {
   view: null, // CLIP's view of the current image and region: {generation, focus, focused, input, …}
   viewError: "", // why the last view could not be had
   // points: [x, y, label (1 include, 0 exclude)]; dragging: a box is being drawn (no view until it ends)
-  region: { box: null, points: [], dragging: false },
+  // history: earlier {box, points, segmentation}, for Undo
+  region: { box: null, points: [], dragging: false, history: [] },
   segmentation: null, // {choices: [mask…], chosen, how, outline: ImageData}
   lastResult: null, // the last classification (zero-shot, head or comparison), shown and exported
   busy: null, // the running job: {label, started, panel, stage, done, total, bytes}
@@ -78,6 +101,7 @@ export function newImage(file) {
   state.view = null;
   state.region.box = null;
   state.region.points = [];
+  state.region.history = [];
   state.segmentation = null;
   state.lastResult = null;
   changed();

@@ -84,7 +84,9 @@ export const ops = {
     progress({ stage: "building the CLIP model on the device" });
     state.clip = wasm().loadClip(model);
     const kept = await keep("clip", label, files, hashes, stored, persist, progress);
-    return { family: state.clip.family, imageSize: state.clip.imageSize, ...kept };
+    // What names this checkpoint in a result file: the folder's name and each file's SHA-256.
+    const identity = { name: label, files: hashes };
+    return { family: state.clip.family, imageSize: state.clip.imageSize, defaultTemplates: state.clip.defaultTemplates, ...identity, ...kept };
   },
 
   async loadSam2({ files, label, stored, persist }, progress) {

@@ -216,6 +216,7 @@ fn train_linear_probe(
         training: json!({
             name: chosen,
             "search": search_log,
+            "search_images": split.as_ref().map(|split| split.holdout.len()),
             "final": summary,
             "settings": settings,
         }),
@@ -262,11 +263,12 @@ fn train_tip_adapter(
                 settings,
                 device,
             )?;
-            let name = match judged {
-                Some(_) => "validation_accuracy",
-                None => "leave_one_out_accuracy",
+            let (name, images) = match &judged {
+                Some(judged) => ("validation", judged.labels.len()),
+                None => ("leave_one_out", cached.labels.len()),
             };
-            log[name] = json!(accuracy);
+            log[format!("{name}_accuracy")] = json!(accuracy);
+            log[format!("{name}_images")] = json!(images);
             scalars
         }
     };

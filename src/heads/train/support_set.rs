@@ -377,6 +377,8 @@ pub fn assemble_head(
 #[serde(rename_all = "camelCase")]
 pub struct HeldOut {
     pub accuracy: f32,
+    /// How many images it was measured on (`None` in logs older than the count).
+    pub images: Option<usize>,
     /// How the images it was measured on were kept out of training.
     pub measured_on: &'static str,
 }
@@ -387,6 +389,7 @@ pub struct HeldOut {
 /// small to hold images out (the log then has no such figure; nothing is made up).
 pub fn held_out(training: &Value) -> Option<HeldOut> {
     let number = |value: &Value| value.as_f64().map(|value| value as f32);
+    let count = |key: &str| training[key].as_u64().map(|count| count as usize);
     if let Some(search) = training["search"].as_array() {
         // The candidate kept is the most accurate one (ties: lower loss), as recipes chooses.
         let best = search
@@ -398,6 +401,7 @@ pub fn held_out(training: &Value) -> Option<HeldOut> {
         if let Some(accuracy) = best {
             return Some(HeldOut {
                 accuracy,
+                images: count("search_images"),
                 measured_on: "the held-out images, for the chosen penalty",
             });
         }
@@ -409,12 +413,14 @@ pub fn held_out(training: &Value) -> Option<HeldOut> {
     {
         return Some(HeldOut {
             accuracy,
+            images: count("early_stopping_images"),
             measured_on: "the held-out images, at the epoch kept",
         });
     }
     if let Some(accuracy) = number(&training["leave_one_out_accuracy"]) {
         return Some(HeldOut {
             accuracy,
+            images: count("leave_one_out_images"),
             measured_on: "each image left out in turn, for the chosen α, β",
         });
     }
@@ -456,5 +462,14 @@ mod tests {
         let tip_f = json!({"early_stopping": {"holdout": [0.3, 0.875]}});
         assert_eq!(held_out(&tip_f).unwrap().accuracy, 0.875);
         assert_eq!(held_out(&json!({"search": [], "final": {}})), None);
+        // With the count of images the figure rests on (issue 33: "75 %" of what?).
+        assert_eq!(held_out(&probe).unwrap().images, None);
+        let counted = json!({"search": probe["search"], "search_images": 4});
+        assert_eq!(held_out(&counted).unwrap().images, Some(4));
+        let tip_f =
+            json!({"early_stopping": {"holdout": [0.3, 0.875]}, "early_stopping_images": 8});
+        assert_eq!(held_out(&tip_f).unwrap().images, Some(8));
+        let tip = json!({"leave_one_out_accuracy": 0.625, "leave_one_out_images": 16});
+        assert_eq!(held_out(&tip).unwrap().images, Some(16));
     }
 }

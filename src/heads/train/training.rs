@@ -172,6 +172,8 @@ pub fn fit_with_early_stopping<'o, S: Labelled + Clone>(
         };
         epochs = summary.best_epoch.max(1);
         log["early_stopping"] = json!(summary);
+        // How many images the held-out figures rest on, for a person reading them.
+        log["early_stopping_images"] = json!(split.holdout.len());
     }
     type HostParams = BTreeMap<String, ([usize; 2], Vec<f32>)>;
     let (params, summary) = match run.finished::<(HostParams, FitSummary)>("final") {

@@ -33,6 +33,20 @@ function regionSummary(result) {
   return `a region from ${result.region.origin} (${share})`;
 }
 
+/** The region a classification is sent (its `options`), as the result file records it: what
+ * was used, not what the page shows later. `null`: the whole image. */
+function regionGiven(options) {
+  if (options.mask) {
+    const mask = currentMask();
+    const points = state.region.points.map(([x, y, label]) => ({ x, y, include: Boolean(label) }));
+    return { mask: { area: mask.area, how: state.segmentation.how, box: state.region.box, points } };
+  }
+  return options.box ? { box: options.box } : null;
+}
+
+/** The templates a zero-shot classification used: the person's, else the model's defaults. */
+const templatesUsed = () => (templatesValue().length ? templatesValue() : state.models.clip.defaultTemplates);
+
 async function classify() {
   const focus = focusValue();
   const classes = classesValue();
@@ -43,7 +57,7 @@ async function classify() {
   );
   if (!result) return;
   note("classify-status", `Zero-shot, ${focus} focus on ${regionSummary(result)}.`);
-  state.lastResult = { kind: "zero-shot", focus, result, region: result.region };
+  state.lastResult = { kind: "zero-shot", focus, result, region: result.region, given: regionGiven(options), templates: templatesUsed() };
   changed();
   markExplained(result);
 }
@@ -67,7 +81,8 @@ async function compare() {
   );
   const failed = results.filter(({ error }) => error);
   if (failed.length) note("classify-error", failed.map(({ focus, error }) => `${focus}: ${error}`).join("; "));
-  state.lastResult = { kind: "comparison", classes, results, region: results.find(({ result }) => result?.region)?.result.region };
+  const given = regionGiven(focusOptions("overlay"));
+  state.lastResult = { kind: "comparison", classes, results, region: results.find(({ result }) => result?.region)?.result.region, given, templates: templatesUsed() };
   changed();
 }
 
@@ -86,7 +101,8 @@ async function classifyWithHead() {
   let said = `${head.kind} head, ${head.focus} focus on ${regionSummary(result)}.`;
   if (result.region?.warning) said += ` ${result.region.warning}.`;
   note("classify-status", said);
-  state.lastResult = { kind: "head", head, result, region: result.region };
+  // A head on SAM 2 finds its own region (drawn below); otherwise it used the one it was sent.
+  state.lastResult = { kind: "head", head, result, region: result.region, given: onSam2 ? null : regionGiven(options), templates: null };
   changed();
   markExplained(result);
   if (result.region?.mask) {
@@ -97,7 +113,7 @@ async function classifyWithHead() {
     setSegmentation({
       choices: [choice],
       chosen: 0,
-      how: result.region.origin === "whole-image" ? "the whole image (SAM 2 found no region with the head's settings)" : "SAM 2's automatic mask with the head's settings",
+      best: result.region.origin === "whole-image" ? "the whole image (SAM 2 found no region with the head's settings)" : "SAM 2's automatic mask with the head's settings",
     });
     // As a PNG it is a region like any other: CLIP's view and a zero-shot classification use it.
     const png = new Uint8Array(await (await maskPng(choice)).arrayBuffer());
@@ -116,23 +132,25 @@ async function exportMask() {
 }
 
 function exportResult() {
-  const { image, models, region, segmentation, lastResult } = state;
-  const mask = currentMask();
+  const { image, models, lastResult } = state;
   const report = {
     medfocus: "page",
+    notice: "research use only, not for diagnosis",
     created: new Date().toISOString(),
     image: { name: image.name, format: image.format, width: image.width, height: image.height },
     device: models.device?.backend,
-    clip: models.clip,
+    // The checkpoint by name and content: the folder's name and every file's SHA-256.
+    clip: models.clip && { name: models.clip.name, family: models.clip.family, imageSize: models.clip.imageSize, files: models.clip.files },
     sam2: models.sam2 ? { name: models.sam2.name, weights: models.sam2.weights } : null,
+    // What this result was computed on: the region it was given (null: the whole image) and the
+    // one the focus used; not what the page shows since.
     region: {
-      box: region.box,
-      points: region.points.map(([x, y, label]) => ({ x, y, include: Boolean(label) })),
-      mask: mask ? { area: mask.area, how: segmentation.how } : null,
+      given: lastResult.given ?? null,
       used: lastResult.region ? { origin: lastResult.region.origin, coverage: lastResult.region.coverage, warning: lastResult.region.warning } : null,
     },
-    classes: classesValue(),
-    templates: templatesValue(),
+    classes: lastResult.classes ?? lastResult.result.classes,
+    // A head carries its own class texts: no templates then.
+    templates: lastResult.templates,
   };
   if (lastResult.kind === "comparison") {
     report.comparison = lastResult.results.map(({ focus, result, error }) => ({ focus, probabilities: result?.probabilities, error }));
@@ -253,7 +271,10 @@ function renderHeatCaption(lastResult) {
 
 let shown = null; // the result drawn now
 
-export function renderClassify({ lastResult }) {
+export function renderClassify({ lastResult, models }) {
+  // An empty templates field means the model's defaults: show them, not an example.
+  const defaults = models.clip?.defaultTemplates?.join("\n") ?? "";
+  if (defaults && $("templates").placeholder !== defaults) $("templates").placeholder = defaults;
   renderExplainClasses(lastResult);
   renderHeatCaption(lastResult);
   if (lastResult === shown) return;

@@ -3,8 +3,8 @@
 import { Superseded } from "../../engine.js";
 import { $, fill, kindNames, megabytes, message, mib } from "../dom.js";
 import { job } from "../jobs.js";
-import { checkSite, downloadFromSite, engine, forgetModels, missingFromSite, restartEngine, storedAsOffered, userLoad } from "../session.js";
-import { changed, note, state } from "../state.js";
+import { checkSite, deviceWords, downloadFromSite, engine, forgetModels, missingFromSite, restartEngine, storedAsOffered, userLoad } from "../session.js";
+import { changed, note, rememberDevice, state } from "../state.js";
 
 const totalSize = (model) => model.files.reduce((sum, file) => sum + file.size, 0);
 
@@ -38,7 +38,7 @@ async function checkDevice() {
     const ms = (performance.now() - started).toFixed(0);
     note(
       "device-check-result",
-      `softmax(A·B/√n), n = ${result.size}, on ${result.backend}: max |Δ| to reference ${result.maxAbsDiff.toExponential(2)} (${ms} ms, first run includes kernel compilation)`,
+      `softmax(A·B/√n), n = ${result.size}, on ${deviceWords(state.models.device)}: max |Δ| to reference ${result.maxAbsDiff.toExponential(2)} (${ms} ms, first run includes kernel compilation)`,
     );
   } catch (error) {
     note("device-check-result", `check failed: ${message(error)}`);
@@ -55,9 +55,11 @@ async function checkSiteAgain() {
 }
 
 export function wireModels() {
+  $("device-request").value = state.sources.device;
   $("device-request").addEventListener("change", () => {
-    state.sources.device = $("device-request").value;
-    restartEngine(`on the ${state.sources.device} device`, "was stopped: the device changed");
+    rememberDevice($("device-request").value);
+    const device = $("device-request").selectedOptions[0].textContent.replace(/ \(.*/, "");
+    restartEngine(`on ${device}`, "was stopped: the device changed");
   });
   $("device-check").addEventListener("click", checkDevice);
   $("model-input").addEventListener("change", (event) => event.target.files.length && userLoad("clip", clipFiles(event.target.files)));

@@ -1,14 +1,25 @@
 // The region panel: a box, include/exclude points (each segments at once with SAM 2), SAM 2's
-// automatic mask, and its runners-up to pick from.
+// automatic mask, its runners-up to pick from, and Undo (each change of the region kept).
 import { $ } from "../dom.js";
 import { forCurrentImage } from "../jobs.js";
 import { engine } from "../session.js";
 import { changed, currentMask, note, state } from "../state.js";
 import { outlineOf, thumbnailOf } from "../canvas.js";
 
-/** The segmentation shown and used (`null`: none), with its outline and what to say about it. */
+/** What the chosen mask is, in words: the pick's own description once a runner-up is chosen. */
+function describe({ choices, chosen, best, pool }) {
+  const others = choices.length > 1 ? "; pick another below" : "";
+  if (chosen === 0 || !pool) return `${best}${others}`;
+  return `candidate ${chosen + 1} of ${pool}, picked by hand${others}`;
+}
+
+/**
+ * The segmentation shown and used (`null`: none): `{choices, chosen, best (what the first
+ * choice is), pool (what the choices are, when there are several)}`, given its outline and
+ * `how` (what the status line and the result file say about the chosen mask).
+ */
 export function setSegmentation(result) {
-  state.segmentation = result && { ...result, outline: null };
+  state.segmentation = result && { ...result, outline: null, how: describe(result) };
   if (!result) {
     note("segment-result", "");
     return;
@@ -17,7 +28,7 @@ export function setSegmentation(result) {
   state.segmentation.outline = outlineOf(mask.mask, mask.width, mask.height);
   const share = ((100 * mask.area) / (mask.width * mask.height)).toFixed(1);
   const iou = Number.isFinite(mask.predictedIou) ? `, predicted IoU ${mask.predictedIou.toFixed(3)}` : "";
-  note("segment-result", `Mask: ${mask.area} px (${share} % of the image)${iou}; ${result.how}. CLIP's focus uses it.`);
+  note("segment-result", `Mask: ${mask.area} px (${share} % of the image)${iou}; ${state.segmentation.how}. CLIP's focus uses it.`);
 }
 
 async function segment(options, how) {
@@ -28,12 +39,9 @@ async function segment(options, how) {
     (progress) => engine.call("segment", { options }, { onProgress: progress }),
   );
   if (!value) return;
-  const detail =
-    how === "automatic"
-      ? `the largest of SAM 2's ${value.candidates} automatic masks that is not the background`
-      : `the best of SAM 2's ${value.candidates} candidates for the ${how}`;
-  const choices = [value, ...value.alternatives];
-  setSegmentation({ choices, chosen: 0, how: `${detail}${choices.length > 1 ? "; pick another below" : ""}` });
+  const pool = how === "automatic" ? `SAM 2's ${value.candidates} automatic masks` : `SAM 2's ${value.candidates} candidates for the ${how}`;
+  const best = how === "automatic" ? `the largest of ${pool} that is not the background` : `the best of ${pool}`;
+  setSegmentation({ choices: [value, ...value.alternatives], chosen: 0, best, pool });
 }
 
 function promptOptions() {
@@ -44,6 +52,30 @@ function promptOptions() {
   };
   if (region.box) options.box = region.box;
   return options;
+}
+
+/** Keeps the region as it is now, for Undo (a step back per press, drag, typed box or Clear). */
+function remember() {
+  const { region } = state;
+  region.history.push({ box: region.box, points: [...region.points], segmentation: state.segmentation });
+  if (region.history.length > 100) region.history.shift();
+}
+
+/** Undo: the region, its points and its mask as they were before the last change. */
+function undo() {
+  const earlier = state.region.history.pop();
+  if (!earlier) return;
+  state.region.box = earlier.box;
+  state.region.points = earlier.points;
+  note("segment-error", "");
+  setSegmentation(earlier.segmentation && { ...earlier.segmentation });
+  changed();
+}
+
+/** With SAM 2 loaded (and nothing running), a new box or point segments at once (`how`: what
+ * was just given, for the words and the end-to-end marker). */
+function segmentNow(how) {
+  if (state.models.sam2 && !state.busy && state.image) segment(promptOptions(), how);
 }
 
 function parseBox(text) {
@@ -63,22 +95,26 @@ export function wireRegion() {
     return [Math.min(Math.max(x, 0), canvas.width), Math.min(Math.max(y, 0), canvas.height)];
   };
   const tool = () => document.querySelector("input[name=tool]:checked").value;
+  let moved = false;
   canvas.addEventListener("pointerdown", (event) => {
-    if (!state.image) return;
+    if (!state.image || state.busy) return;
+    remember();
     if (tool() !== "box") {
       // A point prompt runs at once (as in SAM's own demos), when SAM 2 is there and idle.
       region.points.push([...at(event), tool() === "include" ? 1 : 0]);
       changed();
-      if (state.models.sam2 && !state.busy) segment(promptOptions(), region.points.length > 1 ? "points" : "point");
+      segmentNow(region.points.length > 1 ? "points" : "point");
       return;
     }
     start = at(event);
+    moved = false;
     region.dragging = true;
     canvas.setPointerCapture(event.pointerId);
   });
   canvas.addEventListener("pointermove", (event) => {
     if (!start) return;
     const [x, y] = at(event);
+    moved = true;
     region.box = [Math.min(start[0], x), Math.min(start[1], y), Math.max(start[0], x), Math.max(start[1], y)];
     changed();
   });
@@ -86,10 +122,27 @@ export function wireRegion() {
     if (!start) return;
     start = null;
     region.dragging = false;
-    if (region.box && (region.box[2] - region.box[0] < 2 || region.box[3] - region.box[1] < 2)) region.box = null;
+    const box = region.box;
+    if (!moved || !box || box[2] - box[0] < 2 || box[3] - box[1] < 2) {
+      // A press without a real drag: the region as it was, and nothing to undo.
+      region.box = region.history.pop()?.box ?? null;
+      changed();
+      return;
+    }
     changed();
+    // A box segments as soon as it is drawn, as a point does.
+    segmentNow(region.points.length ? "box and points" : "box");
+  });
+  // Ctrl+Z (⌘Z) steps back, unless the person is typing in a field.
+  document.addEventListener("keydown", (event) => {
+    if (!(event.ctrlKey || event.metaKey) || event.shiftKey || event.key.toLowerCase() !== "z") return;
+    if (["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName)) return;
+    if (state.busy || !region.history.length) return;
+    event.preventDefault();
+    undo();
   });
   $("region").addEventListener("change", () => {
+    remember();
     const parsed = parseBox($("region").value);
     note("segment-error", parsed === undefined ? "The box is four whole numbers: left,top,right,bottom (left < right, top < bottom)." : "");
     region.box = parsed ?? null;
@@ -97,10 +150,14 @@ export function wireRegion() {
   });
   $("segment-prompt").addEventListener("click", () => segment(promptOptions(), region.points.length ? "box and points" : "box"));
   $("segment-auto").addEventListener("click", () => segment({ auto: true, pointsPerSide: Number($("auto-grid").value) }, "automatic"));
+  $("region-undo").addEventListener("click", undo);
   $("region-clear").addEventListener("click", () => {
+    remember();
     region.box = null;
     region.points = [];
     setSegmentation(null);
+    // What was said about the cleared region goes with it.
+    note("segment-error", "");
     changed();
   });
 }
@@ -126,6 +183,7 @@ export function renderRegion({ region, segmentation }) {
     label.textContent = `${index + 1}: ${((100 * choice.area) / (choice.width * choice.height)).toFixed(1)} %`;
     button.append(label);
     button.addEventListener("click", () => {
+      remember();
       setSegmentation({ ...segmentation, chosen: index });
       changed();
     });

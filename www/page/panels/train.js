@@ -28,12 +28,28 @@ function addToBin(name, files) {
   changed();
 }
 
-/** The bins follow the classes field: a bin per name, in its order; a removed name's bin goes. */
+// Bins of names no longer in the classes field, by name: typing the name again brings its images
+// back (a name is edited one keystroke at a time).
+const shelved = new Map();
+
+/**
+ * The bins follow the classes field: a bin per name, in its order. A name edited in place (the
+ * same number of names, one of them new) keeps its bin's images; a removed name's bin is
+ * shelved, not emptied.
+ */
 function syncBins() {
   const names = classesValue();
-  const before = [...state.bins.keys()].join("\n");
-  state.bins = new Map(names.map((name) => [name, state.bins.get(name) ?? []]));
-  if ([...state.bins.keys()].join("\n") !== before) state.binsChanged += 1;
+  const old = [...state.bins.entries()];
+  const renamedInPlace = names.length === old.length && names.some((name) => !state.bins.has(name));
+  for (const [name, files] of old) if (files.length && !names.includes(name)) shelved.set(name, files);
+  const next = names.map((name, index) => {
+    const files = renamedInPlace && !state.bins.has(name) ? old[index][1] : (state.bins.get(name) ?? shelved.get(name) ?? []);
+    shelved.delete(name);
+    return [name, files];
+  });
+  const before = old.map(([name, files]) => `${name}:${files.length}`).join("\n");
+  state.bins = new Map(next);
+  if (next.map(([name, files]) => `${name}:${files.length}`).join("\n") !== before) state.binsChanged += 1;
   changed();
 }
 
@@ -61,11 +77,9 @@ async function train() {
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     const counts = trained.counts.map((count, index) => `${count} ${classes[index]}`).join(", ");
     let said = `Trained a ${kind} head on ${counts} (${focus} focus) in ${seconds} s; it is now the loaded head.`;
-    said += trained.heldOut
-      ? ` Held-out accuracy ${(trained.heldOut.accuracy * 100).toFixed(1)}% (${trained.heldOut.measuredOn}).`
-      : " Too few images to hold any out: no accuracy estimate.";
+    said += trained.heldOut ? ` ${heldOutWords(trained.heldOut)}` : " Too few images to hold any out: no accuracy estimate.";
     note("train-status", said);
-    const problems = [...trained.skipped.map((line) => `left out ${line}`), ...trained.warnings];
+    const problems = [...trained.skipped.map((line) => `left out ${line}`), ...grouped(trained.warnings)];
     if (problems.length) note("train-error", problems.join("; "));
     mark("trained", kind);
   } catch (error) {
@@ -73,6 +87,26 @@ async function train() {
     mark("trained", "error");
   }
   changed();
+}
+
+/** The held-out estimate with what it rests on: "3 of 4 images" says more than "75.0 %". */
+function heldOutWords({ accuracy, images, measuredOn }) {
+  const percent = `${(accuracy * 100).toFixed(1)} %`;
+  if (!images) return `Held-out accuracy ${percent} (${measuredOn}).`;
+  const right = Math.round(accuracy * images);
+  return `Held-out accuracy ${percent}: ${right} of ${images} image${images === 1 ? "" : "s"} right (${measuredOn}; few images make it a rough estimate).`;
+}
+
+/** Warnings that repeat per image said once, with the images they concern. */
+function grouped(warnings) {
+  const byText = new Map();
+  for (const line of warnings) {
+    const perImage = /^image (\d+) \(([^)]*)\): (.*)$/s.exec(line);
+    const [text, image] = perImage ? [perImage[3], `${perImage[1]} (${perImage[2]})`] : [line, null];
+    if (!byText.has(text)) byText.set(text, []);
+    if (image) byText.get(text).push(image);
+  }
+  return [...byText].map(([text, images]) => (images.length ? `${text} — image${images.length === 1 ? "" : "s"} ${images.join(", ")}` : text));
 }
 
 function exportHead() {
@@ -95,9 +129,27 @@ function binOf(name, files) {
   title.textContent = name;
   const count = document.createElement("p");
   count.className = "bin-count";
-  count.textContent = files.length
-    ? `${files.length} image${files.length === 1 ? "" : "s"}: ${files.slice(0, 3).map((file) => file.name).join(", ")}${files.length > 3 ? ", …" : ""}`
-    : "drop images here";
+  count.textContent = files.length ? `${files.length} image${files.length === 1 ? "" : "s"}` : "drop images here";
+  // Each image by name, with its own remove button (one wrong image need not empty the bin).
+  const list = document.createElement("ul");
+  list.className = "bin-files";
+  for (const file of files) {
+    const item = document.createElement("li");
+    const label = document.createElement("span");
+    label.textContent = file.name;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "×";
+    remove.title = `remove ${file.name} from ${name}`;
+    remove.setAttribute("aria-label", remove.title);
+    remove.addEventListener("click", () => {
+      state.bins.set(name, state.bins.get(name).filter((kept) => kept !== file));
+      state.binsChanged += 1;
+      changed();
+    });
+    item.append(label, remove);
+    list.append(item);
+  }
   const input = document.createElement("input");
   input.type = "file";
   input.multiple = true;
@@ -131,7 +183,7 @@ function binOf(name, files) {
   const buttons = document.createElement("div");
   buttons.className = "row";
   buttons.append(add, addFolder, clear);
-  bin.append(title, count, buttons, input, folder);
+  bin.append(title, count, list, buttons, input, folder);
   return bin;
 }
 
