@@ -480,6 +480,53 @@ test("the image and the answer are in view together at 1280×800; nothing scroll
   assert.equal(await outcome("segmented", () => dragOnImage([0.2, 0.2], [0.7, 0.8])), "person1951_bacteria_4882.jpeg:box", await text("#segment-error"));
 });
 
+test("every control is reachable by keyboard, and axe-core finds nothing serious or critical, light or dark", async () => {
+  await idle();
+  // The page as it stands now (models, an image, a mask and its candidates, a comparison): the
+  // axe-core rules (labels, names, contrast, roles…) in both themes.
+  const axeSource = await readFile(join(root, "node_modules", "axe-core", "axe.min.js"), "utf8");
+  try {
+    for (const scheme of ["light", "dark"]) {
+      await page.emulateMedia({ colorScheme: scheme });
+      await page.evaluate(axeSource);
+      const { passes, violations } = await page.evaluate(async () => {
+        const result = await window.axe.run(document);
+        return { passes: result.passes.length, violations: result.violations.map(({ id, impact, nodes }) => ({ id, impact, nodes: nodes.map((node) => node.target.join(" ")) })) };
+      });
+      assert.ok(passes > 20, `axe-core checked ${passes} rules`);
+      assert.deepEqual(violations.filter(({ impact }) => impact === "serious" || impact === "critical"), [], scheme);
+    }
+  } finally {
+    await page.emulateMedia({ colorScheme: "light" });
+  }
+  // Tab alone reaches every enabled control (a radio group once, a closed section by its summary).
+  const wanted = await page.evaluate(() => {
+    const usable = [...document.querySelectorAll("button, select, input, textarea, summary, [tabindex]")].filter(
+      (element) =>
+        !element.disabled &&
+        !element.hidden &&
+        element.offsetParent !== null &&
+        element.tabIndex >= 0 &&
+        !(element.type === "radio" && !element.checked) &&
+        !(element.tagName !== "SUMMARY" && element.closest("details:not([open])")),
+    );
+    usable.forEach((element, index) => (element.dataset.keyboard = String(index)));
+    return usable.map((element) => element.id || element.getAttribute("aria-label") || element.textContent.trim());
+  });
+  await page.evaluate(() => document.activeElement?.blur());
+  const reached = new Set();
+  for (let press = 0; press < wanted.length + 20; press++) {
+    await page.keyboard.press("Tab");
+    const index = await page.evaluate(() => document.activeElement?.dataset.keyboard);
+    if (index !== undefined) reached.add(Number(index));
+  }
+  assert.deepEqual(
+    wanted.filter((_, index) => !reached.has(index)),
+    [],
+    `of ${wanted.length} controls`,
+  );
+});
+
 test("a head trained on SAM 2's masks runs its own recorded settings and predicts as natively", async () => {
   await idle();
   await drop("#canvas-stack", mri);
