@@ -399,9 +399,15 @@ test("SAM 2 segments the box, offers candidates and takes points, without blocki
   const box = await page.locator("#overlay-canvas").boundingBox();
   const clicked = await outcome("segmented", () => page.mouse.click(box.x + box.width * 0.3, box.y + box.height * 0.45));
   assert.equal(clicked, "person1951_bacteria_4882.jpeg:point", await text("#segment-error"));
-  // Undo steps back one change: the point goes and the mask picked before it returns (issue 33).
-  assert.doesNotMatch(await text("#segment-result"), /picked by hand/);
+  assert.match(await text("#segment-result"), /candidates for the point/);
+  // A press on the point removes it: the box alone is segmented again (issue 33).
   await idle();
+  const removed = await outcome("segmented", () => page.mouse.click(box.x + box.width * 0.3, box.y + box.height * 0.45));
+  assert.equal(removed, "person1951_bacteria_4882.jpeg:box", await text("#segment-error"));
+  // Undo steps back one change at a time: the point returns, then the mask picked before it.
+  await idle();
+  await page.click("#region-undo");
+  assert.match(await text("#segment-result"), /candidates for the point/);
   await page.click("#region-undo");
   assert.match(await text("#segment-result"), /candidate 2 of SAM 2's 3 candidates for the box, picked by hand/);
   assert.equal(await page.getAttribute("#candidates button:nth-child(2)", "aria-pressed"), "true");
@@ -581,6 +587,8 @@ test("a head trained from class bins in the page downloads and predicts natively
   await page.click('#bins .bin[data-class="meningioma"] button[title="remove Te-gl_0014.jpg from meningioma"]');
   assert.match(await text('#bins .bin[data-class="meningioma"] .bin-count'), /^4 images/);
   assert.deepEqual(await page.$$eval('#bins .bin[data-class="meningioma"] .bin-files span', (spans) => spans.map((span) => span.textContent)), ["Te-me_0016.jpg", "Te-me_0017.jpg", "Te-me_0018.jpg", "Te-me_0019.jpg"]);
+  // Each image shows as a thumbnail beside its name.
+  await page.waitForFunction(() => [...document.querySelectorAll("#bins .bin-files img")].filter((picture) => picture.complete && picture.naturalWidth > 0).length === 8);
   await shot("09-bins");
 
   await page.selectOption("#head-kind", "linear-probe");
@@ -844,6 +852,22 @@ test("a wasm module that cannot load is reported, not a page waiting forever", a
   await visit.waitForFunction(() => document.body.dataset.engine === "ready", null, work);
   assert.equal(await visit.evaluate(() => document.body.dataset.device), "error");
   assert.match(await visit.textContent("#device-report"), /the engine's wasm module did not load .*reload the page/);
+  await context.close();
+});
+
+test("a first visitor can try the example image: a real chest X-ray, credited, with the X-ray's classes", async () => {
+  const context = await browser.newContext();
+  const visit = await context.newPage();
+  await visit.goto(url);
+  await visit.waitForFunction(() => document.body.dataset.engine === "ready", null, work);
+  await visit.click("#example-image");
+  await visit.waitForFunction(() => document.body.dataset.image, null, work);
+  assert.equal(await visit.evaluate(() => document.body.dataset.image), "1016x656");
+  assert.match(await visit.textContent("#image-info"), /sourceexample: pediatric chest X-ray.*Kermany.*CC BY 4\.0/);
+  // The page's default classes are a brain MRI's; the example's are the X-ray's.
+  assert.equal(await visit.inputValue("#classes"), "normal, pneumonia");
+  assert.deepEqual(await visit.$$eval("#bins .bin", (bins) => bins.map((bin) => bin.dataset.class)), ["normal", "pneumonia"]);
+  await visit.screenshot({ path: join(screenshots, "12-example.png"), fullPage: true });
   await context.close();
 });
 

@@ -4,7 +4,36 @@ import { $, acceptDrops, fill, message } from "../dom.js";
 import { engine } from "../session.js";
 import { changed, mark, newImage, note, state } from "../state.js";
 
-export async function showImage(file) {
+// The example a first visitor can try without an image of their own (www/examples/README.md:
+// Kermany et al. 2018, CC BY 4.0); webpack ships it with the page, and the offline copy keeps it.
+const EXAMPLE = {
+  url: new URL("../../examples/chest-xray-pneumonia.jpeg", import.meta.url),
+  name: "example-chest-xray-pneumonia.jpeg",
+  credit: "example: pediatric chest X-ray, bacterial pneumonia — Kermany, Zhang, Goldbaum (2018), Mendeley Data, doi:10.17632/rscbjbr9sj.2, CC BY 4.0",
+  classes: "normal, pneumonia",
+};
+
+/** Shows the example image; the page's default classes (brain MRI) become the X-ray's. */
+async function showExample() {
+  note("image-error", "");
+  let file;
+  try {
+    const response = await fetch(EXAMPLE.url);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    file = new File([await response.blob()], EXAMPLE.name, { type: "image/jpeg" });
+  } catch (error) {
+    note("image-error", `The example image could not be read from this site: ${message(error)}`);
+    return;
+  }
+  const classes = $("classes");
+  if (classes.value === classes.defaultValue) {
+    classes.value = EXAMPLE.classes;
+    classes.dispatchEvent(new Event("input"));
+  }
+  showImage(file, EXAMPLE.credit);
+}
+
+export async function showImage(file, credit = null) {
   const mine = newImage(file);
   note("classify-status", "");
   note("image-error", "");
@@ -19,7 +48,7 @@ export async function showImage(file) {
     state.imageInfo = [];
     changed();
     // A restart while it waited: the decode is lost with the old worker; ask again.
-    if (error instanceof Superseded) return showImage(file);
+    if (error instanceof Superseded) return showImage(file, credit);
     note("image-error", `${file.name}: ${message(error)}`);
     state.sources.image = null;
     return;
@@ -32,6 +61,7 @@ export async function showImage(file) {
     ["channels", `${decoded.channels} × ${decoded.bitsPerChannel} bit (${decoded.layout})`],
     ["content", decoded.greyContent ? "grayscale" : "colour"],
     ...(decoded.notes.length ? [["decoded", decoded.notes.join("; ")]] : []),
+    ...(credit ? [["source", credit]] : []),
   ];
   state.image = {
     name: decoded.name,
@@ -55,6 +85,7 @@ export function wireImage() {
     }
   });
   input.addEventListener("change", () => input.files[0] && showImage(input.files[0]));
+  $("example-image").addEventListener("click", showExample);
   for (const target of [drop, $("canvas-stack")]) acceptDrops(target, drop, (files) => files[0] && showImage(files[0]));
 }
 

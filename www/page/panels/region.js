@@ -100,10 +100,16 @@ export function wireRegion() {
     if (!state.image || state.busy) return;
     remember();
     if (tool() !== "box") {
-      // A point prompt runs at once (as in SAM's own demos), when SAM 2 is there and idle.
-      region.points.push([...at(event), tool() === "include" ? 1 : 0]);
+      const [x, y] = at(event);
+      // A press on a point removes it (as in SAM's own demos); elsewhere it adds one. Either
+      // runs at once, when SAM 2 is there and idle.
+      const reach = (10 * canvas.width) / canvas.getBoundingClientRect().width;
+      const hit = region.points.findIndex(([px, py]) => Math.hypot(px - x, py - y) <= reach);
+      if (hit >= 0) region.points.splice(hit, 1);
+      else region.points.push([x, y, tool() === "include" ? 1 : 0]);
       changed();
-      segmentNow(region.points.length > 1 ? "points" : "point");
+      if (region.points.length || region.box) segmentNow(region.points.length > 1 ? "points" : region.points.length ? "point" : "box");
+      else setSegmentation(null);
       return;
     }
     start = at(event);

@@ -135,6 +135,7 @@ function binOf(name, files) {
   list.className = "bin-files";
   for (const file of files) {
     const item = document.createElement("li");
+    item.append(thumbnail(file));
     const label = document.createElement("span");
     label.textContent = file.name;
     const remove = document.createElement("button");
@@ -188,9 +189,24 @@ function binOf(name, files) {
 }
 
 let shownBins = -1; // the version of the bins drawn now (redrawn only when they change)
+let thumbnailUrls = []; // the object URLs the bins drawn now show, revoked when redrawn
+
+/** A small picture of an image file, as the browser decodes it (JPEG, PNG, BMP, WebP); a DICOM or
+ * TIFF, which only the engine reads, keeps its name alone. Nothing leaves the tab: a blob: URL. */
+function thumbnail(file) {
+  const picture = document.createElement("img");
+  const address = URL.createObjectURL(file);
+  thumbnailUrls.push(address);
+  picture.src = address;
+  picture.alt = "";
+  picture.addEventListener("error", () => picture.remove());
+  return picture;
+}
 
 export function renderTrain({ bins, binsChanged }) {
   if (binsChanged === shownBins) return;
   shownBins = binsChanged;
+  for (const address of thumbnailUrls) URL.revokeObjectURL(address);
+  thumbnailUrls = [];
   $("bins").replaceChildren(...[...bins.entries()].map(([name, files]) => binOf(name, files)));
 }
