@@ -1,8 +1,8 @@
 // Usage: node scripts/dev/page-shots.mjs DIST OUT  (after scripts/serve.sh --build-only; for looking, not a test)
 // The page as a person sees it, at the sizes people use (a laptop 1280×800, a portrait tablet
-// 800×1000, a phone 390×844), light and dark: empty, then with the test models, a chest X-ray,
-// a box segmented by SAM 2 and a classification with its heat-map, the classify panel scrolled
-// into view. Writes OUT/<size>-<scheme>-<step>.png and prints, per shot, whether the page
+// 800×1000, a phone 390×844), light and dark, at each step: the first visit; the test models
+// and the example image; a box segmented by SAM 2; a classification with its heat-map; the focus
+// modes compared — the panel of each step scrolled into view. Writes OUT/<size>-<scheme>-<step>.png and prints, per shot, whether the page
 // scrolls sideways and whether the image and the answer are both in view.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -11,7 +11,6 @@ import { launchChromium, serveDist } from "./dist-server.mjs";
 const [dist, out] = process.argv.slice(2);
 const root = new URL("../..", import.meta.url).pathname;
 const fixtures = join(root, "tests", "fixtures");
-const xray = join(root, "..", "shared", "data", "chest-xray", "PNEUMONIA", "person1951_bacteria_4882.jpeg");
 const sizes = [
   ["1280x800", 1280, 800],
   ["800x1000", 800, 1000],
@@ -57,14 +56,17 @@ for (const scheme of ["light", "dark"]) {
     await page.setInputFiles("#sam2-input", join(fixtures, "sam2", "sam2.1-tiny-small.int8.bpk"));
     await page.waitForFunction(() => document.body.dataset.sam2, null, long);
     await idle();
-    await page.setInputFiles("#file-input", xray);
+    await page.click("#example-image");
     await page.waitForFunction(() => document.body.dataset.image, null, long);
     await idle();
+    await shot("2-example-image");
     await page.fill("#region", "250,150,750,600");
     await page.dispatchEvent("#region", "change");
     await page.click("#segment-prompt");
     await page.waitForFunction(() => document.body.dataset.segmented, null, long);
     await idle();
+    await page.locator("#region-panel").scrollIntoViewIfNeeded();
+    await shot("3-segmented");
     await page.selectOption("#focus", "overlay");
     await page.selectOption("#explain-method", "relevancy");
     await idle();
@@ -72,7 +74,13 @@ for (const scheme of ["light", "dark"]) {
     await page.waitForFunction(() => document.body.dataset.classified && document.body.dataset.explained, null, long);
     await idle();
     await page.locator("#classify-panel").scrollIntoViewIfNeeded();
-    await shot("2-classified");
+    await shot("4-classified");
+    await page.evaluate(() => delete document.body.dataset.classified);
+    await page.click("#compare");
+    await page.waitForFunction(() => document.body.dataset.classified, null, long);
+    await idle();
+    await page.locator("#comparison").scrollIntoViewIfNeeded();
+    await shot("5-compared");
     await context.close();
   }
 }
