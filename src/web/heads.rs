@@ -250,7 +250,7 @@ impl WebSupportSet {
     /// What the user should know about the images added (SAM 2 found no region, …).
     #[wasm_bindgen(getter)]
     pub fn warnings(&self) -> Vec<String> {
-        self.set.borrow().warnings.clone()
+        self.set.borrow().warnings()
     }
 
     /// Trains a head on the set (on the CPU: see `SupportSet::train`). `options`: `{kind, seed,

@@ -55,8 +55,9 @@ pub struct SupportSet {
     labels: Vec<usize>,
     /// Per image, the SHA-256 of its encoded bytes: two drops of the same file are one image.
     images: Vec<String>,
-    /// Something the user should know, per image (SAM 2 found no region, …).
-    pub warnings: Vec<String>,
+    /// Something the user should know (SAM 2 found no region, …) and the images it concerns
+    /// (`N (class)`), in the order first said: see [`SupportSet::warnings`].
+    notices: Vec<(String, Vec<String>)>,
 }
 
 /// What adding an image did.
@@ -68,6 +69,27 @@ pub struct Added {
 }
 
 impl SupportSet {
+    /// Notes `warning` for `image`; a warning already said gains the image instead of a line.
+    fn notice(&mut self, warning: &str, image: String) {
+        match self.notices.iter_mut().find(|(said, _)| said == warning) {
+            Some((_, images)) => images.push(image),
+            None => self.notices.push((warning.to_string(), vec![image])),
+        }
+    }
+
+    /// What the user should know about the images added, one line per distinct warning with the
+    /// images it concerns: the same "no region, the whole image was used" for twelve images is
+    /// one line naming them, not twelve.
+    pub fn warnings(&self) -> Vec<String> {
+        self.notices
+            .iter()
+            .map(|(warning, images)| match images.as_slice() {
+                [one] => format!("image {one}: {warning}"),
+                many => format!("images {}: {warning}", many.join(", ")),
+            })
+            .collect()
+    }
+
     /// An empty set of `classes` (distinct, non-empty names), embedded under `focus`.
     pub fn new(classes: Vec<String>, focus: FocusMode) -> Result<Self, SupportSetError> {
         let invalid = |text: String| Err(SupportSetError::Invalid(text));
@@ -108,7 +130,7 @@ impl SupportSet {
             values: Vec::new(),
             labels: Vec::new(),
             images: Vec::new(),
-            warnings: Vec::new(),
+            notices: Vec::new(),
         })
     }
 
@@ -195,10 +217,7 @@ impl SupportSet {
             ));
         }
         if let Some(warning) = region.as_ref().and_then(|region| region.warning.as_ref()) {
-            self.warnings.push(format!(
-                "image {} ({class}): {warning}",
-                self.labels.len() + 1
-            ));
+            self.notice(warning, format!("{} ({class})", self.labels.len() + 1));
         }
         self.model = Some(fingerprint.clone());
         self.width = values.len();
@@ -430,6 +449,24 @@ pub fn held_out(training: &Value) -> Option<HeldOut> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 33: the same warning for many images is one line naming them.
+    #[test]
+    fn a_warning_said_for_many_images_is_one_line() {
+        let classes = vec!["glioma".to_string(), "meningioma".to_string()];
+        let mut set = SupportSet::new(classes, FocusMode::none()).unwrap();
+        let none = "SAM 2 found no region: the whole image was used";
+        set.notice(none, "1 (glioma)".into());
+        set.notice("a second warning", "2 (glioma)".into());
+        set.notice(none, "3 (meningioma)".into());
+        assert_eq!(
+            set.warnings(),
+            [
+                format!("images 1 (glioma), 3 (meningioma): {none}"),
+                "image 2 (glioma): a second warning".to_string(),
+            ]
+        );
+    }
 
     #[test]
     fn a_set_needs_two_distinct_named_classes() {

@@ -79,7 +79,7 @@ async function train() {
     let said = `Trained a ${kind} head on ${counts} (${focus} focus) in ${seconds} s; it is now the loaded head.`;
     said += trained.heldOut ? ` ${heldOutWords(trained.heldOut)}` : " Too few images to hold any out: no accuracy estimate.";
     note("train-status", said);
-    const problems = [...trained.skipped.map((line) => `left out ${line}`), ...grouped(trained.warnings)];
+    const problems = [...trained.skipped.map((line) => `left out ${line}`), ...trained.warnings];
     if (problems.length) note("train-error", problems.join("; "));
     mark("trained", kind);
   } catch (error) {
@@ -95,18 +95,6 @@ function heldOutWords({ accuracy, images, measuredOn }) {
   if (!images) return `Held-out accuracy ${percent} (${measuredOn}).`;
   const right = Math.round(accuracy * images);
   return `Held-out accuracy ${percent}: ${right} of ${images} image${images === 1 ? "" : "s"} right (${measuredOn}; few images make it a rough estimate).`;
-}
-
-/** Warnings that repeat per image said once, with the images they concern. */
-function grouped(warnings) {
-  const byText = new Map();
-  for (const line of warnings) {
-    const perImage = /^image (\d+) \(([^)]*)\): (.*)$/s.exec(line);
-    const [text, image] = perImage ? [perImage[3], `${perImage[1]} (${perImage[2]})`] : [line, null];
-    if (!byText.has(text)) byText.set(text, []);
-    if (image) byText.get(text).push(image);
-  }
-  return [...byText].map(([text, images]) => (images.length ? `${text} — image${images.length === 1 ? "" : "s"} ${images.join(", ")}` : text));
 }
 
 function exportHead() {
