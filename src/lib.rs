@@ -18,6 +18,7 @@ pub mod heads;
 pub mod imaging;
 pub mod kernels;
 pub mod limits;
+pub mod npy;
 pub mod pipeline;
 pub mod sam2;
 #[cfg(not(target_arch = "wasm32"))]

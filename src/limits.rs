@@ -65,6 +65,12 @@ pub const MAX_NPY_HEADER_BYTES: usize = 64 << 10;
 /// hostile class list from sizing the text prior.
 pub const MAX_HEAD_CLASSES: usize = 256;
 
+/// One array of a head's weights given as NumPy (`heads::arrays`): the largest federable tensor
+/// is a linear probe's `[classes, dim]`, 256 × 1,280 float32 = 1.25 MiB even for ViT-bigG's
+/// 1,280-wide embeddings; 64 MiB leaves room and refuses an archive that would make us allocate
+/// gigabytes.
+pub const MAX_HEAD_ARRAY_BYTES: u64 = 64 << 20;
+
 /// Class names are prompt words, not documents.
 pub const MAX_CLASS_NAME_CHARS: usize = 200;
 

@@ -5,6 +5,7 @@ mod args;
 mod classify;
 mod devices;
 mod eval;
+mod head;
 mod inspect;
 mod output;
 mod predict;
@@ -67,6 +68,11 @@ enum Command {
         #[command(subcommand)]
         action: weights::WeightsAction,
     },
+    /// A head's trainable weights as NumPy arrays (.npz), out and back in exactly.
+    Head {
+        #[command(subcommand)]
+        action: head::HeadAction,
+    },
 }
 
 pub fn run() -> ExitCode {
@@ -81,6 +87,7 @@ pub fn run() -> ExitCode {
         Command::Predict(args) => predict::run(&mut out, cli.device, &args),
         Command::Eval(args) => eval::run(&mut out, cli.device, &args),
         Command::Weights { action } => weights::run(&mut out, action),
+        Command::Head { action } => head::run(&mut out, action),
     };
     match result {
         Ok(code) => code,

@@ -4,171 +4,34 @@
 //! anything is allocated from it; a lying or cut-short archive is an error naming the array.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
 use super::DatasetError;
 use super::arrays::ArrayImages;
 use super::set::{Dataset, Layout, Sample, SplitName, finish};
-use crate::limits::{MAX_DATASET_CLASSES, MAX_NPY_ARRAY_BYTES, MAX_NPY_HEADER_BYTES};
+use crate::limits::{MAX_DATASET_CLASSES, MAX_NPY_ARRAY_BYTES};
+use crate::npy::{self, NpyArray};
 
-/// One `.npy` array: its shape, and its values as bytes (`item` bytes each, little-endian).
-struct Array {
-    shape: Vec<usize>,
-    kind: char,
-    item: usize,
-    data: Vec<u8>,
-}
-
-/// Parses `{'descr': '|u1', 'fortran_order': False, 'shape': (10, 28, 28), }`.
-fn parse_header(header: &str) -> Result<(char, usize, bool, Vec<usize>), String> {
-    let field = |name: &str| -> Result<&str, String> {
-        let key = format!("'{name}':");
-        let start = header
-            .find(&key)
-            .ok_or_else(|| format!("the header has no {name}"))?
-            + key.len();
-        Ok(header[start..].trim_start())
-    };
-    let descr = field("descr")?;
-    let descr = descr
-        .strip_prefix('\'')
-        .and_then(|rest| rest.split('\'').next())
-        .ok_or("descr is not a string")?;
-    let mut chars = descr.chars();
-    let order = chars.next().ok_or("empty descr")?;
-    let kind = chars.next().ok_or("descr without a type")?;
-    let item: usize = chars
-        .as_str()
-        .parse()
-        .map_err(|_| format!("descr {descr:?}: unknown item size"))?;
-    if order == '>' && item > 1 {
-        return Err(format!("descr {descr:?}: big-endian arrays are not read"));
-    }
-    if !matches!(kind, 'u' | 'i' | 'b') || !matches!(item, 1 | 2 | 4 | 8) {
-        return Err(format!(
-            "descr {descr:?}: only integer images and labels are read (MedMNIST's uint8 / int64)"
-        ));
-    }
-    let fortran = field("fortran_order")?.starts_with("True");
-    let shape = field("shape")?;
-    let shape = shape
-        .strip_prefix('(')
-        .and_then(|rest| rest.split(')').next())
-        .ok_or("shape is not a tuple")?;
-    let shape = shape
-        .split(',')
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            part.parse::<usize>()
-                .map_err(|_| format!("shape entry {part:?}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((kind, item, fortran, shape))
-}
-
+/// The `.npy` array `name` of the archive (`None` when absent); images and labels are integers.
 fn read_array(
     file: &mut zip::ZipArchive<std::fs::File>,
     name: &str,
-) -> Result<Option<Array>, String> {
+) -> Result<Option<NpyArray>, String> {
     let entry_name = format!("{name}.npy");
-    let mut entry = match file.by_name(&entry_name) {
+    let entry = match file.by_name(&entry_name) {
         Ok(entry) => entry,
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
         Err(error) => return Err(format!("{entry_name}: {error}")),
     };
-    let error = |detail: String| format!("{entry_name}: {detail}");
-    let mut magic = [0u8; 8];
-    entry
-        .read_exact(&mut magic)
-        .map_err(|e| error(format!("not a .npy array ({e})")))?;
-    if &magic[..6] != b"\x93NUMPY" {
-        return Err(error("not a .npy array (no NUMPY magic)".into()));
+    let array = npy::read(entry, MAX_NPY_ARRAY_BYTES)
+        .map_err(|detail| format!("{entry_name}: {detail}"))?;
+    if array.kind == 'f' {
+        return Err(format!(
+            "{entry_name}: only integer images and labels are read (MedMNIST's uint8 / int64)"
+        ));
     }
-    let header_len = match magic[6] {
-        1 => {
-            let mut len = [0u8; 2];
-            entry
-                .read_exact(&mut len)
-                .map_err(|e| error(e.to_string()))?;
-            u16::from_le_bytes(len) as usize
-        }
-        2 | 3 => {
-            let mut len = [0u8; 4];
-            entry
-                .read_exact(&mut len)
-                .map_err(|e| error(e.to_string()))?;
-            u32::from_le_bytes(len) as usize
-        }
-        version => return Err(error(format!(".npy format version {version}"))),
-    };
-    if header_len > MAX_NPY_HEADER_BYTES {
-        return Err(error(format!("a {header_len}-byte header")));
-    }
-    let mut header = vec![0u8; header_len];
-    entry
-        .read_exact(&mut header)
-        .map_err(|e| error(format!("header cut short ({e})")))?;
-    let header = String::from_utf8_lossy(&header);
-    let (kind, item, fortran, shape) = parse_header(&header).map_err(error)?;
-    if fortran && shape.len() > 1 {
-        return Err(error("Fortran-ordered arrays are not read".into()));
-    }
-    let bytes = shape
-        .iter()
-        .try_fold(item as u64, |total, &dim| total.checked_mul(dim as u64))
-        .filter(|&total| total <= MAX_NPY_ARRAY_BYTES)
-        .ok_or_else(|| {
-            error(format!(
-                "shape {shape:?} of {item}-byte values is more than {MAX_NPY_ARRAY_BYTES} bytes"
-            ))
-        })?;
-    // The header's claim is checked against the data itself: read at most one byte more.
-    let mut data = Vec::new();
-    (&mut entry)
-        .take(bytes + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| error(format!("data: {e}")))?;
-    if data.len() as u64 != bytes {
-        return Err(error(format!(
-            "the header's shape {shape:?} needs {bytes} bytes, the array has {}{}",
-            data.len(),
-            if data.len() as u64 > bytes {
-                " or more"
-            } else {
-                ""
-            }
-        )));
-    }
-    Ok(Some(Array {
-        shape,
-        kind,
-        item,
-        data,
-    }))
-}
-
-impl Array {
-    fn integers(&self) -> Vec<i64> {
-        self.data
-            .chunks_exact(self.item)
-            .map(|bytes| {
-                let mut full = [0u8; 8];
-                full[..self.item].copy_from_slice(bytes);
-                let value = u64::from_le_bytes(full);
-                match self.kind {
-                    // Sign-extend from the item's width.
-                    'i' => {
-                        let shift = 64 - 8 * self.item as u32;
-                        ((value << shift) as i64) >> shift
-                    }
-                    _ => value as i64,
-                }
-            })
-            .collect()
-    }
+    Ok(Some(array))
 }
 
 /// Per split: the images and their labels.

@@ -24,6 +24,8 @@
 //! autodiff in wasm); CoOp and the fine-tune train through CLIP's towers, natively only. Either
 //! way the result is a `.mfh` file ([`head_file`]) that both targets read.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod arrays;
 pub mod classifier;
 pub mod features;
 pub mod head;
