@@ -490,7 +490,7 @@ fn the_finetune_learns_unseen_classes_well_above_chance() {
     let mut normal =
         |count: usize| -> Vec<f32> { (0..count).map(|_| rng.normal() as f32).collect() };
     let directions = normal(classes * width);
-    let mut token_set = |per_class: usize, noise: Vec<f32>| {
+    let token_set = |per_class: usize, noise: Vec<f32>| {
         let labels: Vec<usize> = (0..classes * per_class).map(|i| i % classes).collect();
         let values = (0..labels.len() * tokens * width)
             .map(|i| {

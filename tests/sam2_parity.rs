@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use medfocus::clip::preprocess::Pixels8;
 use medfocus::imaging;
-use medfocus::sam2::automatic_mask_generator::{GeneratorSettings, generate, generate_in_bands};
+use medfocus::sam2::automatic_mask_generator::{generate, generate_in_bands};
 use medfocus::sam2::position_encoding::sine_position_encoding;
 use medfocus::sam2::predictor::read_masks;
 use medfocus::sam2::quantize::{Int8Granularity, dequantize, quantize_int8};

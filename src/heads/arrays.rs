@@ -10,10 +10,12 @@ use std::io::{Cursor, Write};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::head::{HeadError, check_clip};
 use super::head_file::{
     COOP_CONTEXT, HeadFile, HeadFileError, HeadKind, HostTensor, LINEAR_BIAS, LINEAR_WEIGHT, TEXT,
 };
 use super::train::coop::CoopPrompts;
+use super::train::run::host_values;
 use crate::clip::LoadedClip;
 use crate::limits::MAX_HEAD_ARRAY_BYTES;
 use crate::npy;
@@ -48,6 +50,8 @@ pub enum ArraysError {
     NeedsModel,
     #[error("{0}")]
     Model(String),
+    #[error(transparent)]
+    OtherModel(#[from] HeadError),
     #[error(transparent)]
     Head(#[from] HeadFileError),
 }
@@ -179,12 +183,7 @@ pub fn with_arrays(
 
 /// A CoOp head's class texts `[classes, embed_dim]` for its context, through `clip`.
 fn coop_class_texts(head: &HeadFile, clip: &LoadedClip) -> Result<HostTensor, ArraysError> {
-    if clip.model.fingerprint != head.header.clip.fingerprint {
-        return Err(ArraysError::Model(format!(
-            "this head was trained on CLIP model `{}`; the model given is another",
-            head.header.clip.name
-        )));
-    }
+    check_clip(&head.header, &clip.model)?;
     let context = &head.tensors[COOP_CONTEXT];
     let [tokens, width] = context.shape[..] else {
         return Err(HeadFileError::Damaged(format!("{COOP_CONTEXT} is not 2-D")).into());
@@ -213,11 +212,7 @@ fn coop_class_texts(head: &HeadFile, clip: &LoadedClip) -> Result<HostTensor, Ar
     );
     let text = prompts.class_embeddings(context);
     let [classes, dim] = text.dims();
-    let values = text
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|error| ArraysError::Model(format!("{error:?}")))?;
+    let values = host_values(text).map_err(|error| ArraysError::Model(error.to_string()))?;
     Ok(HostTensor::new(vec![classes, dim], values))
 }
 

@@ -17,6 +17,20 @@ use crate::clip::vision::VisionTransformer;
 use crate::device::read_floats;
 use crate::focus::UnknownMethod;
 
+/// Refuses a CLIP other than the one the head (`header`) was trained on: its embeddings would
+/// mean nothing to the head's weights.
+pub fn check_clip(header: &HeadHeader, model: &ClipModel) -> Result<(), HeadError> {
+    if model.fingerprint != header.clip.fingerprint {
+        let short = |text: &str| text.chars().take(12).collect::<String>();
+        return Err(HeadError::OtherModel {
+            trained_name: header.clip.name.clone(),
+            trained: short(&header.clip.fingerprint),
+            loaded: short(&model.fingerprint),
+        });
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum HeadError {
     #[error(
@@ -146,15 +160,7 @@ impl HeadModel {
 
     /// Refuses a CLIP other than the one the head was trained on.
     pub fn check_clip(&self, model: &ClipModel) -> Result<(), HeadError> {
-        if model.fingerprint != self.header.clip.fingerprint {
-            let short = |text: &str| text.chars().take(12).collect::<String>();
-            return Err(HeadError::OtherModel {
-                trained_name: self.header.clip.name.clone(),
-                trained: short(&self.header.clip.fingerprint),
-                loaded: short(&model.fingerprint),
-            });
-        }
-        Ok(())
+        check_clip(&self.header, model)
     }
 
     /// Logits `[images, classes]` for image embeddings `[images, dim]` (normalised here).

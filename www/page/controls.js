@@ -13,9 +13,6 @@ function allow(id, reason) {
   control.title = reason || "";
 }
 
-/** The first reason that applies ([condition, reason] pairs), or "". */
-const first = (...rules) => rules.find(([applies]) => applies)?.[1] ?? "";
-
 export function renderControls(state) {
   const { busy, models, image, region, segmentation, lastResult, storage, bins, trainedHead } = state;
   const working = busy ? `wait: ${busy.label} is running (Cancel stops it)` : "";
@@ -25,7 +22,9 @@ export function renderControls(state) {
   const noImage = !image && "drop or choose an image first";
   const focus = focusValue();
   const withRegion = hasRegion();
-  const needs = (...rules) => first([working, working], ...rules.map((reason) => [reason, reason]));
+  // The first reason that applies (a reason is a string when it applies, else false or ""),
+  // the running job's first of all.
+  const needs = (...reasons) => [working, ...reasons].find(Boolean) || "";
 
   allow("device-request", working);
   allow("device-check", needs(noDevice));
@@ -38,8 +37,8 @@ export function renderControls(state) {
   allow("compare", needs(noClip, noImage));
   const headNeedsRegion = models.head?.needsMask && !models.head?.automatic && !withRegion;
   allow("classify-head", needs(noClip, !models.head && "load or train a head first", noImage, headNeedsRegion && "this head was trained on regions: drag a box on the image or segment"));
-  allow("export-mask", first([!segmentation, "segment a region first"]));
-  allow("export-result", first([!lastResult, "classify first"]));
+  allow("export-mask", segmentation ? "" : "segment a region first");
+  allow("export-result", lastResult ? "" : "classify first");
   const names = classesValue();
   const empty = names.filter((name) => !bins.get(name)?.length);
   allow(
@@ -54,7 +53,7 @@ export function renderControls(state) {
   allow("forget-models", needs(!(storage.clip || storage.sam2 || storage.head) && "nothing is kept in this browser"));
   allow("site-download", needs(noDevice, !missingFromSite().length && "nothing left to download"));
   allow("site-check", needs(noDevice));
-  allow("export-head", first([!trainedHead, "train a head first"]));
+  allow("export-head", trainedHead ? "" : "train a head first");
   // Bin and candidate buttons keep their own titles (what they add, a candidate's area).
   for (const button of document.querySelectorAll("#bins button")) button.disabled = Boolean(working) || button.dataset.empty === "1";
   for (const button of document.querySelectorAll("#candidates button")) button.disabled = Boolean(working);
