@@ -11,7 +11,8 @@ use medfocus::explain::{self, ExplainMethod, ExplainRequest};
 use medfocus::fetch::sha256_file;
 use medfocus::focus::FocusSettings;
 use medfocus::heads::HeadKind;
-use medfocus::heads::train::HeadSettings;
+use medfocus::heads::train::support::SupportMasks;
+use medfocus::heads::train::{HeadSettings, Optimizer};
 use medfocus::pipeline::{Classifier, Segmenter};
 use medfocus::sam2::automatic_mask_generator::GeneratorSettings;
 use medfocus::sam2::{Sam2Config, Sam2Model, Sam2Predictor};
@@ -150,6 +151,23 @@ pub(crate) struct HeadSettingsArgs {
     /// Fine-tune: λ in λ·contrastive + (1 − λ)·cross-entropy.
     #[arg(long, default_value_t = 0.5)]
     pub(crate) contrastive_weight: f32,
+    /// How the weights are stepped: lbfgs (the probes' default: to the convex optimum), adam
+    /// (every other head's default), or gradient-descent (plain full-batch steps). A probe under
+    /// adam or gradient-descent trains with a fixed per-image penalty (--penalty, LP+text's
+    /// --text-weight) and no search: what each round of federated training runs.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(Optimizer::NAMES))]
+    pub(crate) optimizer: Option<String>,
+    /// Linear probe under adam or gradient-descent: λ in `mean cross-entropy + λ‖W‖²`, the same
+    /// for any number of images (default 0.001; or from --c on this set's size).
+    #[arg(long)]
+    pub(crate) penalty: Option<f32>,
+    /// Keep the learning rate constant over the epochs instead of decaying it (cosine): epochs
+    /// split over federated rounds then add up to the same training.
+    #[arg(long)]
+    pub(crate) constant_learning_rate: bool,
+    /// FedProx's μ: adds `μ/2·‖θ − θ₀‖²` around the starting weights (--init); probes and CoOp.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) proximal_mu: f32,
 }
 
 impl HeadSettingsArgs {
@@ -169,6 +187,10 @@ impl HeadSettingsArgs {
             context_tokens: self.context_tokens,
             finetune_blocks: self.finetune_blocks,
             contrastive_weight: self.contrastive_weight,
+            optimizer: self.optimizer.as_deref().and_then(Optimizer::parse),
+            penalty: self.penalty,
+            constant_learning_rate: self.constant_learning_rate,
+            proximal_mu: self.proximal_mu,
             ..HeadSettings::new(kind)
         }
     }
@@ -300,6 +322,21 @@ pub(crate) struct MaskArgs {
 impl MaskArgs {
     pub(crate) fn choice(&self, sam2: &Sam2Args) -> Result<MaskChoice, String> {
         MaskChoice::parse(self.masks.as_deref(), sam2.sam2.is_some())
+    }
+}
+
+/// Where each image's mask comes from, for the embedder: `choice` with the SAM 2 segmenter
+/// (loaded by the caller when `choice` is SAM 2).
+pub(crate) fn support_masks<'a>(
+    choice: MaskChoice,
+    set: &Dataset,
+    segmenter: &'a Option<Segmenter>,
+) -> SupportMasks<'a> {
+    match (choice, segmenter) {
+        (MaskChoice::Folder(dir), _) => SupportMasks::Folder(dir),
+        (MaskChoice::GroundTruth, _) => SupportMasks::GroundTruth(set.ground_truth_masks()),
+        (MaskChoice::Sam2, Some(segmenter)) => SupportMasks::Sam2(segmenter),
+        _ => SupportMasks::None,
     }
 }
 

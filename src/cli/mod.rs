@@ -68,7 +68,8 @@ enum Command {
         #[command(subcommand)]
         action: weights::WeightsAction,
     },
-    /// A head's trainable weights as NumPy arrays (.npz), out and back in exactly.
+    /// Head files: trainable weights as NumPy arrays (.npz) out and back in exactly, a head from
+    /// the class prompts alone, a head's figures on a data set.
     Head {
         #[command(subcommand)]
         action: head::HeadAction,
@@ -87,7 +88,7 @@ pub fn run() -> ExitCode {
         Command::Predict(args) => predict::run(&mut out, cli.device, &args),
         Command::Eval(args) => eval::run(&mut out, cli.device, &args),
         Command::Weights { action } => weights::run(&mut out, action),
-        Command::Head { action } => head::run(&mut out, action),
+        Command::Head { action } => head::run(&mut out, cli.device, action),
     };
     match result {
         Ok(code) => code,

@@ -1,24 +1,31 @@
 //! `medfocus train`: a support head from a labelled data set (the layouts `eval` reads), with
 //! progress bars.
 
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use medfocus::clip::LoadedClip;
 use medfocus::clip::load::load_clip_dir;
 use medfocus::dataset::{Dataset, SplitName};
 use medfocus::device::{self, DeviceRequest};
 use medfocus::focus;
 use medfocus::focus::FocusMode;
-use medfocus::heads::HeadKind;
+use medfocus::heads::arrays::{federated_tensors, read_npz};
+use medfocus::heads::head::check_clip;
+use medfocus::heads::head_file::HostTensor;
+use medfocus::heads::{HeadFile, HeadKind};
+use medfocus::limits::MAX_HEAD_ARRAY_BYTES;
+use medfocus::pipeline::files::read;
 use medfocus::heads::train::cache::{EmbeddingCache, default_dir};
-use medfocus::heads::train::support::SupportMasks;
 use medfocus::heads::train::{
     EpochReport, HeadSettings, Observer, TrainRequest, train_from_dataset,
 };
 
 use super::args::{
     CliResult, FocusArgs, HeadSettingsArgs, MaskArgs, MaskChoice, Sam2Args, model_name,
+    support_masks,
 };
 
 #[derive(clap::Args)]
@@ -52,6 +59,14 @@ pub struct TrainArgs {
     masks: MaskArgs,
     #[command(flatten)]
     sam2: Sam2Args,
+    /// The class list, comma-separated, in the head's order, when it is not the set's own: a
+    /// federated site may lack a class the others have (default: the set's classes, sorted).
+    #[arg(long, value_delimiter = ',')]
+    classes: Option<Vec<String>>,
+    /// Start from these weights instead of the kind's own start: a head file (its trainable
+    /// tensors; same classes and CLIP model) or an .npz from `medfocus head export-arrays`.
+    #[arg(long)]
+    init: Option<PathBuf>,
     /// The words the text prompts use for each class, comma-separated, in the set's class order
     /// (sorted names; default: the names themselves).
     #[arg(long, value_delimiter = ',')]
@@ -100,7 +115,10 @@ impl TrainArgs {
 pub fn run(out: &mut impl Write, request: DeviceRequest, args: &TrainArgs) -> CliResult {
     let kind = HeadKind::parse(&args.head).ok_or_else(|| format!("unknown head {}", args.head))?;
     let source = args.masks.choice(&args.sam2)?;
-    let set = Dataset::open(&args.data, args.images.as_deref())?;
+    let mut set = Dataset::open(&args.data, args.images.as_deref())?;
+    if let Some(classes) = &args.classes {
+        set = set.with_classes(classes)?;
+    }
     let split = match args.train_on.as_deref() {
         None if set.samples.iter().any(|sample| sample.split.is_some()) => Some(SplitName::Train),
         None | Some("all") => None,
@@ -109,16 +127,15 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &TrainArgs) -> Cl
     source.check_set(&set, &args.data)?;
     let chosen = device::choose_device_blocking(request)?;
     let clip = load_clip_dir(&args.model, &chosen.device)?;
+    let initial = match &args.init {
+        Some(path) => Some(starting_weights(path, kind, &set.classes, &clip)?),
+        None => None,
+    };
     let segmenter = match source {
         MaskChoice::Sam2 => args.sam2.segmenter(&chosen)?,
         _ => None,
     };
-    let masks = match (source, &segmenter) {
-        (MaskChoice::Folder(dir), _) => SupportMasks::Folder(dir),
-        (MaskChoice::GroundTruth, _) => SupportMasks::GroundTruth(set.ground_truth_masks()),
-        (MaskChoice::Sam2, Some(segmenter)) => SupportMasks::Sam2(segmenter),
-        _ => SupportMasks::None,
-    };
+    let masks = support_masks(source, &set, &segmenter);
     let checkpoint = args
         .checkpoint
         .clone()
@@ -136,6 +153,7 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &TrainArgs) -> Cl
             masks,
             cache: args.cache(),
             settings: args.settings(kind),
+            initial,
             checkpoint: Some(checkpoint.clone()),
             fresh: args.fresh,
             device: chosen.device.clone(),
@@ -196,6 +214,57 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &TrainArgs) -> Cl
     }
     writeln!(out, "wrote {}", args.out.display())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The trainable tensors of `--init`: a head file's (same classes, same CLIP model, a kind with
+/// the same tensors) or an .npz of them, bounded before it is read.
+fn starting_weights(
+    path: &Path,
+    kind: HeadKind,
+    classes: &[String],
+    clip: &LoadedClip,
+) -> Result<BTreeMap<String, HostTensor>, Box<dyn std::error::Error>> {
+    let names = federated_tensors(kind)?;
+    let is_npz = path
+        .extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("npz"));
+    if is_npz {
+        let size = std::fs::metadata(path)?.len();
+        let limit = 4 * MAX_HEAD_ARRAY_BYTES;
+        if size > limit {
+            return Err(format!(
+                "{}: {size} bytes; a head's weights are at most {limit}",
+                path.display()
+            )
+            .into());
+        }
+        return Ok(read_npz(&read(path)?)?);
+    }
+    let head = HeadFile::read(path)?;
+    if federated_tensors(head.header.kind)? != names {
+        return Err(format!(
+            "--init {}: a {} head; a {} head starts from {}",
+            path.display(),
+            head.header.kind.name(),
+            kind.name(),
+            names.join(" and ")
+        )
+        .into());
+    }
+    if head.header.classes != classes {
+        return Err(format!(
+            "--init {}: its classes are {}, the training's {} (give --classes in its order)",
+            path.display(),
+            head.header.classes.join(", "),
+            classes.join(", ")
+        )
+        .into());
+    }
+    check_clip(&head.header, &clip.model)?;
+    Ok(names
+        .iter()
+        .filter_map(|name| Some((name.to_string(), head.tensors.get(*name)?.clone())))
+        .collect())
 }
 
 /// Progress bars on stderr: images embedded, then one bar per training stage.

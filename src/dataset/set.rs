@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::DatasetError;
 use super::arrays::ArrayImages;
 
 /// One of the three parts of a set.
@@ -150,6 +151,35 @@ impl Dataset {
             Some(names) => Ok(names.to_vec()),
             None => Ok(self.classes.clone()),
         }
+    }
+
+    /// The set with `classes` as its class list, in that order: what every site of a federated
+    /// head shares, though one site may lack a class. Each of the set's own classes must be in
+    /// the list; a listed class without images simply has none.
+    pub fn with_classes(mut self, classes: &[String]) -> Result<Self, DatasetError> {
+        let error = |detail: String| DatasetError::Format {
+            path: self.root.clone(),
+            detail,
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(twice) = classes.iter().find(|name| !seen.insert(name.as_str())) {
+            return Err(error(format!("class {twice} is listed twice")));
+        }
+        let mut index = Vec::with_capacity(self.classes.len());
+        for name in &self.classes {
+            let Some(position) = classes.iter().position(|listed| listed == name) else {
+                return Err(error(format!(
+                    "the set has class {name}, which the given classes ({}) lack",
+                    classes.join(", ")
+                )));
+            };
+            index.push(position);
+        }
+        for sample in &mut self.samples {
+            sample.class_index = index[sample.class_index];
+        }
+        self.classes = classes.to_vec();
+        Ok(self)
     }
 
     /// Each image's ground-truth masks (BUSI's `<name>_mask.png`), by image path: what

@@ -8,6 +8,7 @@
 //! | [`protocol`] | train/val/test draws per protocol point and seed, written as manifests and reused exactly |
 //! | [`grid`] | focus × manifest × head runs through the embedding cache |
 //! | [`localisation`] | where CLIP looked (heat-maps, [`crate::explain`]) against the ground-truth masks, per focus |
+//! | [`score`] | one trained head's metrics on a data set's split (`medfocus head score`, a federated site's test figures) |
 //! | [`report`] | the report folder: manifests, `runs.jsonl`/`.csv`, `predictions.jsonl`, `report.md` |
 //! | [`plots`] | the report's PNGs: accuracy vs protocol point with error bars, confusion matrices |
 
@@ -18,6 +19,7 @@ pub mod plots;
 pub mod protocol;
 pub mod records;
 pub mod report;
+pub mod score;
 pub mod summary;
 
 pub use grid::{EvalMasks, EvalRequest, EvalSummary, evaluate};

@@ -28,6 +28,17 @@ pub enum FeatureError {
 
 /// At least two classes, every label one of them, every class with an image.
 pub fn check_labels(classes: &[String], labels: &[usize]) -> Result<(), FeatureError> {
+    check_label_range(classes, labels)?;
+    for (class, name) in classes.iter().enumerate() {
+        if !labels.contains(&class) {
+            return Err(FeatureError::EmptyClass(name.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// At least two classes and every label one of them (a class may have no image).
+fn check_label_range(classes: &[String], labels: &[usize]) -> Result<(), FeatureError> {
     if classes.len() < 2 {
         return Err(FeatureError::TooFewClasses(classes.len()));
     }
@@ -38,11 +49,6 @@ pub fn check_labels(classes: &[String], labels: &[usize]) -> Result<(), FeatureE
                 label,
                 classes: classes.len(),
             });
-        }
-    }
-    for (class, name) in classes.iter().enumerate() {
-        if !labels.contains(&class) {
-            return Err(FeatureError::EmptyClass(name.clone()));
         }
     }
     Ok(())
@@ -62,6 +68,31 @@ impl FeatureSet {
     pub fn new(
         classes: Vec<String>,
         dim: usize,
+        values: Vec<f32>,
+        labels: Vec<usize>,
+    ) -> Result<Self, FeatureError> {
+        check_labels(&classes, &labels)?;
+        Self::normalised(classes, dim, values, labels)
+    }
+
+    /// [`FeatureSet::new`] for one site of a federated head: some classes may have no image
+    /// here (the head still scores them; other sites have them), but some image must be.
+    pub fn new_allowing_absent_classes(
+        classes: Vec<String>,
+        dim: usize,
+        values: Vec<f32>,
+        labels: Vec<usize>,
+    ) -> Result<Self, FeatureError> {
+        check_label_range(&classes, &labels)?;
+        if labels.is_empty() {
+            return Err(FeatureError::EmptyClass(classes.join(", ")));
+        }
+        Self::normalised(classes, dim, values, labels)
+    }
+
+    fn normalised(
+        classes: Vec<String>,
+        dim: usize,
         mut values: Vec<f32>,
         labels: Vec<usize>,
     ) -> Result<Self, FeatureError> {
@@ -72,7 +103,6 @@ impl FeatureSet {
                 values: values.len(),
             });
         }
-        check_labels(&classes, &labels)?;
         for (index, row) in values.chunks_mut(dim).enumerate() {
             let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
             if !norm.is_finite() || norm == 0.0 {

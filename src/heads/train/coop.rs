@@ -11,7 +11,7 @@ use serde_json::json;
 use super::linear_probe::{cross_entropy, holdout_scores};
 use super::run::{Objective, Params, TrainError, host_values};
 use super::settings::TrainedHead;
-use super::training::{Training, fit_with_early_stopping};
+use super::training::{StoredAs, Training, fit_with_early_stopping, given_start};
 use crate::clip::load::LoadedClip;
 use crate::clip::model::{TextTower, l2_normalize};
 use crate::clip::text::TokenEmbeddings;
@@ -179,7 +179,20 @@ pub fn train_coop(
 ) -> Result<TrainedHead, TrainError> {
     let (settings, device) = (training.settings, training.device);
     let prompts = CoopPrompts::new(clip, class_names, settings.context_tokens, device)?;
-    let init = Params::from([(CONTEXT.to_string(), prompts.init(settings.seed, device))]);
+    let given = given_start(
+        training.initial,
+        &[StoredAs {
+            tensor: COOP_CONTEXT,
+            parameter: CONTEXT,
+            shape: [settings.context_tokens, prompts.width()],
+            scale: 1.0,
+        }],
+        device,
+    )?;
+    let init = match given {
+        Some(params) => params,
+        None => Params::from([(CONTEXT.to_string(), prompts.init(settings.seed, device))]),
+    };
     let mut log = json!({"settings": settings});
     let context = fit_with_early_stopping(
         support,

@@ -3,6 +3,7 @@
 //! too, never a training image — on one of its splits: the journey `medfocus train` (and the
 //! end-to-end tests) run, in the library so the front end stays thin.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use burn::tensor::Device;
@@ -10,7 +11,7 @@ use serde_json::json;
 
 use super::cache::EmbeddingCache;
 use super::finetune::train_finetune;
-use super::recipes::train_head;
+use super::recipes::train_kind;
 use super::run::{Observer, TrainError, TrainRun};
 use super::settings::HeadSettings;
 use super::support::{
@@ -25,8 +26,8 @@ use crate::clip::vision::VisionTransformer;
 use crate::clip::zero_shot::ZeroShotError;
 use crate::dataset::{Dataset, DatasetError, SplitName};
 use crate::focus::FocusMode;
-use crate::heads::features::{FeatureError, class_counts};
-use crate::heads::head_file::{HeadFile, HeadKind};
+use crate::heads::features::{FeatureError, check_labels, class_counts};
+use crate::heads::head_file::{HeadFile, HeadKind, HostTensor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FromDatasetError {
@@ -63,6 +64,9 @@ pub struct TrainRequest<'a> {
     pub masks: SupportMasks<'a>,
     pub cache: Option<EmbeddingCache>,
     pub settings: HeadSettings,
+    /// Weights to start from (a head's trainable tensors by name: `train --init`), else the
+    /// kind's own start.
+    pub initial: Option<BTreeMap<String, HostTensor>>,
     /// Checkpoint file (resumed when it belongs to this run); None: no checkpoints.
     pub checkpoint: Option<PathBuf>,
     /// Discard a checkpoint of another run instead of refusing.
@@ -96,13 +100,7 @@ pub fn train_from_dataset(
     let templates = templates(&request);
     let vision = &request.clip.model.vision;
     let target = embedding_target(&request.settings, vision)?;
-    let mut focus = request.focus.clone();
-    focus.masks = request.masks.describe();
-    if let SupportMasks::Sam2(segmenter) = &request.masks
-        && focus.needs_mask()
-    {
-        focus.automatic = Some(segmenter.automatic.clone());
-    }
+    let focus = focus_with_masks(&request.focus, &request.masks);
     let embedder = Embedder::new(request.clip, focus.clone(), request.masks, request.cache)?
         .with_target(target)?;
     let support = embed_support(set, &samples, &embedder, &mut |done, total, _| {
@@ -110,6 +108,15 @@ pub fn train_from_dataset(
     })?;
     for line in support.skipped.iter().chain(&support.warnings) {
         observer.note(line);
+    }
+    // The federable heads train with a class absent here (a site of a federated head may lack
+    // one); the others need an image of every class (Tip-Adapter's cache, the fine-tune's).
+    let absent_allowed = matches!(
+        request.settings.kind,
+        HeadKind::LinearProbe | HeadKind::LpText | HeadKind::Coop
+    );
+    if !absent_allowed {
+        check_labels(&set.classes, &support.labels)?;
     }
     let (text, embed_dim) =
         pollster::block_on(text_prior(request.clip, &prompt_classes, &templates))?;
@@ -124,6 +131,7 @@ pub fn train_from_dataset(
         "templates": templates,
         "images": support.images.iter().map(|(_, key)| key).collect::<Vec<_>>(),
         "labels": support.labels,
+        "initial": request.initial.as_ref().map(initial_fingerprint),
     });
     let run_key = super::cache::sha256_hex(identity.to_string().as_bytes());
     let (mut run, resumed) =
@@ -132,12 +140,20 @@ pub fn train_from_dataset(
         observer.note("resuming from the checkpoint");
     }
     let train_device = request.device.clone().autodiff();
+    let features = || {
+        if absent_allowed {
+            support.features_allowing_absent_classes()
+        } else {
+            support.features()
+        }
+    };
     let mut trained = match request.settings.kind {
         HeadKind::Coop => super::coop::train_coop(
             request.clip,
-            &support.features()?,
+            &features()?,
             &prompt_classes,
-            Training::new(&request.settings, &mut run, observer, &train_device),
+            Training::new(&request.settings, &mut run, observer, &train_device)
+                .with_initial(request.initial.as_ref()),
         )?,
         HeadKind::Finetune => train_finetune(
             vision,
@@ -145,13 +161,11 @@ pub fn train_from_dataset(
             &text,
             Training::new(&request.settings, &mut run, observer, &train_device),
         )?,
-        _ => train_head(
-            &support.features()?,
+        _ => train_kind(
+            &features()?,
             &text,
-            &request.settings,
-            &mut run,
-            observer,
-            &train_device,
+            Training::new(&request.settings, &mut run, observer, &train_device)
+                .with_initial(request.initial.as_ref()),
         )?,
     };
     trained.training["images"] = json!(support.images.len());
@@ -174,6 +188,35 @@ pub fn train_from_dataset(
         support,
         resumed,
     })
+}
+
+/// The focus as a head file records it: the method and settings, where its masks come from, and
+/// SAM 2's automatic-mask settings when SAM 2 makes them.
+pub fn focus_with_masks(focus: &FocusMode, masks: &SupportMasks) -> FocusMode {
+    let mut focus = focus.clone();
+    focus.masks = masks.describe();
+    if let SupportMasks::Sam2(segmenter) = masks
+        && focus.needs_mask()
+    {
+        focus.automatic = Some(segmenter.automatic.clone());
+    }
+    focus
+}
+
+/// The starting weights' identity for the run key: every value's bits, hashed.
+fn initial_fingerprint(initial: &BTreeMap<String, HostTensor>) -> String {
+    let mut bytes = Vec::new();
+    for (name, tensor) in initial {
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(0);
+        for &size in &tensor.shape {
+            bytes.extend_from_slice(&(size as u64).to_le_bytes());
+        }
+        for value in &tensor.values {
+            bytes.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    super::cache::sha256_hex(&bytes)
 }
 
 /// The samples trained on (indices into `set.samples`): those of `split`, or every one.

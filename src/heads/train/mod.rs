@@ -3,6 +3,7 @@
 //! | file | what |
 //! |---|---|
 //! | [`from_dataset`] | native: a data set (every layout `dataset::Dataset::open` reads), one of its splits → embeddings (cache, checkpoints) → head file |
+//! | [`from_prompts`] | native: the class prompts alone → an untrained head (zero-shot prior as a probe's weights, CoOp's seeded context): a federated server's start |
 //! | [`support_set`] | both targets: images handed over one by one (the page's class bins) → head file; and the steps every journey ends with (text prior, assembling the head) |
 //! | [`support`], [`cache`] | native: support images → embeddings through the pipeline, the embedding cache |
 //! | [`recipes`] | what each kind trains, stage by stage (hyper-parameter search, refit) |
@@ -20,6 +21,8 @@ pub mod coop;
 pub mod finetune;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod from_dataset;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod from_prompts;
 pub mod lbfgs;
 pub mod linear_probe;
 pub mod optim;
@@ -35,5 +38,5 @@ pub mod training;
 pub use from_dataset::{TrainReport, TrainRequest, train_from_dataset};
 pub use recipes::train_head;
 pub use run::{EpochReport, Objective, Observer, Silent, TrainError, TrainRun};
-pub use settings::{HeadSettings, TextPrior, TrainedHead};
+pub use settings::{HeadSettings, Optimizer, TextPrior, TrainedHead};
 pub use support_set::{SupportSet, SupportSetError};

@@ -8,8 +8,11 @@ use serde_json::json;
 use super::lbfgs::{LbfgsSettings, minimize};
 use super::linear_probe::{BIAS, LogisticObjective, Prior, WEIGHT, cross_entropy, holdout_scores};
 use super::run::{Objective, Observer, Params, TrainError, TrainRun, host_values};
-use super::settings::{ConvexSummary, HeadSettings, TextPrior, TrainedHead};
-use super::training::{Training, fit_with_early_stopping, holdout_split, training_rows};
+use super::settings::{ConvexSummary, DEFAULT_PENALTY, HeadSettings, TextPrior, TrainedHead};
+use super::training::{
+    StoredAs, Training, fit_with_early_stopping, given_start, holdout_split, training_rows,
+    with_proximal,
+};
 use crate::heads::features::{FeatureSet, accuracy, one_hot_values};
 use crate::heads::head_file::{
     CACHE_KEYS, CACHE_VALUES, HeadKind, HostTensor, LINEAR_BIAS, LINEAR_WEIGHT, TEXT,
@@ -108,6 +111,10 @@ fn train_linear_probe(
     text: &TextPrior,
     training: Training,
 ) -> Result<TrainedHead, TrainError> {
+    if training.settings.probe_by_gradient() {
+        return train_probe_by_gradient(support, text, training);
+    }
+    let initial = training.initial;
     let (settings, run, observer, device, validation) = training.parts();
     let (classes, dim) = (support.class_count(), support.dim);
     let lbfgs = LbfgsSettings {
@@ -128,6 +135,16 @@ fn train_linear_probe(
             "text_weight",
         ),
     };
+    let given = given_start(
+        initial,
+        &probe_tensors(classes, dim, probe_scale(text_prior.as_ref())),
+        device,
+    )?;
+    let start = |objective: &LogisticObjective| {
+        given
+            .clone()
+            .unwrap_or_else(|| objective.init(classes, dim))
+    };
     let split = holdout_split(&support.labels, classes, settings, validation);
     let mut search_log = Vec::new();
     let chosen = match (fixed, &split) {
@@ -140,16 +157,23 @@ fn train_linear_probe(
                 let result: (f32, f32) = match run.finished(&stage) {
                     Some(result) => result,
                     None => {
-                        let mut objective = probe_objective(
+                        let objective = probe_objective(
                             &train,
                             Some(&holdout),
                             text_prior.as_ref(),
                             value,
                             device,
                         );
-                        let init = objective.init(classes, dim);
-                        let (params, ..) =
-                            minimize(&stage, &mut objective, &init, &lbfgs, observer, device)?;
+                        let init = start(&objective);
+                        let mut objective = with_proximal(Box::new(objective), &init, settings);
+                        let (params, ..) = minimize(
+                            &stage,
+                            objective.as_mut(),
+                            &init,
+                            &lbfgs,
+                            observer,
+                            device,
+                        )?;
                         let result = objective.evaluate(&params).unwrap_or((f32::INFINITY, 0.0));
                         run.finish(&stage, &result)?;
                         result
@@ -171,8 +195,9 @@ fn train_linear_probe(
         _ => 1.0,
     };
     let refit = training_rows(support, validation);
-    let mut objective = probe_objective(&refit, None, text_prior.as_ref(), chosen, device);
-    let init = objective.init(classes, dim);
+    let objective = probe_objective(&refit, None, text_prior.as_ref(), chosen, device);
+    let init = start(&objective);
+    let mut objective = with_proximal(Box::new(objective), &init, settings);
     let (params, summary) = match run.finished::<(Vec<f32>, Vec<f32>, ConvexSummary)>("final") {
         Some((weight, bias, summary)) => (
             Params::from([
@@ -183,7 +208,7 @@ fn train_linear_probe(
         ),
         None => {
             let (params, iterations, loss, accuracy) =
-                minimize("final", &mut objective, &init, &lbfgs, observer, device)?;
+                minimize("final", objective.as_mut(), &init, &lbfgs, observer, device)?;
             let summary = ConvexSummary {
                 iterations,
                 loss,
@@ -198,17 +223,7 @@ fn train_linear_probe(
             (params, summary)
         }
     };
-    let (weight, bias) = objective.effective(&params);
-    let tensors = BTreeMap::from([
-        (
-            LINEAR_WEIGHT.into(),
-            HostTensor::new(vec![classes, dim], host_values(weight)?),
-        ),
-        (
-            LINEAR_BIAS.into(),
-            HostTensor::new(vec![classes], host_values(bias)?),
-        ),
-    ]);
+    let tensors = probe_head_tensors(&params, probe_scale(text_prior.as_ref()), classes, dim)?;
     Ok(TrainedHead {
         text_scale: 0.0,
         cache: None,
@@ -220,6 +235,124 @@ fn train_linear_probe(
             "final": summary,
             "settings": settings,
         }),
+    })
+}
+
+/// The factor between a probe's trained `W` and the head file's: LP+text trains `W` in `s·f·Wᵀ`.
+fn probe_scale(text_prior: Option<&Prior>) -> f32 {
+    match text_prior {
+        Some(Prior::Text { scale, .. }) => *scale,
+        _ => 1.0,
+    }
+}
+
+/// How a probe's parameters are stored in its head file.
+fn probe_tensors(classes: usize, dim: usize, scale: f32) -> [StoredAs<'static>; 2] {
+    [
+        StoredAs {
+            tensor: LINEAR_WEIGHT,
+            parameter: WEIGHT,
+            shape: [classes, dim],
+            scale,
+        },
+        StoredAs {
+            tensor: LINEAR_BIAS,
+            parameter: BIAS,
+            shape: [1, classes],
+            scale: 1.0,
+        },
+    ]
+}
+
+/// The head file's `linear.weight` (`s·W`) and `linear.bias` from a probe's parameters.
+fn probe_head_tensors(
+    params: &Params,
+    scale: f32,
+    classes: usize,
+    dim: usize,
+) -> Result<BTreeMap<String, HostTensor>, TrainError> {
+    Ok(BTreeMap::from([
+        (
+            LINEAR_WEIGHT.into(),
+            HostTensor::new(
+                vec![classes, dim],
+                host_values(params[WEIGHT].clone() * scale)?,
+            ),
+        ),
+        (
+            LINEAR_BIAS.into(),
+            HostTensor::new(vec![classes], host_values(params[BIAS].clone())?),
+        ),
+    ]))
+}
+
+/// A probe trained by gradient steps (Adam or plain gradient descent) with a fixed per-image
+/// penalty — the linear probe's λ in `mean CE + λ‖W‖²`, LP+text's pull weight — instead of a
+/// search: what a federated round runs, where every site must minimise the same objective.
+/// With held-out images it stops early and refits like the other gradient-trained heads.
+fn train_probe_by_gradient(
+    support: &FeatureSet,
+    text: &TextPrior,
+    training: Training,
+) -> Result<TrainedHead, TrainError> {
+    let (settings, device) = (training.settings, training.device);
+    let (classes, dim) = (support.class_count(), support.dim);
+    let text_prior = (settings.kind == HeadKind::LpText).then(|| Prior::Text {
+        embeddings: tensor2(text.embeddings.clone(), [classes, dim], device),
+        scale: text.scale,
+    });
+    let scale = probe_scale(text_prior.as_ref());
+    let given = given_start(training.initial, &probe_tensors(classes, dim, scale), device)?;
+    // The per-image weight of the penalty: fixed, whatever the number of images.
+    let per_image = |images: usize| match settings.kind {
+        HeadKind::LpText => settings.text_weight.unwrap_or(1.0),
+        _ => match (settings.penalty, settings.c) {
+            (Some(penalty), _) => penalty,
+            // scikit-learn's C on these images, for a user who thinks in C.
+            (None, Some(c)) => {
+                let per_sample = if classes == 2 { 1.0 } else { 0.5 };
+                per_sample / (c * images.max(1) as f32)
+            }
+            (None, None) => DEFAULT_PENALTY,
+        },
+    };
+    let mut log = json!({
+        "optimizer": settings.optimizer().name(),
+        "penalty": per_image(training_rows(support, training.validation).len()),
+        "started_from": if given.is_some() { "given weights" } else { "the kind's start" },
+        "settings": settings,
+    });
+    let params = fit_with_early_stopping(
+        support,
+        training,
+        &mut log,
+        &mut |train, holdout| {
+            let penalty = per_image(train.len());
+            Box::new(LogisticObjective::new(
+                train,
+                holdout,
+                text_prior.clone().unwrap_or(Prior::None),
+                penalty,
+                device,
+            ))
+        },
+        &mut |train| match &given {
+            Some(params) => params.clone(),
+            None => LogisticObjective::new(
+                train,
+                None,
+                text_prior.clone().unwrap_or(Prior::None),
+                0.0,
+                device,
+            )
+            .init(classes, dim),
+        },
+    )?;
+    Ok(TrainedHead {
+        text_scale: 0.0,
+        cache: None,
+        tensors: probe_head_tensors(&params, scale, classes, dim)?,
+        training: log,
     })
 }
 

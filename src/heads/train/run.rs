@@ -59,6 +59,9 @@ pub struct FitSettings {
     pub adam: AdamSettings,
     /// Cosine decay of the learning rate to 0 over `epochs` (else constant).
     pub cosine: bool,
+    /// Plain gradient descent `p ← p − lr·∇` instead of Adam (its moments then stay empty).
+    #[serde(default)]
+    pub plain_gradient_descent: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -310,6 +313,9 @@ impl TrainRun {
             for (name, tensor) in &tracked {
                 let parameter = tensor.clone().detach();
                 let updated = match tensor.grad(&gradients) {
+                    Some(gradient) if settings.plain_gradient_descent => {
+                        parameter - gradient * learning_rate
+                    }
                     Some(gradient) => adam.update(name, parameter, gradient, learning_rate),
                     None => parameter,
                 };

@@ -7,6 +7,43 @@ use serde::{Deserialize, Serialize};
 
 use crate::heads::head_file::{HeadKind, HostTensor, TipAdapterScalars};
 
+/// How the weights are stepped. Every kind has its default ([`HeadSettings::optimizer`]); the
+/// gradient optimisers on a linear probe or LP+text train with a fixed per-image penalty and a
+/// constant learning rate — what a federated round needs (issue 34): sites differ in size, so
+/// scikit-learn's `C` (a penalty divided by the image count) would weigh them differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Optimizer {
+    /// L-BFGS to convergence (the probes' default: the convex optimum, as scikit-learn finds it).
+    Lbfgs,
+    /// Adam (AdamW with a weight decay): the default of every gradient-trained head.
+    Adam,
+    /// Plain full-batch gradient descent, `p ← p − lr·∇`: with one step per round, federated
+    /// averaging over every site equals central gradient descent on their union.
+    GradientDescent,
+}
+
+impl Optimizer {
+    pub const NAMES: [&'static str; 3] = ["lbfgs", "adam", "gradient-descent"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "lbfgs" => Some(Self::Lbfgs),
+            "adam" => Some(Self::Adam),
+            "gradient-descent" | "gd" => Some(Self::GradientDescent),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Lbfgs => "lbfgs",
+            Self::Adam => "adam",
+            Self::GradientDescent => "gradient-descent",
+        }
+    }
+}
+
 /// Every hyper-parameter, with defaults that suit a handful of images per class.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HeadSettings {
@@ -41,7 +78,26 @@ pub struct HeadSettings {
     pub finetune_blocks: usize,
     /// Fine-tune: λ in λ·contrastive + (1 − λ)·cross-entropy.
     pub contrastive_weight: f32,
+    /// How the weights are stepped (default per kind: L-BFGS for the probes, else Adam).
+    #[serde(default)]
+    pub optimizer: Option<Optimizer>,
+    /// Linear probe under a gradient optimiser: λ in `mean cross-entropy + λ‖W‖²`, the same for
+    /// any number of images (default [`DEFAULT_PENALTY`], or from `c` on this set's size).
+    #[serde(default)]
+    pub penalty: Option<f32>,
+    /// The learning rate over the epochs of a gradient-trained head: cosine decay to 0 (the
+    /// default), or constant — what federated rounds need to add up to central training.
+    #[serde(default)]
+    pub constant_learning_rate: bool,
+    /// FedProx's μ: `μ/2·‖θ − θ₀‖²` pulls the weights towards where they started (the global
+    /// head a federated round sent); 0: off. Probes and CoOp.
+    #[serde(default)]
+    pub proximal_mu: f32,
 }
+
+/// The linear probe's per-image penalty under a gradient optimiser when neither it nor C is
+/// given: light, as for a handful of images the data term is small too.
+pub const DEFAULT_PENALTY: f32 = 1e-3;
 
 impl HeadSettings {
     pub fn new(kind: HeadKind) -> Self {
@@ -62,7 +118,25 @@ impl HeadSettings {
             context_tokens: 4,
             finetune_blocks: 2,
             contrastive_weight: 0.5,
+            optimizer: None,
+            penalty: None,
+            constant_learning_rate: false,
+            proximal_mu: 0.0,
         }
+    }
+
+    /// The optimiser this head trains with: the chosen one, else its kind's.
+    pub fn optimizer(&self) -> Optimizer {
+        self.optimizer.unwrap_or(match self.kind {
+            HeadKind::LinearProbe | HeadKind::LpText => Optimizer::Lbfgs,
+            _ => Optimizer::Adam,
+        })
+    }
+
+    /// Whether a probe trains by gradient steps (fixed penalty, no search) rather than L-BFGS.
+    pub fn probe_by_gradient(&self) -> bool {
+        matches!(self.kind, HeadKind::LinearProbe | HeadKind::LpText)
+            && self.optimizer() != Optimizer::Lbfgs
     }
 
     /// Refuses values no training can use, naming the setting.
@@ -100,11 +174,61 @@ impl HeadSettings {
         for value in self.tip_alpha.iter().chain(&self.tip_beta) {
             non_negative("Tip-Adapter α/β", *value)?;
         }
+        self.check_optimizer()?;
         if !(0.0..=1.0).contains(&self.contrastive_weight) {
             return Err(format!(
                 "contrastive weight {}: a weight in [0, 1]",
                 self.contrastive_weight
             ));
+        }
+        Ok(())
+    }
+
+    /// The optimiser, the probe's penalty and FedProx's μ: each only where it means something.
+    fn check_optimizer(&self) -> Result<(), String> {
+        if let Some(penalty) = self.penalty {
+            if !(penalty.is_finite() && penalty >= 0.0) {
+                return Err(format!("penalty {penalty}: must be zero or more"));
+            }
+            if self.kind != HeadKind::LinearProbe {
+                return Err(format!(
+                    "penalty: a linear probe's setting; {} has none",
+                    self.kind.name()
+                ));
+            }
+            if self.c.is_some() {
+                return Err("give C or the penalty, not both (C = 1 / (2·penalty·images))".into());
+            }
+        }
+        if !(self.proximal_mu.is_finite() && self.proximal_mu >= 0.0) {
+            return Err(format!("proximal μ {}: must be zero or more", self.proximal_mu));
+        }
+        if self.proximal_mu > 0.0
+            && !matches!(
+                self.kind,
+                HeadKind::LinearProbe | HeadKind::LpText | HeadKind::Coop
+            )
+        {
+            return Err(format!(
+                "proximal μ: the probes and CoOp train with it; {} does not",
+                self.kind.name()
+            ));
+        }
+        match (self.optimizer, self.kind) {
+            (None, _) | (Some(Optimizer::Lbfgs), HeadKind::LinearProbe | HeadKind::LpText) => {}
+            (Some(Optimizer::Lbfgs), kind) => {
+                return Err(format!(
+                    "optimizer lbfgs: only the linear probe and LP+text are convex; {} trains with adam or gradient-descent",
+                    kind.name()
+                ));
+            }
+            (Some(_), HeadKind::ZeroShot | HeadKind::TipAdapter) => {
+                return Err(format!(
+                    "optimizer: a {} head has no gradient training",
+                    self.kind.name()
+                ));
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use crate::clip::preprocess::Pixels8;
 use crate::dataset::{Dataset, IMAGE_EXTENSIONS, Sample};
 use crate::focus::Focus;
 use crate::focus::FocusMode;
-use crate::heads::features::{FeatureError, FeatureSet, check_labels};
+use crate::heads::features::{FeatureError, FeatureSet};
 use crate::pipeline::{Encoder, MaskSource, Region, RegionOrigin, Segmenter, decode};
 use crate::sam2::automatic_mask_generator::MaskChoice;
 
@@ -375,6 +375,16 @@ impl SupportEmbeddings {
         )
     }
 
+    /// [`SupportEmbeddings::features`] where a class may have no image (a federated site's).
+    pub fn features_allowing_absent_classes(&self) -> Result<FeatureSet, FeatureError> {
+        FeatureSet::new_allowing_absent_classes(
+            self.classes.clone(),
+            self.width,
+            self.values.clone(),
+            self.labels.clone(),
+        )
+    }
+
     /// The rows as `[tokens, width]` token grids (a fine-tune's input).
     pub fn tokens(&self, width: usize) -> TokenSet {
         TokenSet {
@@ -443,7 +453,6 @@ pub fn embed_support(
             skipped.first().cloned().unwrap_or_default(),
         ));
     }
-    check_labels(&set.classes, &labels)?;
     Ok(SupportEmbeddings {
         classes: set.classes.clone(),
         width: dim,

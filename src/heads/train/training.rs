@@ -11,8 +11,9 @@ use super::optim::AdamSettings;
 use super::run::{
     FitSettings, FitSummary, Objective, Observer, Params, TrainError, TrainRun, host_values,
 };
-use super::settings::HeadSettings;
+use super::settings::{HeadSettings, Optimizer};
 use crate::heads::features::{Labelled, Split, stratified_split};
+use crate::heads::host_pack::HostTensor;
 
 /// What every stage of a head's training needs beside the data: the settings, the run (its
 /// checkpoint), where progress goes, the (autodiff) device, and which support rows only judge.
@@ -25,6 +26,9 @@ pub struct Training<'a> {
     /// choose hyper-parameters and the epoch count, and never train, not even in the refit.
     /// `None`: the head holds out `settings.holdout` of each class itself, then refits on all.
     pub validation: Option<&'a [usize]>,
+    /// Weights to start from instead of the kind's own start, by the head file's tensor names
+    /// (`linear.weight`, `coop.context`…: another head's, or a federated round's global ones).
+    pub initial: Option<&'a BTreeMap<String, HostTensor>>,
 }
 
 impl<'a> Training<'a> {
@@ -40,7 +44,14 @@ impl<'a> Training<'a> {
             observer,
             device,
             validation: None,
+            initial: None,
         }
+    }
+
+    /// Starts from these weights (see [`Training::initial`]).
+    pub fn with_initial(mut self, initial: Option<&'a BTreeMap<String, HostTensor>>) -> Self {
+        self.initial = initial;
+        self
     }
 
     /// Judges on these support rows instead of holding out a share (see [`Training::validation`]).
@@ -116,6 +127,98 @@ fn tensor2(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
+/// One trained parameter as a head file stores it: the head file's tensor name, the
+/// parameter's name and shape in training, and the factor the file's values carry (LP+text
+/// stores `s·W` for its parameter `W`).
+pub struct StoredAs<'n> {
+    pub tensor: &'n str,
+    pub parameter: &'n str,
+    pub shape: [usize; 2],
+    pub scale: f32,
+}
+
+/// The given starting weights as a stage's parameters, every one checked (present, its shape,
+/// finite); `None` when none were given.
+pub fn given_start(
+    initial: Option<&BTreeMap<String, HostTensor>>,
+    wanted: &[StoredAs],
+    device: &Device,
+) -> Result<Option<Params>, TrainError> {
+    let Some(initial) = initial else {
+        return Ok(None);
+    };
+    let error = |detail: String| TrainError::Text(format!("the starting weights: {detail}"));
+    let mut params = Params::new();
+    for stored in wanted {
+        let tensor = initial
+            .get(stored.tensor)
+            .ok_or_else(|| error(format!("{} is missing", stored.tensor)))?;
+        let [rows, columns] = stored.shape;
+        // A bias is `[classes]` in the file and `[1, classes]` in training.
+        let fits = tensor.shape == [rows, columns] || (rows == 1 && tensor.shape == [columns]);
+        if !fits || tensor.values.len() != rows * columns {
+            return Err(error(format!(
+                "{} has shape {:?}; this head's is {:?}",
+                stored.tensor, tensor.shape, stored.shape
+            )));
+        }
+        if tensor.values.iter().any(|value| !value.is_finite()) {
+            return Err(error(format!("{} holds a NaN or infinite value", stored.tensor)));
+        }
+        let values = tensor.values.iter().map(|value| value / stored.scale).collect();
+        params.insert(stored.parameter.to_string(), tensor2(values, stored.shape, device));
+    }
+    if let Some(extra) = initial
+        .keys()
+        .find(|name| !wanted.iter().any(|stored| stored.tensor == name.as_str()))
+    {
+        return Err(error(format!("{extra} is not one of this head's trained tensors")));
+    }
+    Ok(Some(params))
+}
+
+/// FedProx's proximal term around a stage's start: `loss + μ/2·Σ‖θ − θ₀‖²`, so local training
+/// on one site strays less from the global weights it was sent.
+pub struct Proximal<'o> {
+    pub inner: Box<dyn Objective + 'o>,
+    pub anchor: Params,
+    pub mu: f32,
+}
+
+impl Objective for Proximal<'_> {
+    fn loss(&mut self, params: &Params) -> (Tensor<1>, f32) {
+        let (loss, accuracy) = self.inner.loss(params);
+        let mut pull = loss.zeros_like();
+        for (name, anchor) in &self.anchor {
+            if let Some(param) = params.get(name) {
+                pull = pull + (param.clone() - anchor.clone()).powf_scalar(2.0).sum();
+            }
+        }
+        (loss + pull * (self.mu / 2.0), accuracy)
+    }
+
+    fn evaluate(&mut self, params: &Params) -> Option<(f32, f32)> {
+        self.inner.evaluate(params)
+    }
+}
+
+/// `objective` with the proximal term around `start` when `settings` asks for one.
+pub fn with_proximal<'o>(
+    objective: Box<dyn Objective + 'o>,
+    start: &Params,
+    settings: &HeadSettings,
+) -> Box<dyn Objective + 'o> {
+    if settings.proximal_mu > 0.0 {
+        Box::new(Proximal {
+            inner: objective,
+            anchor: start.clone(),
+            mu: settings.proximal_mu,
+        })
+    } else {
+        objective
+    }
+}
+
 /// Builds a stage's objective from its training items and held-out items.
 pub type ObjectiveFactory<'o, S> = dyn FnMut(&S, Option<&S>) -> Box<dyn Objective + 'o> + 'o;
 
@@ -141,7 +244,8 @@ pub fn fit_with_early_stopping<'o, S: Labelled + Clone>(
             weight_decay: settings.weight_decay,
             ..AdamSettings::default()
         },
-        cosine: true,
+        cosine: !settings.constant_learning_rate,
+        plain_gradient_descent: settings.optimizer() == Optimizer::GradientDescent,
     };
     let split = holdout_split(
         support.labels(),
@@ -156,8 +260,9 @@ pub fn fit_with_early_stopping<'o, S: Labelled + Clone>(
             None => {
                 let (train, holdout) =
                     (support.subset(&split.train), support.subset(&split.holdout));
-                let mut stage_objective = objective(&train, Some(&holdout));
                 let start = init(&train);
+                let mut stage_objective =
+                    with_proximal(objective(&train, Some(&holdout)), &start, settings);
                 let (_, summary) = run.fit(
                     "early-stopping",
                     start,
@@ -185,8 +290,8 @@ pub fn fit_with_early_stopping<'o, S: Labelled + Clone>(
         ),
         None => {
             let refit = training_rows(support, validation);
-            let mut stage_objective = objective(&refit, None);
             let start = init(&refit);
+            let mut stage_objective = with_proximal(objective(&refit, None), &start, settings);
             let final_settings = FitSettings {
                 epochs,
                 patience: 0,
