@@ -65,6 +65,24 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# --- Python for the federated app (federated/: Flower, pinned in its pyproject.toml) ----------
+# A venv outside the clone; the app installed editable, so `python -m medfocus_fl.deploy` runs.
+federated_venv="${MEDFOCUS_FEDERATED_VENV:-$HOME/.cache/medfocus/federated-venv}"
+# (Re)installed when missing, when pyproject.toml changed, or when the editable install points
+# into another clone.
+installed_app="$("$federated_venv/bin/python" -c 'import flwr, matplotlib, medfocus_fl; print(medfocus_fl.__file__)' 2>/dev/null || true)"
+if [[ "$installed_app" != "$repo/federated/"* ]] || [ federated/pyproject.toml -nt "$federated_venv/.installed" ]; then
+  log "installing the federated app and Flower into $federated_venv"
+  if ! python3 -m venv --help >/dev/null 2>&1; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-venv
+  fi
+  python3 -m venv "$federated_venv"
+  "$federated_venv/bin/pip" install --quiet --disable-pip-version-check -e federated
+  touch "$federated_venv/.installed"
+fi
+export MEDFOCUS_FEDERATED_VENV="$federated_venv"
+
 # One cargo target dir outside the clone, so CI runs and clones on this machine share builds.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/medfocus/target}"
 # wasm-pack keeps its own cache outside the clone too.

@@ -166,6 +166,16 @@ fn open_clip_gelu_variant_matches_open_clip() {
 }
 
 #[test]
+fn open_clip_with_a_spreading_image_tower_matches_open_clip() {
+    // The federated accuracy test's model: blocks ×10, so images embed far apart.
+    check_parity(
+        &fixtures().join("openclip-tiny-spread"),
+        "openclip-tiny-spread.safetensors",
+        Family::OpenClip,
+    );
+}
+
+#[test]
 fn hugging_face_clip_matches_transformers() {
     check_parity(
         &fixtures().join("hf-clip-tiny"),

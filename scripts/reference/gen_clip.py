@@ -110,13 +110,21 @@ def reference_io(out_path, image_size, context_length, vocab_size, eot_id, encod
     )
 
 
-def gen_open_clip(out_root, ref_root, name, model_cfg, quick_gelu, seed, formats):
+def gen_open_clip(out_root, ref_root, name, model_cfg, quick_gelu, seed, formats, vision_block_scale=1.0):
     seed_everything(seed)
     cfg = dict(model_cfg)
     if quick_gelu:
         cfg["quick_gelu"] = True
     model = open_clip.model.CLIP(**cfg).eval()
     randomize_(model, seed)
+    if vision_block_scale != 1.0:
+        # At std 0.02 the image tower's blocks barely mix the patches into the class token, so
+        # every image embeds within cosine 0.998 of every other; ×10 spreads them (mean cosine
+        # about 0.5), which a test of how heads learn from image differences needs.
+        with torch.no_grad():
+            for param in model.visual.transformer.parameters():
+                if param.dim() == 2:
+                    param.mul_(vision_block_scale)
     image_size = cfg["vision_cfg"]["image_size"]
     save_open_clip(model, out_root / name, cfg, image_size, formats)
     text = cfg["text_cfg"]
@@ -396,6 +404,17 @@ def large():
                    vocab_file=REPO / "tests" / "fixtures" / "clip" / "biomedclip-tiny" / "text" / "vocab.txt")
 
 
+def spread():
+    """openclip-tiny's architecture and seed with an image tower that tells images apart: what
+    the federated accuracy test (federated/tests) trains heads on."""
+    out_root = REPO / "tests" / "fixtures" / "clip"
+    gen_open_clip(out_root, out_root / "reference", "openclip-tiny-spread", {
+        "embed_dim": 24,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 2},
+    }, quick_gelu=True, seed=1, formats=("safetensors",), vision_block_scale=10.0)
+
+
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "small"
-    {"small": small, "large": large}[which]()
+    {"small": small, "large": large, "spread": spread}[which]()

@@ -165,6 +165,11 @@ pub(crate) struct HeadSettingsArgs {
     /// split over federated rounds then add up to the same training.
     #[arg(long)]
     pub(crate) constant_learning_rate: bool,
+    /// Train the softmax over only the classes these images have: a federated site lacking a
+    /// class leaves that class to the sites that have it instead of learning it never occurs
+    /// (FedRS's restricted softmax). Linear probe, LP+text, CoOp.
+    #[arg(long)]
+    pub(crate) present_classes_only: bool,
     /// FedProx's μ: adds `μ/2·‖θ − θ₀‖²` around the starting weights (--init); probes and CoOp.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) proximal_mu: f32,
@@ -190,6 +195,7 @@ impl HeadSettingsArgs {
             optimizer: self.optimizer.as_deref().and_then(Optimizer::parse),
             penalty: self.penalty,
             constant_learning_rate: self.constant_learning_rate,
+            present_classes_only: self.present_classes_only,
             proximal_mu: self.proximal_mu,
             ..HeadSettings::new(kind)
         }

@@ -54,6 +54,10 @@ fn check_label_range(classes: &[String], labels: &[usize]) -> Result<(), Feature
     Ok(())
 }
 
+/// What [`FeatureSet::absent_class_mask`] adds to an absent class's logit: far below any logit a
+/// head gives (CLIP's are at most its logit scale, 100), so its softmax share is 0 in f32.
+pub const ABSENT_CLASS_LOGIT: f32 = -1e4;
+
 /// `rows` unit-length embeddings of width `dim`, row-major, each with a class index.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FeatureSet {
@@ -156,6 +160,21 @@ impl FeatureSet {
     }
 
     /// `[rows, classes]`, one 1 per row.
+    /// `[1, classes]`: 0 for each class with an image here, a large negative number for each
+    /// without — added to the logits, it leaves a class this data lacks out of the softmax.
+    pub fn absent_class_mask(&self, device: &Device) -> Tensor<2> {
+        let values = (0..self.class_count())
+            .map(|class| {
+                if self.labels.contains(&class) {
+                    0.0
+                } else {
+                    ABSENT_CLASS_LOGIT
+                }
+            })
+            .collect::<Vec<f32>>();
+        Tensor::from_data(TensorData::new(values, [1, self.class_count()]), device)
+    }
+
     pub fn one_hot(&self, device: &Device) -> Tensor<2> {
         one_hot(&self.labels, self.class_count(), device)
     }

@@ -133,9 +133,17 @@ pub struct CoopObjective<'a> {
     features: Tensor<2>,
     one_hot: Tensor<2>,
     holdout: Option<(Tensor<2>, Tensor<2>)>,
+    /// Added to the training logits: leaves out the classes the training images lack.
+    absent: Option<Tensor<2>>,
 }
 
 impl<'a> CoopObjective<'a> {
+    /// The training softmax over only the classes `train` has an image of.
+    pub fn present_classes_only(mut self, train: &FeatureSet, device: &Device) -> Self {
+        self.absent = Some(train.absent_class_mask(device));
+        self
+    }
+
     pub fn new(
         prompts: &'a CoopPrompts,
         train: &FeatureSet,
@@ -147,6 +155,7 @@ impl<'a> CoopObjective<'a> {
             features: train.tensor(device),
             one_hot: train.one_hot(device),
             holdout: holdout.map(|set| (set.tensor(device), set.one_hot(device))),
+            absent: None,
         }
     }
 
@@ -158,10 +167,11 @@ impl<'a> CoopObjective<'a> {
 
 impl Objective for CoopObjective<'_> {
     fn loss(&mut self, params: &Params) -> (Tensor<1>, f32) {
-        cross_entropy(
-            self.logits(params, self.features.clone()),
-            self.one_hot.clone(),
-        )
+        let mut logits = self.logits(params, self.features.clone());
+        if let Some(absent) = &self.absent {
+            logits = logits + absent.clone();
+        }
+        cross_entropy(logits, self.one_hot.clone())
     }
 
     fn evaluate(&mut self, params: &Params) -> Option<(f32, f32)> {
@@ -198,7 +208,14 @@ pub fn train_coop(
         support,
         training,
         &mut log,
-        &mut |train, holdout| Box::new(CoopObjective::new(&prompts, train, holdout, device)),
+        &mut |train, holdout| {
+            let objective = CoopObjective::new(&prompts, train, holdout, device);
+            Box::new(if settings.present_classes_only {
+                objective.present_classes_only(train, device)
+            } else {
+                objective
+            })
+        },
         &mut |_| init.clone(),
     )?;
     let context_values = host_values(context[CONTEXT].clone())?;

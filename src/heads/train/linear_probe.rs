@@ -53,6 +53,11 @@ pub struct LogisticObjective {
     holdout: Option<(Tensor<2>, Tensor<2>)>,
     prior: Prior,
     coefficient: f32,
+    /// Added to the training logits: leaves out the classes the training images lack.
+    absent: Option<Tensor<2>>,
+    /// `[classes, 1]`: 1 for a class with images, 0 for one without — the penalty then leaves
+    /// an absent class's row alone too (Adam would turn its gradient into full-size steps).
+    present_rows: Option<Tensor<2>>,
 }
 
 impl LogisticObjective {
@@ -81,7 +86,19 @@ impl LogisticObjective {
             holdout: holdout.map(|set| (set.tensor(device), set.one_hot(device))),
             prior,
             coefficient,
+            absent: None,
+            present_rows: None,
         }
+    }
+
+    /// The softmax of the training loss over only the classes `train` has an image of
+    /// ([`crate::heads::train::HeadSettings::present_classes_only`]).
+    pub fn present_classes_only(mut self, train: &FeatureSet, device: &Device) -> Self {
+        let absent = train.absent_class_mask(device);
+        let classes = train.class_count();
+        self.present_rows = Some(absent.clone().equal_elem(0.0).float().reshape([classes, 1]));
+        self.absent = Some(absent);
+        self
     }
 
     /// Starting point: zeros, or the text embeddings for LP+text.
@@ -118,11 +135,18 @@ impl LogisticObjective {
 
 impl Objective for LogisticObjective {
     fn loss(&mut self, params: &Params) -> (Tensor<1>, f32) {
-        let logits = self.logits(params, self.features.clone());
+        let mut logits = self.logits(params, self.features.clone());
+        if let Some(absent) = &self.absent {
+            logits = logits + absent.clone();
+        }
         let (data_loss, accuracy) = cross_entropy(logits, self.one_hot.clone());
         let offset = match &self.prior {
             Prior::None => params[WEIGHT].clone(),
             Prior::Text { embeddings, .. } => params[WEIGHT].clone() - embeddings.clone(),
+        };
+        let offset = match &self.present_rows {
+            Some(rows) => offset * rows.clone(),
+            None => offset,
         };
         let penalty = offset.powf_scalar(2.0).sum() * self.coefficient;
         (data_loss + penalty, accuracy)

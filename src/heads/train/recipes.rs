@@ -92,13 +92,32 @@ fn probe_objective(
     train: &FeatureSet,
     holdout: Option<&FeatureSet>,
     text_prior: Option<&Prior>,
-    value: f32,
+    value: Penalty,
+    settings: &HeadSettings,
     device: &Device,
 ) -> LogisticObjective {
-    match text_prior {
-        None => LogisticObjective::sklearn(train, holdout, value, device),
-        Some(prior) => LogisticObjective::new(train, holdout, prior.clone(), value, device),
+    let objective = match (text_prior, value) {
+        (None, Penalty::C(c)) => LogisticObjective::sklearn(train, holdout, c, device),
+        (None, Penalty::PerImage(weight)) => {
+            LogisticObjective::new(train, holdout, Prior::None, weight, device)
+        }
+        (Some(prior), Penalty::C(weight) | Penalty::PerImage(weight)) => {
+            LogisticObjective::new(train, holdout, prior.clone(), weight, device)
+        }
+    };
+    if settings.present_classes_only {
+        objective.present_classes_only(train, device)
+    } else {
+        objective
     }
+}
+
+/// How a probe's penalty is given: scikit-learn's C (scaled by the image count), or a weight
+/// per image (`--penalty`; LP+text's pull weight is one too).
+#[derive(Clone, Copy)]
+enum Penalty {
+    C(f32),
+    PerImage(f32),
 }
 
 /// Linear probe (scikit-learn's objective) or LP+text: the penalty searched on held-out images
@@ -127,7 +146,12 @@ fn train_linear_probe(
         embeddings: tensor2(text.embeddings.clone(), [classes, dim], device),
         scale: text.scale,
     });
+    let no_grid = Vec::new();
     let (fixed, grid, name) = match settings.kind {
+        // A fixed per-image penalty: no search (what a federated round runs under L-BFGS).
+        HeadKind::LinearProbe if settings.penalty.is_some() => {
+            (settings.penalty, &no_grid, "penalty")
+        }
         HeadKind::LinearProbe => (settings.c, &settings.c_grid, "C"),
         _ => (
             settings.text_weight,
@@ -145,6 +169,10 @@ fn train_linear_probe(
             .clone()
             .unwrap_or_else(|| objective.init(classes, dim))
     };
+    let as_penalty = |value: f32| match name {
+        "C" => Penalty::C(value),
+        _ => Penalty::PerImage(value),
+    };
     let split = holdout_split(&support.labels, classes, settings, validation);
     let mut search_log = Vec::new();
     let chosen = match (fixed, &split) {
@@ -161,7 +189,8 @@ fn train_linear_probe(
                             &train,
                             Some(&holdout),
                             text_prior.as_ref(),
-                            value,
+                            as_penalty(value),
+                            settings,
                             device,
                         );
                         let init = start(&objective);
@@ -195,7 +224,14 @@ fn train_linear_probe(
         _ => 1.0,
     };
     let refit = training_rows(support, validation);
-    let objective = probe_objective(&refit, None, text_prior.as_ref(), chosen, device);
+    let objective = probe_objective(
+        &refit,
+        None,
+        text_prior.as_ref(),
+        as_penalty(chosen),
+        settings,
+        device,
+    );
     let init = start(&objective);
     let mut objective = with_proximal(Box::new(objective), &init, settings);
     let (params, summary) = match run.finished::<(Vec<f32>, Vec<f32>, ConvexSummary)>("final") {
@@ -327,14 +363,18 @@ fn train_probe_by_gradient(
         training,
         &mut log,
         &mut |train, holdout| {
-            let penalty = per_image(train.len());
-            Box::new(LogisticObjective::new(
+            let objective = LogisticObjective::new(
                 train,
                 holdout,
                 text_prior.clone().unwrap_or(Prior::None),
-                penalty,
+                per_image(train.len()),
                 device,
-            ))
+            );
+            Box::new(if settings.present_classes_only {
+                objective.present_classes_only(train, device)
+            } else {
+                objective
+            })
         },
         &mut |train| match &given {
             Some(params) => params.clone(),

@@ -89,6 +89,11 @@ pub struct HeadSettings {
     /// default), or constant — what federated rounds need to add up to central training.
     #[serde(default)]
     pub constant_learning_rate: bool,
+    /// The training softmax over only the classes the images have: a federated site that lacks
+    /// a class then leaves that class's weights to the sites that have it, instead of learning
+    /// that it never occurs (FedRS's restricted softmax, Li & Zhan, KDD 2021). Probes and CoOp.
+    #[serde(default)]
+    pub present_classes_only: bool,
     /// FedProx's μ: `μ/2·‖θ − θ₀‖²` pulls the weights towards where they started (the global
     /// head a federated round sent); 0: off. Probes and CoOp.
     #[serde(default)]
@@ -121,6 +126,7 @@ impl HeadSettings {
             optimizer: None,
             penalty: None,
             constant_learning_rate: false,
+            present_classes_only: false,
             proximal_mu: 0.0,
         }
     }
@@ -184,7 +190,8 @@ impl HeadSettings {
         Ok(())
     }
 
-    /// The optimiser, the probe's penalty and FedProx's μ: each only where it means something.
+    /// The optimiser, the probe's penalty, FedProx's μ and the restricted softmax: each only
+    /// where it means something.
     fn check_optimizer(&self) -> Result<(), String> {
         if let Some(penalty) = self.penalty {
             if !(penalty.is_finite() && penalty >= 0.0) {
@@ -211,6 +218,17 @@ impl HeadSettings {
         {
             return Err(format!(
                 "proximal μ: the probes and CoOp train with it; {} does not",
+                self.kind.name()
+            ));
+        }
+        if self.present_classes_only
+            && !matches!(
+                self.kind,
+                HeadKind::LinearProbe | HeadKind::LpText | HeadKind::Coop
+            )
+        {
+            return Err(format!(
+                "present classes only: the probes and CoOp train with it; {} does not",
                 self.kind.name()
             ));
         }
