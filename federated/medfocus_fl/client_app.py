@@ -8,12 +8,19 @@ first round. On evaluate it scores the global head on the site's test images wit
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from medfocus_fl.secure import (
+    check_secure_range,
+    is_legacy,
+    legacy_arrays,
+    legacy_config,
+    legacy_evaluate_reply,
+    legacy_fit_reply,
+    secagg_when_asked,
+)
 from medfocus_fl.task import HeadRecipe, Site
 
 app = ClientApp()
@@ -32,14 +39,24 @@ def _received_arrays(msg: Message) -> dict[str, np.ndarray]:
     return {name: array.numpy() for name, array in record.items()}
 
 
-@app.train()
+def _proximal_mu(config) -> float:
+    """FedProx sends its μ with every round (the Message API's key, or the legacy one)."""
+    return float(config.get("proximal-mu", config.get("proximal_mu", 0.0)))
+
+
+# SecAgg+ rounds (the server's `secagg = true`) arrive in the legacy layout through its mod.
+@app.train(mods=[secagg_when_asked])
 def train(msg: Message, context: Context) -> Message:
     recipe = HeadRecipe.from_run_config(context.run_config)
     site = Site.from_configs(context.node_config, context.run_config)
+    if is_legacy(msg):
+        names = sorted(recipe.tensor_names())
+        start = legacy_arrays(msg, names)
+        arrays, images = site.train(recipe, start, _proximal_mu(legacy_config(msg)))
+        check_secure_range(arrays, images, context.run_config)
+        return legacy_fit_reply(msg, arrays, names, images)
     config = msg.content.get("config", ConfigRecord())
-    # FedProx sends its μ with every round; plain FedAvg sends none.
-    proximal_mu = float(config.get("proximal-mu", 0.0))
-    arrays, images = site.train(recipe, _received_arrays(msg), proximal_mu)
+    arrays, images = site.train(recipe, _received_arrays(msg), _proximal_mu(config))
     # Exactly the head's arrays and the image count FedAvg weights by: nothing else leaves.
     content = RecordDict(
         {
@@ -54,12 +71,16 @@ def train(msg: Message, context: Context) -> Message:
 def evaluate(msg: Message, context: Context) -> Message:
     recipe = HeadRecipe.from_run_config(context.run_config)
     site = Site.from_configs(context.node_config, context.run_config)
-    scored = site.score(recipe, _received_arrays(msg))
+    legacy = is_legacy(msg)
+    received = legacy_arrays(msg, sorted(recipe.tensor_names())) if legacy else _received_arrays(msg)
+    scored = site.score(recipe, received)
     metrics = scored["metrics"]
     figures = {
         name: float("nan") if metrics[key] is None else float(metrics[key])
         for name, key in REPORTED.items()
     }
+    if legacy:
+        return legacy_evaluate_reply(msg, figures, metrics["log_loss"], int(scored["images"]), site.name)
     content = RecordDict(
         {
             "metrics": MetricRecord({"num-examples": int(scored["images"]), **figures}),
@@ -69,6 +90,3 @@ def evaluate(msg: Message, context: Context) -> Message:
     )
     return Message(content=content, reply_to=msg)
 
-
-def is_defined(value: float) -> bool:
-    return not math.isnan(value)

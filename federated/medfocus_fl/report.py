@@ -87,8 +87,14 @@ def write_report(
         f"{config.get('strategy', 'fedavg')}, local optimiser {config.get('optimizer')} "
         f"× {config.get('local-epochs')} epochs. Final head: `{head}`.",
         "",
-        "What the server received each round: the head's arrays and each site's image count "
-        "(train), each site's test figures (evaluate). No image, no embedding.",
+        (
+            "Secure aggregation (SecAgg+): each round the server learned the sum of the sites' "
+            "heads and their image counts, never one site's head; and each site's test figures. "
+            "No image, no embedding."
+            if any("secure_aggregation" in entry for entry in ordered)
+            else "What the server received each round: the head's arrays and each site's image "
+            "count (train), each site's test figures (evaluate). No image, no embedding."
+        ),
         "",
         "| round | seconds | bytes received | accuracy | balanced accuracy | macro-F1 | AUROC |",
         "|---|---|---|---|---|---|---|",
@@ -99,7 +105,11 @@ def write_report(
             "| {round} | {seconds} | {bytes} | {acc} | {bal} | {f1} | {auc} |".format(
                 round=entry["round"],
                 seconds=_number(entry.get("round_seconds", float("nan"))),
-                bytes=entry.get("bytes_received", 0),
+                bytes=(
+                    "masked (SecAgg+)"
+                    if "secure_aggregation" in entry
+                    else entry.get("bytes_received", 0)
+                ),
                 acc=_number(overall.get("accuracy", float("nan"))),
                 bal=_number(overall.get("balanced-accuracy", float("nan"))),
                 f1=_number(overall.get("macro-f1", float("nan"))),

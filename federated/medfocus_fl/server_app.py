@@ -15,11 +15,14 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord
+from flwr.common import parameters_to_ndarrays
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg, FedProx
 
 from medfocus_fl.report import write_report
+from medfocus_fl.secure import run_secure
 from medfocus_fl.task import (
     HeadRecipe,
     MedFocusError,
@@ -55,21 +58,42 @@ class Ledger:
         entry["train_replies"] = [describe(reply) for reply in replies]
         entry["bytes_received"] = sum(item["array_bytes"] for item in entry["train_replies"])
 
-    def evaluate(self, server_round: int, replies: list[Message]) -> MetricRecord | None:
+    def secure_train(self, server_round: int, results: list) -> None:
+        """Under SecAgg+ the strategy gets each site's count with the *sum's* parameters: what
+        the server saw is recorded so that a test can tell no single site's head was among it."""
         entry = self._round(server_round)
+        aggregate = [parameters_to_ndarrays(res.parameters) for _, res in results]
+        entry["secure_aggregation"] = {
+            "sites": len(results),
+            "num_examples": sorted(res.num_examples for _, res in results),
+            "every_result_holds_the_same_sum": all(
+                all(np.array_equal(a, b) for a, b in zip(arrays, aggregate[0], strict=True))
+                for arrays in aggregate
+            ),
+        }
+
+    def evaluate(self, server_round: int, replies: list[Message]) -> MetricRecord | None:
         sites: dict[str, dict[str, float]] = {}
+        failures = []
         for reply in replies:
             if reply.has_error():
-                sites[f"node {reply.metadata.src_node_id}"] = {"error": reply.error.reason}
+                failures.append(f"node {reply.metadata.src_node_id}: {reply.error.reason}")
                 continue
             name = str(reply.content["site"]["name"]) if "site" in reply.content else str(
                 reply.metadata.src_node_id
             )
             sites[name] = dict(reply.content["metrics"])
-        entry["sites"] = sites
+        overall = self.evaluate_sites(server_round, sites, failures)
+        return MetricRecord(overall) if overall else None
+
+    def evaluate_sites(
+        self, server_round: int, sites: dict[str, dict[str, float]], failures: list
+    ) -> dict[str, float]:
+        entry = self._round(server_round)
+        entry["sites"] = {**sites, **{str(failure): {"error": str(failure)} for failure in failures}}
         entry["global"] = weighted(sites.values())
         entry["seconds"] = time.monotonic() - self.started
-        return MetricRecord(entry["global"]) if entry["global"] else None
+        return entry["global"]
 
 
 def describe(reply: Message) -> dict[str, Any]:
@@ -137,17 +161,14 @@ def recording(base: type) -> type:
 def main(grid: Grid, context: Context) -> None:
     config = context.run_config
     recipe = HeadRecipe.from_run_config(config)
+    if str(config.get("strategy", "fedavg")) not in ("fedavg", "fedprox"):
+        raise MedFocusError(f"strategy {config.get('strategy')}: fedavg or fedprox")
     binary = medfocus_binary(config.get("medfocus"))
     model = os.path.expanduser(str(config.get("model", "")))
     if not model:
         raise MedFocusError("the run config names no CLIP model folder (model=…) for the server")
     out_dir = Path(os.path.expanduser(str(config.get("out-dir") or "medfocus-federated")))
     out_dir.mkdir(parents=True, exist_ok=True)
-    rounds = int(config["num-server-rounds"])
-    sites = int(config.get("min-nodes", 2))
-    strategy_name = str(config.get("strategy", "fedavg"))
-    proximal_mu = float(config.get("proximal-mu", 0.0))
-
     start = out_dir / "start.mfh"
     run_medfocus(
         binary, "head", "from-prompts", "--kind", recipe.head, "--model", model,
@@ -158,6 +179,17 @@ def main(grid: Grid, context: Context) -> None:
         initial = npz_to_arrays(Path(tmp) / "start.npz")
 
     ledger = Ledger()
+    if bool(config.get("secagg", False)):
+        final = run_secure(grid, context, initial, ledger)
+    else:
+        final = run_plain(grid, config, initial, ledger)
+    finish(binary, model, recipe, out_dir, start, final, config, ledger)
+
+
+def run_plain(grid: Grid, config, initial, ledger: Ledger) -> dict:
+    """FedAvg or FedProx on the Message API: every site's reply recorded, then averaged."""
+    sites = int(config.get("min-nodes", 2))
+    strategy_name = str(config.get("strategy", "fedavg"))
     common = dict(
         fraction_train=1.0,
         fraction_evaluate=float(config.get("fraction-evaluate", 1.0)),
@@ -167,7 +199,7 @@ def main(grid: Grid, context: Context) -> None:
         ledger=ledger,
     )
     if strategy_name == "fedprox":
-        strategy = recording(FedProx)(proximal_mu=proximal_mu, **common)
+        strategy = recording(FedProx)(proximal_mu=float(config.get("proximal-mu", 0.0)), **common)
     elif strategy_name == "fedavg":
         strategy = recording(FedAvg)(**common)
     else:
@@ -175,10 +207,14 @@ def main(grid: Grid, context: Context) -> None:
     result = strategy.start(
         grid=grid,
         initial_arrays=ArrayRecord({name: Array(value) for name, value in initial.items()}),
-        num_rounds=rounds,
+        num_rounds=int(config["num-server-rounds"]),
         train_config=ConfigRecord({}),
     )
-    final = {name: array.numpy() for name, array in result.arrays.items()}
+    return {name: array.numpy() for name, array in result.arrays.items()}
+
+
+def finish(binary, model, recipe, out_dir: Path, start: Path, final: dict, config, ledger: Ledger) -> None:
+    """The final arrays into the start head: the head file, beside it the arrays, the report."""
     head = out_dir / "federated-head.mfh"
     with tempfile.TemporaryDirectory(prefix="medfocus-fl-") as tmp:
         arrays_to_npz(final, Path(tmp) / "final.npz")

@@ -102,6 +102,10 @@ class HeadRecipe:
             present_classes_only=bool(config.get("present-classes-only", False)),
         )
 
+    def tensor_names(self) -> list[str]:
+        """The head's trained tensors (`medfocus head export-arrays` writes these)."""
+        return ["coop.context"] if self.head == "coop" else ["linear.weight", "linear.bias"]
+
     def prompt_args(self) -> list[str]:
         """The class and prompt arguments `train` and `head from-prompts` share."""
         args = ["--classes", self.classes, "--focus", self.focus]

@@ -43,10 +43,12 @@ def run_config(out: Path, sites: int, model: Path = TINY_CLIP, **settings: objec
         "classes": CLASS_LIST,
         **settings,
     }
-    return " ".join(
-        f"{key}={toml_string(value) if isinstance(value, str) else value}"
-        for key, value in values.items()
-    )
+    def toml(value: object) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return toml_string(value) if isinstance(value, str) else str(value)
+
+    return " ".join(f"{key}={toml(value)}" for key, value in values.items())
 
 
 def deploy(
@@ -198,6 +200,71 @@ class FederatedOnBrainMri(unittest.TestCase):
             self.assertAlmostEqual(sum(answer["probabilities"]), 1.0, places=5)
         self.assertTrue((self.out / "report.md").exists())
         self.assertTrue((self.out / "accuracy.png").stat().st_size > 1000)
+
+
+class SecureAggregation(unittest.TestCase):
+    """SecAgg+ through the same processes: the server gets only the sum of the sites' heads, and
+    that sum is FedAvg's up to the protocol's quantisation."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        if not BRAIN_MRI.exists():
+            raise unittest.SkipTest(f"{BRAIN_MRI} is missing (../shared/data)")
+        cls.work = Path(tempfile.mkdtemp(prefix="medfocus-fl-secagg-"))
+        cls.sites = brain_sites(cls.work / "sites")
+        cls.out = cls.work / "out"
+        cls.rounds = 3
+        cls.deployment = deploy(cls.work, cls.sites, cls.work / "cache")
+        try:
+            cls.done = cls.deployment.run(
+                run_config(
+                    cls.out, len(cls.sites),
+                    **{
+                        "num-server-rounds": cls.rounds,
+                        "optimizer": "gradient-descent",
+                        "local-epochs": 1,
+                        "learning-rate": 2.0,
+                        "secagg": True,
+                        "secagg-max-weight": 20.0,
+                        "fraction-evaluate": 0.0,
+                    },
+                )
+            )
+        finally:
+            cls.deployment.stop()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        shutil.rmtree(cls.work, ignore_errors=True)
+
+    def test_the_server_sees_only_the_sum_and_it_is_fedavgs(self) -> None:
+        output = self.done.stdout + self.done.stderr
+        self.assertEqual(self.done.returncode, 0, output[-4000:])
+        self.assertIn("Secure aggregation completed", output, output[-4000:])
+        report = json.loads((self.out / "report.json").read_text())
+        self.assertEqual(len(report["rounds"]), self.rounds)
+        for entry in report["rounds"]:
+            self.assertNotIn("train_replies", entry)
+            seen = entry["secure_aggregation"]
+            self.assertEqual(seen["num_examples"], [5, 6, 6])
+            self.assertTrue(seen["every_result_holds_the_same_sum"])
+        central = self.work / "central.mfh"
+        medfocus_json(
+            "train", "--data", str(BRAIN_MRI), "--model", str(TINY_CLIP),
+            "--head", "linear-probe", "--classes", CLASS_LIST,
+            "--init", str(self.out / "start.mfh"),
+            "--optimizer", "gradient-descent", "--epochs", str(self.rounds),
+            "--learning-rate", "2.0", "--penalty", "0.001", "--holdout", "0",
+            "--constant-learning-rate", "--cache", str(self.work / "cache" / "central"),
+            "--out", str(central),
+        )
+        medfocus("head", "export-arrays", "--head", str(central), "--out", str(self.work / "central.npz"))
+        federated, centrally = npz(self.out / "federated-head.npz"), npz(self.work / "central.npz")
+        for name in federated:
+            difference = float(np.abs(federated[name] - centrally[name]).max())
+            print(f"\nSecAgg+ {name}: federated − central {difference:.2e}", file=sys.stderr)
+            # Quantisation: 2·64/2²² per value, scaled by max-weight / images = 20/5.
+            self.assertLess(difference, 5e-4, name)
 
 
 class FederatedBeatsEverySiteAlone(unittest.TestCase):
