@@ -172,7 +172,7 @@ def main(grid: Grid, context: Context) -> None:
     start = out_dir / "start.mfh"
     run_medfocus(
         binary, "head", "from-prompts", "--kind", recipe.head, "--model", model,
-        *recipe.prompt_args(), "--out", str(start),
+        *recipe.prompt_args(), *recipe.mask_args(), "--out", str(start),
     )
     with tempfile.TemporaryDirectory(prefix="medfocus-fl-") as tmp:
         run_medfocus(binary, "head", "export-arrays", "--head", str(start), "--out", f"{tmp}/start.npz")

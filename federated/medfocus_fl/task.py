@@ -75,6 +75,9 @@ class HeadRecipe:
     text_weight: float
     context_tokens: int
     present_classes_only: bool
+    masks: str
+    sam2: str
+    sam2_config: str
 
     @staticmethod
     def from_run_config(config: Mapping[str, Any]) -> "HeadRecipe":
@@ -100,11 +103,30 @@ class HeadRecipe:
             text_weight=float(config.get("text-weight", 1.0)),
             context_tokens=int(config.get("context-tokens", 4)),
             present_classes_only=bool(config.get("present-classes-only", False)),
+            masks=str(config.get("masks", "")),
+            sam2=os.path.expanduser(str(config.get("sam2", ""))),
+            sam2_config=os.path.expanduser(str(config.get("sam2-config", ""))),
         )
 
     def tensor_names(self) -> list[str]:
         """The head's trained tensors (`medfocus head export-arrays` writes these)."""
         return ["coop.context"] if self.head == "coop" else ["linear.weight", "linear.bias"]
+
+    def mask_args(self, sam2: str = "", sam2_config: str = "") -> list[str]:
+        """Where each image's mask comes from for a focus other than none: SAM 2's automatic
+        masks (`sam2`: these weights, a site's own copy or the run config's), or the set's own
+        ground truth (`gt`). The server passes them too: the head records the SAM 2 it was given."""
+        if self.masks in ("", "none"):
+            return []
+        args = ["--masks", self.masks]
+        if self.masks == "sam2":
+            weights = sam2 or self.sam2
+            if not weights:
+                raise MedFocusError("masks=sam2 needs SAM 2's weights: the run config's sam2=… or a site's")
+            args += ["--sam2", weights]
+            if sam2_config or self.sam2_config:
+                args += ["--sam2-config", sam2_config or self.sam2_config]
+        return args
 
     def prompt_args(self) -> list[str]:
         """The class and prompt arguments `train` and `head from-prompts` share."""
@@ -159,6 +181,9 @@ class Site:
     binary: str
     cache: str
     test_split: str
+    # The site's own SAM 2 weights (and config), when the focus needs masks.
+    sam2: str = ""
+    sam2_config: str = ""
 
     @staticmethod
     def from_configs(node: Mapping[str, Any], run: Mapping[str, Any]) -> "Site":
@@ -190,6 +215,8 @@ class Site:
             binary=medfocus_binary(node.get("medfocus"), run.get("medfocus")),
             cache=os.path.expanduser(str(node.get("cache", ""))),
             test_split=str(node.get("test-split", "")),
+            sam2=os.path.expanduser(str(node.get("sam2", ""))),
+            sam2_config=os.path.expanduser(str(node.get("sam2-config", ""))),
         )
 
     def cache_args(self) -> list[str]:
@@ -209,6 +236,7 @@ class Site:
                     "--model", self.model,
                     "--init", str(work / "global.npz"),
                     *recipe.prompt_args(),
+                    *recipe.mask_args(self.sam2, self.sam2_config),
                     *recipe.train_args(proximal_mu),
                     *self.cache_args(),
                     "--out", str(work / "local.mfh"),
@@ -237,6 +265,7 @@ class Site:
                 "--kind", recipe.head,
                 "--model", self.model,
                 *recipe.prompt_args(),
+                *recipe.mask_args(self.sam2, self.sam2_config),
                 "--out", str(work / "base.mfh"),
             )
             arrays_to_npz(arrays, work / "global.npz")
@@ -256,6 +285,7 @@ class Site:
                     "--model", self.model,
                     "--data", self.data,
                     *split,
+                    *recipe.mask_args(self.sam2, self.sam2_config),
                     *self.cache_args(),
                     "--json",
                 )

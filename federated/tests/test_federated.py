@@ -267,6 +267,60 @@ class SecureAggregation(unittest.TestCase):
             self.assertLess(difference, 5e-4, name)
 
 
+class FocusedThroughSam2(unittest.TestCase):
+    """A focused head (overlay on SAM 2's automatic masks): every site segments its own images
+    with its SAM 2, and the final head records the focus and the SAM 2 it needs to predict."""
+
+    SAM2 = TINY_CLIP.parents[1] / "sam2"
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        if not BRAIN_MRI.exists():
+            raise unittest.SkipTest(f"{BRAIN_MRI} is missing (../shared/data)")
+        cls.work = Path(tempfile.mkdtemp(prefix="medfocus-fl-focus-"))
+        cls.sites = brain_sites(cls.work / "sites")
+        cls.out = cls.work / "out"
+        cls.deployment = deploy(cls.work, cls.sites, cls.work / "cache")
+        try:
+            cls.done = cls.deployment.run(
+                run_config(
+                    cls.out, len(cls.sites),
+                    **{
+                        "num-server-rounds": 1,
+                        "fraction-evaluate": 0.0,
+                        "focus": "overlay",
+                        "masks": "sam2",
+                        "sam2": str(cls.SAM2 / "sam2.1-tiny-small.pt"),
+                        "sam2-config": str(cls.SAM2 / "sam2.1-tiny-small.config.json"),
+                    },
+                )
+            )
+        finally:
+            cls.deployment.stop()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        shutil.rmtree(cls.work, ignore_errors=True)
+
+    def test_the_head_is_focused_as_the_sites_trained_and_predicts_with_sam2(self) -> None:
+        assert_run_completed(self, self.done)
+        head = self.out / "federated-head.mfh"
+        image = str(BRAIN_MRI / "glioma" / "Te-gl_0010.jpg")
+        sam2 = ["--sam2", str(self.SAM2 / "sam2.1-tiny-small.pt"),
+                "--sam2-config", str(self.SAM2 / "sam2.1-tiny-small.config.json")]
+        answer = json.loads(
+            medfocus("predict", "--head", str(head), "--model", str(TINY_CLIP), *sam2, "--json", image)
+        )
+        self.assertAlmostEqual(sum(answer["probabilities"]), 1.0, places=5)
+        done = subprocess.run(
+            [medfocus_binary(), "predict", "--head", str(head), "--model", str(TINY_CLIP), image],
+            capture_output=True, text=True, check=False,
+        )
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn("overlay", done.stderr)
+        self.assertIn("sam2.1-tiny-small.pt", done.stderr)
+
+
 class FederatedBeatsEverySiteAlone(unittest.TestCase):
     """The default optimiser (Adam) with several local epochs: on held-out images the federated
     head is at least as accurate as the best single site's and close to the central head. Each
