@@ -54,12 +54,15 @@ def write_plot(path: Path, rounds: list[dict[str, Any]]) -> bool:
     ]
     if overall:
         axes.plot(*zip(*overall), marker="s", linewidth=2.5, color="black", label="all sites (weighted)")
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("round")
-    axes.set_ylabel("test accuracy of the global head")
+    axes.set_ylabel("accuracy of the global head")
     axes.set_ylim(-0.02, 1.02)
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize=8)
-    axes.set_title("Federated head: each site's test images, every round")
+    axes.set_title("The global head on each site's test images (all its images without a test split)", fontsize=10)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

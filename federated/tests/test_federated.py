@@ -267,9 +267,10 @@ class SecureAggregation(unittest.TestCase):
             self.assertLess(difference, 5e-4, name)
 
 
-class FocusedThroughSam2(unittest.TestCase):
-    """A focused head (overlay on SAM 2's automatic masks): every site segments its own images
-    with its SAM 2, and the final head records the focus and the SAM 2 it needs to predict."""
+class FocusedCoopThroughSam2(unittest.TestCase):
+    """A focused CoOp head (overlay on SAM 2's automatic masks): every site segments its own
+    images with its SAM 2 and learns the prompt's context; the final head records the focus and
+    the SAM 2 it needs, and its class texts are its context through the text tower."""
 
     SAM2 = TINY_CLIP.parents[1] / "sam2"
 
@@ -287,7 +288,8 @@ class FocusedThroughSam2(unittest.TestCase):
                     cls.out, len(cls.sites),
                     **{
                         "num-server-rounds": 1,
-                        "fraction-evaluate": 0.0,
+                        "head": "coop",
+                        "learning-rate": 0.002,
                         "focus": "overlay",
                         "masks": "sam2",
                         "sam2": str(cls.SAM2 / "sam2.1-tiny-small.pt"),
@@ -302,7 +304,7 @@ class FocusedThroughSam2(unittest.TestCase):
     def tearDownClass(cls) -> None:
         shutil.rmtree(cls.work, ignore_errors=True)
 
-    def test_the_head_is_focused_as_the_sites_trained_and_predicts_with_sam2(self) -> None:
+    def test_the_coop_head_is_focused_as_the_sites_trained_and_predicts_with_sam2(self) -> None:
         assert_run_completed(self, self.done)
         head = self.out / "federated-head.mfh"
         image = str(BRAIN_MRI / "glioma" / "Te-gl_0010.jpg")
@@ -319,6 +321,11 @@ class FocusedThroughSam2(unittest.TestCase):
         self.assertNotEqual(done.returncode, 0)
         self.assertIn("overlay", done.stderr)
         self.assertIn("sam2.1-tiny-small.pt", done.stderr)
+        # What each site sent: CoOp's context only; what each reported: its figures.
+        report = json.loads((self.out / "report.json").read_text())
+        for reply in report["rounds"][0]["train_replies"]:
+            self.assertEqual(list(reply["array_records"]["arrays"]), ["coop.context"])
+        self.assertEqual(set(report["rounds"][0]["sites"]), {"a", "b", "c"})
 
 
 class FederatedBeatsEverySiteAlone(unittest.TestCase):
