@@ -33,6 +33,7 @@ def write_plot(path: Path, rounds: list[dict[str, Any]]) -> bool:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     evaluated = [entry for entry in rounds if entry.get("sites")]
     if not evaluated:
@@ -46,16 +47,14 @@ def write_plot(path: Path, rounds: list[dict[str, Any]]) -> bool:
             if "accuracy" in entry["sites"].get(name, {})
         ]
         if points:
-            axes.plot(*zip(*points), marker="o", linewidth=1, label=f"site {name}")
+            axes.plot(*zip(*points, strict=True), marker="o", linewidth=1, label=f"site {name}")
     overall = [
         (entry["round"], entry["global"]["accuracy"])
         for entry in evaluated
         if "accuracy" in entry.get("global", {})
     ]
     if overall:
-        axes.plot(*zip(*overall), marker="s", linewidth=2.5, color="black", label="all sites (weighted)")
-    from matplotlib.ticker import MaxNLocator
-
+        axes.plot(*zip(*overall, strict=True), marker="s", linewidth=2.5, color="black", label="all sites (weighted)")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("round")
     axes.set_ylabel("accuracy of the global head")

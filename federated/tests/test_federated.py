@@ -51,6 +51,21 @@ def run_config(out: Path, sites: int, model: Path = TINY_CLIP, **settings: objec
     return " ".join(f"{key}={toml(value)}" for key, value in values.items())
 
 
+def central_gradient_descent(work: Path, start: Path, steps: int) -> dict[str, np.ndarray]:
+    """The same plain gradient steps as the federated runs, on every brain-MRI image at once."""
+    central = work / "central.mfh"
+    medfocus_json(
+        "train", "--data", str(BRAIN_MRI), "--model", str(TINY_CLIP),
+        "--head", "linear-probe", "--classes", CLASS_LIST, "--init", str(start),
+        "--optimizer", "gradient-descent", "--epochs", str(steps),
+        "--learning-rate", "2.0", "--penalty", "0.001", "--holdout", "0",
+        "--constant-learning-rate", "--cache", str(work / "cache" / "central"),
+        "--out", str(central),
+    )
+    medfocus("head", "export-arrays", "--head", str(central), "--out", str(work / "central.npz"))
+    return npz(work / "central.npz")
+
+
 def deploy(
     work: Path, sites: dict[str, Path], cache: Path, model: Path = TINY_CLIP
 ) -> LocalDeployment:
@@ -127,18 +142,8 @@ class FederatedOnBrainMri(unittest.TestCase):
 
     def test_the_federated_head_equals_central_gradient_descent_on_the_union(self) -> None:
         assert_run_completed(self, self.done)
-        central = self.work / "central.mfh"
-        medfocus_json(
-            "train", "--data", str(BRAIN_MRI), "--model", str(TINY_CLIP),
-            "--head", "linear-probe", "--classes", CLASS_LIST,
-            "--init", str(self.out / "start.mfh"),
-            "--optimizer", "gradient-descent", "--epochs", str(self.rounds),
-            "--learning-rate", "2.0", "--penalty", "0.001", "--holdout", "0",
-            "--constant-learning-rate", "--cache", str(self.work / "cache" / "central"),
-            "--out", str(central),
-        )
-        medfocus("head", "export-arrays", "--head", str(central), "--out", str(self.work / "central.npz"))
-        federated, centrally = npz(self.out / "federated-head.npz"), npz(self.work / "central.npz")
+        federated = npz(self.out / "federated-head.npz")
+        centrally = central_gradient_descent(self.work, self.out / "start.mfh", self.rounds)
         start_head = self.work / "start.npz"
         medfocus("head", "export-arrays", "--head", str(self.out / "start.mfh"), "--out", str(start_head))
         start = npz(start_head)
@@ -248,18 +253,8 @@ class SecureAggregation(unittest.TestCase):
             seen = entry["secure_aggregation"]
             self.assertEqual(seen["num_examples"], [5, 6, 6])
             self.assertTrue(seen["every_result_holds_the_same_sum"])
-        central = self.work / "central.mfh"
-        medfocus_json(
-            "train", "--data", str(BRAIN_MRI), "--model", str(TINY_CLIP),
-            "--head", "linear-probe", "--classes", CLASS_LIST,
-            "--init", str(self.out / "start.mfh"),
-            "--optimizer", "gradient-descent", "--epochs", str(self.rounds),
-            "--learning-rate", "2.0", "--penalty", "0.001", "--holdout", "0",
-            "--constant-learning-rate", "--cache", str(self.work / "cache" / "central"),
-            "--out", str(central),
-        )
-        medfocus("head", "export-arrays", "--head", str(central), "--out", str(self.work / "central.npz"))
-        federated, centrally = npz(self.out / "federated-head.npz"), npz(self.work / "central.npz")
+        federated = npz(self.out / "federated-head.npz")
+        centrally = central_gradient_descent(self.work, self.out / "start.mfh", self.rounds)
         for name in federated:
             difference = float(np.abs(federated[name] - centrally[name]).max())
             print(f"\nSecAgg+ {name}: federated − central {difference:.2e}", file=sys.stderr)

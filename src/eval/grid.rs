@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::json;
 
 use super::localisation::{ground_truth, measure_localisation, with_ground_truth};
 use super::metrics::Metrics;
+use super::score::head_probabilities;
 use super::protocol::{HashedSet, Manifest, Resolved};
 use super::records::{
     EvalError, EvalObserver, LocalisationRecord, MaskRecord, PredictionRecord, RunRecord,
@@ -707,17 +707,7 @@ fn one_run(inputs: &RunInputs, settings: &HeadSettings) -> Result<RunOutcome, Ev
             &inputs.request.device,
         )
     };
-    let logits = model
-        .logits(embeddings)
-        .map_err(|error| EvalError::Scoring(error.to_string()))?;
-    let probabilities: Vec<f64> = softmax(logits, 1)
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|error| EvalError::Scoring(format!("{error:?}")))?
-        .into_iter()
-        .map(f64::from)
-        .collect();
+    let probabilities = head_probabilities(&model, embeddings)?;
     let truth: Vec<usize> = test
         .iter()
         .map(|&index| data.samples[index].class_index)

@@ -81,17 +81,7 @@ pub fn score_head(
         TensorData::new(support.values.clone(), [images, support.width]),
         &request.device,
     );
-    let logits = model
-        .logits(embeddings)
-        .map_err(|error| EvalError::Scoring(error.to_string()))?;
-    let probabilities: Vec<f64> = softmax(logits, 1)
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .map_err(|error| EvalError::Scoring(format!("{error:?}")))?
-        .into_iter()
-        .map(f64::from)
-        .collect();
+    let probabilities = head_probabilities(&model, embeddings)?;
     let metrics = Metrics::compute(&probabilities, &support.labels, head.header.classes.len())?;
     Ok(Scored {
         metrics,
@@ -99,4 +89,20 @@ pub fn score_head(
         from_cache: support.from_cache,
         skipped: support.skipped,
     })
+}
+
+/// A head's class probabilities for embeddings `[images, dim]`, row-major, as the metrics take
+/// them (the evaluation's runs and [`score_head`] alike).
+pub fn head_probabilities(model: &HeadModel, embeddings: Tensor<2>) -> Result<Vec<f64>, EvalError> {
+    let logits = model
+        .logits(embeddings)
+        .map_err(|error| EvalError::Scoring(error.to_string()))?;
+    Ok(softmax(logits, 1)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|error| EvalError::Scoring(format!("{error:?}")))?
+        .into_iter()
+        .map(f64::from)
+        .collect())
 }
