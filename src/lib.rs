@@ -3,6 +3,8 @@
 //!
 //! Module map: `docs/ARCHITECTURE.md`.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 pub mod clip;
 pub mod compute_check;
 #[cfg(not(target_arch = "wasm32"))]

@@ -81,7 +81,11 @@ fn run(args: &[&str]) -> String {
 
 fn refused(args: &[&str]) -> String {
     let out = medfocus(args);
-    assert!(!out.status.success(), "medfocus {} succeeded", args.join(" "));
+    assert!(
+        !out.status.success(),
+        "medfocus {} succeeded",
+        args.join(" ")
+    );
     text(&out.stderr)
 }
 
@@ -285,7 +289,10 @@ fn averaged_gradient_steps_of_three_sites_equal_central_gradient_descent() {
     let difference = max_difference(&global, &central);
     let moved = max_difference(&central, &initial);
     assert!(difference < 1e-5, "federated − central: {difference}");
-    assert!(moved > 0.05, "three steps moved the weights by {moved} only");
+    assert!(
+        moved > 0.05,
+        "three steps moved the weights by {moved} only"
+    );
 }
 
 #[test]
@@ -328,7 +335,10 @@ fn a_site_may_lack_a_class_and_fedprox_holds_it_near_the_global_weights() {
     let free = dir.join("free.mfh");
     let report = train(&free.display().to_string(), &[]);
     assert_eq!(report["classes"].as_array().unwrap().len(), 4);
-    assert_eq!(report["training"]["counts"], serde_json::json!([2, 3, 1, 0]));
+    assert_eq!(
+        report["training"]["counts"],
+        serde_json::json!([2, 3, 1, 0])
+    );
     assert_eq!(report["training"]["started_from"], "given weights");
     let held = dir.join("held.mfh");
     train(&held.display().to_string(), &["--proximal-mu", "1000"]);
@@ -364,28 +374,84 @@ fn a_site_may_lack_a_class_and_fedprox_holds_it_near_the_global_weights() {
     // Without --classes the site's own three classes would not match the start head's four.
     let out = dir.join("x.mfh").display().to_string();
     let refusal = refused(&[
-        "train", "--data", &site, "--model", &model, "--head", "linear-probe", "--init",
-        &start_text, "--out", &out,
+        "train",
+        "--data",
+        &site,
+        "--model",
+        &model,
+        "--head",
+        "linear-probe",
+        "--init",
+        &start_text,
+        "--out",
+        &out,
     ]);
     assert!(refusal.contains("give --classes"), "{refusal}");
     let refusal = refused(&[
-        "train", "--data", &site, "--model", &model, "--classes", "glioma,meningioma", "--out",
+        "train",
+        "--data",
+        &site,
+        "--model",
+        &model,
+        "--classes",
+        "glioma,meningioma",
+        "--out",
         &out,
     ]);
     assert!(refusal.contains("the given classes"), "{refusal}");
     let refusal = refused(&[
-        "train", "--data", &site, "--model", &model, "--classes", CLASSES, "--head",
-        "tip-adapter-f", "--init", &start_text, "--out", &out,
+        "train",
+        "--data",
+        &site,
+        "--model",
+        &model,
+        "--classes",
+        CLASSES,
+        "--head",
+        "tip-adapter-f",
+        "--init",
+        &start_text,
+        "--out",
+        &out,
     ]);
     assert!(refusal.contains("must not leave a site"), "{refusal}");
     let refusal = refused(&[
-        "train", "--data", &site, "--model", &model, "--classes", CLASSES, "--head", "coop",
-        "--optimizer", "lbfgs", "--out", &out,
+        "train",
+        "--data",
+        &site,
+        "--model",
+        &model,
+        "--classes",
+        CLASSES,
+        "--head",
+        "coop",
+        "--optimizer",
+        "lbfgs",
+        "--out",
+        &out,
     ]);
-    assert!(refusal.contains("only the linear probe and LP+text"), "{refusal}");
+    assert!(
+        refusal.contains("only the linear probe and LP+text"),
+        "{refusal}"
+    );
     let refusal = refused(&[
-        "train", "--data", &site, "--model", &model, "--classes", CLASSES, "--head",
-        "linear-probe", "--optimizer", "adam", "--penalty", "0.1", "--c", "1", "--out", &out,
+        "train",
+        "--data",
+        &site,
+        "--model",
+        &model,
+        "--classes",
+        CLASSES,
+        "--head",
+        "linear-probe",
+        "--optimizer",
+        "adam",
+        "--penalty",
+        "0.1",
+        "--c",
+        "1",
+        "--out",
+        &out,
     ]);
     assert!(refusal.contains("not both"), "{refusal}");
 }

@@ -13,12 +13,12 @@ use medfocus::dataset::{Dataset, SplitName};
 use medfocus::device::{self, DeviceRequest};
 use medfocus::eval::score::{ScoreRequest, score_head};
 use medfocus::focus::{self, FocusMode};
+use medfocus::heads::arrays::{federated_tensors, read_npz, with_arrays, write_npz};
 use medfocus::heads::train::cache::{EmbeddingCache, default_dir};
 use medfocus::heads::train::from_dataset::focus_with_masks;
 use medfocus::heads::train::from_prompts::{PromptsRequest, head_from_prompts};
 use medfocus::heads::train::support::SupportMasks;
 use medfocus::heads::{HeadFile, HeadKind};
-use medfocus::heads::arrays::{federated_tensors, read_npz, with_arrays, write_npz};
 use medfocus::limits::MAX_HEAD_ARRAY_BYTES;
 use medfocus::pipeline::files::{read, write_atomic};
 
@@ -224,8 +224,8 @@ fn from_prompts(out: &mut impl Write, request: DeviceRequest, args: &FromPrompts
 fn score(out: &mut impl Write, request: DeviceRequest, args: &ScoreArgs) -> CliResult {
     let head = HeadFile::read(&args.head)?;
     let source = args.masks.choice(&args.sam2)?;
-    let set = Dataset::open(&args.data, args.images.as_deref())?
-        .with_classes(&head.header.classes)?;
+    let set =
+        Dataset::open(&args.data, args.images.as_deref())?.with_classes(&head.header.classes)?;
     source.check_set(&set, &args.data)?;
     let split = match args.split.as_deref() {
         None if set.has_test_split() => Some(SplitName::Test),
@@ -268,9 +268,10 @@ fn score(out: &mut impl Write, request: DeviceRequest, args: &ScoreArgs) -> CliR
         metrics.accuracy,
         metrics.balanced_accuracy,
         metrics.macro_f1,
-        metrics
-            .auroc
-            .map_or("undefined (one class present)".to_string(), |auroc| format!("{auroc:.3}"))
+        metrics.auroc.map_or(
+            "undefined (one class present)".to_string(),
+            |auroc| format!("{auroc:.3}")
+        )
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! work is the library's (`medfocus::pipeline` for everything from an image to an answer).
 
 mod args;
+mod bench;
 mod classify;
 mod devices;
 mod eval;
@@ -68,6 +69,9 @@ enum Command {
         #[command(subcommand)]
         action: weights::WeightsAction,
     },
+    /// Time the benchmarks' work on the chosen device (CLIP's towers, SAM 2's embedding, a point
+    /// prompt, automatic masks) and write the outputs for parity checks across devices.
+    Bench(Box<bench::BenchArgs>),
     /// Head files: trainable weights as NumPy arrays (.npz) out and back in exactly, a head from
     /// the class prompts alone, a head's figures on a data set.
     Head {
@@ -89,6 +93,7 @@ pub fn run() -> ExitCode {
         Command::Eval(args) => eval::run(&mut out, cli.device, &args),
         Command::Weights { action } => weights::run(&mut out, action),
         Command::Head { action } => head::run(&mut out, cli.device, action),
+        Command::Bench(args) => bench::run(&mut out, cli.device, &args),
     };
     match result {
         Ok(code) => code,

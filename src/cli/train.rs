@@ -15,13 +15,13 @@ use medfocus::focus::FocusMode;
 use medfocus::heads::arrays::{federated_tensors, read_npz};
 use medfocus::heads::head::check_clip;
 use medfocus::heads::head_file::HostTensor;
-use medfocus::heads::{HeadFile, HeadKind};
-use medfocus::limits::MAX_HEAD_ARRAY_BYTES;
-use medfocus::pipeline::files::read;
 use medfocus::heads::train::cache::{EmbeddingCache, default_dir};
 use medfocus::heads::train::{
     EpochReport, HeadSettings, Observer, TrainRequest, train_from_dataset,
 };
+use medfocus::heads::{HeadFile, HeadKind};
+use medfocus::limits::MAX_HEAD_ARRAY_BYTES;
+use medfocus::pipeline::files::read;
 
 use super::args::{
     CliResult, FocusArgs, HeadSettingsArgs, MaskArgs, MaskChoice, Sam2Args, model_name,

@@ -13,11 +13,11 @@ use serde_json::json;
 
 use super::localisation::{ground_truth, measure_localisation, with_ground_truth};
 use super::metrics::Metrics;
-use super::score::head_probabilities;
 use super::protocol::{HashedSet, Manifest, Resolved};
 use super::records::{
     EvalError, EvalObserver, LocalisationRecord, MaskRecord, PredictionRecord, RunRecord,
 };
+use super::score::head_probabilities;
 use crate::clip::ZeroShotClassifier;
 use crate::clip::load::LoadedClip;
 use crate::clip::model::l2_normalize;

@@ -10,11 +10,11 @@ use super::metrics::Metrics;
 use super::records::EvalError;
 use crate::clip::load::LoadedClip;
 use crate::dataset::{Dataset, SplitName};
+use crate::heads::HeadModel;
 use crate::heads::head_file::{HeadFile, HeadKind};
 use crate::heads::train::cache::EmbeddingCache;
 use crate::heads::train::from_dataset::training_samples;
 use crate::heads::train::support::{Embedder, SupportMasks, embed_support};
-use crate::heads::HeadModel;
 
 pub struct ScoreRequest<'a> {
     /// The labelled images, their classes already in the head's order

@@ -79,7 +79,10 @@ pub fn head_from_prompts(request: PromptsRequest) -> Result<HeadFile, FromDatase
                     LINEAR_WEIGHT.to_string(),
                     HostTensor::new(
                         vec![classes, embed_dim],
-                        text.embeddings.iter().map(|value| value * text.scale).collect(),
+                        text.embeddings
+                            .iter()
+                            .map(|value| value * text.scale)
+                            .collect(),
                     ),
                 ),
                 (

@@ -195,14 +195,8 @@ fn train_linear_probe(
                         );
                         let init = start(&objective);
                         let mut objective = with_proximal(Box::new(objective), &init, settings);
-                        let (params, ..) = minimize(
-                            &stage,
-                            objective.as_mut(),
-                            &init,
-                            &lbfgs,
-                            observer,
-                            device,
-                        )?;
+                        let (params, ..) =
+                            minimize(&stage, objective.as_mut(), &init, &lbfgs, observer, device)?;
                         let result = objective.evaluate(&params).unwrap_or((f32::INFINITY, 0.0));
                         run.finish(&stage, &result)?;
                         result
@@ -338,7 +332,11 @@ fn train_probe_by_gradient(
         scale: text.scale,
     });
     let scale = probe_scale(text_prior.as_ref());
-    let given = given_start(training.initial, &probe_tensors(classes, dim, scale), device)?;
+    let given = given_start(
+        training.initial,
+        &probe_tensors(classes, dim, scale),
+        device,
+    )?;
     // The per-image weight of the penalty: fixed, whatever the number of images.
     let per_image = |images: usize| match settings.kind {
         HeadKind::LpText => settings.text_weight.unwrap_or(1.0),

@@ -208,7 +208,10 @@ impl HeadSettings {
             }
         }
         if !(self.proximal_mu.is_finite() && self.proximal_mu >= 0.0) {
-            return Err(format!("proximal μ {}: must be zero or more", self.proximal_mu));
+            return Err(format!(
+                "proximal μ {}: must be zero or more",
+                self.proximal_mu
+            ));
         }
         if self.proximal_mu > 0.0
             && !matches!(

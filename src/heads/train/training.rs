@@ -163,16 +163,28 @@ pub fn given_start(
             )));
         }
         if tensor.values.iter().any(|value| !value.is_finite()) {
-            return Err(error(format!("{} holds a NaN or infinite value", stored.tensor)));
+            return Err(error(format!(
+                "{} holds a NaN or infinite value",
+                stored.tensor
+            )));
         }
-        let values = tensor.values.iter().map(|value| value / stored.scale).collect();
-        params.insert(stored.parameter.to_string(), tensor2(values, stored.shape, device));
+        let values = tensor
+            .values
+            .iter()
+            .map(|value| value / stored.scale)
+            .collect();
+        params.insert(
+            stored.parameter.to_string(),
+            tensor2(values, stored.shape, device),
+        );
     }
     if let Some(extra) = initial
         .keys()
         .find(|name| !wanted.iter().any(|stored| stored.tensor == name.as_str()))
     {
-        return Err(error(format!("{extra} is not one of this head's trained tensors")));
+        return Err(error(format!(
+            "{extra} is not one of this head's trained tensors"
+        )));
     }
     Ok(Some(params))
 }
