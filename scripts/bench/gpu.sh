@@ -30,8 +30,9 @@ fi
 python3 -c 'import open_clip' 2>/dev/null \
   || python3 -m pip install --quiet --no-index --find-links "$kit/wheels" open_clip_torch ftfy regex wcwidth
 
-# Real sizes, random weights: open_clip's ViT-B/16 (the same work as the published one).
-clip="$repo/fixtures-large/clip/openai-vit-b-16"
+# Real sizes, random weights: open_clip's ViT-B/16 (the same work as the published one);
+# MEDFOCUS_GPU_CLIP names another model folder (trying the kit on a machine without a GPU).
+clip="${MEDFOCUS_GPU_CLIP:-$repo/fixtures-large/clip/openai-vit-b-16}"
 [ -d "$clip" ] || python3 - <<'PY'
 import json, sys
 from pathlib import Path
