@@ -60,7 +60,7 @@ pub struct FitSettings {
     /// Cosine decay of the learning rate to 0 over `epochs` (else constant).
     pub cosine: bool,
     /// Plain gradient descent `p ← p − lr·∇` instead of Adam (its moments then stay empty).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub plain_gradient_descent: bool,
 }
 

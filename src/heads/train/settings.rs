@@ -79,25 +79,35 @@ pub struct HeadSettings {
     /// Fine-tune: λ in λ·contrastive + (1 − λ)·cross-entropy.
     pub contrastive_weight: f32,
     /// How the weights are stepped (default per kind: L-BFGS for the probes, else Adam).
-    #[serde(default)]
+    // The settings added for federated training are left out of the JSON at their defaults, so
+    // run identities (checkpoints, evaluation runs) made before them still match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub optimizer: Option<Optimizer>,
     /// Linear probe under a gradient optimiser: λ in `mean cross-entropy + λ‖W‖²`, the same for
     /// any number of images (default [`DEFAULT_PENALTY`], or from `c` on this set's size).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub penalty: Option<f32>,
     /// The learning rate over the epochs of a gradient-trained head: cosine decay to 0 (the
     /// default), or constant — what federated rounds need to add up to central training.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub constant_learning_rate: bool,
     /// The training softmax over only the classes the images have: a federated site that lacks
     /// a class then leaves that class's weights to the sites that have it, instead of learning
     /// that it never occurs (FedRS's restricted softmax, Li & Zhan, KDD 2021). Probes and CoOp.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub present_classes_only: bool,
     /// FedProx's μ: `μ/2·‖θ − θ₀‖²` pulls the weights towards where they started (the global
     /// head a federated round sent); 0: off. Probes and CoOp.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub proximal_mu: f32,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+fn is_zero(value: &f32) -> bool {
+    *value == 0.0
 }
 
 /// The linear probe's per-image penalty under a gradient optimiser when neither it nor C is
@@ -295,4 +305,36 @@ pub struct TrainedHead {
     pub cache: Option<TipAdapterScalars>,
     pub tensors: BTreeMap<String, HostTensor>,
     pub training: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_added_for_federated_training_leave_older_run_identities_alone() {
+        // Run identities (checkpoints, evaluation runs) hash these settings' JSON: at their
+        // defaults the new settings must not appear in it, and older JSON must read back.
+        let settings = HeadSettings::new(HeadKind::LinearProbe);
+        let json = serde_json::to_value(&settings).unwrap();
+        for key in [
+            "optimizer",
+            "penalty",
+            "constant_learning_rate",
+            "present_classes_only",
+            "proximal_mu",
+        ] {
+            assert!(json.get(key).is_none(), "{key} in {json}");
+        }
+        let read: HeadSettings = serde_json::from_value(json).unwrap();
+        assert_eq!(read, settings);
+        let chosen = HeadSettings {
+            optimizer: Some(Optimizer::GradientDescent),
+            proximal_mu: 0.5,
+            ..settings
+        };
+        let json = serde_json::to_value(&chosen).unwrap();
+        assert_eq!(json["optimizer"], "gradient-descent");
+        assert_eq!(serde_json::from_value::<HeadSettings>(json).unwrap(), chosen);
+    }
 }
