@@ -1,6 +1,7 @@
 //! `medfocus bench` and the GPU driver `scripts/bench/gpu.py` (issue 35), on the tiny fixtures:
 //! the figures and the outputs the driver compares, and the driver end to end against the
-//! software Vulkan adapter (lavapipe) — the same command a GPU machine runs, proved here.
+//! software Vulkan adapter (lavapipe) — the same command a GPU machine runs, proved here: the
+//! towers' and SAM 2's outputs, and every head kind trained on both devices.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::path::Path;
@@ -108,6 +109,12 @@ fn the_gpu_driver_runs_end_to_end_on_a_software_adapter() {
         "{stdout}"
     );
     assert!(stdout.contains("sam2 point prompt: mask IoU"), "{stdout}");
+    if common::shared("brain-mri").is_dir() {
+        for kind in ["linear-probe", "coop", "finetune"] {
+            let row = format!("{kind} trained on the GPU vs on the CPU");
+            assert!(stdout.contains(&row), "{row} missing: {stdout}");
+        }
+    }
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     for check in results["parity"].as_array().unwrap() {

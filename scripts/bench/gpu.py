@@ -8,7 +8,9 @@ first, then speed, as one table (and JSON). Issue 35.
 
 Each side is `medfocus --device cpu|gpu bench … --save DIR` in its own process: the same
 synthetic 512×512 image, CLIP's image and text towers (and the attention focus), SAM 2's image
-embedding, a point prompt and the automatic masks; the outputs as `.npy`. Parity compares the
+embedding, a point prompt and the automatic masks; the outputs as `.npy`. Each head kind (linear
+probe, CoOp, the fine-tune; tiny CLIP, the brain-MRI images) is also trained on both devices and
+their predictions compared (≤ 1e-4). Parity compares the
 GPU's outputs with the CPU backend's (the CPU parity tests' bounds: CLIP ≤ 1e-4 on the unit
 embeddings, SAM 2's point masks IoU ≥ 0.99); a speed row is printed only when its parity row
 passed. With PyTorch and open_clip importable, CLIP's towers are also compared with open_clip on
@@ -137,6 +139,37 @@ def torch_reference(clip_dir: Path, out: Path, runs: int) -> dict | None:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+HEAD_KINDS = ("linear-probe", "coop", "finetune")
+HEAD_BOUND = 1e-4
+
+
+def head_parity(binary: str, data: Path, work: Path, epochs: int) -> list[dict]:
+    """Each head kind trained on wgpu and on the CPU backend from the same images, the tiny
+    CLIP: both heads then predict on the CPU backend, and their probabilities must agree."""
+    model = FIXTURES / "clip" / "openclip-tiny"
+    images = sorted(str(path) for path in data.rglob("*.jpg"))[:6]
+    rows = []
+    for kind in HEAD_KINDS:
+        probabilities = {}
+        for device in ("cpu", "gpu"):
+            head = work / f"{device}-{kind}.mfh"
+            command = [binary, "--device", device, "train", "--data", str(data), "--model", str(model),
+                       "--head", kind, "--epochs", str(epochs), "--no-cache", "--fresh", "--out", str(head)]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+            predicted = subprocess.run(
+                [binary, "--device", "cpu", "predict", "--head", str(head), "--model", str(model),
+                 "--json", *images], capture_output=True, text=True, check=True)
+            probabilities[device] = [json.loads(line)["probabilities"]
+                                     for line in predicted.stdout.splitlines() if line.strip()]
+        difference = max(abs(a - b) for row_a, row_b in zip(probabilities["cpu"], probabilities["gpu"], strict=True)
+                         for a, b in zip(row_a, row_b, strict=True))
+        rows.append({"check": f"{kind} trained on the GPU vs on the CPU: max |Δ probability|",
+                     "value": difference, "bound": HEAD_BOUND, "passed": difference <= HEAD_BOUND})
+    return rows
+
+
 def torch_parity(cpu: Path, reference: dict) -> list[dict]:
     """open_clip's embeddings against the CPU backend's: the parity tests' bound."""
     rows = []
@@ -160,6 +193,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--heads-data", type=Path,
+                        default=Path(os.environ.get("MEDFOCUS_DATA", REPO.parent / "shared" / "data")) / "brain-mri",
+                        help="images to train each head kind on, on both devices (skipped when absent)")
     args = parser.parse_args()
     if args.smoke:
         args.clip = args.clip or FIXTURES / "clip" / "openclip-tiny"
@@ -185,6 +221,10 @@ def main() -> None:
         reference = torch_reference(args.clip, work / "torch", args.runs) if args.clip else None
         if reference:
             checks += torch_parity(work / "cpu", reference)
+        if args.heads_data.is_dir():
+            checks += head_parity(args.medfocus, args.heads_data, work, 10 if args.smoke else 50)
+        else:
+            print(f"(no {args.heads_data}: heads not trained on the two devices)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
