@@ -11,6 +11,7 @@ use medfocus::explain::{self, ExplainMethod, ExplainRequest};
 use medfocus::fetch::sha256_file;
 use medfocus::focus::FocusSettings;
 use medfocus::heads::HeadKind;
+use medfocus::heads::train::cache::{EmbeddingCache, default_dir};
 use medfocus::heads::train::support::SupportMasks;
 use medfocus::heads::train::{HeadSettings, Optimizer};
 use medfocus::pipeline::{Classifier, Segmenter};
@@ -328,6 +329,39 @@ pub(crate) struct MaskArgs {
 impl MaskArgs {
     pub(crate) fn choice(&self, sam2: &Sam2Args) -> Result<MaskChoice, String> {
         MaskChoice::parse(self.masks.as_deref(), sam2.sam2.is_some())
+    }
+}
+
+/// The embedding cache (train, eval, head score).
+#[derive(clap::Args)]
+pub(crate) struct CacheArgs {
+    /// Embedding cache folder (default: $MEDFOCUS_EMBEDDINGS or ~/.cache/medfocus/embeddings).
+    #[arg(long)]
+    pub(crate) cache: Option<PathBuf>,
+    /// Compute every embedding afresh and store none.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+}
+
+impl CacheArgs {
+    /// The cache these flags ask for; `None` with `--no-cache`.
+    pub(crate) fn embedding_cache(&self) -> Option<EmbeddingCache> {
+        (!self.no_cache)
+            .then(|| EmbeddingCache::new(self.cache.clone().unwrap_or_else(default_dir)))
+    }
+}
+
+impl MaskChoice {
+    /// SAM 2 loaded (`--sam2` and its settings) when the masks are SAM 2's, else none.
+    pub(crate) fn segmenter(
+        &self,
+        sam2: &Sam2Args,
+        chosen: &ChosenDevice,
+    ) -> Result<Option<Segmenter>, Box<dyn Error>> {
+        match self {
+            MaskChoice::Sam2 => sam2.segmenter(chosen),
+            _ => Ok(None),
+        }
     }
 }
 

@@ -19,10 +19,9 @@ use medfocus::focus;
 use medfocus::focus::FocusMode;
 use medfocus::heads::HeadKind;
 use medfocus::heads::features::class_counts;
-use medfocus::heads::train::cache::{EmbeddingCache, default_dir};
 
 use super::args::{
-    CliResult, FocusArgs, HeadSettingsArgs, MaskArgs, MaskChoice, Sam2Args, model_name,
+    CacheArgs, CliResult, FocusArgs, HeadSettingsArgs, MaskArgs, MaskChoice, Sam2Args, model_name,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -97,12 +96,8 @@ pub struct EvalArgs {
     /// Discard the runs already recorded in --out instead of resuming.
     #[arg(long)]
     fresh: bool,
-    /// Embedding cache folder (default: $MEDFOCUS_EMBEDDINGS or ~/.cache/medfocus/embeddings).
-    #[arg(long)]
-    cache: Option<PathBuf>,
-    /// Compute every embedding afresh and store none.
-    #[arg(long)]
-    no_cache: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 impl EvalArgs {
@@ -173,9 +168,10 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &EvalArgs) -> Cli
         return Err("--localisation needs ground-truth masks: this data set has none (BUSI's `_mask` files are)".into());
     }
     let clip = load_clip_dir(&args.model, &chosen.device)?;
-    let segmenter = match source {
-        MaskChoice::Sam2 if needs_masks => args.sam2.segmenter(&chosen)?,
-        _ => None,
+    let segmenter = if needs_masks {
+        source.segmenter(&args.sam2, &chosen)?
+    } else {
+        None
     };
     let masks = match (&source, &segmenter) {
         (MaskChoice::Folder(dir), _) => EvalMasks::Folder(dir.clone()),
@@ -203,8 +199,7 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &EvalArgs) -> Cli
                 heads: heads.clone(),
                 focuses,
                 masks,
-                cache: (!args.no_cache)
-                    .then(|| EmbeddingCache::new(args.cache.clone().unwrap_or_else(default_dir))),
+                cache: args.cache.embedding_cache(),
                 settings: args.hyper.settings(HeadKind::ZeroShot),
                 device: chosen.device.clone(),
                 done,

@@ -13,17 +13,15 @@ use medfocus::dataset::{Dataset, SplitName};
 use medfocus::device::{self, DeviceRequest};
 use medfocus::eval::score::{ScoreRequest, score_head};
 use medfocus::focus::{self, FocusMode};
-use medfocus::heads::arrays::{federated_tensors, read_npz, with_arrays, write_npz};
-use medfocus::heads::train::cache::{EmbeddingCache, default_dir};
+use medfocus::heads::arrays::{federated_tensors, read_npz_file, with_arrays, write_npz};
 use medfocus::heads::train::from_dataset::focus_with_masks;
 use medfocus::heads::train::from_prompts::{PromptsRequest, head_from_prompts};
 use medfocus::heads::train::support::SupportMasks;
 use medfocus::heads::{HeadFile, HeadKind};
-use medfocus::limits::MAX_HEAD_ARRAY_BYTES;
-use medfocus::pipeline::files::{read, write_atomic};
+use medfocus::pipeline::files::write_atomic;
 
 use super::args::{
-    CliResult, FocusArgs, MaskArgs, MaskChoice, Sam2Args, model_name, support_masks,
+    CacheArgs, CliResult, FocusArgs, MaskArgs, MaskChoice, Sam2Args, model_name, support_masks,
 };
 
 #[derive(Subcommand)]
@@ -126,12 +124,8 @@ pub struct ScoreArgs {
     masks: MaskArgs,
     #[command(flatten)]
     sam2: Sam2Args,
-    /// Embedding cache folder (default: $MEDFOCUS_EMBEDDINGS or ~/.cache/medfocus/embeddings).
-    #[arg(long)]
-    cache: Option<PathBuf>,
-    /// Compute every embedding afresh and store none.
-    #[arg(long)]
-    no_cache: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
@@ -158,17 +152,7 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, action: HeadAction) -> 
             out: path,
         } => {
             let file = HeadFile::read(&head)?;
-            // Bounded before it is read: a head's weights are a few small arrays.
-            let size = std::fs::metadata(&arrays)?.len();
-            let limit = 4 * MAX_HEAD_ARRAY_BYTES;
-            if size > limit {
-                return Err(format!(
-                    "{}: {size} bytes; a head's weights are at most {limit}",
-                    arrays.display()
-                )
-                .into());
-            }
-            let arrays = read_npz(&read(&arrays)?)?;
+            let arrays = read_npz_file(&arrays)?;
             let clip = match &model {
                 Some(folder) => Some(load_clip_dir(folder, &burn::tensor::Device::flex())?),
                 None => None,
@@ -186,10 +170,7 @@ fn from_prompts(out: &mut impl Write, request: DeviceRequest, args: &FromPrompts
     let source = args.masks.choice(&args.sam2)?;
     let chosen = device::choose_device_blocking(request)?;
     let clip = load_clip_dir(&args.model, &chosen.device)?;
-    let segmenter = match source {
-        MaskChoice::Sam2 => args.sam2.segmenter(&chosen)?,
-        _ => None,
-    };
+    let segmenter = source.segmenter(&args.sam2, &chosen)?;
     // No images here: the masks are only described, as the heads trained from this one will be.
     let masks = match (source, &segmenter) {
         (MaskChoice::Folder(dir), _) => SupportMasks::Folder(dir),
@@ -234,12 +215,8 @@ fn score(out: &mut impl Write, request: DeviceRequest, args: &ScoreArgs) -> CliR
     };
     let chosen = device::choose_device_blocking(request)?;
     let clip = load_clip_dir(&args.model, &chosen.device)?;
-    let segmenter = match source {
-        MaskChoice::Sam2 => args.sam2.segmenter(&chosen)?,
-        _ => None,
-    };
-    let cache = (!args.no_cache)
-        .then(|| EmbeddingCache::new(args.cache.clone().unwrap_or_else(default_dir)));
+    let segmenter = source.segmenter(&args.sam2, &chosen)?;
+    let cache = args.cache.embedding_cache();
     let scored = score_head(
         ScoreRequest {
             data: &set,

@@ -12,19 +12,16 @@ use medfocus::dataset::{Dataset, SplitName};
 use medfocus::device::{self, DeviceRequest};
 use medfocus::focus;
 use medfocus::focus::FocusMode;
-use medfocus::heads::arrays::{federated_tensors, read_npz};
+use medfocus::heads::arrays::{federated_tensors, read_npz_file};
 use medfocus::heads::head::check_clip;
 use medfocus::heads::head_file::HostTensor;
-use medfocus::heads::train::cache::{EmbeddingCache, default_dir};
 use medfocus::heads::train::{
     EpochReport, HeadSettings, Observer, TrainRequest, train_from_dataset,
 };
 use medfocus::heads::{HeadFile, HeadKind};
-use medfocus::limits::MAX_HEAD_ARRAY_BYTES;
-use medfocus::pipeline::files::read;
 
 use super::args::{
-    CliResult, FocusArgs, HeadSettingsArgs, MaskArgs, MaskChoice, Sam2Args, model_name,
+    CacheArgs, CliResult, FocusArgs, HeadSettingsArgs, MaskArgs, Sam2Args, model_name,
     support_masks,
 };
 
@@ -87,12 +84,8 @@ pub struct TrainArgs {
     seed: u64,
     #[command(flatten)]
     hyper: HeadSettingsArgs,
-    /// Embedding cache folder (default: $MEDFOCUS_EMBEDDINGS or ~/.cache/medfocus/embeddings).
-    #[arg(long)]
-    cache: Option<PathBuf>,
-    /// Compute every embedding afresh and store none.
-    #[arg(long)]
-    no_cache: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
     /// Print the result as one JSON object.
     #[arg(long)]
     json: bool,
@@ -104,11 +97,6 @@ impl TrainArgs {
             seed: self.seed,
             ..self.hyper.settings(kind)
         }
-    }
-
-    fn cache(&self) -> Option<EmbeddingCache> {
-        (!self.no_cache)
-            .then(|| EmbeddingCache::new(self.cache.clone().unwrap_or_else(default_dir)))
     }
 }
 
@@ -131,10 +119,7 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &TrainArgs) -> Cl
         Some(path) => Some(starting_weights(path, kind, &set.classes, &clip)?),
         None => None,
     };
-    let segmenter = match source {
-        MaskChoice::Sam2 => args.sam2.segmenter(&chosen)?,
-        _ => None,
-    };
+    let segmenter = source.segmenter(&args.sam2, &chosen)?;
     let masks = support_masks(source, &set, &segmenter);
     let checkpoint = args
         .checkpoint
@@ -151,7 +136,7 @@ pub fn run(out: &mut impl Write, request: DeviceRequest, args: &TrainArgs) -> Cl
             templates: args.templates.clone(),
             focus: FocusMode::new(&args.focus, args.focus_settings.settings()),
             masks,
-            cache: args.cache(),
+            cache: args.cache.embedding_cache(),
             settings: args.settings(kind),
             initial,
             checkpoint: Some(checkpoint.clone()),
@@ -229,16 +214,7 @@ fn starting_weights(
         .extension()
         .is_some_and(|extension| extension.eq_ignore_ascii_case("npz"));
     if is_npz {
-        let size = std::fs::metadata(path)?.len();
-        let limit = 4 * MAX_HEAD_ARRAY_BYTES;
-        if size > limit {
-            return Err(format!(
-                "{}: {size} bytes; a head's weights are at most {limit}",
-                path.display()
-            )
-            .into());
-        }
-        return Ok(read_npz(&read(path)?)?);
+        return Ok(read_npz_file(path)?);
     }
     let head = HeadFile::read(path)?;
     if federated_tensors(head.header.kind)? != names {

@@ -32,6 +32,8 @@ pub enum ArraysError {
     },
     #[error("the arrays file: {0}")]
     Archive(String),
+    #[error("{path}: {detail}")]
+    File { path: String, detail: String },
     #[error("the arrays file lacks {0}.npy")]
     Missing(String),
     #[error("the arrays file holds {0}.npy, which this head does not have")]
@@ -101,6 +103,25 @@ pub fn write_npz(head: &HeadFile) -> Result<Vec<u8>, ArraysError> {
             .map_err(|e| error(&e))?;
     }
     Ok(archive.finish().map_err(|e| error(&e))?.into_inner())
+}
+
+/// [`read_npz`] of a file, its size bounded before it is read: a head's weights are a few small
+/// arrays (at most four of [`MAX_HEAD_ARRAY_BYTES`] in all).
+pub fn read_npz_file(path: &std::path::Path) -> Result<BTreeMap<String, HostTensor>, ArraysError> {
+    let error = |detail: String| ArraysError::File {
+        path: path.display().to_string(),
+        detail,
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| error(e.to_string()))?
+        .len();
+    let limit = 4 * MAX_HEAD_ARRAY_BYTES;
+    if size > limit {
+        return Err(error(format!(
+            "{size} bytes; a head's weights are at most {limit}"
+        )));
+    }
+    read_npz(&std::fs::read(path).map_err(|e| error(e.to_string()))?)
 }
 
 /// Reads an `.npz` of a head's weights: every entry a float32 `.npy` array, by name.

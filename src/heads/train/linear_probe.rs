@@ -46,6 +46,29 @@ pub enum Prior {
     Text { embeddings: Tensor<2>, scale: f32 },
 }
 
+impl Prior {
+    /// The factor between the trained `W` and the head file's (`logits = s·f·Wᵀ + b`): LP+text's
+    /// CLIP logit scale, 1 for the plain probe.
+    pub fn scale(&self) -> f32 {
+        match self {
+            Prior::None => 1.0,
+            Prior::Text { scale, .. } => *scale,
+        }
+    }
+}
+
+/// A probe's own start: `W` zeros (or the text embeddings for LP+text), `b` zeros.
+pub fn probe_start(prior: &Prior, classes: usize, dim: usize, device: &Device) -> Params {
+    let weight = match prior {
+        Prior::None => Tensor::zeros([classes, dim], device),
+        Prior::Text { embeddings, .. } => embeddings.clone(),
+    };
+    Params::from([
+        (WEIGHT.to_string(), weight),
+        (BIAS.to_string(), Tensor::zeros([1, classes], device)),
+    ])
+}
+
 /// Logistic regression on a feature set (device tensors built once).
 pub struct LogisticObjective {
     features: Tensor<2>,
@@ -103,33 +126,12 @@ impl LogisticObjective {
 
     /// Starting point: zeros, or the text embeddings for LP+text.
     pub fn init(&self, classes: usize, dim: usize) -> Params {
-        let device = self.features.device();
-        let weight = match &self.prior {
-            Prior::None => Tensor::zeros([classes, dim], &device),
-            Prior::Text { embeddings, .. } => embeddings.clone(),
-        };
-        Params::from([
-            (WEIGHT.to_string(), weight),
-            (BIAS.to_string(), Tensor::zeros([1, classes], &device)),
-        ])
+        probe_start(&self.prior, classes, dim, &self.features.device())
     }
 
     pub fn logits(&self, params: &Params, features: Tensor<2>) -> Tensor<2> {
         let weight = params[WEIGHT].clone();
-        let scale = match &self.prior {
-            Prior::None => 1.0,
-            Prior::Text { scale, .. } => *scale,
-        };
-        features.matmul(weight.transpose()) * scale + params[BIAS].clone()
-    }
-
-    /// The effective `(W, b)` of `logits = f·Wᵀ + b`, as the head file stores them.
-    pub fn effective(&self, params: &Params) -> (Tensor<2>, Tensor<2>) {
-        let scale = match &self.prior {
-            Prior::None => 1.0,
-            Prior::Text { scale, .. } => *scale,
-        };
-        (params[WEIGHT].clone() * scale, params[BIAS].clone())
+        features.matmul(weight.transpose()) * self.prior.scale() + params[BIAS].clone()
     }
 }
 

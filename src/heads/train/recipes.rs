@@ -6,7 +6,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::json;
 
 use super::lbfgs::{LbfgsSettings, minimize};
-use super::linear_probe::{BIAS, LogisticObjective, Prior, WEIGHT, cross_entropy, holdout_scores};
+use super::linear_probe::{
+    BIAS, LogisticObjective, Prior, WEIGHT, cross_entropy, holdout_scores, probe_start,
+};
 use super::run::{Objective, Observer, Params, TrainError, TrainRun, host_values};
 use super::settings::{ConvexSummary, DEFAULT_PENALTY, HeadSettings, TextPrior, TrainedHead};
 use super::training::{
@@ -161,7 +163,7 @@ fn train_linear_probe(
     };
     let given = given_start(
         initial,
-        &probe_tensors(classes, dim, probe_scale(text_prior.as_ref())),
+        &probe_tensors(classes, dim, text_prior.as_ref().map_or(1.0, Prior::scale)),
         device,
     )?;
     let start = |objective: &LogisticObjective| {
@@ -253,7 +255,12 @@ fn train_linear_probe(
             (params, summary)
         }
     };
-    let tensors = probe_head_tensors(&params, probe_scale(text_prior.as_ref()), classes, dim)?;
+    let tensors = probe_head_tensors(
+        &params,
+        text_prior.as_ref().map_or(1.0, Prior::scale),
+        classes,
+        dim,
+    )?;
     Ok(TrainedHead {
         text_scale: 0.0,
         cache: None,
@@ -266,14 +273,6 @@ fn train_linear_probe(
             "settings": settings,
         }),
     })
-}
-
-/// The factor between a probe's trained `W` and the head file's: LP+text trains `W` in `s·f·Wᵀ`.
-fn probe_scale(text_prior: Option<&Prior>) -> f32 {
-    match text_prior {
-        Some(Prior::Text { scale, .. }) => *scale,
-        _ => 1.0,
-    }
 }
 
 /// How a probe's parameters are stored in its head file.
@@ -331,7 +330,7 @@ fn train_probe_by_gradient(
         embeddings: tensor2(text.embeddings.clone(), [classes, dim], device),
         scale: text.scale,
     });
-    let scale = probe_scale(text_prior.as_ref());
+    let scale = text_prior.as_ref().map_or(1.0, Prior::scale);
     let given = given_start(
         training.initial,
         &probe_tensors(classes, dim, scale),
@@ -374,16 +373,14 @@ fn train_probe_by_gradient(
                 objective
             })
         },
-        &mut |train| match &given {
+        &mut |_| match &given {
             Some(params) => params.clone(),
-            None => LogisticObjective::new(
-                train,
-                None,
-                text_prior.clone().unwrap_or(Prior::None),
-                0.0,
+            None => probe_start(
+                text_prior.as_ref().unwrap_or(&Prior::None),
+                classes,
+                dim,
                 device,
-            )
-            .init(classes, dim),
+            ),
         },
     )?;
     Ok(TrainedHead {

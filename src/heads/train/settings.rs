@@ -335,6 +335,9 @@ mod tests {
         };
         let json = serde_json::to_value(&chosen).unwrap();
         assert_eq!(json["optimizer"], "gradient-descent");
-        assert_eq!(serde_json::from_value::<HeadSettings>(json).unwrap(), chosen);
+        assert_eq!(
+            serde_json::from_value::<HeadSettings>(json).unwrap(),
+            chosen
+        );
     }
 }
