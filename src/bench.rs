@@ -16,6 +16,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::clip::load::{LoadedClip, load_clip_dir};
 use crate::clip::preprocess::{Pixels8, batch_tensor, preprocess};
+use crate::device::{ChosenDevice, DeviceProof, proof::build_label};
 use crate::focus::{AttentionFocus, Mask, attention};
 use crate::npy;
 use crate::sam2::automatic_mask_generator::{GeneratorSettings, generate};
@@ -147,6 +148,82 @@ fn figure(work: &str, variant: &str, backend: &str, ms: Vec<f64>) -> Figure {
         backend: backend.to_string(),
         ms,
     }
+}
+
+/// What a device proof allows between the GPU's and the CPU backend's unit-length image
+/// embeddings: the CLIP parity tests' bound.
+pub const PROOF_BOUND: f32 = 1e-4;
+
+/// `medfocus devices --prove`: CLIP's image tower on the benchmarks' image, on `gpu` and on the
+/// CPU backend, each loaded from `folder`: the largest difference of the unit-length embeddings
+/// and each device's median time over `runs` (after its first run, which on the GPU compiles the
+/// kernels, and one warm-up). The proof `--device auto` needs before it picks this GPU.
+pub fn prove_device(
+    folder: &Path,
+    gpu: &ChosenDevice,
+    runs: usize,
+) -> Result<DeviceProof, BenchError> {
+    let adapter = gpu.report.adapter.as_ref().ok_or_else(|| {
+        BenchError::Model("there is no GPU to prove: the CPU backend was chosen".into())
+    })?;
+    let settings = BenchSettings {
+        warmup: 1,
+        runs,
+        batch: 1,
+        grid: 1,
+        save: None,
+    };
+    let image = synthetic_image();
+    let measure = |device: &Device| -> Result<(Vec<f32>, Duration, f64), BenchError> {
+        let clip =
+            load_clip_dir(folder, device).map_err(|error| BenchError::Model(error.to_string()))?;
+        let input = preprocess(&image, &clip.preprocess);
+        let encode = || -> Result<Vec<f32>, BenchError> {
+            let embedded = clip
+                .model
+                .encode_image(batch_tensor(
+                    &[input.clone()],
+                    clip.preprocess.image_size,
+                    device,
+                ))
+                .map_err(|error| BenchError::Model(error.to_string()))?;
+            values(embedded)
+        };
+        let (first, ms) = time_work(&settings, || encode().map(drop))?;
+        let median = figure("", "", "", ms).median_ms();
+        Ok((unit_length(encode()?), first, median))
+    };
+    let (on_gpu, gpu_first, gpu_ms) = measure(&gpu.device)?;
+    let (on_cpu, _, cpu_ms) = measure(&Device::flex())?;
+    let max_abs_diff = if on_gpu.len() == on_cpu.len() {
+        on_gpu
+            .iter()
+            .zip(&on_cpu)
+            .map(|(left, right)| (left - right).abs())
+            .fold(0.0, f32::max)
+    } else {
+        f32::INFINITY
+    };
+    Ok(DeviceProof {
+        adapter: adapter.name.clone(),
+        backend: adapter.backend.clone(),
+        driver: adapter.driver.clone(),
+        build: build_label(),
+        work: format!("CLIP's image tower on 1 image ({})", name_of(folder)),
+        max_abs_diff,
+        bound: PROOF_BOUND,
+        cpu_ms,
+        gpu_ms,
+        gpu_first_ms: gpu_first.as_secs_f64() * 1e3,
+        measured_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs()),
+    })
+}
+
+fn unit_length(values: Vec<f32>) -> Vec<f32> {
+    let norm = values.iter().map(|value| value * value).sum::<f32>().sqrt();
+    values.into_iter().map(|value| value / norm).collect()
 }
 
 /// CLIP: loading, the image tower (one image, a batch, the attention focus), the text tower.

@@ -122,4 +122,76 @@ fn the_gpu_driver_runs_end_to_end_on_a_software_adapter() {
     }
     let gpu = results["sides"]["gpu"]["backend"].as_str().unwrap();
     assert!(!gpu.contains("CPU backend"), "the GPU side ran on {gpu}");
+    let proof = &results["device_proof"]["proof"];
+    assert!(proof["max_abs_diff"].as_f64().unwrap() <= 1e-4, "{proof}");
+    assert!(stdout.contains("--device auto (build medfocus"), "{stdout}");
+}
+
+/// Issue 35: `devices --prove` measures the GPU against the CPU backend and keeps the proof;
+/// `--device auto` reads it (a software adapter like this one stays passed over, proof or not).
+#[test]
+fn devices_prove_keeps_the_proof_auto_reads() {
+    let dir = scratch("device-proof");
+    let proofs = dir.join("device-proofs.json");
+    let devices = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_medfocus"))
+            .args(args)
+            .env("MEDFOCUS_DEVICE_PROOFS", &proofs)
+            .output()
+            .expect("medfocus runs")
+    };
+    // A damaged proof file does not stop anything; auto says it was unreadable.
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&proofs, "{ not json").unwrap();
+    let out = devices(&["devices"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("warning: cannot read the device proofs"),
+        "{stdout}"
+    );
+
+    let out = devices(&[
+        "devices",
+        "--prove",
+        &fixture("clip/openclip-tiny"),
+        "--runs",
+        "2",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("CLIP's image tower on 1 image (openclip-tiny): max |Δ|"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verdict: correct"), "{stdout}");
+    assert!(
+        stdout.contains("--device auto now: CPU backend"),
+        "{stdout}"
+    );
+    let book: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&proofs).unwrap()).unwrap();
+    let proof = &book["proofs"][0];
+    assert!(proof["max_abs_diff"].as_f64().unwrap() <= 1e-4, "{proof}");
+    assert!(proof["gpu_ms"].as_f64().unwrap() > 0.0, "{proof}");
+    assert!(
+        proof["build"].as_str().unwrap().starts_with("medfocus "),
+        "{proof}"
+    );
+    let out = devices(&["devices"]);
+    assert!(
+        !text(&out.stdout).contains("warning"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let refused = devices(&[
+        "--device",
+        "cpu",
+        "devices",
+        "--prove",
+        &fixture("clip/openclip-tiny"),
+    ]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("leave out --device cpu"));
 }

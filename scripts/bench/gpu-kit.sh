@@ -5,14 +5,24 @@
 # manylinux), which has PyTorch but not open_clip; Debian's Vulkan loader, for a machine whose
 # driver ships no libvulkan.so.1. The checkpoints are made there, by the reference scripts.
 #
-#   ./scripts/bench/gpu-kit.sh [OUT_DIR]
+#   ./scripts/bench/gpu-kit.sh [--features gpu-spirv,gpu-fusion,gpu-autotune] [OUT_DIR]
+#
+# --features builds the binary with burn's other GPU compiler and schedulers (Cargo.toml's
+# `gpu-*` features; no run-time switch exists for them): the table's rows then come from that
+# build, named by its label (`medfocus 0.1.0 (spirv+fusion+autotune)`). One binary fits beside the
+# repository in the GPU machine's 64 MiB, so each variant is its own kit and its own run.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+features=()
+if [ "${1:-}" = "--features" ]; then
+  features=(--features "$2")
+  shift 2
+fi
 out="${1:-$repo/gpu-kit}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/medfocus/target}"
 mkdir -p "$out/wheels"
 
-cargo build --release --locked --manifest-path "$repo/Cargo.toml"
+cargo build --release --locked --manifest-path "$repo/Cargo.toml" "${features[@]}"
 strip -o "$out/medfocus" "$CARGO_TARGET_DIR/release/medfocus"
 xz -T0 -9 -f "$out/medfocus"
 

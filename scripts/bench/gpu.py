@@ -170,6 +170,19 @@ def head_parity(binary: str, data: Path, work: Path, epochs: int) -> list[dict]:
     return rows
 
 
+def prove(binary: str, clip_dir: Path, work: Path, runs: int) -> dict:
+    """`medfocus devices --prove`: the proof `--device auto` needs, and what auto then picks."""
+    proofs = work / "device-proofs.json"
+    env = dict(os.environ, MEDFOCUS_DEVICE_PROOFS=str(proofs))
+    done = subprocess.run([binary, "devices", "--prove", str(clip_dir), "--runs", str(runs)],
+                          capture_output=True, text=True, check=False, env=env)
+    if not proofs.is_file():
+        sys.exit(f"devices --prove failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    proof = json.loads(proofs.read_text())["proofs"][-1]
+    auto = [line for line in done.stdout.splitlines() if line.startswith(("--device auto now", "why:"))]
+    return {"proof": proof, "auto": auto, "exit": done.returncode}
+
+
 def torch_parity(cpu: Path, reference: dict) -> list[dict]:
     """open_clip's embeddings against the CPU backend's: the parity tests' bound."""
     rows = []
@@ -221,6 +234,7 @@ def main() -> None:
         reference = torch_reference(args.clip, work / "torch", args.runs) if args.clip else None
         if reference:
             checks += torch_parity(work / "cpu", reference)
+        proven = prove(args.medfocus, args.clip, work, args.runs) if args.clip else None
         if args.heads_data.is_dir():
             checks += head_parity(args.medfocus, args.heads_data, work, 10 if args.smoke else 50)
         else:
@@ -251,8 +265,16 @@ def main() -> None:
         print(f"  {name:28} {cpu:>12.1f} {gpu:>12}{torch}")
     if not passed:
         print("\nGPU rows withheld: a parity check failed.")
+    if proven:
+        proof = proven["proof"]
+        print(f"\n--device auto (build {proof['build']}): `devices --prove` measured {proof['work']}: "
+              f"max |Δ| {proof['max_abs_diff']:.2g} (bound {proof['bound']}), GPU {proof['gpu_ms']:.1f} ms "
+              f"against CPU backend {proof['cpu_ms']:.1f} ms, first GPU run {proof['gpu_first_ms']:.0f} ms")
+        for line in proven["auto"]:
+            print(f"  {line}")
     if args.json:
-        args.json.write_text(json.dumps({"sides": sides, "parity": checks, "torch": reference}, indent=2))
+        args.json.write_text(json.dumps({"sides": sides, "parity": checks, "torch": reference,
+                                         "device_proof": proven}, indent=2))
     sys.exit(0 if passed else 1)
 
 

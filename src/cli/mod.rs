@@ -28,8 +28,8 @@ use medfocus::device::DeviceRequest;
     about = "Few-shot medical image classification, on your machine"
 )]
 struct Cli {
-    /// Compute device: auto (a hardware GPU, else the CPU backend), cpu, or gpu (any wgpu
-    /// adapter, even a software one).
+    /// Compute device: auto (a hardware GPU proven correct and faster here by `devices --prove`,
+    /// else the CPU backend), cpu, or gpu (any wgpu adapter, even a software one).
     #[arg(long, global = true, default_value = "auto")]
     device: DeviceRequest,
     #[command(subcommand)]
@@ -38,12 +38,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List GPU adapters, show which device would be used and why.
-    Devices {
-        /// Also run a small computation on the chosen device and compare it with a reference.
-        #[arg(long)]
-        check: bool,
-    },
+    /// List GPU adapters, show which device would be used and why; check a device, or prove a
+    /// GPU correct and faster than the CPU backend (what `--device auto` needs to pick it).
+    Devices(devices::DevicesArgs),
     /// Decode images (files, or a folder with one sub-folder per class) and describe them.
     Inspect {
         #[arg(required = true)]
@@ -84,7 +81,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let mut out = io::stdout().lock();
     let result = match cli.command {
-        Command::Devices { check } => devices::run(&mut out, cli.device, check),
+        Command::Devices(args) => devices::run(&mut out, cli.device, &args),
         Command::Inspect { paths } => inspect::run(&mut out, &paths),
         Command::Classify(args) => classify::run(&mut out, cli.device, &args),
         Command::Segment(args) => segment::run(&mut out, cli.device, &args),

@@ -9,6 +9,7 @@ use burn::tensor::{Device, DeviceKind};
 #[cfg(target_arch = "wasm32")]
 use super::browser;
 use super::plan::{AdapterChoice, Plan, device_kind, plan};
+use super::proof::{ProofBook, proofs_path};
 use super::types::{
     AdapterSummary, AdapterType, ChosenDevice, ComputeKind, DeviceError, DeviceReport,
     DeviceRequest, Platform, graphics_api,
@@ -157,15 +158,16 @@ pub async fn choose_device(request: DeviceRequest) -> Result<ChosenDevice, Devic
         DeviceRequest::Cpu => Vec::new(),
         _ => list_adapters().await,
     };
-    match plan(request, Platform::current(), &adapters)? {
-        Plan::Cpu { reason } => Ok(cpu_device(request, reason)),
+    let (proofs, proof_warning) = machine_proofs(request);
+    let mut chosen = match plan(request, Platform::current(), &adapters, &proofs)? {
+        Plan::Cpu { reason } => cpu_device(request, reason),
         Plan::Gpu {
             choice,
             reason,
             warnings,
         } => {
             let gpu = open_gpu(&choice).await?;
-            Ok(ChosenDevice {
+            ChosenDevice {
                 device: gpu.device,
                 report: DeviceReport {
                     request,
@@ -178,8 +180,26 @@ pub async fn choose_device(request: DeviceRequest) -> Result<ChosenDevice, Devic
                     reason,
                     warnings,
                 },
-            })
+            }
         }
+    };
+    chosen.report.warnings.extend(proof_warning);
+    Ok(chosen)
+}
+
+/// The proofs `auto` weighs natively (none in the browser, and none needed for an explicit
+/// request). An unreadable proof file is not fatal: the device is chosen as if it were empty,
+/// and the report says so.
+fn machine_proofs(request: DeviceRequest) -> (ProofBook, Option<String>) {
+    if cfg!(target_arch = "wasm32") || request != DeviceRequest::Auto {
+        return (ProofBook::default(), None);
+    }
+    match ProofBook::load(&proofs_path()) {
+        Ok(proofs) => (proofs, None),
+        Err(error) => (
+            ProofBook::default(),
+            Some(format!("{error}; proving the GPU again rewrites it")),
+        ),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use burn::tensor::DeviceKind;
 
+use super::proof::{DeviceProof, ProofBook, Verdict};
 use super::types::{AdapterSummary, AdapterType, DeviceError, DeviceRequest, Platform};
 
 /// Which adapter to open: its position among adapters of the same API and type, which is how
@@ -27,7 +28,9 @@ pub enum Plan {
     },
 }
 
-/// Decide which device to use. `adapters` are in enumeration order (the order burn indexes them).
+/// Decide which device to use. `adapters` are in enumeration order (the order burn indexes them);
+/// `proofs` are what `medfocus devices --prove` measured on this machine (natively, `auto` takes
+/// a hardware GPU only when its proof says correct and faster; the browser has none).
 ///
 /// Not split: one match over the request, an arm per rule of the module's doc; apart, which rule
 /// wins would be harder to see.
@@ -35,6 +38,7 @@ pub fn plan(
     request: DeviceRequest,
     platform: Platform,
     adapters: &[AdapterSummary],
+    proofs: &ProofBook,
 ) -> Result<Plan, DeviceError> {
     let choose = |position: usize| {
         let adapter = &adapters[position];
@@ -108,14 +112,18 @@ pub fn plan(
             )),
         },
         (_, Platform::Native) => match (best_hardware, request) {
-            (Some(position), _) => Ok(Plan::Gpu {
+            (Some(position), DeviceRequest::Gpu) => Ok(Plan::Gpu {
                 choice: choose(position),
                 reason: format!(
-                    "'{}' is a hardware GPU ({:?})",
+                    "the GPU was requested and '{}' is a hardware GPU ({:?})",
                     adapters[position].name, adapters[position].adapter_type
                 ),
                 warnings: Vec::new(),
             }),
+            (Some(position), _) => Ok(auto_on_hardware(
+                choose(position),
+                proofs.for_adapter(&adapters[position]),
+            )),
             (None, DeviceRequest::Auto) if adapters.is_empty() => Ok(Plan::Cpu {
                 reason: "no GPU adapter was found".into(),
             }),
@@ -137,6 +145,42 @@ pub fn plan(
                 }),
                 None => Err(DeviceError::NoGpuAdapter(String::new())),
             },
+        },
+    }
+}
+
+/// `auto` natively with a hardware GPU: the GPU only where this machine proved it correct and
+/// faster for this build and driver.
+fn auto_on_hardware(choice: AdapterChoice, proof: Option<&DeviceProof>) -> Plan {
+    let name = choice.adapter.name.clone();
+    match proof.map(|proof| (proof.verdict(), proof.describe())) {
+        Some((Verdict::CorrectAndFaster, measured)) => Plan::Gpu {
+            choice,
+            reason: format!("'{name}' is proven correct and faster on this machine: {measured}"),
+            warnings: Vec::new(),
+        },
+        Some((Verdict::Wrong, measured)) => Plan::Cpu {
+            reason: format!(
+                "the GPU '{name}' computed wrongly when it was checked ({measured}); \
+                 --device gpu uses it anyway"
+            ),
+        },
+        Some((Verdict::Slower, measured)) => Plan::Cpu {
+            reason: format!(
+                "the GPU '{name}' was slower than the CPU backend when it was checked \
+                 ({measured}); --device gpu uses it anyway"
+            ),
+        },
+        None => Plan::Cpu {
+            reason: format!(
+                "the GPU '{name}' ({:?}, driver '{}') is not yet proven on this machine with \
+                 this build ({}): run `medfocus devices --prove --model CLIP_FOLDER` to compare \
+                 it with the CPU backend (same results, more speed), after which auto uses it if \
+                 it is both; --device gpu uses it now",
+                choice.adapter.adapter_type,
+                choice.adapter.driver,
+                super::proof::build_label()
+            ),
         },
     }
 }
@@ -203,7 +247,13 @@ mod tests {
 
     #[test]
     fn auto_never_picks_a_software_adapter_natively() {
-        let plan = plan(DeviceRequest::Auto, Platform::Native, &[lavapipe()]).unwrap();
+        let plan = plan(
+            DeviceRequest::Auto,
+            Platform::Native,
+            &[lavapipe()],
+            &ProofBook::default(),
+        )
+        .unwrap();
         match plan {
             Plan::Cpu { reason } => assert!(reason.contains("llvmpipe"), "{reason}"),
             other => panic!("expected the CPU backend, got {other:?}"),
@@ -211,8 +261,91 @@ mod tests {
         assert!(matches!(plan_auto_native(&[]), Plan::Cpu { .. }));
     }
 
+    /// `auto` natively where every adapter listed is proven correct and faster.
     fn plan_auto_native(adapters: &[AdapterSummary]) -> Plan {
-        plan(DeviceRequest::Auto, Platform::Native, adapters).unwrap()
+        let mut proofs = ProofBook::default();
+        for adapter in adapters {
+            proofs.record(proven(adapter, 1e-7, 5.0));
+        }
+        plan(DeviceRequest::Auto, Platform::Native, adapters, &proofs).unwrap()
+    }
+
+    fn proven(adapter: &AdapterSummary, max_abs_diff: f32, gpu_ms: f64) -> DeviceProof {
+        DeviceProof {
+            adapter: adapter.name.clone(),
+            backend: adapter.backend.clone(),
+            driver: adapter.driver.clone(),
+            build: crate::device::proof::build_label(),
+            work: "CLIP image tower, 1 image (ViT-B-16)".into(),
+            max_abs_diff,
+            bound: 1e-4,
+            cpu_ms: 200.0,
+            gpu_ms,
+            gpu_first_ms: 900.0,
+            measured_at: 1_796_515_200,
+        }
+    }
+
+    /// Issue 35: natively, auto takes a hardware GPU only where a proof on this machine says it
+    /// computes like the CPU backend and faster; otherwise it says why not and how to prove it.
+    #[test]
+    fn auto_needs_a_proof_of_correct_and_faster() {
+        let rtx = adapter("RTX 4070", "Vulkan", AdapterType::DiscreteGpu);
+        let with = |proof: Option<DeviceProof>| {
+            let mut proofs = ProofBook::default();
+            proofs.proofs.extend(proof);
+            plan(
+                DeviceRequest::Auto,
+                Platform::Native,
+                &[rtx.clone()],
+                &proofs,
+            )
+            .unwrap()
+        };
+        match with(None) {
+            Plan::Cpu { reason } => assert!(
+                reason.contains("'RTX 4070'") && reason.contains("medfocus devices --prove"),
+                "{reason}"
+            ),
+            other => panic!("an unproven GPU was chosen: {other:?}"),
+        }
+        match with(Some(proven(&rtx, 3e-2, 5.0))) {
+            Plan::Cpu { reason } => assert!(
+                reason.contains("wrongly") && reason.contains("3.0e-2"),
+                "{reason}"
+            ),
+            other => panic!("a wrong GPU was chosen: {other:?}"),
+        }
+        match with(Some(proven(&rtx, 1e-7, 250.0))) {
+            Plan::Cpu { reason } => assert!(
+                reason.contains("slower") && reason.contains("250.0 ms against 200.0 ms"),
+                "{reason}"
+            ),
+            other => panic!("a slower GPU was chosen: {other:?}"),
+        }
+        let mut other_driver = proven(&rtx, 1e-7, 5.0);
+        other_driver.driver = "an older driver".into();
+        assert!(matches!(with(Some(other_driver)), Plan::Cpu { .. }));
+        match with(Some(proven(&rtx, 1e-7, 5.0))) {
+            Plan::Gpu { reason, .. } => assert!(
+                reason.contains("2026-12-06") && reason.contains("5.0 ms against 200.0 ms"),
+                "{reason}"
+            ),
+            other => panic!("a proven GPU was passed over: {other:?}"),
+        }
+        // Asked for, the GPU is used whatever its proof says.
+        let mut proofs = ProofBook::default();
+        proofs.record(proven(&rtx, 3e-2, 250.0));
+        assert!(matches!(
+            plan(
+                DeviceRequest::Gpu,
+                Platform::Native,
+                &[rtx.clone()],
+                &proofs
+            )
+            .unwrap(),
+            Plan::Gpu { .. }
+        ));
     }
 
     #[test]
@@ -268,7 +401,13 @@ mod tests {
     fn gpu_override_uses_a_software_adapter_with_a_warning() {
         let Plan::Gpu {
             choice, warnings, ..
-        } = plan(DeviceRequest::Gpu, Platform::Native, &[lavapipe()]).unwrap()
+        } = plan(
+            DeviceRequest::Gpu,
+            Platform::Native,
+            &[lavapipe()],
+            &ProofBook::default(),
+        )
+        .unwrap()
         else {
             panic!("expected the software GPU");
         };
@@ -282,7 +421,15 @@ mod tests {
     #[test]
     fn auto_in_the_browser_passes_over_a_software_adapter() {
         let swiftshader = adapter("google swiftshader", "BrowserWebGpu", AdapterType::Cpu);
-        let browser = |request| plan(request, Platform::Browser, &[swiftshader.clone()]).unwrap();
+        let browser = |request| {
+            plan(
+                request,
+                Platform::Browser,
+                &[swiftshader.clone()],
+                &ProofBook::default(),
+            )
+            .unwrap()
+        };
         match browser(DeviceRequest::Auto) {
             Plan::Cpu { reason } => assert!(
                 reason.contains("'google swiftshader'") && reason.contains("software"),
@@ -295,9 +442,13 @@ mod tests {
         };
         assert!(warnings[0].contains("software renderer"), "{warnings:?}");
         let hardware = adapter("nvidia ampere", "BrowserWebGpu", AdapterType::Other);
-        let Plan::Gpu { warnings, .. } =
-            plan(DeviceRequest::Auto, Platform::Browser, &[hardware]).unwrap()
-        else {
+        let Plan::Gpu { warnings, .. } = plan(
+            DeviceRequest::Auto,
+            Platform::Browser,
+            &[hardware],
+            &ProofBook::default(),
+        )
+        .unwrap() else {
             panic!("expected the hardware GPU");
         };
         assert!(warnings.is_empty());
@@ -306,7 +457,7 @@ mod tests {
     #[test]
     fn gpu_override_without_any_adapter_is_an_error() {
         for platform in [Platform::Native, Platform::Browser] {
-            let error = plan(DeviceRequest::Gpu, platform, &[]).unwrap_err();
+            let error = plan(DeviceRequest::Gpu, platform, &[], &ProofBook::default()).unwrap_err();
             assert!(matches!(error, DeviceError::NoGpuAdapter(_)), "{error}");
         }
     }
@@ -316,7 +467,13 @@ mod tests {
         let adapters = [adapter("RTX", "Vulkan", AdapterType::DiscreteGpu)];
         for platform in [Platform::Native, Platform::Browser] {
             assert!(matches!(
-                plan(DeviceRequest::Cpu, platform, &adapters).unwrap(),
+                plan(
+                    DeviceRequest::Cpu,
+                    platform,
+                    &adapters,
+                    &ProofBook::default()
+                )
+                .unwrap(),
                 Plan::Cpu { .. }
             ));
         }
@@ -325,9 +482,13 @@ mod tests {
     #[test]
     fn browser_uses_whatever_webgpu_adapter_it_is_given() {
         let swiftshader = adapter("SwiftShader", "WebGPU", AdapterType::Other);
-        let Plan::Gpu { choice, .. } =
-            plan(DeviceRequest::Auto, Platform::Browser, &[swiftshader]).unwrap()
-        else {
+        let Plan::Gpu { choice, .. } = plan(
+            DeviceRequest::Auto,
+            Platform::Browser,
+            &[swiftshader],
+            &ProofBook::default(),
+        )
+        .unwrap() else {
             panic!("expected WebGPU");
         };
         assert_eq!(
@@ -335,7 +496,13 @@ mod tests {
             DeviceKind::DefaultDevice
         );
         assert!(matches!(
-            plan(DeviceRequest::Auto, Platform::Browser, &[]).unwrap(),
+            plan(
+                DeviceRequest::Auto,
+                Platform::Browser,
+                &[],
+                &ProofBook::default()
+            )
+            .unwrap(),
             Plan::Cpu { .. }
         ));
     }
