@@ -341,7 +341,8 @@ pub fn bench_sam2(
     let variant = name_of(checkpoint);
     let model_error = |error: &dyn std::fmt::Display| BenchError::Model(error.to_string());
     let started = Instant::now();
-    let model = Sam2Model::load(checkpoint, config, device).map_err(|e| model_error(&e))?;
+    let (model, _) =
+        Sam2Model::load_file(checkpoint, config, device).map_err(|e| model_error(&e))?;
     let mut figures = vec![figure(
         "sam2.load",
         &variant,

@@ -197,11 +197,25 @@ fn lp_text_matches_the_pytorch_transcription() {
         let ours = probabilities(&set.logits(&head), set.classes());
         let diff = max_abs_diff(&ours, &set.f32s("lp_text_proba"));
         let acc = accuracy(&ours, set.classes(), &set.labels("test_y"));
+        // The reference is the float64 optimum. Where the objective's valley is flat, where it
+        // ends in float32 depends on the last bits of every sum (measured, issue 36: flex's SIMD
+        // kernels move single matmul outputs by one ulp, ~5e-8 relative, and our L-BFGS then
+        // stopped 0.139 from the optimum on `separable` instead of 1.1e-4), and PyTorch's own
+        // float32 L-BFGS, stopped as ours is, lands `float32_spread` from it (0.145 on
+        // `separable`, 0.023 `shifted`, 9e-4 `binary`, 2.9e-3 `unrelated`; 1 and 2 threads
+        // alike; `scripts/reference/gen_heads.py --lp-text`). So the probabilities may be twice
+        // that far (5e-3 at least), and the objective, which float32 does resolve, must come
+        // within 1e-3 of the optimum's (PyTorch float32: 3.8e-4 on `separable`).
+        let bound = (2.0 * reference["float32_spread"].as_f64().unwrap() as f32).max(5e-3);
+        let optimum = reference["loss"].as_f64().unwrap();
+        let loss = head.header.training["final"]["loss"].as_f64().unwrap();
         println!(
-            "{name}: LP+text max |Δp| = {diff:.2e}, accuracy {acc:.4} (ref {}) {}",
+            "{name}: LP+text max |Δp| = {diff:.2e} (bound {bound:.1e}), loss {loss:.7} (optimum \
+             {optimum:.7}), accuracy {acc:.4} (ref {}) {}",
             reference["accuracy"], head.header.training["final"]
         );
-        assert!(diff < 5e-3, "{name}: {diff}");
+        assert!(diff < bound, "{name}: {diff}");
+        assert!((loss - optimum).abs() < 1e-3 * optimum, "{name}: loss {loss}, optimum {optimum}");
     }
 }
 

@@ -592,6 +592,50 @@ fn committed_burnpacks_are_exports_of_the_checkpoint() {
     );
 }
 
+/// Counts the weights held as int8.
+struct QuantizedWeights(usize);
+
+impl burn::module::ModuleVisitor for QuantizedWeights {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
+        if matches!(param.dtype(), burn::tensor::DType::QFloat(_)) {
+            self.0 += 1;
+        }
+    }
+}
+
+/// Issue 36: on the CPU backend an int8 burnpack is expanded to f32 once, at load
+/// (`int8_computes_on`): burn's CPU int8 matmul expands every weight on every call (measured
+/// 1.3× slower `set_image`, 3× slower prompts). The values are the int8 model's.
+#[test]
+fn int8_weights_are_expanded_once_on_the_cpu_backend() {
+    use burn::module::Module;
+    let device = Device::flex();
+    let fixture = Fixture::small();
+    assert!(!medfocus::sam2::quantize::int8_computes_on(&device));
+    let input = fixture.input("image0", &device);
+    let int8_pack = std::fs::read(fixture.dir.join("sam2.1-tiny-small.int8.bpk")).unwrap();
+    let (as_int8, _) = Sam2Model::from_burnpack(int8_pack.clone(), &device).unwrap();
+    let mut held = QuantizedWeights(0);
+    as_int8.visit(&mut held);
+    assert!(held.0 > 10, "the fixture holds int8 weights: {}", held.0);
+    let expected = nchw(as_int8.encode_image(input.clone()).image_embed);
+
+    let (expanded, label) = Sam2Model::from_burnpack_for(int8_pack, &device).unwrap();
+    assert_eq!(label, "int8-per-block-32", "the label names the stored weights");
+    let mut held = QuantizedWeights(0);
+    expanded.visit(&mut held);
+    assert_eq!(held.0, 0, "int8 weights left on the CPU backend");
+    let diff = max_abs_diff(&nchw(expanded.encode_image(input).image_embed), &expected);
+    assert!(diff < 1e-4, "expanded vs int8: {diff}");
+
+    // `load_file`, which the CLI uses, reads it the same way.
+    let path = fixture.dir.join("sam2.1-tiny-small.int8.bpk");
+    let (loaded, _) = Sam2Model::load_file(&path, None, &device).unwrap();
+    let mut held = QuantizedWeights(0);
+    loaded.visit(&mut held);
+    assert_eq!(held.0, 0);
+}
+
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -21,8 +21,9 @@ image (the benches' synthetic pattern), same work:
 
 Each figure is the median of a round's timed runs after a warm-up; the table gives the range of
 those medians over the rounds and the ratio MedFocus / PyTorch of their medians (< 1: MedFocus
-faster). The MedFocus side is `cargo bench --bench clip_encode` and `--bench sam2_segment`,
-built once (`--release` profile) before the first round.
+faster). The MedFocus side is the release binary's `medfocus bench` (built once before the first
+round; MEDFOCUS_FEATURES adds Cargo features), CLIP and SAM 2 each in their own process; with
+`--sam2-weights int8` or `both`, SAM 2 also with int8 weights (block-32, as the page ships them).
 """
 
 import argparse
@@ -52,6 +53,8 @@ ROWS = [
     ("sam2.point_prompt", "SAM 2.1 tiny point prompt, 3 masks"),
     ("sam2.automatic_16", "automatic masks, 16×16 grid, thresholds 0"),
     ("clip.image_attention", "CLIP image tower, attention focus (MedFocus only)"),
+    ("sam2.embed.int8", "SAM 2.1 tiny `set_image`, int8 weights (MedFocus only)"),
+    ("sam2.point_prompt.int8", "SAM 2.1 tiny point prompt, int8 weights (MedFocus only)"),
 ]
 
 
@@ -194,33 +197,55 @@ def worker_onnx(args):
              timed(1, args.runs_sam2, lambda: session.run(None, feed)))
 
 
-# ---------------------------------------------------------------- MedFocus (cargo benches)
+# ---------------------------------------------------------------- MedFocus (`medfocus bench`)
 
-def build_medfocus_benches():
-    """Builds the two benches once and returns their executables."""
-    command = ["cargo", "bench", "--no-run", "--message-format=json",
-               "--bench", "clip_encode", "--bench", "sam2_segment"]
+def build_medfocus():
+    """Builds the release binary once (its features, if any, from MEDFOCUS_FEATURES); returns it."""
+    command = ["cargo", "build", "--release", "--locked", "--message-format=json", "--bin", "medfocus"]
+    if os.environ.get("MEDFOCUS_FEATURES"):
+        command += ["--features", os.environ["MEDFOCUS_FEATURES"]]
     print("building: " + " ".join(command), file=sys.stderr, flush=True)
     out = subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.PIPE, text=True).stdout
-    executables = {}
     for line in out.splitlines():
         message = json.loads(line)
-        if message.get("reason") == "compiler-artifact" and message.get("executable"):
-            executables[message["target"]["name"]] = message["executable"]
-    missing = {"clip_encode", "sam2_segment"} - executables.keys()
-    if missing:
-        sys.exit(f"cargo built no executable for {sorted(missing)}")
-    return executables
+        if message.get("reason") == "compiler-artifact" and message.get("executable") \
+                and message["target"]["name"] == "medfocus":
+            return message["executable"]
+    sys.exit("cargo built no medfocus executable")
 
 
-def run_medfocus(executables, args):
-    env = dict(os.environ, MEDFOCUS_BENCH_DEVICE=args.device, MEDFOCUS_BENCH_MODEL=str(CLIP_DIR),
-               MEDFOCUS_BENCH_SAM2=str(SAM2_CHECKPOINT), MEDFOCUS_BENCH_WEIGHTS=args.sam2_weights)
+def sam2_weights(binary, args):
+    """SAM 2's weights for each `--sam2-weights` choice: the checkpoint itself for f32, a burnpack
+    with int8 weights (one scale per block of 32, as the page ships them) written once for int8."""
+    chosen = {"f32": ["f32"], "int8": ["int8"], "both": ["f32", "int8"]}[args.sam2_weights]
+    weights = {}
+    for name in chosen:
+        if name == "f32":
+            weights[name] = SAM2_CHECKPOINT
+            continue
+        path = SAM2_CHECKPOINT.with_suffix(".int8-block-32.bpk")
+        if not path.exists():
+            subprocess.run([binary, "weights", "export-sam2", str(SAM2_CHECKPOINT), "--int8", "block-32",
+                            "--out", str(path)], check=True, stdout=subprocess.DEVNULL)
+        weights[name] = path
+    return weights
+
+
+def run_medfocus(binary, weights, args):
+    """The one binary's `bench` subcommand: CLIP (one image, the attention focus, the text tower)
+    and SAM 2 (`set_image`, the point prompt, the 16×16 automatic grid), each in its own process."""
+    command = [binary, "--device", args.device, "bench", "--warmup", "1", "--batch", "1"]
     lines = []
-    for name, models, runs in (("clip_encode", "clip", args.runs_clip),
-                               ("sam2_segment", "sam2", args.runs_sam2)):
-        if models in args.models:
-            lines += run_side([executables[name]], dict(env, MEDFOCUS_BENCH_RUNS=str(runs)))
+    if "clip" in args.models:
+        lines += run_side(command + ["--clip", str(CLIP_DIR), "--runs", str(args.runs_clip)])
+    if "sam2" in args.models:
+        for name, path in weights.items():
+            found = run_side(command + ["--sam2", str(path), "--runs", str(args.runs_sam2), "--grid", "16"])
+            for figure in found:
+                figure["variant"] = name
+                if name != "f32":
+                    figure["work"] += f".{name}"
+            lines += found
     return lines
 
 
@@ -279,15 +304,21 @@ def table(rounds):
 
 
 def machine():
-    model = ""
+    """The CPU model and which vector instructions it has: PyTorch, ONNX Runtime and MedFocus's
+    matmuls (gemm) and element-wise kernels (macerator) all pick AVX-512 at run time where the CPU
+    has it, else AVX2 + FMA."""
+    model, flags = "", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and not model:
                 model = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return f"{model or platform.processor()}, {os.cpu_count()} logical cores, {platform.system()}"
+    vector = "AVX-512 (avx512f)" if "avx512f" in flags else "AVX2 + FMA, no AVX-512" if "avx2" in flags \
+        else "no AVX2"
+    return f"{model or platform.processor()}, {vector}, {os.cpu_count()} logical cores, {platform.system()}"
 
 
 def main():
@@ -321,7 +352,8 @@ def main():
                  "`python scripts/reference/gen_sam2.py large` first")
     if args.device == "gpu" and "onnx" in sides:
         sides.remove("onnx")  # onnxruntime from PyPI is CPU-only
-    executables = build_medfocus_benches() if "medfocus" in sides else {}
+    binary = build_medfocus() if "medfocus" in sides else None
+    weights = sam2_weights(binary, args) if binary and "sam2" in args.models else {}
     if "onnx" in sides:
         print("exporting the ONNX towers (once)", file=sys.stderr, flush=True)
         subprocess.run([sys.executable, __file__, "--worker", "export"], check=True)
@@ -339,7 +371,7 @@ def main():
             elif side == "onnx":
                 figures += run_side(worker + ["--worker", "onnx"])
             elif side == "medfocus":
-                figures += run_medfocus(executables, args)
+                figures += run_medfocus(binary, weights, args)
             else:
                 sys.exit(f"unknown side {side!r}")
         rounds.append(figures)

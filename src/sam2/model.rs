@@ -166,7 +166,7 @@ impl Sam2Model {
         if is_burnpack {
             let bytes = std::fs::read(path)
                 .map_err(|error| Sam2Error::Burnpack(format!("{}: {error}", path.display())))?;
-            return Self::from_burnpack(bytes, device);
+            return Self::from_burnpack_for(bytes, device);
         }
         Ok((Self::load(path, config, device)?, "f32".to_string()))
     }

@@ -122,23 +122,32 @@ pub fn dequantize(model: Sam2Model) -> Sam2Model {
     model.map(&mut Dequantizer)
 }
 
+/// Whether int8 weights are worth computing with as int8 on `device`: only on a native GPU.
+/// - burn's CPU backend (natively and in the page) expands every int8 weight to f32 on every
+///   matmul: measured (issue 36, SAM 2.1 tiny, per block of 32) `set_image` 1.3× and a point
+///   prompt 3× slower than with f32 weights. Expanded once at load, int8 runs at f32's speed;
+///   the cost is memory, 4 bytes a weight (SAM 2.1 tiny: 156 MB instead of ~45 MB), which a
+///   machine that runs SAM 2 at all has.
+/// - The browser's WebGPU rejects burn 0.22's int8 matmul shader (WGSL has no 8-bit integers).
+pub fn int8_computes_on(device: &Device) -> bool {
+    !cfg!(target_arch = "wasm32") && *device != Device::flex()
+}
+
 impl Sam2Model {
-    /// A burnpack read for computing on `chosen`: int8 weights stay int8 where burn's int8
-    /// matmul runs (natively, and on the browser's CPU backend); under the browser's WebGPU,
-    /// whose shader compiler rejects it, they are read on the CPU backend, expanded to f32 there
-    /// (the rounding stays: see [`dequantize`]) and moved to the GPU, so int8
-    /// is then the download and storage format only.
-    pub fn from_burnpack_for(
-        bytes: Vec<u8>,
-        chosen: &crate::device::ChosenDevice,
-    ) -> Result<(Self, String), Sam2Error> {
-        let int8_computes =
-            !cfg!(target_arch = "wasm32") || chosen.report.kind == crate::device::ComputeKind::Cpu;
-        if int8_computes {
-            return Self::from_burnpack(bytes, &chosen.device);
+    /// A burnpack read for computing on `device`: int8 weights stay int8 only where they compute
+    /// as int8 ([`int8_computes_on`]); elsewhere they are read on the CPU backend, expanded to
+    /// f32 there once (the int8 rounding stays: see [`dequantize`]) and moved to `device`, so
+    /// int8 is then the download and storage format only. The label still names the stored
+    /// weights (`int8-per-block-32`, …).
+    pub fn from_burnpack_for(bytes: Vec<u8>, device: &Device) -> Result<(Self, String), Sam2Error> {
+        if int8_computes_on(device) {
+            return Self::from_burnpack(bytes, device);
         }
         let (model, weights) = Self::from_burnpack(bytes, &Device::flex())?;
-        Ok((dequantize(model).to_device(&chosen.device), weights))
+        if weights == "f32" {
+            return Ok((model.to_device(device), weights));
+        }
+        Ok((dequantize(model).to_device(device), weights))
     }
 }
 

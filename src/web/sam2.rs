@@ -34,7 +34,7 @@ pub fn load_sam2_streamed(files: WebModelFiles) -> Result<WebSam2, JsError> {
 /// The same from a burnpack's bytes.
 pub fn load_sam2(bytes: Vec<u8>) -> Result<WebSam2, JsError> {
     let chosen = chosen_device()?;
-    let (model, weights) = Sam2Model::from_burnpack_for(bytes, &chosen).map_err(js_error)?;
+    let (model, weights) = Sam2Model::from_burnpack_for(bytes, &chosen.device).map_err(js_error)?;
     let automatic = GeneratorSettings {
         points_per_batch: BROWSER_POINTS_PER_BATCH,
         ..GeneratorSettings::default()
