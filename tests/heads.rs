@@ -215,7 +215,10 @@ fn lp_text_matches_the_pytorch_transcription() {
             reference["accuracy"], head.header.training["final"]
         );
         assert!(diff < bound, "{name}: {diff}");
-        assert!((loss - optimum).abs() < 1e-3 * optimum, "{name}: loss {loss}, optimum {optimum}");
+        assert!(
+            (loss - optimum).abs() < 1e-3 * optimum,
+            "{name}: loss {loss}, optimum {optimum}"
+        );
     }
 }
 

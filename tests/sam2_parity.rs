@@ -596,7 +596,10 @@ fn committed_burnpacks_are_exports_of_the_checkpoint() {
 struct QuantizedWeights(usize);
 
 impl burn::module::ModuleVisitor for QuantizedWeights {
-    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
         if matches!(param.dtype(), burn::tensor::DType::QFloat(_)) {
             self.0 += 1;
         }
@@ -621,7 +624,10 @@ fn int8_weights_are_expanded_once_on_the_cpu_backend() {
     let expected = nchw(as_int8.encode_image(input.clone()).image_embed);
 
     let (expanded, label) = Sam2Model::from_burnpack_for(int8_pack, &device).unwrap();
-    assert_eq!(label, "int8-per-block-32", "the label names the stored weights");
+    assert_eq!(
+        label, "int8-per-block-32",
+        "the label names the stored weights"
+    );
     let mut held = QuantizedWeights(0);
     expanded.visit(&mut held);
     assert_eq!(held.0, 0, "int8 weights left on the CPU backend");
