@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds what a bare GPU machine needs to run `scripts/bench/gpu.sh` (issue 35), into gpu-kit/
 # (ignored by git; carried beside the repository): the release `medfocus` binary, stripped and
-# xz-compressed; wheels of open_clip and its small dependencies for the machine's Python (3.12,
-# manylinux), which has PyTorch but not open_clip; Debian's Vulkan loader, for a machine whose
-# driver ships no libvulkan.so.1. The checkpoints are made there, by the reference scripts.
+# xz-compressed; wheels of open_clip and of Meta's sam2 and their small dependencies for the
+# machine's Python (3.12, manylinux), which has PyTorch but neither; Debian's Vulkan loader, for a
+# machine whose driver ships no libvulkan.so.1. The checkpoints are made there, by the reference
+# scripts.
 #
 #   ./scripts/bench/gpu-kit.sh [--features gpu-spirv,gpu-fusion,gpu-autotune] [OUT_DIR]
 #
@@ -31,6 +32,18 @@ xz -T0 -9 -f "$out/medfocus"
 python3 -m pip download --quiet --dest "$out/wheels" --only-binary=:all: \
   --python-version 3.12 --platform manylinux2014_x86_64 --implementation cp --no-deps \
   open_clip_torch ftfy regex wcwidth
+
+# Meta's sam2 (for `gen_sam2.py large`: SAM 2.1 tiny at its real size, made there) without its CUDA
+# extension (SAM2_BUILD_CUDA=0: only the optional hole filling of masks uses it), and what it needs
+# beyond PyTorch; a few are source-only on PyPI, so every one is built into a wheel here. Needs a
+# Python with torch (the reference venv): sam2's setup imports it.
+python="${MEDFOCUS_REFERENCE_PYTHON:-$HOME/.venvs/medfocus-ref/bin/python}"
+if "$python" -c 'import torch' 2>/dev/null; then
+  SAM2_BUILD_CUDA=0 "$python" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$out/wheels" \
+    sam2==1.1.0 hydra-core==1.3.8 omegaconf==2.3.1 antlr4-python3-runtime==4.9.3 iopath==0.1.10 portalocker
+else
+  echo "gpu-kit: no torch in $python: no sam2 wheel (the GPU run then times the tiny SAM 2 fixture)"
+fi
 
 (cd "$out" && apt-get download libvulkan1 >/dev/null 2>&1) \
   || echo "gpu-kit: no libvulkan1 .deb downloaded (apt-get download failed); the GPU machine must have libvulkan.so.1"

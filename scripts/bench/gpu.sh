@@ -42,9 +42,16 @@ out = gen_clip.REPO / "fixtures-large" / "clip"
 cfg = json.loads((Path(open_clip.__file__).parent / "model_configs" / "ViT-B-16.json").read_text())
 gen_clip.gen_open_clip(out, out / "reference", "openai-vit-b-16", cfg, quick_gelu=True, seed=11, formats=("bin",))
 PY
-# SAM 2.1 tiny at its real size when `gen_sam2.py large` made it (it needs Meta's sam2 package);
-# else the tiny test fixture: its parity holds as well, its timings are not SAM 2's.
+# SAM 2.1 tiny at its real size, made by `gen_sam2.py large` with Meta's sam2 (from the kit's
+# wheels); else the tiny test fixture: its parity holds as well, its timings are not SAM 2's.
 sam2=(--sam2 "$repo/fixtures-large/sam2/sam2.1-hiera-tiny.pt")
+if [ ! -f "${sam2[1]}" ] && ls "$kit"/wheels/sam2-*.whl >/dev/null 2>&1; then
+  python3 -c 'import sam2' 2>/dev/null \
+    || python3 -m pip install --quiet --no-index --find-links "$kit/wheels" sam2 \
+    || echo "sam2 from the kit did not install: the tiny SAM 2 fixture is timed instead"
+  python3 -c 'import sam2' 2>/dev/null && python3 scripts/reference/gen_sam2.py large \
+    || echo "gen_sam2.py large failed: the tiny SAM 2 fixture is timed instead"
+fi
 [ -f "${sam2[1]}" ] || sam2=(--sam2 "$repo/tests/fixtures/sam2/sam2.1-tiny-small.pt"
   --sam2-config "$repo/tests/fixtures/sam2/sam2.1-tiny-small.config.json")
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/GPU: /' || true
