@@ -201,11 +201,11 @@ pub(super) fn device_kind(choice: &AdapterChoice, platform: Platform) -> DeviceK
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::device::types::AdapterLimits;
 
-    fn adapter(name: &str, backend: &str, adapter_type: AdapterType) -> AdapterSummary {
+    pub(crate) fn adapter(name: &str, backend: &str, adapter_type: AdapterType) -> AdapterSummary {
         AdapterSummary {
             name: name.into(),
             backend: backend.into(),
@@ -271,19 +271,7 @@ mod tests {
     }
 
     fn proven(adapter: &AdapterSummary, max_abs_diff: f32, gpu_ms: f64) -> DeviceProof {
-        DeviceProof {
-            adapter: adapter.name.clone(),
-            backend: adapter.backend.clone(),
-            driver: adapter.driver.clone(),
-            build: crate::device::proof::build_label(),
-            work: "CLIP image tower, 1 image (ViT-B-16)".into(),
-            max_abs_diff,
-            bound: 1e-4,
-            cpu_ms: 200.0,
-            gpu_ms,
-            gpu_first_ms: 900.0,
-            measured_at: 1_796_515_200,
-        }
+        crate::device::proof::tests::proof(adapter, max_abs_diff, gpu_ms)
     }
 
     /// Issue 35: natively, auto takes a hardware GPU only where a proof on this machine says it

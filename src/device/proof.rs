@@ -219,28 +219,19 @@ pub fn utc_date(seconds: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::device::types::{AdapterLimits, AdapterType};
+    use crate::device::types::AdapterType;
 
     fn gpu(name: &str, driver: &str) -> AdapterSummary {
-        AdapterSummary {
-            name: name.into(),
-            backend: "Vulkan".into(),
-            adapter_type: AdapterType::DiscreteGpu,
-            driver: driver.into(),
-            limits: AdapterLimits {
-                max_buffer_size: 1 << 30,
-                max_storage_buffer_binding_size: 1 << 27,
-                max_compute_workgroup_storage_size: 16384,
-                max_compute_invocations_per_workgroup: 256,
-                max_compute_workgroup_size_x: 256,
-                shader_f16: false,
-            },
-        }
+        let mut adapter =
+            crate::device::plan::tests::adapter(name, "Vulkan", AdapterType::DiscreteGpu);
+        adapter.driver = driver.into();
+        adapter
     }
 
-    fn proof(adapter: &AdapterSummary, diff: f32, gpu_ms: f64) -> DeviceProof {
+    /// A proof of `adapter` for this build, measured 2026-12-06 (CPU backend 200 ms).
+    pub(crate) fn proof(adapter: &AdapterSummary, diff: f32, gpu_ms: f64) -> DeviceProof {
         DeviceProof {
             adapter: adapter.name.clone(),
             backend: adapter.backend.clone(),
