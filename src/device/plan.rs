@@ -201,26 +201,9 @@ pub(super) fn device_kind(choice: &AdapterChoice, platform: Platform) -> DeviceK
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::device::types::AdapterLimits;
-
-    pub(crate) fn adapter(name: &str, backend: &str, adapter_type: AdapterType) -> AdapterSummary {
-        AdapterSummary {
-            name: name.into(),
-            backend: backend.into(),
-            adapter_type,
-            driver: String::new(),
-            limits: AdapterLimits {
-                max_buffer_size: 1 << 30,
-                max_storage_buffer_binding_size: 1 << 27,
-                max_compute_workgroup_storage_size: 16384,
-                max_compute_invocations_per_workgroup: 256,
-                max_compute_workgroup_size_x: 256,
-                shader_f16: false,
-            },
-        }
-    }
+    use crate::device::types::tests::adapter;
 
     fn lavapipe() -> AdapterSummary {
         adapter(

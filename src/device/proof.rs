@@ -225,7 +225,7 @@ pub(crate) mod tests {
 
     fn gpu(name: &str, driver: &str) -> AdapterSummary {
         let mut adapter =
-            crate::device::plan::tests::adapter(name, "Vulkan", AdapterType::DiscreteGpu);
+            crate::device::types::tests::adapter(name, "Vulkan", AdapterType::DiscreteGpu);
         adapter.driver = driver.into();
         adapter
     }

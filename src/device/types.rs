@@ -260,3 +260,26 @@ pub enum DeviceError {
     #[error("the GPU adapter '{adapter}' could not be initialised: {message}")]
     GpuInit { adapter: String, message: String },
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// An adapter for the device tests: the limits of a small discrete GPU.
+    pub(crate) fn adapter(name: &str, backend: &str, adapter_type: AdapterType) -> AdapterSummary {
+        AdapterSummary {
+            name: name.into(),
+            backend: backend.into(),
+            adapter_type,
+            driver: String::new(),
+            limits: AdapterLimits {
+                max_buffer_size: 1 << 30,
+                max_storage_buffer_binding_size: 1 << 27,
+                max_compute_workgroup_storage_size: 16384,
+                max_compute_invocations_per_workgroup: 256,
+                max_compute_workgroup_size_x: 256,
+                shader_f16: false,
+            },
+        }
+    }
+}
