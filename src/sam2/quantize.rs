@@ -126,7 +126,7 @@ pub fn dequantize(model: Sam2Model) -> Sam2Model {
 /// - burn's CPU backend (natively and in the page) expands every int8 weight to f32 on every
 ///   matmul: measured (issue 36, SAM 2.1 tiny, per block of 32) `set_image` 1.3× and a point
 ///   prompt 3× slower than with f32 weights. Expanded once at load, int8 runs at f32's speed;
-///   the cost is memory, 4 bytes a weight (SAM 2.1 tiny: 156 MB instead of ~45 MB), which a
+///   the cost is memory, 4 bytes a weight (SAM 2.1 tiny: 126 MB instead of 36 MB), which a
 ///   machine that runs SAM 2 at all has.
 /// - The browser's WebGPU rejects burn 0.22's int8 matmul shader (WGSL has no 8-bit integers).
 pub fn int8_computes_on(device: &Device) -> bool {
