@@ -58,10 +58,15 @@ pub struct Figure {
 
 impl Figure {
     pub fn median_ms(&self) -> f64 {
-        let mut sorted = self.ms.clone();
-        sorted.sort_by(f64::total_cmp);
-        sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+        median(&self.ms)
     }
+}
+
+/// The median (the upper one of an even count), NaN for none.
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// How many runs, and where the outputs go.
@@ -178,20 +183,11 @@ pub fn prove_device(
         let clip =
             load_clip_dir(folder, device).map_err(|error| BenchError::Model(error.to_string()))?;
         let input = preprocess(&image, &clip.preprocess);
-        let encode = || -> Result<Vec<f32>, BenchError> {
-            let embedded = clip
-                .model
-                .encode_image(batch_tensor(
-                    &[input.clone()],
-                    clip.preprocess.image_size,
-                    device,
-                ))
-                .map_err(|error| BenchError::Model(error.to_string()))?;
-            values(embedded)
-        };
-        let (first, ms) = time_work(&settings, || encode().map(drop))?;
-        let median = figure("", "", "", ms).median_ms();
-        Ok((unit_length(encode()?), first, median))
+        let (first, ms) = time_work(&settings, || {
+            encode_images(&clip, &input, 1, device).map(drop)
+        })?;
+        let embedding = encode_images(&clip, &input, 1, device)?;
+        Ok((unit_length(embedding), first, median(&ms)))
     };
     let (on_gpu, gpu_first, gpu_ms) = measure(&gpu.device)?;
     let (on_cpu, _, cpu_ms) = measure(&Device::flex())?;
@@ -219,6 +215,21 @@ pub fn prove_device(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_secs()),
     })
+}
+
+/// CLIP's image tower on `count` copies of one preprocessed image, read back.
+fn encode_images(
+    clip: &LoadedClip,
+    input: &[f32],
+    count: usize,
+    device: &Device,
+) -> Result<Vec<f32>, BenchError> {
+    let batch = vec![input.to_vec(); count];
+    let embedded = clip
+        .model
+        .encode_image(batch_tensor(&batch, clip.preprocess.image_size, device))
+        .map_err(|error| BenchError::Model(error.to_string()))?;
+    values(embedded)
 }
 
 fn unit_length(values: Vec<f32>) -> Vec<f32> {
@@ -250,14 +261,7 @@ pub fn bench_clip(
     let size = clip.preprocess.image_size;
     let image = synthetic_image();
     let input = preprocess(&image, &clip.preprocess);
-    let encode = |count: usize| -> Result<Vec<f32>, BenchError> {
-        let batch = vec![input.clone(); count];
-        let embedded = clip
-            .model
-            .encode_image(batch_tensor(&batch, size, device))
-            .map_err(|error| BenchError::Model(error.to_string()))?;
-        values(embedded)
-    };
+    let encode = |count: usize| encode_images(&clip, &input, count, device);
     let (first, image_ms) = time_work(settings, || encode(1).map(drop))?;
     figures.push(figure(
         "clip.image.first",

@@ -159,14 +159,7 @@ pub fn find_model(name: &str) -> Option<ModelEntry> {
 
 /// `$MEDFOCUS_CACHE`, else `$XDG_CACHE_HOME/medfocus/models`, else `~/.cache/medfocus/models`.
 pub fn default_cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("MEDFOCUS_CACHE") {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    base.join("medfocus").join("models")
+    crate::cache_paths::cache_path("MEDFOCUS_CACHE", "models")
 }
 
 #[derive(Debug, thiserror::Error)]

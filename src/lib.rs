@@ -5,6 +5,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
+pub mod cache_paths;
 pub mod clip;
 pub mod compute_check;
 #[cfg(not(target_arch = "wasm32"))]

@@ -90,14 +90,18 @@ def tip_search_loo(features, labels, text, keys, values, scale=SCALE):
     return best
 
 
-def lp_text(train_x, train_y, text, weight, classes):
-    x = torch.tensor(train_x, dtype=torch.float64)
+def lp_text(train_x, train_y, text, weight, classes, dtype=torch.float64, max_iter=5000, steps=5,
+            tolerance_grad=1e-12, tolerance_change=1e-15, history=50):
+    """L-BFGS on the LP+text objective in `dtype`; by default float64 to convergence (the
+    reference). Returns s·W and b (float64) and the final loss."""
+    x = torch.tensor(train_x, dtype=dtype)
     y = torch.tensor(train_y)
-    t = torch.tensor(text, dtype=torch.float64)
+    t = torch.tensor(text, dtype=dtype)
     w = t.clone().requires_grad_(True)
-    b = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=5000, tolerance_grad=1e-12, tolerance_change=1e-15,
-                            history_size=50, line_search_fn="strong_wolfe")
+    b = torch.zeros(classes, dtype=dtype, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, tolerance_grad=tolerance_grad,
+                            tolerance_change=tolerance_change, history_size=history,
+                            line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
@@ -105,9 +109,9 @@ def lp_text(train_x, train_y, text, weight, classes):
         loss.backward()
         return loss
 
-    for _ in range(5):
+    for _ in range(steps):
         opt.step(closure)
-    return (SCALE * w).detach().numpy(), b.detach().numpy(), closure().item()
+    return SCALE * w.detach().double().numpy(), b.detach().double().numpy(), closure().item()
 
 
 def lp_text_float32_spread(train_x, train_y, test_x, text, weight, classes, optimum_proba):
@@ -117,22 +121,9 @@ def lp_text_float32_spread(train_x, train_y, test_x, text, weight, classes, opti
     whatever its summation order (1 or 2 threads give the same here). The LP+text test's bound
     is set from it: where the problem's valley is flat, float32 cannot find its bottom."""
     torch.set_num_threads(1)
-    x = torch.tensor(train_x, dtype=torch.float32)
-    y = torch.tensor(train_y)
-    t = torch.tensor(text, dtype=torch.float32)
-    w = t.clone().requires_grad_(True)
-    b = torch.zeros(classes, dtype=torch.float32, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1, max_iter=500, tolerance_grad=1e-6, tolerance_change=0.0,
-                            history_size=20, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(SCALE * x @ w.T + b, y) + weight * ((w - t) ** 2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    logits = test_x.astype(np.float64) @ (SCALE * w.detach().double().numpy()).T + b.detach().double().numpy()
+    w, b, _ = lp_text(train_x, train_y, text, weight, classes, dtype=torch.float32, max_iter=500,
+                      steps=1, tolerance_grad=1e-6, tolerance_change=0.0, history=20)
+    logits = test_x.astype(np.float64) @ w.T + b
     return float(np.abs(softmax(logits) - optimum_proba).max())
 
 

@@ -189,14 +189,7 @@ impl ProofBook {
 /// `$MEDFOCUS_DEVICE_PROOFS`, else `$XDG_CACHE_HOME/medfocus/device-proofs.json`, else
 /// `~/.cache/medfocus/device-proofs.json`.
 pub fn proofs_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("MEDFOCUS_DEVICE_PROOFS") {
-        return PathBuf::from(path);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    cache.join("medfocus").join("device-proofs.json")
+    crate::cache_paths::cache_path("MEDFOCUS_DEVICE_PROOFS", "device-proofs.json")
 }
 
 /// `YYYY-MM-DD` (UTC) of a time in seconds since 1970 (Howard Hinnant's civil-from-days).

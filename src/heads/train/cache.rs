@@ -15,15 +15,7 @@ const MAGIC: &[u8; 4] = b"MFE1";
 
 /// `$MEDFOCUS_EMBEDDINGS`, else `$XDG_CACHE_HOME/medfocus/embeddings` (`~/.cache/…`).
 pub fn default_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("MEDFOCUS_EMBEDDINGS") {
-        return PathBuf::from(dir);
-    }
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"))
-        .join("medfocus")
-        .join("embeddings")
+    crate::cache_paths::cache_path("MEDFOCUS_EMBEDDINGS", "embeddings")
 }
 
 /// `<dir>/<the key's first two characters>/<key>.<extension>`: entries spread over 256 folders.
