@@ -87,6 +87,7 @@ fn bench(model: &Path, device: &burn::tensor::Device, label: &str) {
 }
 
 fn main() {
+    medfocus::allocator::reset_freed_pages_instead_of_decommitting();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let model = std::env::var_os("MEDFOCUS_BENCH_MODEL")
         .map(PathBuf::from)

@@ -61,6 +61,7 @@ fn synthetic(dim: usize) -> (FeatureSet, TextPrior) {
 }
 
 fn main() {
+    medfocus::allocator::reset_freed_pages_instead_of_decommitting();
     let device = Device::flex().autodiff();
     let (features, text) = synthetic(512);
     println!(

@@ -3,9 +3,11 @@
 //! automatic mask generator's grid (16×16 points) — f32 and int8 (per block of 32), median of
 //! timed runs after a warm-up, on the CPU backend (`MEDFOCUS_BENCH_DEVICE=gpu` or `both` for the
 //! wgpu adapter; `MEDFOCUS_BENCH_WEIGHTS=f32` or `int8` for one of the two; `MEDFOCUS_BENCH_RUNS`
-//! timed runs, 3 by default). Also the burnpack sizes. Each figure is also printed as a
-//! `medfocus-bench {json}` line for `scripts/bench/side_by_side.py`.
+//! timed runs, 3 by default). The work is `medfocus::bench::bench_sam2_model`, the one `medfocus
+//! bench --sam2` times; each figure is also printed as a `medfocus-bench {json}` line.
 //!
+//! int8 is timed as users get it: the model quantized, written as a burnpack and read back for
+//! the device (on the CPU backend that expands the weights to f32 once, at load).
 //! The automatic row is timed from the image, embedding included, as Meta's
 //! `SAM2AutomaticMaskGenerator.generate(image)` is.
 //!
@@ -18,78 +20,42 @@ use std::time::Instant;
 mod common;
 
 use burn::tensor::Device;
-use medfocus::clip::preprocess::Pixels8;
-use medfocus::sam2::automatic_mask_generator::{GeneratorSettings, generate};
-use medfocus::sam2::predictor::read_floats;
+use medfocus::bench::{Figure, bench_sam2_model};
+use medfocus::sam2::Sam2Model;
 use medfocus::sam2::quantize::{Int8Granularity, quantize_int8};
-use medfocus::sam2::{Prompt, Sam2Model, Sam2Predictor};
 
-const WARMUP: usize = 1;
-const RUNS: usize = 3;
-
-fn timed(run: impl FnMut()) -> common::Timings {
-    common::time_runs(WARMUP, RUNS, run)
-}
-
-fn bench(checkpoint: &PathBuf, device: &Device, label: &str, int8: bool) {
+fn bench(checkpoint: &PathBuf, device: &Device, label: &str, int8: bool) -> Vec<Figure> {
     let started = Instant::now();
     let mut model = Sam2Model::load(checkpoint, None, device).unwrap_or_else(|e| panic!("{e}"));
-    let weights = if int8 {
+    let mut weights = "f32".to_string();
+    if int8 {
         let granularity = Int8Granularity::PerBlock(32);
-        model = quantize_int8(model, granularity);
-        granularity.label()
-    } else {
-        "f32".to_string()
+        weights = granularity.label();
+        let bytes = quantize_int8(model, granularity)
+            .to_burnpack(&weights)
+            .expect("burnpack");
+        println!("int8 burnpack: {:.1} MB", bytes.len() as f64 / 1e6);
+        model = Sam2Model::from_burnpack_for(bytes, device)
+            .expect("the burnpack reads back")
+            .0;
+    }
+    let load = Figure {
+        work: "sam2.load".into(),
+        variant: weights.clone(),
+        backend: label.into(),
+        ms: vec![started.elapsed().as_secs_f64() * 1e3],
     };
-    let load = started.elapsed();
-    let bytes = model.to_burnpack(&weights).expect("burnpack").len();
-    let predictor = Sam2Predictor::new(model);
-    let image = Pixels8 {
-        width: 512,
-        height: 512,
-        channels: 3,
-        data: (0..512 * 512 * 3).map(|i| (i % 251) as u8).collect(),
-    };
-    let embed_time = timed(|| {
-        let embedded = predictor.set_image(&image);
-        pollster::block_on(read_floats(embedded.features.image_embed)).expect("read");
-    });
-    let embedded = predictor.set_image(&image);
-    let prompt = Prompt::point(256.0, 256.0);
-    let decode_time = timed(|| {
-        let prediction = predictor
-            .predict(&embedded, &[prompt.clone()], true)
-            .expect("predict");
-        pollster::block_on(prediction.read_inside(0, 0.0)).expect("read");
-    });
-    let settings = GeneratorSettings {
-        points_per_side: 16,
-        pred_iou_thresh: 0.0,
-        stability_score_thresh: 0.0,
-        ..GeneratorSettings::default()
-    };
-    let started = Instant::now();
-    let embedded = predictor.set_image(&image);
-    let masks = pollster::block_on(generate(&predictor, &embedded, &settings)).expect("generate");
-    let auto_time = common::Timings(vec![started.elapsed()]);
-    common::report("sam2.load", &weights, label, &common::Timings(vec![load]));
-    common::report("sam2.embed", &weights, label, &embed_time);
-    common::report("sam2.point_prompt", &weights, label, &decode_time);
-    common::report("sam2.automatic_16", &weights, label, &auto_time);
-    println!(
-        "{} ({weights}) on {label}: load {:.2} s, burnpack {:.1} MB; embed 1 image {:.0} ms; 1 point prompt {:.0} ms (median of {}); automatic 16×16 grid from the image {:.1} s ({} masks kept)",
-        checkpoint.display(),
-        load.as_secs_f64(),
-        bytes as f64 / 1e6,
-        embed_time.median_ms(),
-        decode_time.median_ms(),
-        embed_time.0.len(),
-        auto_time.median().as_secs_f64(),
-        masks.len(),
+    let mut settings = common::settings(3);
+    settings.grid = 16;
+    let mut figures = vec![load];
+    figures.extend(
+        bench_sam2_model(model, &weights, label, &settings).unwrap_or_else(|e| panic!("{e}")),
     );
+    figures
 }
 
 fn main() {
+    medfocus::allocator::reset_freed_pages_instead_of_decommitting();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let checkpoint = std::env::var_os("MEDFOCUS_BENCH_SAM2")
         .map(PathBuf::from)
@@ -109,7 +75,7 @@ fn main() {
     };
     for (device, name) in common::devices() {
         for &int8 in weights {
-            bench(&checkpoint, &device, &name, int8);
+            common::report_all(&bench(&checkpoint, &device, &name, int8));
         }
     }
 }

@@ -328,13 +328,8 @@ pub fn bench_clip(
     Ok(figures)
 }
 
-/// SAM 2: loading, `set_image`, one point prompt at the centre (three masks), the automatic
-/// generator from the image. Outputs: `sam2.image_embed` (its values), `sam2.point_iou` `[3]`,
-/// `sam2.point_masks` `[3, 512, 512]` (1 inside), `sam2.automatic` `[masks, 6]` (box, area,
-/// predicted IoU).
-///
-/// Not split: the figures in the order the benches take them, on one loaded model and one
-/// embedded image, each a timed closure and its output.
+/// SAM 2: loading (a checkpoint or a burnpack, as `Sam2Model::load_file` reads them for
+/// users), then [`bench_sam2_model`]'s figures.
 pub fn bench_sam2(
     checkpoint: &Path,
     config: Option<&Sam2Config>,
@@ -343,16 +338,34 @@ pub fn bench_sam2(
     settings: &BenchSettings,
 ) -> Result<Vec<Figure>, BenchError> {
     let variant = name_of(checkpoint);
-    let model_error = |error: &dyn std::fmt::Display| BenchError::Model(error.to_string());
     let started = Instant::now();
-    let (model, _) =
-        Sam2Model::load_file(checkpoint, config, device).map_err(|e| model_error(&e))?;
+    let (model, _) = Sam2Model::load_file(checkpoint, config, device)
+        .map_err(|error| BenchError::Model(error.to_string()))?;
     let mut figures = vec![figure(
         "sam2.load",
         &variant,
         backend,
         vec![started.elapsed().as_secs_f64() * 1e3],
     )];
+    figures.extend(bench_sam2_model(model, &variant, backend, settings)?);
+    Ok(figures)
+}
+
+/// SAM 2 on a loaded model: `set_image`, one point prompt at the centre (three masks), the
+/// automatic generator from the image. Outputs: `sam2.image_embed` (its values),
+/// `sam2.point_iou` `[3]`, `sam2.point_masks` `[3, 512, 512]` (1 inside), `sam2.automatic`
+/// `[masks, 6]` (box, area, predicted IoU).
+///
+/// Not split: the figures in the order the benches take them, on one model and one embedded
+/// image, each a timed closure and its output.
+pub fn bench_sam2_model(
+    model: Sam2Model,
+    variant: &str,
+    backend: &str,
+    settings: &BenchSettings,
+) -> Result<Vec<Figure>, BenchError> {
+    let model_error = |error: &dyn std::fmt::Display| BenchError::Model(error.to_string());
+    let mut figures = Vec::new();
     let predictor = Sam2Predictor::new(model);
     let image = synthetic_image();
     let embed = || -> Result<Vec<f32>, BenchError> {
@@ -362,11 +375,11 @@ pub fn bench_sam2(
     let (first, embed_ms) = time_work(settings, || embed().map(drop))?;
     figures.push(figure(
         "sam2.embed.first",
-        &variant,
+        variant,
         backend,
         vec![first.as_secs_f64() * 1e3],
     ));
-    figures.push(figure("sam2.embed", &variant, backend, embed_ms));
+    figures.push(figure("sam2.embed", variant, backend, embed_ms));
     let embedding = embed()?;
     save(settings, "sam2.image_embed", &[embedding.len()], &embedding)?;
     let embedded = predictor.set_image(&image);
@@ -381,7 +394,7 @@ pub fn bench_sam2(
         Ok((iou, masks))
     };
     let (_, decode_ms) = time_work(settings, || decode().map(drop))?;
-    figures.push(figure("sam2.point_prompt", &variant, backend, decode_ms));
+    figures.push(figure("sam2.point_prompt", variant, backend, decode_ms));
     let (iou, masks) = decode()?;
     save(settings, "sam2.point_iou", &[iou.len()], &iou)?;
     let inside: Vec<f32> = masks
@@ -406,7 +419,7 @@ pub fn bench_sam2(
         .map_err(|e| model_error(&e))?;
     figures.push(figure(
         &format!("sam2.automatic_{}", settings.grid),
-        &variant,
+        variant,
         backend,
         vec![started.elapsed().as_secs_f64() * 1e3],
     ));

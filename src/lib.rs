@@ -4,6 +4,8 @@
 //! Module map: `docs/ARCHITECTURE.md`.
 
 #[cfg(not(target_arch = "wasm32"))]
+pub mod allocator;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod cache_paths;
 pub mod clip;

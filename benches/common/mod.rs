@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use medfocus::device::{self, DeviceRequest};
 
-/// The allocator the `medfocus` program uses (src/main.rs), so the benches time what users run.
+/// The allocator the `medfocus` program uses (src/main.rs), so the benches time what users run;
+/// each bench's `main` makes the program's setting (`medfocus::allocator`) first.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -58,6 +59,37 @@ pub fn report(work: &str, variant: &str, backend: &str, timings: &Timings) {
         "ms": ms,
     });
     println!("medfocus-bench {line}");
+}
+
+/// `medfocus::bench`'s settings for a bench: one warm-up, `runs` timed runs
+/// (`MEDFOCUS_BENCH_RUNS` overrides), no batch figure, the 16×16 automatic grid, nothing saved.
+pub fn settings(runs: usize) -> medfocus::bench::BenchSettings {
+    medfocus::bench::BenchSettings {
+        warmup: 1,
+        runs: runs_override().unwrap_or(runs).max(1),
+        batch: 1,
+        grid: 16,
+        save: None,
+    }
+}
+
+/// `medfocus::bench`'s figures as `medfocus bench` prints them (one JSON line each), and a
+/// median per line for people.
+pub fn report_all(figures: &[medfocus::bench::Figure]) {
+    for figure in figures {
+        let line = serde_json::to_string(figure).expect("a figure is JSON");
+        println!("medfocus-bench {line}");
+    }
+    for figure in figures {
+        println!(
+            "{} ({}) on {}: {:.1} ms (median of {})",
+            figure.work,
+            figure.variant,
+            figure.backend,
+            figure.median_ms(),
+            figure.ms.len()
+        );
+    }
 }
 
 /// The devices a bench runs on: `MEDFOCUS_BENCH_DEVICE=cpu` (default), `gpu`, or `both`
