@@ -1,5 +1,6 @@
 // Bundles www/ (the page, and the engine's Web Worker with the wasm package that `wasm-pack build
-// --target bundler --out-dir pkg` wrote).
+// --target bundler --out-dir pkg` wrote, and the threaded CPU module scripts/build-threads.sh wrote
+// into pkg-threads/).
 const crypto = require("crypto");
 const fs = require("fs");
 const path = require("path");
@@ -67,7 +68,9 @@ module.exports = (_env, argv) => {
       // Localhost only: patient images never leave the machine, and neither does the page.
       allowedHosts: ["localhost", "127.0.0.1"],
       // A meta tag cannot reach the worker: its script's response carries the policy too.
-      headers: { "Content-Security-Policy": csp },
+      // COOP + COEP make the page cross-origin isolated, which the CPU backend's threads need
+      // (SharedArrayBuffer; www/worker/wasm.js); a host serving dist/ sends the same two.
+      headers: { "Content-Security-Policy": csp, "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" },
       client: { overlay: { warnings: false } },
     },
   };

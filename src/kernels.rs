@@ -67,7 +67,7 @@ where
         .into_data()
         .try_into_vec::<f32>()
         .expect("an f32 tensor reads back as f32");
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), wasm_threads))]
     {
         use rayon::prelude::*;
         /// Elements per task: large enough that scheduling is noise, small enough to balance.
@@ -76,7 +76,7 @@ where
             .par_chunks_mut(CHUNK)
             .for_each(|chunk| math::apply(chunk, f));
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(wasm_threads)))]
     math::apply(&mut values, f);
     Tensor::from_data(burn::tensor::TensorData::new(values, shape), &device)
 }

@@ -6,17 +6,20 @@
 
 use std::sync::Mutex;
 
+#[cfg(not(wasm_threads))]
 use burn::tensor::wgpu::wgpu;
 
 /// Why the device was lost, once it was.
 static LOST: Mutex<Option<String>> = Mutex::new(None);
 
+#[cfg(not(wasm_threads))]
 thread_local! {
     /// The devices watched, kept so that a test can lose one on purpose.
     static WATCHED: std::cell::RefCell<Vec<wgpu::Device>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Records the loss of `device` (opened on `adapter`) when wgpu reports it.
+#[cfg(not(wasm_threads))]
 pub(super) fn watch(device: &wgpu::Device, adapter: &str) {
     let adapter = adapter.to_string();
     device.set_device_lost_callback(move |reason, message| {
@@ -40,6 +43,7 @@ pub fn lost() -> Option<String> {
 /// the loss being noticed and reported).
 #[doc(hidden)]
 pub fn destroy_for_test() {
+    #[cfg(not(wasm_threads))]
     WATCHED.with(|watched| {
         for device in watched.borrow().iter() {
             device.destroy();

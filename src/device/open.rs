@@ -1,23 +1,35 @@
 //! The I/O around [`super::plan`]: listing adapters, opening a GPU runtime once per process, the
 //! CPU backend otherwise.
 
+#[cfg(not(wasm_threads))]
 use std::sync::Mutex;
 
+use burn::tensor::Device;
+#[cfg(not(wasm_threads))]
+use burn::tensor::DeviceKind;
+#[cfg(not(wasm_threads))]
 use burn::tensor::wgpu::{WgpuBackend, WgpuInitError, wgpu};
-use burn::tensor::{Device, DeviceKind};
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(wasm_threads)))]
 use super::browser;
-use super::plan::{AdapterChoice, Plan, device_kind, plan};
+use super::plan::{Plan, plan};
+#[cfg(not(wasm_threads))]
+use super::plan::{AdapterChoice, device_kind};
 use super::proof::{ProofBook, proofs_path};
+#[cfg(not(wasm_threads))]
+use super::types::{AdapterType, graphics_api};
 use super::types::{
-    AdapterSummary, AdapterType, ChosenDevice, ComputeKind, DeviceError, DeviceReport,
-    DeviceRequest, Platform, graphics_api,
+    AdapterSummary, ChosenDevice, ComputeKind, DeviceError, DeviceReport, DeviceRequest, Platform,
 };
 
 /// Lists the GPU adapters wgpu can open here, in the order burn indexes them.
 pub async fn list_adapters() -> Vec<AdapterSummary> {
-    #[cfg(target_arch = "wasm32")]
+    // The threaded CPU module has no WebGPU (see build.rs).
+    #[cfg(wasm_threads)]
+    {
+        Vec::new()
+    }
+    #[cfg(all(target_arch = "wasm32", not(wasm_threads)))]
     {
         web_adapter().await.into_iter().collect()
     }
@@ -37,7 +49,7 @@ pub async fn list_adapters() -> Vec<AdapterSummary> {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(wasm_threads)))]
 async fn web_adapter() -> Option<AdapterSummary> {
     if !browser::has_navigator_gpu() {
         return None;
@@ -63,6 +75,7 @@ async fn web_adapter() -> Option<AdapterSummary> {
 
 /// A GPU runtime opened in this process. burn registers a runtime once per adapter and API and
 /// refuses a second initialisation, so later requests reuse the first.
+#[cfg(not(wasm_threads))]
 #[derive(Clone)]
 struct OpenedGpu {
     kind: DeviceKind,
@@ -71,8 +84,10 @@ struct OpenedGpu {
     adapter: AdapterSummary,
 }
 
+#[cfg(not(wasm_threads))]
 static OPENED: Mutex<Vec<OpenedGpu>> = Mutex::new(Vec::new());
 
+#[cfg(not(wasm_threads))]
 fn find_opened(opened: &[OpenedGpu], kind: &DeviceKind, api: WgpuBackend) -> Option<OpenedGpu> {
     opened
         .iter()
@@ -81,6 +96,7 @@ fn find_opened(opened: &[OpenedGpu], kind: &DeviceKind, api: WgpuBackend) -> Opt
 }
 
 /// Opens (or reuses) the runtime for `choice` and returns it with the adapter it really got.
+#[cfg(not(wasm_threads))]
 async fn open_gpu(choice: &AdapterChoice) -> Result<OpenedGpu, DeviceError> {
     let kind = device_kind(choice, Platform::current());
     let api = graphics_api(&choice.adapter.backend).ok_or_else(|| DeviceError::GpuInit {
@@ -166,7 +182,17 @@ pub async fn choose_device(request: DeviceRequest) -> Result<ChosenDevice, Devic
             reason,
             warnings,
         } => {
+            // The threaded CPU module lists no adapter, so no plan takes a GPU there.
+            #[cfg(wasm_threads)]
+            {
+                let _ = (choice, reason, warnings);
+                return Err(DeviceError::NoGpuAdapter(
+                    " (the page's threaded CPU module has no WebGPU)".into(),
+                ));
+            }
+            #[cfg(not(wasm_threads))]
             let gpu = open_gpu(&choice).await?;
+            #[cfg(not(wasm_threads))]
             ChosenDevice {
                 device: gpu.device,
                 report: DeviceReport {

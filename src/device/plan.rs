@@ -1,6 +1,7 @@
 //! The decision, a pure function of the request, the platform and the adapter list: testable
 //! without hardware.
 
+#[cfg(not(wasm_threads))]
 use burn::tensor::DeviceKind;
 
 use super::proof::{DeviceProof, ProofBook, Verdict};
@@ -185,6 +186,7 @@ fn auto_on_hardware(choice: AdapterChoice, proof: Option<&DeviceProof>) -> Plan 
     }
 }
 
+#[cfg(not(wasm_threads))]
 pub(super) fn device_kind(choice: &AdapterChoice, platform: Platform) -> DeviceKind {
     if platform == Platform::Browser {
         // Browsers do not index adapters; the runtime asks for the high-performance one.

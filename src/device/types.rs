@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use burn::tensor::Device;
+#[cfg(not(wasm_threads))]
 use burn::tensor::wgpu::{WgpuBackend, wgpu};
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +75,7 @@ pub enum AdapterType {
 }
 
 impl AdapterType {
+    #[cfg(not(wasm_threads))]
     fn from_wgpu(kind: wgpu::DeviceType) -> Self {
         match kind {
             wgpu::DeviceType::DiscreteGpu => Self::DiscreteGpu,
@@ -119,6 +121,7 @@ pub struct AdapterSummary {
 }
 
 impl AdapterSummary {
+    #[cfg(not(wasm_threads))]
     pub(super) fn from_adapter(adapter: &wgpu::Adapter) -> Self {
         let info = adapter.get_info();
         let limits = adapter.limits();
@@ -146,6 +149,7 @@ impl AdapterSummary {
 }
 
 /// The non-empty parts, space-separated.
+#[cfg(not(wasm_threads))]
 fn join_present(parts: &[&str]) -> String {
     parts
         .iter()
@@ -155,6 +159,7 @@ fn join_present(parts: &[&str]) -> String {
         .join(" ")
 }
 
+#[cfg(not(wasm_threads))]
 fn backend_name(backend: wgpu::Backend) -> &'static str {
     match backend {
         wgpu::Backend::Vulkan => "Vulkan",
@@ -166,6 +171,7 @@ fn backend_name(backend: wgpu::Backend) -> &'static str {
     }
 }
 
+#[cfg(not(wasm_threads))]
 pub(super) fn graphics_api(backend: &str) -> Option<WgpuBackend> {
     match backend {
         "Vulkan" => Some(WgpuBackend::Vulkan),

@@ -61,6 +61,11 @@ pub(crate) fn rgba(pixels: &Pixels8) -> Vec<u8> {
     out
 }
 
+/// The threaded CPU module's `initThreadPool(threads)`: its rayon pool as Web Workers, which the
+/// engine awaits right after loading the module (www/worker/wasm.js).
+#[cfg(wasm_threads)]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 #[wasm_bindgen(start)]
 fn start() {
     console_error_panic_hook::set_once();

@@ -37,16 +37,17 @@ const consoleErrors = [];
 
 /**
  * Serves dist/ (and, given `models`, that folder at /models/, as `scripts/serve.sh` serves
- * models/) on a port of its own: another origin, so its storage starts empty. Answers its URL.
+ * models/) on a port of its own: another origin, so its storage starts empty; `headers` go on
+ * every answer. Answers its URL.
  */
-async function serveSite(models, served = []) {
+async function serveSite(models, served = [], headers = {}) {
   const server = createServer(async (request, response) => {
     const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
     const file = models && path.startsWith("/models/") ? join(models, path.slice("/models/".length)) : join(dist, path === "/" ? "index.html" : path);
     try {
       const body = await readFile(file);
       served.push([path, body.length]);
-      response.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream", "content-security-policy": csp });
+      response.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream", "content-security-policy": csp, ...headers });
       response.end(body);
     } catch {
       response.writeHead(404).end();
@@ -989,4 +990,41 @@ test("this site's models download once with progress, checked by SHA-256, and a 
   assert.equal(await third.evaluate(() => document.body.dataset.stored), "clip,sam2", "the damaged head was not kept");
   await fresh.close();
   await writeFile(head, original);
+});
+
+test("on the CPU, a page its host isolates (COOP and COEP) computes on every core, with the answers of one", async () => {
+  const isolation = { "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp" };
+  const sites = { one: await serveSite(null), every: await serveSite(null, [], isolation) };
+  const main = page;
+  const seen = {};
+  try {
+    for (const [name, address] of Object.entries(sites)) {
+      const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+      page = await context.newPage();
+      page.on("pageerror", (error) => consoleErrors.push(String(error)));
+      await page.goto(address);
+      await page.waitForFunction(() => document.body.dataset.engine === "ready" && document.body.dataset.device, null, { timeout: 60_000 });
+      assert.equal(await dataset("device"), "flex", await text("#device-report"));
+      const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+      const report = await text("#device-report");
+      await page.setInputFiles("#model-input", join(fixtures, "clip", "openclip-tiny"));
+      await page.waitForFunction(() => document.body.dataset.model, null, { timeout: 60_000 });
+      await drop("#drop", xray);
+      await page.waitForFunction(() => document.body.dataset.image, null, work);
+      const { result, error, rows } = await classify("none");
+      assert.equal(result, "person1951_bacteria_4882.jpeg:none", error);
+      seen[name] = { report, rows, cores, isolated: await page.evaluate(() => self.crossOriginIsolated) };
+      if (name === "every") await shot("29-threads");
+      await context.close();
+    }
+  } finally {
+    page = main;
+  }
+  assert.equal(seen.one.isolated, false);
+  assert.match(seen.one.report, /threads1: the page is not cross-origin isolated/);
+  assert.equal(seen.every.isolated, true);
+  const threads = Math.min(seen.every.cores, 16);
+  assert.match(seen.every.report, threads > 1 ? new RegExp(`threads${threads}, every core`) : /threads1: this computer reports one core/);
+  // The same model on the same image: threads split the work, not the arithmetic.
+  assert.deepEqual(seen.every.rows, seen.one.rows);
 });

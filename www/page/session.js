@@ -29,6 +29,7 @@ async function initDevice() {
     const report = await engine.call("init", { request: state.sources.device });
     state.models.device = report;
     const entries = [["computes on", computesOn[report.kind] ?? report.kind]];
+    if (report.threads) entries.push(["threads", report.threads > 1 ? `${report.threads}, every core` : `1: ${report.threadsWhy}`]);
     if (report.adapter) entries.push(["graphics adapter", report.adapter.name || "(the browser gives no name)"]);
     entries.push(["why", report.reason]);
     for (const warning of report.warnings) entries.push(["warning", warning, "warning"]);

@@ -4,7 +4,7 @@
 import { readFile } from "./io.js";
 import { download, siteModels } from "./site.js";
 import { forget, keep, receive, stored } from "./store.js";
-import { wasm } from "./wasm.js";
+import { useThreads, wasm } from "./wasm.js";
 
 const state = {
   device: null,
@@ -39,6 +39,16 @@ function describeHead(head) {
 export const ops = {
   async init({ request }) {
     state.device = await wasm().initDevice(request);
+    if (state.device.kind === "cpu") {
+      // The CPU on every core where the page allows threads; the choice and its reason stay.
+      let threads;
+      try {
+        threads = await useThreads();
+      } catch (error) {
+        threads = { threads: 1, why: `the threaded module did not load (${error?.message ?? error})` };
+      }
+      state.device = { ...state.device, threads: threads.threads, threadsWhy: threads.why };
+    }
     return state.device;
   },
 

@@ -14,6 +14,26 @@ export const loading = import("../../pkg/medfocus.js").then(
 
 export const wasm = () => medfocus;
 
+/**
+ * All of this computer's cores for the CPU backend: where the page is cross-origin isolated (its
+ * host sends COOP and COEP, so SharedArrayBuffer exists) and the engine computes on the CPU, the
+ * threaded CPU module (pkg-threads/, scripts/build-threads.sh: burn's CPU backend with its thread
+ * pool on Web Workers, no WebGPU) takes over from the main one. Answers `{threads, why}`: the
+ * threads it runs on, and why only one where that is so; a module that fails to load rejects,
+ * and the main one stays.
+ */
+export async function useThreads() {
+  if (!self.crossOriginIsolated) return { threads: 1, why: "the page is not cross-origin isolated (its host sends no COOP/COEP headers)" };
+  const threads = Math.min(navigator.hardwareConcurrency ?? 1, 16);
+  if (threads < 2) return { threads: 1, why: "this computer reports one core" };
+  const threaded = await import("../../pkg-threads/medfocus.js");
+  await threaded.default();
+  await threaded.initThreadPool(threads);
+  await threaded.initDevice("cpu");
+  medfocus = self.medfocus = threaded;
+  return { threads, why: null };
+}
+
 /** Why the GPU device was lost, if it was (null otherwise, or when the module cannot say). */
 export function deviceLost() {
   try {
