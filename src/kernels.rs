@@ -1,6 +1,6 @@
 //! Element-wise kernels that burn's CPU backend (flex) runs one element at a time on one thread,
 //! run here in SIMD ([`math`]: `erf` and `exp` without library calls, so the loops vectorise) and,
-//! natively, across the machine's cores.
+//! natively and in the page's threaded CPU module (`cfg(wasm_threads)`), across the cores.
 //!
 //! Why: flex evaluates GELU as libm's scalar `erff` per element on the calling thread. SAM 2's
 //! mask decoder applies it to `[prompts, 256, 256, 32]` upscaled features and Hiera's MLPs to
@@ -34,7 +34,8 @@ fn on_host<const D: usize>(x: &Tensor<D>) -> bool {
 }
 
 /// GELU, the exact (erf) form: `0.5·x·(1 + erf(x/√2))`, as `burn::tensor::activation::gelu`.
-/// Large f32 tensors on the CPU backend are computed in SIMD (natively on all cores); anything
+/// Large f32 tensors on the CPU backend are computed in SIMD (on all cores where there are
+/// threads); anything
 /// else (GPU, autodiff, small) is burn's own.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if on_host(&x) {
@@ -53,8 +54,8 @@ pub fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     x.clone() * activation::sigmoid(x * 1.702)
 }
 
-/// `f` applied to every element of an f32 tensor on the CPU backend: natively across the cores,
-/// in wasm on the one thread there is. Generic over `f` (not a `fn` pointer), so that each
+/// `f` applied to every element of an f32 tensor on the CPU backend: across the cores natively
+/// and in the threaded CPU module, on the one thread there is in the page's main module. Generic over `f` (not a `fn` pointer), so that each
 /// function is inlined into the loop and the loop vectorised.
 fn map<const D: usize, F>(x: Tensor<D>, f: F) -> Tensor<D>
 where

@@ -12,15 +12,15 @@ use burn::tensor::wgpu::{WgpuBackend, WgpuInitError, wgpu};
 
 #[cfg(all(target_arch = "wasm32", not(wasm_threads)))]
 use super::browser;
-use super::plan::{Plan, plan};
 #[cfg(not(wasm_threads))]
 use super::plan::{AdapterChoice, device_kind};
+use super::plan::{Plan, plan};
 use super::proof::{ProofBook, proofs_path};
-#[cfg(not(wasm_threads))]
-use super::types::{AdapterType, graphics_api};
 use super::types::{
     AdapterSummary, ChosenDevice, ComputeKind, DeviceError, DeviceReport, DeviceRequest, Platform,
 };
+#[cfg(not(wasm_threads))]
+use super::types::{AdapterType, graphics_api};
 
 /// Lists the GPU adapters wgpu can open here, in the order burn indexes them.
 pub async fn list_adapters() -> Vec<AdapterSummary> {
