@@ -2,6 +2,8 @@
 // back until the module compiled, and messages posted meanwhile would be lost. `loading` settles
 // once it is there (or rejects saying why not); `wasm()` is the module afterwards.
 let medfocus = null;
+/** The threaded CPU module, once `useThreads` has started it. */
+let threadedModule = null;
 
 export const loading = import("../../pkg/medfocus.js").then(
   // Also `self.medfocus`: the engine's module, for diagnostics in the worker's console and for
@@ -26,11 +28,13 @@ export async function useThreads() {
   if (!self.crossOriginIsolated) return { threads: 1, why: "the page is not cross-origin isolated (its host sends no COOP/COEP headers)" };
   const threads = Math.min(navigator.hardwareConcurrency ?? 1, 16);
   if (threads < 2) return { threads: 1, why: "this computer reports one core" };
+  // Once per worker: a thread pool cannot be started twice.
+  if (threadedModule) return { threads, why: null };
   const threaded = await import("../../pkg-threads/medfocus.js");
   await threaded.default();
   await threaded.initThreadPool(threads);
   await threaded.initDevice("cpu");
-  medfocus = self.medfocus = threaded;
+  medfocus = self.medfocus = threadedModule = threaded;
   return { threads, why: null };
 }
 
