@@ -24,15 +24,13 @@
 // (its threads need a cross-origin isolated page, which neither page is).
 // cpu = MedFocus on burn's CPU backend in wasm against onnxruntime-web's `wasm` backend;
 // gpu = WebGPU on both (`webgpu` execution provider); SwiftShader where there is no GPU.
-import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { launchChromium, openEngine, serveDist, serveFiles } from "../dev/dist-server.mjs";
+import { ORT_WEB_VERSION, installOrtWeb, median, runOrt } from "./onnxruntime-web.mjs";
 
-const ORT_WEB_VERSION = "1.31.1";
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const usage =
   "usage: node scripts/bench/browser_side_by_side.mjs DIST CLIP_FOLDER SAM2_BURNPACK IMAGE [--devices cpu,gpu] [--sides medfocus,onnxruntime-web] [--rounds N] [--runs N] [--clip-only] [--explain] [--json FILE]";
@@ -189,53 +187,10 @@ async function ortSide(device) {
   return out;
 }
 
-/** In the ORT page: one session, a fixed input (the benches' pattern, scaled to about ±2), timed runs. */
-async function runOrt({ url, shape, runs, provider, level }) {
-  ort.env.wasm.numThreads = 1;
-  ort.env.wasm.wasmPaths = "/ort/";
-  const started = performance.now();
-  const session = await ort.InferenceSession.create(url, { executionProviders: [provider], graphOptimizationLevel: level });
-  const loadMs = performance.now() - started;
-  const size = shape.reduce((a, b) => a * b, 1);
-  const data = new Float32Array(size);
-  for (let i = 0; i < size; i++) data[i] = ((i % 251) / 250 - 0.5) * 4;
-  const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", data, shape) };
-  const times = [];
-  for (let run = 0; run <= runs; run++) {
-    const begun = performance.now();
-    const outputs = await session.run(feeds);
-    // The outputs are on the CPU when run resolves (WebGPU included: read back by default).
-    times.push(performance.now() - begun);
-    for (const output of Object.values(outputs)) output.dispose?.();
-  }
-  await session.release();
-  return { loadMs, times };
-}
-
-/** onnxruntime-web, pinned, installed once outside the clone; answers its dist folder. */
-function installOrtWeb() {
-  const prefix = join(homedir(), ".cache", "medfocus", "onnxruntime-web");
-  const distDir = join(prefix, "node_modules", "onnxruntime-web", "dist");
-  const manifest = join(prefix, "node_modules", "onnxruntime-web", "package.json");
-  let installed = null;
-  if (existsSync(manifest)) installed = JSON.parse(readFileSync(manifest, "utf8")).version;
-  if (installed !== ORT_WEB_VERSION) {
-    console.error(`installing onnxruntime-web@${ORT_WEB_VERSION} into ${prefix}`);
-    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", prefix, `onnxruntime-web@${ORT_WEB_VERSION}`], { stdio: "inherit" });
-  }
-  return distDir;
-}
-
 /** A bare page with onnxruntime-web, its files at /ort/ and the ONNX towers at /onnx/. */
 function serveOrtPage() {
   const index = `<!doctype html><meta charset="utf-8"><title>onnxruntime-web</title><script src="/ort/ort.all.min.js"></script>`;
   return serveFiles({ index, roots: { "/ort/": ortDist, "/onnx/": onnxDir } });
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** Per device and work: each side's range of per-round medians, and the ratio of their medians. */

@@ -13,15 +13,13 @@
 // runs the text tower; the rest time the image tower, preprocessing and the answer, as the page
 // does); onnxruntime-web (wasm backend) runs the same tower as ONNX on a fixed 224² input.
 import { createServer } from "node:http";
-import { existsSync, readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { execFileSync } from "node:child_process";
-import { homedir } from "node:os";
 import { dirname, extname, join, normalize, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { installOrtWeb, median, runOrt } from "./onnxruntime-web.mjs";
 
-const ORT_WEB_VERSION = "1.31.1";
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -99,11 +97,13 @@ const url = `http://127.0.0.1:${server.address().port}/`;
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
 const chromiumVersion = browser.version();
 const long = { timeout: 1_800_000 };
+// onnxruntime-web: the exported image tower on its `wasm` backend, default optimisation.
+const ortTower = { url: "/onnx/openai-vit-b-16.visual.onnx", shape: [1, 3, 224, 224], provider: "wasm", level: "all" };
 const sides = [
   { side: "MedFocus, 1 thread", run: (page) => page.evaluate(engine, { pkg: "pkg-single", threads: 0, runs }) },
   { side: `MedFocus, ${threads} threads`, run: (page) => page.evaluate(engine, { pkg: "pkg-threads", threads, runs }) },
-  { side: "onnxruntime-web, 1 thread", run: (page) => page.evaluate(runOrt, { runs, threads: 1 }) },
-  { side: `onnxruntime-web, ${threads} threads`, run: (page) => page.evaluate(runOrt, { runs, threads }) },
+  { side: "onnxruntime-web, 1 thread", run: (page) => page.evaluate(runOrt, { ...ortTower, runs, threads: 1 }) },
+  { side: `onnxruntime-web, ${threads} threads`, run: (page) => page.evaluate(runOrt, { ...ortTower, runs, threads }) },
 ];
 if (only) sides.splice(0, sides.length, ...sides.filter((_, at) => only.includes(["single", "threads", "ort-single", "ort-threads"][at])));
 const figures = [];
@@ -148,41 +148,4 @@ function engine(message) {
     worker.onerror = (event) => done({ error: event.message ?? "the worker failed" });
     worker.postMessage(message);
   });
-}
-
-/** In the page: onnxruntime-web's wasm backend on the exported image tower, a fixed input. */
-async function runOrt({ runs, threads }) {
-  ort.env.wasm.numThreads = threads;
-  ort.env.wasm.wasmPaths = "/ort/";
-  const session = await ort.InferenceSession.create("/onnx/openai-vit-b-16.visual.onnx", { executionProviders: ["wasm"] });
-  const shape = [1, 3, 224, 224];
-  const data = new Float32Array(3 * 224 * 224);
-  for (let i = 0; i < data.length; i++) data[i] = ((i % 251) / 250 - 0.5) * 4;
-  const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", data, shape) };
-  const times = [];
-  for (let run = 0; run <= runs; run++) {
-    const started = performance.now();
-    const outputs = await session.run(feeds);
-    times.push(performance.now() - started);
-    for (const output of Object.values(outputs)) output.dispose?.();
-  }
-  await session.release();
-  return { times, isolated: self.crossOriginIsolated };
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-/** onnxruntime-web, pinned, installed once outside the clone (as browser_side_by_side.mjs does). */
-function installOrtWeb() {
-  const prefix = join(homedir(), ".cache", "medfocus", "onnxruntime-web");
-  const manifest = join(prefix, "node_modules", "onnxruntime-web", "package.json");
-  const installed = existsSync(manifest) ? JSON.parse(readFileSync(manifest, "utf8")).version : null;
-  if (installed !== ORT_WEB_VERSION) {
-    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", prefix, `onnxruntime-web@${ORT_WEB_VERSION}`], { stdio: "inherit" });
-  }
-  return join(prefix, "node_modules", "onnxruntime-web", "dist");
 }
